@@ -1,0 +1,179 @@
+// A keyed work queue with the semantics controllers rely on:
+// - a key waiting in the queue is held once, however often it is added;
+// - a key being processed is never handed to a second worker; adding it
+//   meanwhile marks it dirty and it is queued again when the first finishes;
+// - delayed adds keep the earliest deadline per key;
+// - failures back off exponentially per key until `forget`.
+
+/** setTimeout cannot wait longer than this; longer delays fire early and re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface WorkQueueOptions {
+  /** First retry delay after a failure. */
+  baseRetryDelayMs?: number;
+  /** Upper bound for a retry delay. */
+  maxRetryDelayMs?: number;
+  /** Injected clock, for tests. */
+  now?: () => number;
+}
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private head = 0;
+  private readonly dirty = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly failures = new Map<string, number>();
+  private readonly waiters: Array<(key: string | undefined) => void> = [];
+  private shuttingDown = false;
+  private readonly baseRetryDelayMs: number;
+  private readonly maxRetryDelayMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: WorkQueueOptions = {}) {
+    this.baseRetryDelayMs = opts.baseRetryDelayMs ?? 100;
+    this.maxRetryDelayMs = opts.maxRetryDelayMs ?? 5 * 60_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Keys waiting to be handed to a worker (not counting delayed ones). */
+  get depth(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Keys scheduled for later. */
+  get scheduled(): number {
+    return this.delayed.size;
+  }
+
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.dirty.add(key);
+    if (this.processing.has(key)) return; // re-queued by done()
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      waiter(key);
+      return;
+    }
+    this.queue.push(key);
+  }
+
+  /** Adds the key after `delayMs`, unless it is already due earlier. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.shuttingDown) return;
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = this.now() + delayMs;
+    const existing = this.delayed.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    this.arm(key, at);
+  }
+
+  /** When the key is next due, if it is scheduled. */
+  scheduledAt(key: string): number | undefined {
+    return this.delayed.get(key)?.at;
+  }
+
+  private arm(key: string, at: number): void {
+    const wait = Math.min(Math.max(at - this.now(), 0), MAX_TIMER_MS);
+    const timer = setTimeout(() => {
+      if (this.now() < at) {
+        this.arm(key, at); // long delay: re-arm for the rest
+        return;
+      }
+      this.delayed.delete(key);
+      this.add(key);
+    }, wait);
+    timer.unref();
+    this.delayed.set(key, { at, timer });
+  }
+
+  /** Re-adds a key after a failure, with per-key exponential backoff. */
+  addRateLimited(key: string): number {
+    const failures = this.failures.get(key) ?? 0;
+    this.failures.set(key, failures + 1);
+    const delay = Math.min(this.baseRetryDelayMs * 2 ** failures, this.maxRetryDelayMs);
+    this.addAfter(key, delay);
+    return delay;
+  }
+
+  /** Clears a key's failure count, after a success. */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  retries(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** Waits for the next key; undefined once the queue shuts down. */
+  get(): Promise<string | undefined> {
+    if (this.head < this.queue.length) {
+      const key = this.queue[this.head++]!;
+      if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue.splice(0, this.head);
+        this.head = 0;
+      }
+      this.dirty.delete(key);
+      this.processing.add(key);
+      return Promise.resolve(key);
+    }
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Marks a key finished; a key added while it was processing goes back in the queue. */
+  done(key: string): void {
+    this.processing.delete(key);
+    if (this.dirty.has(key)) {
+      this.dirty.delete(key);
+      this.add(key);
+    }
+  }
+
+  shutDown(): void {
+    this.shuttingDown = true;
+    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    this.delayed.clear();
+    for (const waiter of this.waiters.splice(0)) waiter(undefined);
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+}
+
+export type KeyHandler = (key: string) => Promise<void>;
+
+/**
+ * Runs `workers` loops that take keys and call `handle`. A handler that throws
+ * gets its key retried with backoff; one that returns normally is forgotten.
+ * Resolves when the queue shuts down and every loop has finished its key.
+ */
+export async function runWorkers(
+  queue: WorkQueue,
+  workers: number,
+  handle: KeyHandler,
+  onError: (key: string, err: unknown, retryInMs: number) => void,
+): Promise<void> {
+  const loop = async () => {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      try {
+        await handle(key);
+        queue.forget(key);
+      } catch (err) {
+        onError(key, err, queue.addRateLimited(key));
+      } finally {
+        queue.done(key);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, loop));
+}
