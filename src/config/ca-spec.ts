@@ -1,0 +1,215 @@
+/**
+ * The spec of the CertificateAuthority resource (crds/certificateauthorities.alcazar.dev.yaml) and
+ * the resolved configuration the controllers run with.
+ *
+ * The CRD's OpenAPI defaults and CEL rules are the first gate; this schema repeats them because the
+ * stored object may predate a rule, the CRD may have been applied by hand without them, or there may
+ * be no CertificateAuthority at all (then the built-in defaults apply). crd-sync.test.ts checks that
+ * both sides default the same way.
+ */
+import { z } from 'zod';
+import { tryParseDuration } from './duration.js';
+import { formatIssues } from './issues.js';
+
+export const keyAlgorithmSchema = z.enum(['ECDSA_P256', 'RSA_2048']);
+export type KeyAlgorithm = z.infer<typeof keyAlgorithmSchema>;
+
+export const rootCaModeSchema = z.enum(['SelfSigned', 'PluggedIn']);
+export type RootCaMode = z.infer<typeof rootCaModeSchema>;
+
+/** Milliseconds of a duration string, or undefined when it does not parse (its own field reports that). */
+function durationMs(text: string): number | undefined {
+  const parsed = tryParseDuration(text);
+  return parsed.ok ? parsed.ms : undefined;
+}
+
+function durationString(lowerBound: 'positive' | 'nonNegative') {
+  return z
+    .string()
+    .max(64, { error: 'must be at most 64 characters' })
+    .superRefine((text, ctx) => {
+      const parsed = tryParseDuration(text);
+      if (!parsed.ok) {
+        ctx.addIssue({ code: 'custom', message: parsed.message });
+      } else if (lowerBound === 'positive' && parsed.ms <= 0) {
+        ctx.addIssue({ code: 'custom', message: `must be longer than zero, got '${text}'` });
+      } else if (parsed.ms < 0) {
+        ctx.addIssue({ code: 'custom', message: `must not be negative, got '${text}'` });
+      }
+    });
+}
+
+/** A share of a lifetime: strictly between 0 and 1. */
+const lifetimeShare = z
+  .number({ error: 'must be a number' })
+  .gt(0, { error: 'must be greater than 0 and less than 1' })
+  .lt(1, { error: 'must be greater than 0 and less than 1' });
+
+const trustDomainSchema = z
+  .string()
+  .min(1, { error: 'must not be empty' })
+  .max(255, { error: 'must be at most 255 characters' })
+  .regex(/^[a-z0-9._-]+$/, {
+    error: "must contain only lowercase letters, digits, '.', '-' and '_'",
+  });
+
+const namespaceNameSchema = z
+  .string()
+  .max(63, { error: 'must be at most 63 characters' })
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, {
+    error:
+      "must be a namespace name: lowercase letters, digits and '-', starting and ending with a letter or digit",
+  });
+
+const workloadCertificatesSchema = z
+  .object({
+    ttl: durationString('positive').default('2160h'),
+    keyAlgorithm: keyAlgorithmSchema.default('ECDSA_P256'),
+    gracePeriodRatio: lifetimeShare.default(0.5),
+    minGracePeriod: durationString('nonNegative').default('10m'),
+    clockSkewAllowance: durationString('nonNegative').default('5m'),
+  })
+  .superRefine((workload, ctx) => {
+    const ttlMs = durationMs(workload.ttl);
+    const minGraceMs = durationMs(workload.minGracePeriod);
+    if (ttlMs !== undefined && minGraceMs !== undefined && minGraceMs >= ttlMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['minGracePeriod'],
+        message: `must be shorter than ttl (${workload.ttl}), got '${workload.minGracePeriod}'`,
+      });
+    }
+  });
+
+const selfSignedRootSchema = z.object({
+  ttl: durationString('positive').default('87600h'),
+  keyAlgorithm: keyAlgorithmSchema.default('ECDSA_P256'),
+  rotationThreshold: lifetimeShare.default(0.2),
+});
+
+const rootCaSchema = z.object({
+  mode: rootCaModeSchema.default('SelfSigned'),
+  selfSigned: selfSignedRootSchema.prefault({}),
+});
+
+const namespacesSchema = z.object({
+  managedByDefault: z.boolean({ error: 'must be true or false' }).default(true),
+  alwaysManaged: z
+    .array(namespaceNameSchema)
+    .default(() => [])
+    .superRefine((names, ctx) => {
+      const seen = new Set<string>();
+      names.forEach((name, index) => {
+        if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [index], message: `lists '${name}' twice` });
+        seen.add(name);
+      });
+    }),
+});
+
+/**
+ * The spec as the apiserver stores it once defaulted: same field names, durations still strings.
+ * Unknown fields are dropped, as the apiserver prunes them.
+ */
+export const certificateAuthoritySpecSchema = z
+  .object({
+    trustDomain: trustDomainSchema.default('cluster.local'),
+    workloadCertificates: workloadCertificatesSchema.prefault({}),
+    rootCA: rootCaSchema.prefault({}),
+    namespaces: namespacesSchema.prefault({}),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.rootCA.mode !== 'SelfSigned') return;
+    const workloadTtlMs = durationMs(spec.workloadCertificates.ttl);
+    const rootTtlMs = durationMs(spec.rootCA.selfSigned.ttl);
+    if (workloadTtlMs !== undefined && rootTtlMs !== undefined && workloadTtlMs >= rootTtlMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workloadCertificates', 'ttl'],
+        message: `must be shorter than rootCA.selfSigned.ttl (${spec.rootCA.selfSigned.ttl}), got '${spec.workloadCertificates.ttl}'`,
+      });
+    }
+  });
+
+/** The defaulted spec, field for field as in the CRD. */
+export type CertificateAuthoritySpec = z.output<typeof certificateAuthoritySpecSchema>;
+
+/** Only called on a spec that passed validation, so every duration parses. */
+function msOf(text: string): number {
+  const ms = durationMs(text);
+  if (ms === undefined)
+    throw new Error(`unreachable: duration '${text}' passed validation but does not parse`);
+  return ms;
+}
+
+function resolveCaConfig(spec: CertificateAuthoritySpec) {
+  const { workloadCertificates: workload, rootCA, namespaces } = spec;
+  return {
+    trustDomain: spec.trustDomain,
+    workload: {
+      ttlMs: msOf(workload.ttl),
+      keyAlgorithm: workload.keyAlgorithm,
+      gracePeriodRatio: workload.gracePeriodRatio,
+      minGracePeriodMs: msOf(workload.minGracePeriod),
+      clockSkewMs: msOf(workload.clockSkewAllowance),
+    },
+    root: {
+      mode: rootCA.mode,
+      selfSigned: {
+        ttlMs: msOf(rootCA.selfSigned.ttl),
+        keyAlgorithm: rootCA.selfSigned.keyAlgorithm,
+        rotationThreshold: rootCA.selfSigned.rotationThreshold,
+      },
+    },
+    namespaces: {
+      managedByDefault: namespaces.managedByDefault,
+      alwaysManaged: [...namespaces.alwaysManaged],
+    },
+  };
+}
+
+/**
+ * The apiserver prunes nulls from fields that are not nullable and then applies the default, so
+ * `ttl: null` means "default ttl". Do the same here.
+ */
+function withoutNulls(value: unknown): unknown {
+  if (value === null) return undefined;
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .filter(([, field]) => field !== null)
+        .map(([key, field]) => [key, withoutNulls(field)]),
+    );
+  }
+  return value;
+}
+
+/** From the raw `spec` of a CertificateAuthority (or undefined when there is none) to CaConfig. */
+export const caConfigSchema = z.preprocess(
+  withoutNulls,
+  certificateAuthoritySpecSchema.prefault({}).transform(resolveCaConfig),
+);
+
+/** What the controllers run with: the spec resolved, durations in milliseconds. */
+export type CaConfig = z.output<typeof caConfigSchema>;
+
+export type CaConfigParseResult = { ok: true; config: CaConfig } | { ok: false; message: string };
+
+/**
+ * Validates the `spec` of the CertificateAuthority. A missing CertificateAuthority (undefined) or an
+ * empty spec yields the built-in defaults. On failure the message names every offending field,
+ * e.g. "spec.workloadCertificates.ttl: must be longer than zero, got '0s'".
+ */
+export function parseCertificateAuthoritySpec(raw: unknown): CaConfigParseResult {
+  const result = caConfigSchema.safeParse(raw);
+  if (result.success) return { ok: true, config: result.data };
+  return { ok: false, message: formatIssues(result.error.issues, 'spec') };
+}
+
+/** The configuration used when no CertificateAuthority exists. A fresh object on every call. */
+export function defaultCaConfig(): CaConfig {
+  const result = parseCertificateAuthoritySpec(undefined);
+  if (!result.ok)
+    throw new Error(`the built-in CertificateAuthority defaults are invalid: ${result.message}`);
+  return result.config;
+}
