@@ -1,0 +1,223 @@
+// The signing authority: the CA certificate and key alcazar signs workload
+// certificates with, the chain that goes after each leaf, and the root
+// bundle workloads trust. Loaded from the CA Secrets and validated by issuing
+// and verifying a probe leaf, so a loaded authority is known to work.
+import { createHash, type KeyObject } from 'node:crypto';
+import {
+  type CertificateInfo,
+  decodeCertificatesPem,
+  encodeCertificatesPem,
+  generateKeyPair,
+  inspectCertificate,
+  issueLeafCertificate,
+  keyMatchesCertificate,
+  parsePrivateKeyPem,
+  verifyChain,
+} from '../pki/index.js';
+
+export type CaMode = 'SelfSigned' | 'PluggedIn';
+
+export const SELF_SIGNED_SECRET = 'istio-ca-secret';
+export const SELF_SIGNED_SECRET_TYPE = 'istio.io/ca-root';
+export const PLUGGED_IN_SECRET = 'cacerts';
+
+export interface SigningAuthority {
+  mode: CaMode;
+  /** Where it was loaded from, e.g. istio-system/istio-ca-secret. */
+  source: string;
+  signerCertificateDer: Buffer;
+  signerKey: KeyObject;
+  signer: CertificateInfo;
+  /** PEM that follows the leaf in cert-chain.pem (empty when a root signs directly). */
+  chainPem: string;
+  /** root-cert.pem for workloads. */
+  rootBundlePem: string;
+  roots: CertificateInfo[];
+  /** The root the signer chains to (the others in the bundle are trusted but not signing). */
+  activeRootFingerprint: string;
+  /** Identifies signer + chain + bundle: any change means workloads need attention. */
+  generation: string;
+  rootBundleHash: string;
+  chainHash: string;
+}
+
+/** Why an authority cannot be loaded. `reason` is machine-readable, `message` says what to fix. */
+export class CaLoadError extends Error {
+  override name = 'CaLoadError';
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const sha256Hex = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+function requireKey(data: Record<string, Buffer>, key: string, source: string): Buffer {
+  const value = data[key];
+  if (!value || value.length === 0) throw new CaLoadError('MissingKey', `${source} has no ${key}`);
+  return value;
+}
+
+function certificatesFrom(pem: Buffer, what: string, source: string): Buffer[] {
+  try {
+    const ders = decodeCertificatesPem(pem);
+    if (ders.length === 0) throw new Error('no CERTIFICATE block');
+    return ders;
+  } catch (err) {
+    throw new CaLoadError(
+      'Unparsable',
+      `${source}: ${what} is not a PEM certificate: ${(err as Error).message}`,
+    );
+  }
+}
+
+function inspect(der: Buffer, what: string, source: string): CertificateInfo {
+  try {
+    return inspectCertificate(der);
+  } catch (err) {
+    throw new CaLoadError('Unparsable', `${source}: ${what} cannot be parsed: ${(err as Error).message}`);
+  }
+}
+
+function privateKeyFrom(pem: Buffer, source: string): KeyObject {
+  try {
+    return parsePrivateKeyPem(pem);
+  } catch (err) {
+    throw new CaLoadError(
+      'Unparsable',
+      `${source}: ca-key.pem is not a usable private key: ${(err as Error).message}`,
+    );
+  }
+}
+
+export interface LoadOptions {
+  now: Date;
+  /** The signer must stay valid at least this long, or it cannot issue useful leaves. */
+  minRemainingMs: number;
+}
+
+/**
+ * Checks that the signer can really issue: it is a CA allowed to sign, its
+ * key matches, it is valid for long enough, and a leaf it signs verifies
+ * through the chain to the root bundle.
+ */
+async function assemble(
+  mode: CaMode,
+  source: string,
+  signerDer: Buffer,
+  signerKey: KeyObject,
+  chainAfterLeaf: Buffer[],
+  rootDers: Buffer[],
+  opts: LoadOptions,
+): Promise<SigningAuthority> {
+  const signer = inspect(signerDer, 'ca-cert.pem', source);
+  if (!signer.isCA)
+    throw new CaLoadError('NotACA', `${source}: ca-cert.pem is not a CA certificate (CA:FALSE)`);
+  if (!signer.keyUsage.includes('keyCertSign')) {
+    throw new CaLoadError('CannotSign', `${source}: ca-cert.pem lacks the keyCertSign key usage`);
+  }
+  if (!keyMatchesCertificate(signerKey, signerDer)) {
+    throw new CaLoadError('KeyMismatch', `${source}: ca-key.pem does not match ca-cert.pem`);
+  }
+  const remaining = signer.notAfter.getTime() - opts.now.getTime();
+  if (remaining < opts.minRemainingMs) {
+    throw new CaLoadError(
+      'SignerExpiring',
+      `${source}: the signing certificate ${remaining <= 0 ? 'has expired' : 'expires too soon'} ` +
+        `(notAfter ${signer.notAfter.toISOString()})`,
+    );
+  }
+  const roots = rootDers.map((der, i) => inspect(der, `root certificate #${i + 1}`, source));
+
+  const probeKey = await generateKeyPair('ECDSA_P256');
+  const probe = await issueLeafCertificate({
+    publicKey: probeKey.publicKey,
+    spiffeId: 'spiffe://alcazar.probe/ns/probe/sa/probe',
+    notBefore: opts.now,
+    notAfter: new Date(Math.min(opts.now.getTime() + 60_000, signer.notAfter.getTime())),
+    issuer: { certificate: signerDer, privateKey: signerKey },
+  });
+  const verification = verifyChain({
+    leaf: probe.der,
+    intermediates: [signerDer, ...chainAfterLeaf],
+    roots: rootDers,
+    at: opts.now,
+  });
+  if (!verification.ok) {
+    throw new CaLoadError(
+      'ChainInvalid',
+      `${source}: a certificate signed by ca-cert.pem does not verify against root-cert.pem: ${verification.message}`,
+    );
+  }
+
+  const active = rootDers.findIndex(
+    (root) =>
+      verifyChain({
+        leaf: probe.der,
+        intermediates: [signerDer, ...chainAfterLeaf],
+        roots: [root],
+        at: opts.now,
+      }).ok,
+  );
+  const chainPem = chainAfterLeaf.length > 0 ? encodeCertificatesPem(chainAfterLeaf) : '';
+  const rootBundlePem = encodeCertificatesPem(rootDers);
+  const rootBundleHash = sha256Hex(rootBundlePem);
+  const chainHash = sha256Hex(chainPem);
+  return {
+    mode,
+    source,
+    signerCertificateDer: signerDer,
+    signerKey,
+    signer,
+    chainPem,
+    rootBundlePem,
+    roots,
+    activeRootFingerprint: roots[Math.max(active, 0)]!.fingerprintSha256,
+    rootBundleHash,
+    chainHash,
+    generation: sha256Hex(`${signer.fingerprintSha256}|${chainHash}|${rootBundleHash}`).slice(0, 16),
+  };
+}
+
+/** Self-signed mode: istio-ca-secret with ca-cert.pem (the root) and ca-key.pem. */
+export function loadSelfSigned(
+  data: Record<string, Buffer>,
+  source: string,
+  opts: LoadOptions,
+): Promise<SigningAuthority> {
+  const certs = certificatesFrom(requireKey(data, 'ca-cert.pem', source), 'ca-cert.pem', source);
+  const key = privateKeyFrom(requireKey(data, 'ca-key.pem', source), source);
+  const signer = certs[0]!;
+  // Further roots in the Secret (during a root rotation) are trusted too.
+  const extraRoots = data['root-cert.pem']?.length
+    ? certificatesFrom(data['root-cert.pem'], 'root-cert.pem', source)
+    : [];
+  const roots = [signer, ...extraRoots.filter((der) => !der.equals(signer))];
+  return assemble('SelfSigned', source, signer, key, [], roots, opts);
+}
+
+/**
+ * Plugged-in mode: cacerts with ca-cert.pem (the signing CA, often an
+ * intermediate), ca-key.pem, root-cert.pem and cert-chain.pem (the signer's
+ * chain up to the root). Workload cert-chain.pem = leaf + signer + the rest of
+ * the chain, without the root.
+ */
+export function loadPluggedIn(
+  data: Record<string, Buffer>,
+  source: string,
+  opts: LoadOptions,
+): Promise<SigningAuthority> {
+  const [signer] = certificatesFrom(requireKey(data, 'ca-cert.pem', source), 'ca-cert.pem', source);
+  const key = privateKeyFrom(requireKey(data, 'ca-key.pem', source), source);
+  const roots = certificatesFrom(requireKey(data, 'root-cert.pem', source), 'root-cert.pem', source);
+  const given = data['cert-chain.pem']?.length
+    ? certificatesFrom(data['cert-chain.pem'], 'cert-chain.pem', source)
+    : [signer!];
+  const isRoot = (der: Buffer) => roots.some((root) => root.equals(der));
+  const chain = given[0]!.equals(signer!) ? given : [signer!, ...given];
+  // Roots are trusted, not sent: a signer that is itself a root needs no chain after the leaf.
+  const afterLeaf = chain.filter((der) => !isRoot(der));
+  return assemble('PluggedIn', source, signer!, key, afterLeaf, roots, opts);
+}

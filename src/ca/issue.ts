@@ -1,0 +1,55 @@
+// Minting one workload's key and certificate.
+import {
+  generateKeyPair,
+  issueLeafCertificate,
+  type KeyAlgorithm,
+  privateKeyToPem,
+  randomSerialNumber,
+} from '../pki/index.js';
+import type { SigningAuthority } from './authority.js';
+
+export interface WorkloadRequest {
+  spiffeId: string;
+  dnsNames: readonly string[];
+  keyAlgorithm: KeyAlgorithm;
+  ttlMs: number;
+  backdateMs: number;
+  now: Date;
+}
+
+/** The three data keys of an istio.io/key-and-cert Secret. Holds a private key: never log it. */
+export interface WorkloadMaterial {
+  data: { 'cert-chain.pem': string; 'key.pem': string; 'root-cert.pem': string };
+  serialHex: string;
+  notAfter: Date;
+}
+
+export async function issueWorkload(
+  authority: SigningAuthority,
+  request: WorkloadRequest,
+): Promise<WorkloadMaterial> {
+  const keys = await generateKeyPair(request.keyAlgorithm);
+  // A leaf never outlives its signer (Istio #18990).
+  const notAfter = new Date(
+    Math.min(request.now.getTime() + request.ttlMs, authority.signer.notAfter.getTime()),
+  );
+  const serial = randomSerialNumber();
+  const leaf = await issueLeafCertificate({
+    publicKey: keys.publicKey,
+    spiffeId: request.spiffeId,
+    dnsNames: request.dnsNames,
+    notBefore: new Date(request.now.getTime() - request.backdateMs),
+    notAfter,
+    issuer: { certificate: authority.signerCertificateDer, privateKey: authority.signerKey },
+    serialNumber: serial,
+  });
+  return {
+    data: {
+      'cert-chain.pem': leaf.pem + authority.chainPem,
+      'key.pem': privateKeyToPem(keys.privateKey),
+      'root-cert.pem': authority.rootBundlePem,
+    },
+    serialHex: serial.toString(16),
+    notAfter,
+  };
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// alcazar: `alcazar controller [flags]` runs the CA controller.
+import { hostname } from 'node:os';
+import { ProcessSettingsError, parseProcessSettings, processSettingsHelp } from '../config/process.js';
+import { startController } from '../controllers/manager.js';
+import { loadKubeConfig } from '../kube/client.js';
+import { createLogger } from '../telemetry/logger.js';
+
+const USAGE = `usage: alcazar <command> [flags]
+
+commands:
+  controller   run the certificate authority controller
+
+alcazar controller --help lists its flags.`;
+
+async function runControllerCommand(argv: string[]): Promise<number> {
+  let settings: ReturnType<typeof parseProcessSettings>;
+  try {
+    settings = parseProcessSettings(argv, process.env, { hostname: hostname(), pid: process.pid });
+  } catch (err) {
+    if (err instanceof ProcessSettingsError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+  if (settings.help) {
+    console.log(processSettingsHelp());
+    return 0;
+  }
+  const log = createLogger(settings.logLevel);
+  const kubeConfig = loadKubeConfig(settings.kubeconfig);
+  log.info({ server: kubeConfig.getCurrentCluster()?.server, caNamespace: settings.caNamespace }, 'starting');
+  const controller = await startController(kubeConfig, settings, log);
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'shutting down');
+      controller.stop().then(resolve, (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  log.flush();
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'controller':
+      return runControllerCommand(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exitCode = 1;
+  },
+);

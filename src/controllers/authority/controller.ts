@@ -1,0 +1,253 @@
+// Keeps the signing authority loaded from the CA Secrets in the CA namespace.
+// - Self-signed mode: istio-ca-secret is read; when it does not exist a new
+//   root is generated and *created* (never updated). A lost race re-reads the
+//   winner's root. A corrupt Secret stops signing with a clear reason; it is
+//   never replaced (Istio #17739). A deleted Secret is re-created from the
+//   root already in use, so a deletion cannot fork the trust domain.
+// - Plugged-in mode: cacerts is read and validated; a change is picked up live.
+import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import {
+  CaLoadError,
+  loadPluggedIn,
+  loadSelfSigned,
+  PLUGGED_IN_SECRET,
+  SELF_SIGNED_SECRET,
+  SELF_SIGNED_SECRET_TYPE,
+  type SigningAuthority,
+} from '../../ca/authority.js';
+import { generateRootData } from '../../ca/self-signed.js';
+import type { CaConfig } from '../../config/ca-spec.js';
+import { describeApiError, isConflict } from '../../kube/client.js';
+import { Informer } from '../../kube/informer.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../workload-secrets/observe.js';
+
+export type AuthorityState =
+  | { status: 'ready'; authority: SigningAuthority }
+  | { status: 'failed'; reason: string; message: string }
+  | { status: 'pending'; message: string };
+
+interface CaSecretView {
+  uid: string;
+  resourceVersion: string;
+  type: string;
+  data: Record<string, Buffer>;
+}
+
+export interface AuthorityControllerOptions {
+  kubeConfig: KubeConfig;
+  core: CoreV1Api;
+  namespace: string;
+  log: Logger;
+  config: () => CaConfig;
+  /** Only the leader creates or re-creates the CA Secret. */
+  canWrite: () => boolean;
+  onChange: (state: AuthorityState, previous: AuthorityState) => void;
+  resyncPeriodMs: number;
+  stallTimeoutMs: number;
+  now?: () => number;
+}
+
+function toView(secret: V1Secret): CaSecretView {
+  return {
+    uid: secret.metadata?.uid ?? '',
+    resourceVersion: secret.metadata?.resourceVersion ?? '',
+    type: secret.type ?? '',
+    data: Object.fromEntries(
+      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]),
+    ),
+  };
+}
+
+export class AuthorityController {
+  private state: AuthorityState = { status: 'pending', message: 'loading the CA' };
+  private readonly informers: Record<string, Informer<V1Secret, CaSecretView>>;
+  /** What the current state was derived from, so unchanged input is not re-validated. */
+  private evaluatedFrom = '';
+  /** The self-signed Secret data last loaded successfully, to re-create it if it is deleted. */
+  private lastGoodSelfSigned: { data: Record<string, Buffer>; trustDomain: string } | undefined;
+  private evaluation: Promise<void> = Promise.resolve();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: AuthorityControllerOptions) {
+    this.now = opts.now ?? Date.now;
+    const informer = (name: string) =>
+      new Informer<V1Secret, CaSecretView>({
+        name: `secret ${opts.namespace}/${name}`,
+        kubeConfig: opts.kubeConfig,
+        source: {
+          watchPath: `/api/v1/namespaces/${opts.namespace}/secrets`,
+          fieldSelector: `metadata.name=${name}`,
+          list: (o) => opts.core.listNamespacedSecret({ namespace: opts.namespace, ...o }),
+        },
+        summarize: toView,
+        handlers: {
+          added: () => this.reevaluate(),
+          updated: () => this.reevaluate(),
+          deleted: () => this.reevaluate(),
+        },
+        log: opts.log,
+        resyncPeriodMs: opts.resyncPeriodMs,
+        stallTimeoutMs: opts.stallTimeoutMs,
+      });
+    this.informers = {
+      [SELF_SIGNED_SECRET]: informer(SELF_SIGNED_SECRET),
+      [PLUGGED_IN_SECRET]: informer(PLUGGED_IN_SECRET),
+    };
+  }
+
+  get current(): AuthorityState {
+    return this.state;
+  }
+
+  async start(): Promise<void> {
+    for (const informer of Object.values(this.informers)) informer.start();
+    await Promise.all(Object.values(this.informers).map((i) => i.waitForSync()));
+    this.reevaluate();
+    await this.evaluation;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(Object.values(this.informers).map((i) => i.stop()));
+    await this.evaluation;
+  }
+
+  /** Re-derives the state from the caches; evaluations never overlap. */
+  reevaluate(): Promise<void> {
+    this.evaluation = this.evaluation.then(() =>
+      this.evaluate().catch((err: unknown) => {
+        this.opts.log.error({ err }, 'evaluating the CA failed');
+      }),
+    );
+    return this.evaluation;
+  }
+
+  private setState(next: AuthorityState): void {
+    const previous = this.state;
+    this.state = next;
+    const changed =
+      previous.status !== next.status ||
+      (next.status === 'ready' &&
+        previous.status === 'ready' &&
+        previous.authority.generation !== next.authority.generation) ||
+      (next.status !== 'ready' && previous.status !== 'ready' && previous.message !== next.message);
+    if (!changed) return;
+    if (next.status === 'ready') {
+      this.opts.log.info(
+        {
+          source: next.authority.source,
+          signer: next.authority.signer.fingerprintSha256,
+          notAfter: next.authority.signer.notAfter.toISOString(),
+          roots: next.authority.roots.length,
+        },
+        'CA loaded',
+      );
+    } else if (next.status === 'failed') {
+      this.opts.log.error({ reason: next.reason }, `CA cannot sign: ${next.message}`);
+    }
+    this.opts.onChange(next, previous);
+  }
+
+  private async evaluate(): Promise<void> {
+    const config = this.opts.config();
+    const mode = config.root.mode;
+    const name = mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
+    const source = `${this.opts.namespace}/${name}`;
+    const secret = this.informers[name]!.get(`${this.opts.namespace}/${name}`);
+    const loadOptions = {
+      now: new Date(this.now()),
+      minRemainingMs: Math.max(config.workload.minGracePeriodMs, 60_000),
+    };
+    const fingerprint = `${mode}|${secret?.uid}|${secret?.resourceVersion}|${config.trustDomain}`;
+    if (fingerprint === this.evaluatedFrom && this.state.status !== 'pending') return;
+
+    if (!secret) {
+      this.evaluatedFrom = '';
+      if (mode === 'PluggedIn') {
+        this.setState({
+          status: 'failed',
+          reason: 'MissingSecret',
+          message: `rootCA.mode is PluggedIn but Secret ${source} does not exist`,
+        });
+        return;
+      }
+      await this.createSelfSigned(config, source);
+      return;
+    }
+
+    try {
+      if (mode === 'SelfSigned' && secret.type !== SELF_SIGNED_SECRET_TYPE) {
+        throw new CaLoadError(
+          'WrongType',
+          `${source} has type "${secret.type}", expected "${SELF_SIGNED_SECRET_TYPE}"`,
+        );
+      }
+      const authority =
+        mode === 'SelfSigned'
+          ? await loadSelfSigned(secret.data, source, loadOptions)
+          : await loadPluggedIn(secret.data, source, loadOptions);
+      if (mode === 'SelfSigned')
+        this.lastGoodSelfSigned = { data: secret.data, trustDomain: config.trustDomain };
+      this.evaluatedFrom = fingerprint;
+      this.setState({ status: 'ready', authority });
+    } catch (err) {
+      this.evaluatedFrom = fingerprint;
+      if (err instanceof CaLoadError)
+        this.setState({ status: 'failed', reason: err.reason, message: err.message });
+      else throw err;
+    }
+  }
+
+  /** Creates istio-ca-secret: the root in use if it was deleted, otherwise a new one. Never overwrites. */
+  private async createSelfSigned(config: CaConfig, source: string): Promise<void> {
+    if (!this.opts.canWrite()) {
+      this.setState({ status: 'pending', message: `waiting for the leader to create ${source}` });
+      return;
+    }
+    const restoring = this.lastGoodSelfSigned !== undefined;
+    const stringData = restoring
+      ? undefined
+      : await generateRootData({
+          trustDomain: config.trustDomain,
+          keyAlgorithm: config.root.selfSigned.keyAlgorithm,
+          ttlMs: config.root.selfSigned.ttlMs,
+          now: new Date(this.now()),
+        });
+    const data = restoring
+      ? Object.fromEntries(
+          Object.entries(this.lastGoodSelfSigned!.data).map(([k, v]) => [k, v.toString('base64')]),
+        )
+      : undefined;
+    try {
+      await this.opts.core.createNamespacedSecret({
+        namespace: this.opts.namespace,
+        body: {
+          metadata: {
+            name: SELF_SIGNED_SECRET,
+            namespace: this.opts.namespace,
+            labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+          },
+          type: SELF_SIGNED_SECRET_TYPE,
+          ...(data ? { data } : { stringData }),
+        },
+      });
+      if (restoring) this.opts.log.warn(`${source} was deleted; re-created it with the root in use`);
+      else
+        this.opts.log.info(
+          { trustDomain: config.trustDomain },
+          `generated a new self-signed root in ${source}`,
+        );
+    } catch (err) {
+      if (isConflict(err)) {
+        // Another replica won the race: its root is the one; the watch brings it.
+        this.opts.log.info(`${source} was created by someone else meanwhile; using that root`);
+        return;
+      }
+      this.setState({
+        status: 'failed',
+        reason: 'CreateFailed',
+        message: `cannot create ${source}: ${describeApiError(err)}`,
+      });
+    }
+  }
+}

@@ -1,0 +1,182 @@
+// The CertificateAuthority `default`: its spec is the running configuration
+// (built-in defaults when there is none), and its status reports what the
+// controller sees. An invalid spec is reported and the last good one kept.
+import {
+  type CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import {
+  CERTIFICATE_AUTHORITY_NAME,
+  certificateAuthorityResource as resource,
+} from '../../config/ca-resource.js';
+import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
+import { apiStatus, describeApiError, isNotFound } from '../../kube/client.js';
+import { Informer, type ListPage } from '../../kube/informer.js';
+import type { AuthorityState } from '../authority/controller.js';
+import type { WorkloadCounts } from '../workload-secrets/controller.js';
+import { type CaStatus, type Condition, desiredStatus, sameStatus } from './status.js';
+
+interface CertificateAuthorityObject extends KubernetesObject {
+  spec?: unknown;
+  status?: CaStatus;
+}
+
+interface CaResourceView {
+  generation: number;
+  spec: unknown;
+  status: CaStatus | undefined;
+}
+
+export interface CertificateAuthorityControllerOptions {
+  kubeConfig: KubeConfig;
+  customObjects: CustomObjectsApi;
+  log: Logger;
+  canWrite: () => boolean;
+  onConfigChange: (config: CaConfig, previous: CaConfig) => void;
+  authority: () => AuthorityState;
+  counts: () => WorkloadCounts;
+  resyncPeriodMs: number;
+  stallTimeoutMs: number;
+  statusIntervalMs?: number;
+  now?: () => number;
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export class CertificateAuthorityController {
+  private config: CaConfig = defaultCaConfig();
+  private specError: string | undefined;
+  private lastSpecJson = 'undefined';
+  private readonly informer: Informer<CertificateAuthorityObject, CaResourceView>;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private statusWrite: Promise<void> = Promise.resolve();
+  private readonly now: () => number;
+  private conditionTimes = new Map<string, { status: string; at: string }>();
+
+  constructor(private readonly opts: CertificateAuthorityControllerOptions) {
+    this.now = opts.now ?? Date.now;
+    const { group, version, plural } = resource;
+    this.informer = new Informer<CertificateAuthorityObject, CaResourceView>({
+      name: 'certificateauthorities',
+      kubeConfig: opts.kubeConfig,
+      source: {
+        watchPath: `/apis/${group}/${version}/${plural}`,
+        fieldSelector: `metadata.name=${CERTIFICATE_AUTHORITY_NAME}`,
+        list: async (o) => {
+          try {
+            return (await opts.customObjects.listClusterCustomObject({
+              group,
+              version,
+              plural,
+              ...o,
+            })) as ListPage<CertificateAuthorityObject>;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+            // No CRD installed: run on defaults; the watch fails and the informer retries with backoff.
+            opts.log.warn('the CertificateAuthority CRD is not installed; using built-in defaults');
+            return { items: [], metadata: { resourceVersion: '0' } };
+          }
+        },
+      },
+      summarize: (obj) => ({ generation: obj.metadata?.generation ?? 0, spec: obj.spec, status: obj.status }),
+      handlers: {
+        added: (_, view) => this.applySpec(view),
+        updated: (_, __, view) => this.applySpec(view),
+        deleted: () => this.applySpec(undefined),
+      },
+      log: opts.log,
+      resyncPeriodMs: opts.resyncPeriodMs,
+      stallTimeoutMs: opts.stallTimeoutMs,
+    });
+  }
+
+  get current(): CaConfig {
+    return this.config;
+  }
+
+  async start(): Promise<void> {
+    this.informer.start();
+    await this.informer.waitForSync();
+    this.statusTimer = setInterval(() => this.requestStatusUpdate(), this.opts.statusIntervalMs ?? 5_000);
+    this.statusTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.statusTimer);
+    await this.informer.stop();
+    await this.statusWrite;
+  }
+
+  private applySpec(view: CaResourceView | undefined): void {
+    const specJson = JSON.stringify(view?.spec);
+    if (specJson !== this.lastSpecJson) {
+      this.lastSpecJson = specJson;
+      const result = parseCertificateAuthoritySpec(view?.spec);
+      if (result.ok) {
+        this.specError = undefined;
+        const previous = this.config;
+        this.config = result.config;
+        if (JSON.stringify(previous) !== JSON.stringify(result.config)) {
+          this.opts.log.info({ config: result.config }, 'configuration changed');
+          this.opts.onConfigChange(result.config, previous);
+        }
+      } else {
+        this.specError = result.message;
+        this.opts.log.error(
+          { reason: 'InvalidSpec' },
+          `CertificateAuthority ${CERTIFICATE_AUTHORITY_NAME} is invalid; keeping the last good configuration: ${result.message}`,
+        );
+      }
+    }
+    this.requestStatusUpdate();
+  }
+
+  /** Writes status when it differs from what the object shows; never more than one write in flight. */
+  requestStatusUpdate(): void {
+    this.statusWrite = this.statusWrite.then(() =>
+      this.writeStatus().catch((err: unknown) => {
+        this.opts.log.warn({ err: describeApiError(err) }, 'could not update CertificateAuthority status');
+      }),
+    );
+  }
+
+  private conditionTime(type: string, status: string): string {
+    const previous = this.conditionTimes.get(type);
+    if (previous?.status === status) return previous.at;
+    const at = new Date(this.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    this.conditionTimes.set(type, { status, at });
+    return at;
+  }
+
+  private async writeStatus(): Promise<void> {
+    if (!this.opts.canWrite()) return;
+    const view = this.informer.get(CERTIFICATE_AUTHORITY_NAME);
+    if (!view) return;
+    for (const c of view.status?.conditions ?? []) {
+      if (!this.conditionTimes.has(c.type))
+        this.conditionTimes.set(c.type, { status: c.status, at: c.lastTransitionTime });
+    }
+    const status = desiredStatus({
+      generation: view.generation,
+      config: this.config,
+      specError: this.specError,
+      authority: this.opts.authority(),
+      counts: this.opts.counts(),
+      transitionTime: (type: Condition['type'], s: Condition['status']) => this.conditionTime(type, s),
+    });
+    if (view.status && sameStatus(view.status, status)) return;
+    const { group, version, plural } = resource;
+    try {
+      await this.opts.customObjects.patchClusterCustomObjectStatus(
+        { group, version, plural, name: CERTIFICATE_AUTHORITY_NAME, body: { status } },
+        mergePatch,
+      );
+    } catch (err) {
+      if (apiStatus(err) !== 404) throw err;
+    }
+  }
+}

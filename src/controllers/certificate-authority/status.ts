@@ -1,0 +1,128 @@
+// The status the CertificateAuthority should show, derived purely from the
+// configuration outcome, the CA state and the workload counts.
+import type { CaConfig } from '../../config/ca-spec.js';
+import type { AuthorityState } from '../authority/controller.js';
+import type { WorkloadCounts } from '../workload-secrets/controller.js';
+
+export interface Condition {
+  type: 'Ready' | 'ConfigValid' | 'CAReady';
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration: number;
+}
+
+export interface RootStatus {
+  fingerprintSha256: string;
+  notBefore: string;
+  notAfter: string;
+  active: boolean;
+}
+
+export interface CaStatus {
+  observedGeneration: number;
+  trustDomain: string;
+  rootExpiry?: string;
+  roots: RootStatus[];
+  conditions: Condition[];
+  managedServiceAccounts: number;
+  issuedCertificates: number;
+  failingCertificates: number;
+}
+
+export interface StatusInput {
+  generation: number;
+  config: CaConfig;
+  specError: string | undefined;
+  authority: AuthorityState;
+  counts: WorkloadCounts;
+  transitionTime: (type: Condition['type'], status: Condition['status']) => string;
+}
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+export function desiredStatus(input: StatusInput): CaStatus {
+  const { authority, generation } = input;
+  const condition = (
+    type: Condition['type'],
+    ok: boolean | undefined,
+    reason: string,
+    message: string,
+  ): Condition => {
+    const status = ok === undefined ? 'Unknown' : ok ? 'True' : 'False';
+    return {
+      type,
+      status,
+      reason,
+      message,
+      lastTransitionTime: input.transitionTime(type, status),
+      observedGeneration: generation,
+    };
+  };
+  const configValid = input.specError === undefined;
+  const configCondition = configValid
+    ? condition('ConfigValid', true, 'Valid', 'the spec is valid and in effect')
+    : condition(
+        'ConfigValid',
+        false,
+        'InvalidSpec',
+        `${input.specError}; the last valid configuration stays in effect`,
+      );
+  const caCondition =
+    authority.status === 'ready'
+      ? condition('CAReady', true, 'Loaded', `signing with ${authority.authority.source}`)
+      : authority.status === 'failed'
+        ? condition('CAReady', false, authority.reason, authority.message)
+        : condition('CAReady', undefined, 'Pending', authority.message);
+  const ready = configValid && authority.status === 'ready';
+  const readyCondition = ready
+    ? condition('Ready', true, 'Ready', 'issuing workload certificates')
+    : !configValid
+      ? condition('Ready', false, 'InvalidSpec', configCondition.message)
+      : condition('Ready', false, caCondition.reason, caCondition.message);
+
+  const roots: RootStatus[] =
+    authority.status === 'ready'
+      ? authority.authority.roots.map((root) => ({
+          fingerprintSha256: root.fingerprintSha256,
+          notBefore: iso(root.notBefore),
+          notAfter: iso(root.notAfter),
+          active: root.fingerprintSha256 === authority.authority.activeRootFingerprint,
+        }))
+      : [];
+  const activeRoot = roots.find((r) => r.active);
+  return {
+    observedGeneration: generation,
+    trustDomain: input.config.trustDomain,
+    ...(activeRoot ? { rootExpiry: activeRoot.notAfter } : {}),
+    roots,
+    conditions: [readyCondition, configCondition, caCondition],
+    ...input.counts,
+  };
+}
+
+/** Equal for the purpose of deciding whether to write. */
+export function sameStatus(a: CaStatus, b: CaStatus): boolean {
+  return stableJson(normalize(a)) === stableJson(normalize(b));
+}
+
+function normalize(s: CaStatus): CaStatus {
+  return {
+    ...s,
+    conditions: [...(s.conditions ?? [])].sort((x, y) => x.type.localeCompare(y.type)),
+    roots: s.roots ?? [],
+  };
+}
+
+/** JSON with object keys sorted, so the API server's key order does not count as a difference. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => a.localeCompare(b));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,497 @@
+// ServiceAccount → istio.<sa> Secret. Every event only enqueues a key
+// (namespace/serviceaccount); a worker reads the caches, asks `plan`, and
+// carries out the one decision. Running a key twice changes nothing the
+// second time.
+import {
+  type CoreV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Namespace,
+  type V1Secret,
+  type V1ServiceAccount,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { issueWorkload } from '../../ca/issue.js';
+import type { CaConfig } from '../../config/ca-spec.js';
+import { apiStatus, describeApiError, isNotFound } from '../../kube/client.js';
+import type { EventSink, InvolvedObject } from '../../kube/events.js';
+import { Informer } from '../../kube/informer.js';
+import { runWorkers, WorkQueue } from '../../kube/workqueue.js';
+import { encodePem } from '../../pki/pem.js';
+import type { AuthorityState } from '../authority/controller.js';
+import {
+  isOwnedSecret,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  type ObservedSecret,
+  observeNamespace,
+  observeSecret,
+  observeServiceAccount,
+  SERVICE_ACCOUNT_ANNOTATION,
+  signedByAuthority,
+} from './observe.js';
+import {
+  type CaView,
+  DATA_KEYS,
+  type Decision,
+  type NamespaceView,
+  plan,
+  type ServiceAccountView,
+  serviceAccountOfSecret,
+  spiffeIdFor,
+  WORKLOAD_SECRET_TYPE,
+  workloadSecretName,
+} from './plan.js';
+import { backdateMs } from './renewal.js';
+import { isManagedNamespace } from './targeting.js';
+
+export interface WorkloadSecretsOptions {
+  kubeConfig: KubeConfig;
+  core: CoreV1Api;
+  log: Logger;
+  events: EventSink;
+  caNamespace: string;
+  config: () => CaConfig;
+  authority: () => AuthorityState;
+  canWrite: () => boolean;
+  workers: number;
+  resyncPeriodMs: number;
+  stallTimeoutMs: number;
+  now?: () => number;
+}
+
+export interface WorkloadCounts {
+  managedServiceAccounts: number;
+  issuedCertificates: number;
+  failingCertificates: number;
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+const splitKey = (key: string) => {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)] as const;
+};
+
+export class WorkloadSecretsController {
+  readonly queue = new WorkQueue();
+  private readonly serviceAccounts: Informer<V1ServiceAccount, ServiceAccountView>;
+  private readonly namespaces: Informer<V1Namespace, NamespaceView>;
+  private readonly secrets: Informer<V1Secret, ObservedSecret>;
+  /** Keys (namespace/serviceaccount) known per namespace, from ServiceAccounts and our Secrets. */
+  private readonly keysByNamespace = new Map<string, Set<string>>();
+  /** Keys whose last reconcile could not reach the desired state. */
+  private readonly failing = new Set<string>();
+  private workers: Promise<void> | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: WorkloadSecretsOptions) {
+    this.now = opts.now ?? Date.now;
+    const common = {
+      kubeConfig: opts.kubeConfig,
+      log: opts.log,
+      resyncPeriodMs: opts.resyncPeriodMs,
+      stallTimeoutMs: opts.stallTimeoutMs,
+    };
+    this.serviceAccounts = new Informer({
+      ...common,
+      name: 'serviceaccounts',
+      source: {
+        watchPath: '/api/v1/serviceaccounts',
+        list: (o) => opts.core.listServiceAccountForAllNamespaces(o),
+      },
+      summarize: observeServiceAccount,
+      handlers: {
+        added: (key) => this.track(key),
+        updated: (key) => this.queue.add(key),
+        deleted: (key) => this.untrack(key),
+      },
+    });
+    this.namespaces = new Informer({
+      ...common,
+      name: 'namespaces',
+      source: { watchPath: '/api/v1/namespaces', list: (o) => opts.core.listNamespace(o) },
+      summarize: observeNamespace,
+      handlers: {
+        added: (ns) => this.enqueueNamespace(ns),
+        updated: (ns, before, after) => {
+          if (before.terminating !== after.terminating || !sameLabels(before.labels, after.labels)) {
+            this.enqueueNamespace(ns);
+          }
+        },
+        deleted: (ns) => this.enqueueNamespace(ns),
+      },
+    });
+    this.secrets = new Informer({
+      ...common,
+      name: 'workload secrets',
+      source: {
+        watchPath: '/api/v1/secrets',
+        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+        list: (o) => opts.core.listSecretForAllNamespaces(o),
+      },
+      summarize: observeSecret,
+      handlers: {
+        added: (key) => this.enqueueSecret(key, true),
+        updated: (key) => this.enqueueSecret(key, false),
+        deleted: (key) => this.enqueueSecret(key, false),
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    for (const informer of [this.namespaces, this.serviceAccounts, this.secrets]) informer.start();
+    await Promise.all([this.namespaces, this.serviceAccounts, this.secrets].map((i) => i.waitForSync()));
+    this.opts.log.info(
+      {
+        namespaces: this.namespaces.size,
+        serviceAccounts: this.serviceAccounts.size,
+        secrets: this.secrets.size,
+      },
+      'caches synced',
+    );
+    this.workers = runWorkers(
+      this.queue,
+      this.opts.workers,
+      (key) => this.reconcile(key),
+      (key, err, retryInMs) => {
+        this.failing.add(key);
+        const [namespace, name] = splitKey(key);
+        this.opts.log.warn(
+          { namespace, serviceAccount: name, err: describeApiError(err), retryInMs },
+          'reconcile failed; will retry',
+        );
+      },
+    );
+  }
+
+  get hasSynced(): boolean {
+    return this.namespaces.hasSynced && this.serviceAccounts.hasSynced && this.secrets.hasSynced;
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    await Promise.all([this.namespaces.stop(), this.serviceAccounts.stop(), this.secrets.stop()]);
+    await this.workers;
+  }
+
+  /** Re-examines every ServiceAccount and Secret (after a CA or config change). */
+  enqueueAll(): void {
+    for (const keys of this.keysByNamespace.values()) for (const key of keys) this.queue.add(key);
+  }
+
+  counts(): WorkloadCounts {
+    const config = this.opts.config();
+    let managed = 0;
+    let issued = 0;
+    for (const [key] of this.serviceAccounts.entries()) {
+      const [namespace, name] = splitKey(key);
+      const ns = this.namespaces.get(namespace);
+      if (!ns || !isManaged(namespace, ns, config, this.opts.caNamespace)) continue;
+      managed++;
+      if (this.secrets.get(`${namespace}/${workloadSecretName(name)}`)?.certificate) issued++;
+    }
+    return {
+      managedServiceAccounts: managed,
+      issuedCertificates: issued,
+      failingCertificates: this.failing.size,
+    };
+  }
+
+  private track(key: string): void {
+    const [namespace] = splitKey(key);
+    const keys = this.keysByNamespace.get(namespace) ?? new Set<string>();
+    this.keysByNamespace.set(namespace, keys);
+    keys.add(key);
+    this.queue.add(key);
+  }
+
+  private untrack(key: string): void {
+    const [namespace, name] = splitKey(key);
+    if (!this.secrets.get(`${namespace}/${workloadSecretName(name)}`))
+      this.keysByNamespace.get(namespace)?.delete(key);
+    this.queue.add(key);
+  }
+
+  private enqueueNamespace(namespace: string): void {
+    for (const key of this.keysByNamespace.get(namespace) ?? []) this.queue.add(key);
+  }
+
+  private enqueueSecret(secretKey: string, added: boolean): void {
+    const [namespace, name] = splitKey(secretKey);
+    const sa = serviceAccountOfSecret(name);
+    if (!sa) return;
+    const key = `${namespace}/${sa}`;
+    if (added) this.track(key);
+    else this.queue.add(key);
+  }
+
+  private caView(): { view: CaView; state: AuthorityState } {
+    const state = this.opts.authority();
+    if (state.status !== 'ready') return { view: { ready: false, notReadyReason: state.message }, state };
+    const { authority } = state;
+    return {
+      view: {
+        ready: true,
+        signerFingerprint: authority.signer.fingerprintSha256,
+        rootBundleHash: authority.rootBundleHash,
+        chainHash: authority.chainHash,
+      },
+      state,
+    };
+  }
+
+  async reconcile(key: string): Promise<void> {
+    if (!this.opts.canWrite()) return;
+    const [namespace, serviceAccount] = splitKey(key);
+    const config = this.opts.config();
+    const { view: ca, state } = this.caView();
+    const sa = this.serviceAccounts.get(key);
+    const secret = this.secrets.get(`${namespace}/${workloadSecretName(serviceAccount)}`);
+    if (secret?.certificate && state.status === 'ready') {
+      secret.certificate.signedBy = signedByAuthority(secret, state.authority)
+        ? state.authority.signer.fingerprintSha256
+        : undefined;
+    }
+    const now = this.now();
+    const decision = plan({
+      namespace,
+      serviceAccount,
+      sa,
+      ns: this.namespaces.get(namespace),
+      secret,
+      ca,
+      policy: {
+        trustDomain: config.trustDomain,
+        keyAlgorithm: config.workload.keyAlgorithm,
+        gracePeriodRatio: config.workload.gracePeriodRatio,
+        minGracePeriodMs: config.workload.minGracePeriodMs,
+      },
+      targeting: config.namespaces,
+      caNamespace: this.opts.caNamespace,
+      now,
+    });
+    const log = this.opts.log.child({ namespace, serviceAccount });
+    const involved: InvolvedObject = {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      namespace,
+      name: serviceAccount,
+      uid: sa?.uid,
+    };
+    if (sa?.dnsNamesError) this.opts.events.record(involved, 'Warning', 'InvalidDnsNames', sa.dnsNamesError);
+
+    await this.execute(decision, {
+      namespace,
+      serviceAccount,
+      key,
+      sa,
+      secret,
+      config,
+      state,
+      log,
+      involved,
+      now,
+    });
+    if (decision.action !== 'report') this.failing.delete(key);
+    if (decision.action === 'none' && decision.recheckAt !== undefined) {
+      this.queue.addAfter(key, decision.recheckAt - now);
+    }
+  }
+
+  private async execute(decision: Decision, ctx: ExecutionContext): Promise<void> {
+    const { namespace, secret, log } = ctx;
+    const secretName = workloadSecretName(ctx.serviceAccount);
+    switch (decision.action) {
+      case 'none':
+        return;
+      case 'report':
+        this.failing.add(ctx.key);
+        if (decision.reason === 'CANotReady') {
+          log.debug({ reason: decision.reason }, decision.message); // the CR status and the CA log say it once
+          return;
+        }
+        log.warn({ reason: decision.reason }, decision.message);
+        this.opts.events.record(ctx.involved, 'Warning', decision.reason, decision.message);
+        if (decision.reason === 'ForeignSecret') this.queue.addAfter(ctx.key, this.opts.resyncPeriodMs);
+        return;
+      case 'delete':
+      case 'recreate':
+        await this.deleteSecret(namespace, secretName, secret!);
+        log.info({ reason: decision.reason, secret: secretName }, 'deleted workload Secret');
+        if (decision.action === 'delete' && ctx.sa) {
+          this.opts.events.record(
+            ctx.involved,
+            'Normal',
+            decision.reason,
+            `deleted Secret ${secretName}: ${decision.reason}`,
+          );
+        }
+        return;
+      case 'create':
+        await this.create(ctx, decision.reason);
+        return;
+      case 'reissue':
+        await this.reissue(ctx, decision.reason);
+        return;
+      case 'refreshBundle':
+        await this.refreshBundle(ctx, decision.reason);
+        return;
+    }
+  }
+
+  private async mint(ctx: ExecutionContext) {
+    if (ctx.state.status !== 'ready') throw new Error('the CA is not ready');
+    const { workload } = ctx.config;
+    return issueWorkload(ctx.state.authority, {
+      spiffeId: spiffeIdFor(ctx.config.trustDomain, ctx.namespace, ctx.serviceAccount),
+      dnsNames: ctx.sa?.dnsNames ?? [],
+      keyAlgorithm: workload.keyAlgorithm,
+      ttlMs: workload.ttlMs,
+      backdateMs: backdateMs(workload.ttlMs, workload.clockSkewMs),
+      now: new Date(ctx.now),
+    });
+  }
+
+  private issuedEvent(ctx: ExecutionContext, reason: string, serialHex: string, notAfter: Date): void {
+    const message = `issued certificate serial ${serialHex} for ${spiffeIdFor(ctx.config.trustDomain, ctx.namespace, ctx.serviceAccount)}, valid until ${notAfter.toISOString()} (${reason})`;
+    ctx.log.info(
+      { reason, serial: serialHex, notAfter: notAfter.toISOString() },
+      'issued workload certificate',
+    );
+    this.opts.events.record(ctx.involved, 'Normal', 'CertificateIssued', message);
+  }
+
+  private async create(ctx: ExecutionContext, reason: string): Promise<void> {
+    const secretName = workloadSecretName(ctx.serviceAccount);
+    const material = await this.mint(ctx);
+    try {
+      await this.opts.core.createNamespacedSecret({
+        namespace: ctx.namespace,
+        body: {
+          metadata: {
+            name: secretName,
+            namespace: ctx.namespace,
+            labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+            annotations: { [SERVICE_ACCOUNT_ANNOTATION]: ctx.serviceAccount },
+            ownerReferences: [
+              {
+                apiVersion: 'v1',
+                kind: 'ServiceAccount',
+                name: ctx.serviceAccount,
+                uid: ctx.sa!.uid,
+                controller: true,
+              },
+            ],
+          },
+          type: WORKLOAD_SECRET_TYPE,
+          stringData: material.data,
+        },
+      });
+    } catch (err) {
+      const status = apiStatus(err);
+      if (status === 409) {
+        // Either our own Secret the cache has not shown yet, or someone else's: look.
+        const existing = await this.opts.core.readNamespacedSecret({
+          namespace: ctx.namespace,
+          name: secretName,
+        });
+        if (!isOwnedSecret(existing)) {
+          await this.execute(
+            {
+              action: 'report',
+              reason: 'ForeignSecret',
+              message: `Secret ${secretName} exists but is not managed by alcazar; it is left untouched and no certificate is issued`,
+            },
+            ctx,
+          );
+        }
+        return;
+      }
+      if (status === 403 && this.namespaces.get(ctx.namespace)?.terminating !== false) return; // namespace going away
+      throw err;
+    }
+    this.issuedEvent(ctx, reason, material.serialHex, material.notAfter);
+  }
+
+  private async reissue(ctx: ExecutionContext, reason: string): Promise<void> {
+    const material = await this.mint(ctx);
+    await this.patchSecret(ctx, material.data);
+    this.issuedEvent(ctx, reason, material.serialHex, material.notAfter);
+  }
+
+  /** New root bundle and chain, same key and leaf: nothing a workload must re-handshake for. */
+  private async refreshBundle(ctx: ExecutionContext, reason: string): Promise<void> {
+    if (ctx.state.status !== 'ready' || !ctx.secret?.leafDer)
+      throw new Error('cannot refresh: no CA or no leaf');
+    await this.patchSecret(ctx, {
+      'cert-chain.pem': encodePem('CERTIFICATE', ctx.secret.leafDer) + ctx.state.authority.chainPem,
+      'root-cert.pem': ctx.state.authority.rootBundlePem,
+    });
+    ctx.log.info({ reason }, 'refreshed root bundle of workload Secret');
+  }
+
+  /**
+   * Merge-patches our Secret, guarded by the resourceVersion we decided on: if
+   * it changed meanwhile the API answers 409 and the key is retried against
+   * the new state. Data keys that are not ours are removed.
+   */
+  private async patchSecret(ctx: ExecutionContext, data: Record<string, string>): Promise<void> {
+    const secret = ctx.secret!;
+    const patchData: Record<string, string | null> = {};
+    for (const key of secret.dataKeys)
+      if (!(DATA_KEYS as readonly string[]).includes(key)) patchData[key] = null;
+    for (const [key, value] of Object.entries(data)) patchData[key] = Buffer.from(value).toString('base64');
+    await this.opts.core.patchNamespacedSecret(
+      {
+        namespace: ctx.namespace,
+        name: workloadSecretName(ctx.serviceAccount),
+        body: {
+          metadata: {
+            resourceVersion: secret.resourceVersion,
+            labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+            annotations: { [SERVICE_ACCOUNT_ANNOTATION]: ctx.serviceAccount },
+          },
+          data: patchData,
+        },
+      },
+      mergePatch,
+    );
+  }
+
+  private async deleteSecret(namespace: string, name: string, secret: ObservedSecret): Promise<void> {
+    try {
+      await this.opts.core.deleteNamespacedSecret({
+        namespace,
+        name,
+        // Only the exact object we decided about: never a newer one someone else created.
+        body: { preconditions: { uid: secret.uid, resourceVersion: secret.resourceVersion } },
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}
+
+interface ExecutionContext {
+  namespace: string;
+  serviceAccount: string;
+  key: string;
+  sa: ServiceAccountView | undefined;
+  secret: ObservedSecret | undefined;
+  config: CaConfig;
+  state: AuthorityState;
+  log: Logger;
+  involved: InvolvedObject;
+  now: number;
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
+function isManaged(namespace: string, ns: NamespaceView, config: CaConfig, caNamespace: string): boolean {
+  return isManagedNamespace(namespace, ns.labels, config.namespaces, caNamespace);
+}

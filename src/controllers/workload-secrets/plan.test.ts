@@ -1,0 +1,283 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type CaView,
+  type PlanInput,
+  plan,
+  type SecretView,
+  serviceAccountOfSecret,
+  spiffeIdFor,
+  WORKLOAD_SECRET_TYPE,
+  workloadSecretName,
+} from './plan.js';
+import { backdateMs, gracePeriodMs, jitterFraction, renewAt } from './renewal.js';
+import { isManagedNamespace } from './targeting.js';
+
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+const now = Date.UTC(2026, 10, 23);
+const ca: CaView = {
+  ready: true,
+  signerFingerprint: 'signer-1',
+  rootBundleHash: 'roots-1',
+  chainHash: 'chain-1',
+};
+
+function healthySecret(
+  overrides: Partial<SecretView> = {},
+  cert: Partial<SecretView['certificate']> = {},
+): SecretView {
+  return {
+    uid: 'secret-uid',
+    resourceVersion: '10',
+    type: WORKLOAD_SECRET_TYPE,
+    owned: true,
+    dataKeys: ['cert-chain.pem', 'key.pem', 'root-cert.pem'],
+    rootBundleHash: 'roots-1',
+    chainHash: 'chain-1',
+    certificate: {
+      notBefore: now - DAY,
+      notAfter: now + 89 * DAY,
+      serial: 'ab12',
+      uris: [spiffeIdFor('cluster.local', 'shop', 'cart')],
+      dnsNames: [],
+      keyAlgorithm: 'ECDSA_P256',
+      signedBy: 'signer-1',
+      ...cert,
+    },
+    ...overrides,
+  };
+}
+
+function input(overrides: Partial<PlanInput> = {}): PlanInput {
+  return {
+    namespace: 'shop',
+    serviceAccount: 'cart',
+    sa: { uid: 'sa-uid', dnsNames: [] },
+    ns: { labels: {}, terminating: false },
+    secret: healthySecret(),
+    ca,
+    policy: {
+      trustDomain: 'cluster.local',
+      keyAlgorithm: 'ECDSA_P256',
+      gracePeriodRatio: 0.5,
+      minGracePeriodMs: 10 * 60_000,
+    },
+    targeting: { managedByDefault: true, alwaysManaged: [] },
+    caNamespace: 'istio-system',
+    now,
+    ...overrides,
+  };
+}
+
+describe('plan', () => {
+  it('leaves a healthy Secret alone and schedules its renewal', () => {
+    const decision = plan(input());
+    expect(decision.action).toBe('none');
+    expect(decision).toHaveProperty('recheckAt');
+  });
+
+  it.each<[string, Partial<PlanInput>, string, string?]>([
+    ['a ServiceAccount without a Secret gets one', { secret: undefined }, 'create', 'Missing'],
+    ['a deleted ServiceAccount loses its Secret', { sa: undefined }, 'delete', 'ServiceAccountDeleted'],
+    [
+      'a namespace that stops being managed loses our Secrets',
+      { ns: { labels: { 'ca.istio.io/override': 'false' }, terminating: false } },
+      'delete',
+      'NamespaceNotManaged',
+    ],
+    [
+      'nothing to do for a deleted ServiceAccount without a Secret',
+      { sa: undefined, secret: undefined },
+      'none',
+    ],
+    [
+      'a terminating namespace is left to the namespace controller',
+      { secret: undefined, ns: { labels: {}, terminating: true } },
+      'none',
+    ],
+    [
+      'a Secret of the wrong type is recreated (type is immutable)',
+      { secret: healthySecret({ type: 'Opaque' }) },
+      'recreate',
+      'WrongType',
+    ],
+    [
+      'unusable data is reissued',
+      { secret: healthySecret({ dataProblem: 'key.pem does not match the certificate' }) },
+      'reissue',
+      'InvalidData',
+    ],
+    [
+      'a missing data key is reissued',
+      { secret: healthySecret({ dataKeys: ['cert-chain.pem', 'root-cert.pem'] }) },
+      'reissue',
+      'InvalidData',
+    ],
+    [
+      'a certificate for another identity is reissued',
+      { secret: healthySecret({}, { uris: [spiffeIdFor('cluster.local', 'shop', 'other')] }) },
+      'reissue',
+      'WrongIdentity',
+    ],
+    [
+      'a changed trust domain reissues',
+      { policy: { ...input().policy, trustDomain: 'example.org' } },
+      'reissue',
+      'WrongIdentity',
+    ],
+    [
+      'a certificate no current CA verified is reissued',
+      { secret: healthySecret({}, { signedBy: undefined }) },
+      'reissue',
+      'NotSignedByCurrentCA',
+    ],
+    [
+      'a certificate from the previous signer is reissued',
+      { ca: { ...ca, signerFingerprint: 'signer-2' } },
+      'reissue',
+      'NotSignedByCurrentCA',
+    ],
+    [
+      'an expired certificate is reissued',
+      { secret: healthySecret({}, { notBefore: now - 91 * DAY, notAfter: now - 1 }) },
+      'reissue',
+      'Expired',
+    ],
+    [
+      'a changed key algorithm reissues',
+      { policy: { ...input().policy, keyAlgorithm: 'RSA_2048' } },
+      'reissue',
+      'KeyAlgorithmChanged',
+    ],
+    [
+      'changed DNS names reissue',
+      { sa: { uid: 'sa-uid', dnsNames: ['cart.shop.svc'] } },
+      'reissue',
+      'DnsNamesChanged',
+    ],
+    [
+      'a certificate inside its grace period is renewed',
+      { secret: healthySecret({}, { notBefore: now - 50 * DAY, notAfter: now + 40 * DAY }) },
+      'reissue',
+      'RenewalDue',
+    ],
+    [
+      'a stale root-cert.pem is refreshed without a new key',
+      { ca: { ...ca, rootBundleHash: 'roots-2' } },
+      'refreshBundle',
+      'StaleRootBundle',
+    ],
+    ['a stale chain is refreshed', { ca: { ...ca, chainHash: 'chain-2' } }, 'refreshBundle', 'StaleChain'],
+    [
+      'extra data keys are removed',
+      { secret: healthySecret({ dataKeys: ['cert-chain.pem', 'key.pem', 'root-cert.pem', 'extra'] }) },
+      'refreshBundle',
+      'InvalidData',
+    ],
+  ])('%s', (_, overrides, action, reason) => {
+    const decision = plan(input(overrides));
+    expect(decision.action).toBe(action);
+    if (reason) expect(decision).toHaveProperty('reason', reason);
+  });
+
+  it('never touches a Secret it does not own, and reports it', () => {
+    const decision = plan(input({ secret: healthySecret({ owned: false, type: 'Opaque' }) }));
+    expect(decision).toMatchObject({ action: 'report', reason: 'ForeignSecret' });
+  });
+
+  it('does not delete a foreign Secret when the ServiceAccount goes away', () => {
+    expect(plan(input({ sa: undefined, secret: healthySecret({ owned: false }) }))).toEqual({
+      action: 'none',
+    });
+  });
+
+  it('does not mint while the CA is not ready, and says why', () => {
+    const decision = plan(
+      input({ secret: undefined, ca: { ready: false, notReadyReason: 'istio-ca-secret is corrupt' } }),
+    );
+    expect(decision).toMatchObject({
+      action: 'report',
+      reason: 'CANotReady',
+      message: 'istio-ca-secret is corrupt',
+    });
+  });
+
+  it('reports a ServiceAccount whose Secret name would be too long', () => {
+    const decision = plan(input({ serviceAccount: 'a'.repeat(250), secret: undefined }));
+    expect(decision).toMatchObject({ action: 'report', reason: 'NameTooLong' });
+  });
+});
+
+describe('renewal', () => {
+  const policy = { gracePeriodRatio: 0.5, minGracePeriodMs: 10 * 60_000 };
+
+  it('keeps half of a 90-day lifetime as grace, like Citadel', () => {
+    expect(gracePeriodMs(90 * DAY, policy)).toBe(45 * DAY);
+  });
+
+  it('never keeps less than the minimum grace', () => {
+    expect(gracePeriodMs(10 * 60_000, { gracePeriodRatio: 0.1, minGracePeriodMs: 5 * 60_000 })).toBe(
+      5 * 60_000,
+    );
+  });
+
+  it('caps grace below the lifetime so a short-lived certificate is not due at issuance', () => {
+    expect(gracePeriodMs(60_000, policy)).toBe(54_000);
+  });
+
+  it('renews between notAfter − grace and 5% of grace earlier, the same for the same serial', () => {
+    const cert = { notBefore: now, notAfter: now + 90 * DAY, serial: 'cafe' };
+    const at = renewAt(cert, policy);
+    expect(at).toBeLessThanOrEqual(now + 45 * DAY);
+    expect(at).toBeGreaterThanOrEqual(now + 45 * DAY - 0.05 * 45 * DAY);
+    expect(renewAt(cert, policy)).toBe(at);
+  });
+
+  it('spreads certificates minted together over the jitter window', () => {
+    const fractions = Array.from({ length: 200 }, (_, i) => jitterFraction(`serial-${i}`));
+    expect(Math.min(...fractions)).toBeLessThan(0.1);
+    expect(Math.max(...fractions)).toBeGreaterThan(0.9);
+  });
+
+  it('backdates by the skew allowance but at most a tenth of a short lifetime', () => {
+    expect(backdateMs(90 * DAY, 5 * 60_000)).toBe(5 * 60_000);
+    expect(backdateMs(60_000, 5 * 60_000)).toBe(6_000);
+  });
+});
+
+describe('namespace targeting', () => {
+  const targeting = { managedByDefault: true, alwaysManaged: ['kube-system'] };
+  it.each<[string, Record<string, string>, boolean, boolean?]>([
+    ['no labels → the default', {}, true],
+    ['no labels with the default off', {}, false, false],
+    ['override=true wins over env', { 'ca.istio.io/override': 'true', 'ca.istio.io/env': 'elsewhere' }, true],
+    [
+      'override=false wins over env',
+      { 'ca.istio.io/override': 'false', 'ca.istio.io/env': 'istio-system' },
+      false,
+    ],
+    ['env naming our namespace', { 'ca.istio.io/env': 'istio-system' }, true, false],
+    ['env naming another CA', { 'ca.istio.io/env': 'other-ca' }, false],
+    ['an override that is neither true nor false is ignored', { 'ca.istio.io/override': 'yes' }, true],
+  ])('%s', (_, labels, expected, byDefault = true) => {
+    expect(
+      isManagedNamespace('shop', labels, { ...targeting, managedByDefault: byDefault }, 'istio-system'),
+    ).toBe(expected);
+  });
+
+  it('always manages listed namespaces, even when labelled off', () => {
+    expect(
+      isManagedNamespace('kube-system', { 'ca.istio.io/override': 'false' }, targeting, 'istio-system'),
+    ).toBe(true);
+  });
+});
+
+describe('names', () => {
+  it('maps ServiceAccounts to istio.<sa> and back', () => {
+    expect(workloadSecretName('default')).toBe('istio.default');
+    expect(serviceAccountOfSecret('istio.default')).toBe('default');
+    expect(serviceAccountOfSecret('istio.a.b')).toBe('a.b');
+    expect(serviceAccountOfSecret('istio.')).toBeUndefined();
+    expect(serviceAccountOfSecret('other')).toBeUndefined();
+  });
+});

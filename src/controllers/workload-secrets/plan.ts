@@ -1,0 +1,184 @@
+// What to do about one ServiceAccount's workload Secret, decided purely from
+// what the caches hold. The reconcile that carries the decision out is thin.
+
+import { type RenewalPolicy, renewAt } from './renewal.js';
+import type { NamespaceTargeting } from './targeting.js';
+import { isManagedNamespace } from './targeting.js';
+
+export const WORKLOAD_SECRET_TYPE = 'istio.io/key-and-cert';
+export const WORKLOAD_SECRET_PREFIX = 'istio.';
+export const DATA_KEYS = ['cert-chain.pem', 'key.pem', 'root-cert.pem'] as const;
+const MAX_NAME_LENGTH = 253;
+
+export function workloadSecretName(serviceAccount: string): string {
+  return `${WORKLOAD_SECRET_PREFIX}${serviceAccount}`;
+}
+
+/** The ServiceAccount a workload Secret name belongs to, or undefined for other names. */
+export function serviceAccountOfSecret(secretName: string): string | undefined {
+  return secretName.startsWith(WORKLOAD_SECRET_PREFIX) && secretName.length > WORKLOAD_SECRET_PREFIX.length
+    ? secretName.slice(WORKLOAD_SECRET_PREFIX.length)
+    : undefined;
+}
+
+export interface ServiceAccountView {
+  uid: string;
+  /** Extra DNS SANs requested by annotation, already validated. */
+  dnsNames: string[];
+  /** Set when the annotation could not be used; the Secret is still issued without extra names. */
+  dnsNamesError?: string;
+}
+
+export interface NamespaceView {
+  labels: Record<string, string>;
+  terminating: boolean;
+}
+
+/** What the Secret's certificate says, extracted once when the Secret is observed. */
+export interface CertificateView {
+  notBefore: number;
+  notAfter: number;
+  serial: string;
+  uris: string[];
+  dnsNames: string[];
+  keyAlgorithm: string;
+  /** Fingerprint of the CA certificate that signed it, if one we know verified it. */
+  signedBy?: string;
+}
+
+export interface SecretView {
+  uid: string;
+  resourceVersion: string;
+  type: string;
+  /** Carries alcazar's managed-by label. */
+  owned: boolean;
+  /** Data keys present (names only). */
+  dataKeys: string[];
+  /** sha256 of root-cert.pem and of the chain after the leaf. */
+  rootBundleHash?: string;
+  chainHash?: string;
+  certificate?: CertificateView;
+  /** Why the data cannot be used as it is (unparsable PEM, key does not match, …). */
+  dataProblem?: string;
+}
+
+export interface CaView {
+  ready: boolean;
+  /** Why the CA cannot sign, when it is not ready. */
+  notReadyReason?: string;
+  signerFingerprint?: string;
+  rootBundleHash?: string;
+  chainHash?: string;
+}
+
+export interface WorkloadPolicy extends RenewalPolicy {
+  trustDomain: string;
+  keyAlgorithm: string;
+}
+
+export interface PlanInput {
+  namespace: string;
+  serviceAccount: string;
+  sa?: ServiceAccountView;
+  ns?: NamespaceView;
+  secret?: SecretView;
+  ca: CaView;
+  policy: WorkloadPolicy;
+  targeting: NamespaceTargeting;
+  caNamespace: string;
+  now: number;
+}
+
+export type Reason =
+  | 'Missing'
+  | 'WrongType'
+  | 'InvalidData'
+  | 'WrongIdentity'
+  | 'NotSignedByCurrentCA'
+  | 'StaleRootBundle'
+  | 'StaleChain'
+  | 'KeyAlgorithmChanged'
+  | 'DnsNamesChanged'
+  | 'Expired'
+  | 'RenewalDue'
+  | 'ServiceAccountDeleted'
+  | 'NamespaceNotManaged'
+  | 'ForeignSecret'
+  | 'CANotReady'
+  | 'NameTooLong';
+
+export type Decision =
+  | { action: 'none'; recheckAt?: number }
+  | { action: 'create'; reason: Reason }
+  /** Mint a new key and certificate into the existing Secret. */
+  | { action: 'reissue'; reason: Reason }
+  /** Keep key and certificate; rewrite root-cert.pem (and the chain) only. */
+  | { action: 'refreshBundle'; reason: Reason }
+  /** Delete and create again: for what an update cannot fix (the type is immutable). */
+  | { action: 'recreate'; reason: Reason }
+  | { action: 'delete'; reason: Reason }
+  /** Someone else's Secret stands at our name: touch nothing, report it. */
+  | { action: 'report'; reason: Reason; message: string };
+
+export function spiffeIdFor(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}
+
+const sameSet = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && [...a].sort().every((v, i) => v === [...b].sort()[i]);
+
+export function plan(input: PlanInput): Decision {
+  const { sa, ns, secret, ca, policy, now } = input;
+  const secretName = workloadSecretName(input.serviceAccount);
+  const wanted =
+    sa !== undefined &&
+    ns !== undefined &&
+    isManagedNamespace(input.namespace, ns.labels, input.targeting, input.caNamespace);
+
+  if (secret && !secret.owned) {
+    if (!wanted) return { action: 'none' };
+    return {
+      action: 'report',
+      reason: 'ForeignSecret',
+      message: `Secret ${secretName} exists but is not managed by alcazar; it is left untouched and no certificate is issued`,
+    };
+  }
+  if (!wanted) {
+    if (!secret) return { action: 'none' };
+    return { action: 'delete', reason: sa === undefined ? 'ServiceAccountDeleted' : 'NamespaceNotManaged' };
+  }
+  if (ns.terminating) return { action: 'none' };
+  if (secretName.length > MAX_NAME_LENGTH) {
+    return {
+      action: 'report',
+      reason: 'NameTooLong',
+      message: `Secret name ${secretName.slice(0, 40)}… would be ${secretName.length} characters; Kubernetes allows ${MAX_NAME_LENGTH}`,
+    };
+  }
+  if (!ca.ready) {
+    return { action: 'report', reason: 'CANotReady', message: ca.notReadyReason ?? 'the CA is not ready' };
+  }
+  if (!secret) return { action: 'create', reason: 'Missing' };
+  if (secret.type !== WORKLOAD_SECRET_TYPE) return { action: 'recreate', reason: 'WrongType' };
+
+  const cert = secret.certificate;
+  if (secret.dataProblem || !cert || !DATA_KEYS.every((k) => secret.dataKeys.includes(k))) {
+    return { action: 'reissue', reason: 'InvalidData' };
+  }
+  const spiffeId = spiffeIdFor(policy.trustDomain, input.namespace, input.serviceAccount);
+  if (cert.uris.length !== 1 || cert.uris[0] !== spiffeId)
+    return { action: 'reissue', reason: 'WrongIdentity' };
+  if (cert.signedBy === undefined || cert.signedBy !== ca.signerFingerprint) {
+    return { action: 'reissue', reason: 'NotSignedByCurrentCA' };
+  }
+  if (cert.notAfter <= now) return { action: 'reissue', reason: 'Expired' };
+  if (cert.keyAlgorithm !== policy.keyAlgorithm) return { action: 'reissue', reason: 'KeyAlgorithmChanged' };
+  if (!sameSet(cert.dnsNames, sa.dnsNames)) return { action: 'reissue', reason: 'DnsNamesChanged' };
+  const due = renewAt(cert, policy);
+  if (due <= now) return { action: 'reissue', reason: 'RenewalDue' };
+  if (secret.rootBundleHash !== ca.rootBundleHash)
+    return { action: 'refreshBundle', reason: 'StaleRootBundle' };
+  if (secret.chainHash !== ca.chainHash) return { action: 'refreshBundle', reason: 'StaleChain' };
+  if (secret.dataKeys.length !== DATA_KEYS.length) return { action: 'refreshBundle', reason: 'InvalidData' };
+  return { action: 'none', recheckAt: due };
+}

@@ -1,0 +1,43 @@
+// When a workload certificate is renewed. Pure: every input is passed in.
+import { createHash } from 'node:crypto';
+
+export interface RenewalPolicy {
+  /** Share of the lifetime kept as grace before notAfter (Citadel: 0.5). */
+  gracePeriodRatio: number;
+  /** Grace is never shorter than this, unless the certificate lives shorter (Citadel: 10 min). */
+  minGracePeriodMs: number;
+}
+
+/** Largest share of the lifetime grace may take, so a renewal never falls due at issuance. */
+const MAX_GRACE_SHARE = 0.9;
+/** Renewals are spread over the last share of the grace period, by serial. */
+const JITTER_SHARE = 0.05;
+
+export function gracePeriodMs(lifetimeMs: number, policy: RenewalPolicy): number {
+  const wanted = Math.max(lifetimeMs * policy.gracePeriodRatio, policy.minGracePeriodMs);
+  return Math.min(wanted, lifetimeMs * MAX_GRACE_SHARE);
+}
+
+/** A stable fraction in [0, 1) from the certificate's serial: the same certificate always gets the same jitter. */
+export function jitterFraction(serial: string): number {
+  return createHash('sha256').update(serial).digest().readUInt32BE(0) / 2 ** 32;
+}
+
+/**
+ * The moment a certificate should be replaced: notAfter − grace − jitter,
+ * where the jitter (up to 5% of grace, fixed per serial) keeps Secrets minted
+ * together from renewing together, and survives controller restarts.
+ */
+export function renewAt(
+  cert: { notBefore: number; notAfter: number; serial: string },
+  policy: RenewalPolicy,
+): number {
+  const lifetime = Math.max(cert.notAfter - cert.notBefore, 0);
+  const grace = gracePeriodMs(lifetime, policy);
+  return Math.round(cert.notAfter - grace - grace * JITTER_SHARE * jitterFraction(cert.serial));
+}
+
+/** How far NotBefore is backdated: the skew allowance, but at most a tenth of a short lifetime. */
+export function backdateMs(ttlMs: number, clockSkewMs: number): number {
+  return Math.min(clockSkewMs, Math.floor(ttlMs / 10));
+}

@@ -1,0 +1,306 @@
+// List + watch with the safety nets client-node's informer lacks (REFERENCE §6):
+// - a periodic relist that diffs against the store, so a missed event is
+//   repaired within one resync period;
+// - a watchdog that restarts a watch which stays open but delivers nothing
+//   (bookmarks count as life, so an idle but healthy watch is left alone);
+// - 410 Gone / ERROR events and transport errors lead to a relist with backoff;
+// - the store keeps a caller-chosen summary of each object, not the object.
+import { type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { describeApiError } from './client.js';
+
+export interface ListPage<R> {
+  items: R[];
+  metadata?: { resourceVersion?: string; _continue?: string };
+}
+
+export interface ListOptions {
+  limit: number;
+  _continue?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export interface InformerSource<R extends KubernetesObject> {
+  /** Watch path, e.g. `/api/v1/serviceaccounts`. */
+  watchPath: string;
+  list(opts: ListOptions): Promise<ListPage<R>>;
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export interface InformerHandlers<T> {
+  added?(key: string, value: T): void;
+  updated?(key: string, previous: T, value: T): void;
+  deleted?(key: string, previous: T): void;
+  /** After every complete list (start, resync, recovery). */
+  relisted?(): void;
+}
+
+export interface InformerOptions<R extends KubernetesObject, T> {
+  name: string;
+  kubeConfig: KubeConfig;
+  source: InformerSource<R>;
+  /** Reduces an object to what decisions need; the store holds only this. */
+  summarize: (obj: R) => T;
+  handlers: InformerHandlers<T>;
+  log: Logger;
+  resyncPeriodMs: number;
+  stallTimeoutMs: number;
+  pageSize?: number;
+  onWatchRestart?: (reason: WatchEnd) => void;
+}
+
+export type WatchEnd = 'closed' | 'expired' | 'stalled' | 'resync' | 'error' | 'stopped';
+
+interface Entry<T> {
+  resourceVersion: string;
+  value: T;
+}
+
+export function objectKey(obj: KubernetesObject): string {
+  const { namespace, name } = obj.metadata ?? {};
+  return namespace ? `${namespace}/${name}` : `${name}`;
+}
+
+const jitter = (ms: number, share = 0.2) => Math.round(ms * (1 + share * Math.random()));
+
+export class Informer<R extends KubernetesObject, T> {
+  private readonly store = new Map<string, Entry<T>>();
+  private synced = false;
+  private readonly syncWaiters: Array<() => void> = [];
+  private stopped = false;
+  private abortCurrent: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly opts: InformerOptions<R, T>) {}
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key)?.value;
+  }
+
+  *entries(): IterableIterator<[string, T]> {
+    for (const [key, entry] of this.store) yield [key, entry.value];
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.loop = this.run();
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abortCurrent?.();
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** Forces a relist now (e.g. after something suggests the cache is off). */
+  requestResync(): void {
+    this.abortCurrent?.();
+  }
+
+  private async run(): Promise<void> {
+    const { log } = this.opts;
+    let failures = 0;
+    let resourceVersion: string | undefined;
+    while (!this.stopped) {
+      try {
+        if (resourceVersion === undefined) {
+          resourceVersion = await this.relist();
+          failures = 0;
+        }
+        const resyncAt = Date.now() + jitter(this.opts.resyncPeriodMs);
+        let end: WatchEnd;
+        do {
+          const result = await this.watchOnce(resourceVersion, resyncAt);
+          end = result.end;
+          resourceVersion = result.resourceVersion;
+        } while (end === 'closed' && !this.stopped);
+        if (end === 'stopped') return;
+        this.opts.onWatchRestart?.(end);
+        if (end !== 'resync') log.info({ informer: this.opts.name, reason: end }, 'watch ended; relisting');
+        resourceVersion = undefined;
+      } catch (err) {
+        failures++;
+        resourceVersion = undefined;
+        this.opts.onWatchRestart?.('error');
+        const delay = Math.min(200 * 2 ** Math.min(failures, 8), 30_000);
+        log.warn(
+          { informer: this.opts.name, err: describeApiError(err), retryInMs: delay },
+          'list/watch failed; retrying',
+        );
+        await this.pause(jitter(delay));
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Lists everything, replaces the store, and reports the differences as events. */
+  private async relist(): Promise<string> {
+    const { source, summarize, handlers } = this.opts;
+    const seen = new Map<string, R>();
+    let cont: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page = await source.list({
+        limit: this.opts.pageSize ?? 500,
+        _continue: cont,
+        labelSelector: source.labelSelector,
+        fieldSelector: source.fieldSelector,
+      });
+      for (const item of page.items) seen.set(objectKey(item), item);
+      cont = page.metadata?._continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    } while (cont);
+
+    for (const [key, entry] of this.store) {
+      if (!seen.has(key)) {
+        this.store.delete(key);
+        this.safely(() => handlers.deleted?.(key, entry.value));
+      }
+    }
+    for (const [key, obj] of seen) {
+      const rv = obj.metadata?.resourceVersion ?? '';
+      const previous = this.store.get(key);
+      if (previous?.resourceVersion === rv) continue;
+      const value = summarize(obj);
+      this.store.set(key, { resourceVersion: rv, value });
+      if (previous) this.safely(() => handlers.updated?.(key, previous.value, value));
+      else this.safely(() => handlers.added?.(key, value));
+    }
+    if (!this.synced) {
+      this.synced = true;
+      for (const resolve of this.syncWaiters.splice(0)) resolve();
+    }
+    this.safely(() => handlers.relisted?.());
+    return resourceVersion;
+  }
+
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.opts.log.error({ informer: this.opts.name, err }, 'event handler failed');
+    }
+  }
+
+  private apply(phase: string, obj: R): void {
+    const { summarize, handlers } = this.opts;
+    const key = objectKey(obj);
+    const rv = obj.metadata?.resourceVersion ?? '';
+    const previous = this.store.get(key);
+    if (phase === 'DELETED') {
+      if (!previous) return;
+      this.store.delete(key);
+      this.safely(() => handlers.deleted?.(key, previous.value));
+      return;
+    }
+    if (previous?.resourceVersion === rv) return; // replayed event
+    const value = summarize(obj);
+    this.store.set(key, { resourceVersion: rv, value });
+    if (previous) this.safely(() => handlers.updated?.(key, previous.value, value));
+    else this.safely(() => handlers.added?.(key, value));
+  }
+
+  /** One watch from `resourceVersion` until it ends; returns why and where it got to. */
+  private watchOnce(
+    resourceVersion: string,
+    resyncAt: number,
+  ): Promise<{ end: WatchEnd; resourceVersion: string }> {
+    const { source, kubeConfig, stallTimeoutMs } = this.opts;
+    return new Promise((resolve, reject) => {
+      let latest = resourceVersion;
+      let lastActivity = Date.now();
+      let end: WatchEnd | undefined;
+      let controller: AbortController | undefined;
+      let settled = false;
+      const finish = (why: WatchEnd, err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(watchdog);
+        this.abortCurrent = undefined;
+        controller?.abort();
+        if (err !== undefined && why === 'error') reject(err);
+        else resolve({ end: why, resourceVersion: latest });
+      };
+      const watchdog = setInterval(
+        () => {
+          if (Date.now() >= resyncAt) {
+            end = 'resync';
+            finish('resync');
+          } else if (Date.now() - lastActivity > stallTimeoutMs) {
+            end = 'stalled';
+            finish('stalled');
+          }
+        },
+        Math.max(Math.min(stallTimeoutMs / 4, 5_000), 20),
+      );
+      this.abortCurrent = () => finish(this.stopped ? 'stopped' : 'resync');
+
+      new Watch(kubeConfig)
+        .watch(
+          source.watchPath,
+          {
+            resourceVersion,
+            allowWatchBookmarks: true,
+            // The server ends the watch after this; we then resume from `latest` without a relist.
+            timeoutSeconds: Math.round(jitter(300, 1)),
+            labelSelector: source.labelSelector,
+            fieldSelector: source.fieldSelector,
+          },
+          (phase: string, obj: R & { code?: number; message?: string }) => {
+            lastActivity = Date.now();
+            if (settled) return;
+            if (phase === 'ERROR') {
+              end = 'expired';
+              this.opts.log.info(
+                { informer: this.opts.name, code: obj.code, message: obj.message },
+                'watch error',
+              );
+              finish('expired');
+              return;
+            }
+            const rv = obj.metadata?.resourceVersion;
+            if (rv) latest = rv;
+            if (phase !== 'BOOKMARK') this.apply(phase, obj);
+          },
+          (err: unknown) => {
+            if (settled) return;
+            if (err && !(err instanceof Error && err.name === 'AbortError')) finish('error', err);
+            else finish(end ?? 'closed');
+          },
+        )
+        .then(
+          (c) => {
+            controller = c;
+            if (settled) c.abort();
+          },
+          (err: unknown) => finish('error', err),
+        );
+    });
+  }
+}
