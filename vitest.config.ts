@@ -18,9 +18,9 @@ export default defineConfig({
           globalSetup: ['test/integration/global-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 300_000,
-          // Test files share one control plane; each works in its own namespaces.
-          fileParallelism: true,
-          maxWorkers: 2,
+          // Test files share one control plane, and a controller manages every namespace:
+          // files run one after another; each works in namespaces of its own.
+          fileParallelism: false,
         },
       },
     ],

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { describeApiError } from './client.js';
 
 export interface InvolvedObject {
   apiVersion: string;
@@ -61,7 +62,10 @@ export class EventRecorder implements EventSink {
       })
       .catch((err: unknown) => {
         // An Event is a courtesy; failing to write one must not fail the reconcile.
-        this.log.warn({ err, reason, object: `${namespace}/${object.name}` }, 'could not write Event');
+        this.log.warn(
+          { err: describeApiError(err), reason, object: `${namespace}/${object.name}` },
+          'could not write Event',
+        );
       });
   }
 

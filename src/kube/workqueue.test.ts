@@ -68,6 +68,21 @@ describe('WorkQueue', () => {
     expect(q.addRateLimited('k')).toBe(100);
   });
 
+  it('reports idle once nothing is queued or processing', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    let idle = false;
+    const whenIdle = q.whenIdle().then(() => {
+      idle = true;
+    });
+    const key = await q.get();
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    q.done(key!);
+    await whenIdle;
+    expect(idle).toBe(true);
+  });
+
   it('releases waiting workers on shutdown and ignores later adds', async () => {
     const q = new WorkQueue();
     const waiting = q.get();

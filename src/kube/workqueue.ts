@@ -25,6 +25,7 @@ export class WorkQueue {
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly failures = new Map<string, number>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
+  private idleWaiters: Array<() => void> = [];
   private shuttingDown = false;
   private readonly baseRetryDelayMs: number;
   private readonly maxRetryDelayMs: number;
@@ -134,6 +135,18 @@ export class WorkQueue {
       this.dirty.delete(key);
       this.add(key);
     }
+    if (this.isIdle) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Nothing queued and nothing being processed (scheduled keys do not count). */
+  get isIdle(): boolean {
+    return this.depth === 0 && this.processing.size === 0;
+  }
+
+  /** Resolves the next time the queue is idle (at once if it is now). */
+  whenIdle(): Promise<void> {
+    if (this.isIdle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   shutDown(): void {

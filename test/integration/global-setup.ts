@@ -1,7 +1,11 @@
 // Starts the real control plane once per integration run (or reuses one that
 // `npm run cluster:up` left running) and hands its kubeconfig to the tests.
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { down, up } from '../cluster/controlplane.js';
+import { repoRoot } from '../cluster/paths.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,6 +17,25 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const { state, started } = await up({ log: (line) => console.log(`[cluster] ${line}`) });
   console.log(`[cluster] ${started ? 'started' : 'reusing'} control plane at ${state.server}`);
   project.provide('kubeconfig', state.kubeconfig);
+  // Users install the CRD with kubectl; so do the tests.
+  execFileSync('kubectl', ['--kubeconfig', state.kubeconfig, 'apply', '-f', join(repoRoot, 'crds')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  execFileSync(
+    'kubectl',
+    [
+      '--kubeconfig',
+      state.kubeconfig,
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd',
+      '--all',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  // Controller output of this run only, for the key-leak scan.
+  rmSync(join(repoRoot, '.local', 'test-logs'), { recursive: true, force: true });
   return async () => {
     // Leave a control plane the developer started themselves; stop only our own.
     if (started && process.env.ALCAZAR_KEEP_CLUSTER !== '1') await down();

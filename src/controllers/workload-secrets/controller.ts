@@ -164,6 +164,13 @@ export class WorkloadSecretsController {
         );
       },
     );
+    const started = Date.now();
+    void this.queue.whenIdle().then(() => {
+      this.opts.log.info(
+        { ...this.counts(), durationMs: Date.now() - started },
+        'initial reconcile finished',
+      );
+    });
   }
 
   get hasSynced(): boolean {
@@ -294,6 +301,10 @@ export class WorkloadSecretsController {
       involved,
       now,
     });
+    log.debug(
+      { action: decision.action, reason: 'reason' in decision ? decision.reason : undefined },
+      'reconciled',
+    );
     if (decision.action !== 'report') this.failing.delete(key);
     if (decision.action === 'none' && decision.recheckAt !== undefined) {
       this.queue.addAfter(key, decision.recheckAt - now);

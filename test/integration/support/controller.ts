@@ -1,0 +1,109 @@
+// Runs the real `alcazar controller` as a child process against the test
+// control plane, so restarts and kills are real. Every line it prints is kept
+// in .local/test-logs/ for the suite-wide key-leak scan.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { repoRoot } from '../../cluster/paths.js';
+import { waitFor } from './wait.js';
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export interface ControllerProcess {
+  readonly pid: number;
+  readonly lines: LogLine[];
+  /** Resolves with the first log line (already printed or still to come) that matches. */
+  waitForLog(description: string, match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait for exit. */
+  kill(): Promise<void>;
+  readonly exited: Promise<number | null>;
+}
+
+export const testLogDir = join(repoRoot, '.local', 'test-logs');
+let started = 0;
+
+export interface StartOptions {
+  caNamespace: string;
+  args?: string[];
+  env?: Record<string, string>;
+  kubeconfig?: string;
+}
+
+export async function startController(opts: StartOptions): Promise<ControllerProcess> {
+  mkdirSync(testLogDir, { recursive: true });
+  const logFile = join(testLogDir, `controller-${process.pid}-${++started}-${Date.now()}.log`);
+  const out = createWriteStream(logFile);
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(repoRoot, 'src', 'cli', 'main.ts'),
+      'controller',
+      `--kubeconfig=${opts.kubeconfig ?? inject('kubeconfig')}`,
+      `--ca-namespace=${opts.caNamespace}`,
+      '--log-level=debug',
+      '--http-port=0',
+      '--no-leader-elect',
+      ...(opts.args ?? []),
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
+  );
+  const lines: LogLine[] = [];
+  let buffered = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    out.write(chunk);
+    buffered += chunk.toString('utf8');
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    for (const part of parts) {
+      if (!part.trim()) continue;
+      try {
+        lines.push(JSON.parse(part) as LogLine);
+      } catch {
+        lines.push({ level: 'raw', msg: part });
+      }
+    }
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    out.write(chunk);
+    lines.push({ level: 'stderr', msg: chunk.toString('utf8') });
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      out.end();
+      resolve(code);
+    }),
+  );
+  const proc: ControllerProcess = {
+    pid: child.pid!,
+    lines,
+    exited,
+    waitForLog: (description, match, timeoutMs = 30_000) =>
+      waitFor(`controller log: ${description}`, () => lines.find(match), { timeoutMs, intervalMs: 50 }),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  await Promise.race([
+    proc.waitForLog('controller started', (l) => l.msg === 'controller started', 60_000),
+    exited.then((code) => {
+      throw new Error(
+        `controller exited with ${code} before starting:\n${lines.map((l) => l.msg).join('\n')}`,
+      );
+    }),
+  ]);
+  return proc;
+}
