@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import type { ProcessSettings } from '../config/process.js';
 import { EventRecorder } from '../kube/events.js';
 import { AuthorityController } from './authority/controller.js';
+import { SharedCaches } from './caches.js';
 import { CertificateAuthorityController } from './certificate-authority/controller.js';
+import { TrustBundleController } from './trust-bundle/controller.js';
 import { WorkloadSecretsController } from './workload-secrets/controller.js';
 
 export interface RunningController {
@@ -36,6 +38,7 @@ export async function startController(
     onConfigChange: () => {
       void authority.reevaluate();
       workloads.enqueueAll();
+      trustBundles.enqueueAll();
     },
     authority: () => authority.current,
     counts: () => workloads.counts(),
@@ -50,12 +53,14 @@ export async function startController(
     canWrite,
     onChange: () => {
       workloads.enqueueAll();
+      trustBundles.enqueueAll();
       configuration.requestStatusUpdate();
     },
     ...timing,
   });
+  const caches = new SharedCaches({ kubeConfig, core, log: log.child({ controller: 'caches' }), ...timing });
   const workloads: WorkloadSecretsController = new WorkloadSecretsController({
-    kubeConfig,
+    caches,
     core,
     log: log.child({ controller: 'workload-secrets' }),
     events,
@@ -64,19 +69,40 @@ export async function startController(
     authority: () => authority.current,
     canWrite,
     workers: settings.workers,
-    ...timing,
+    foreignRecheckMs: settings.resyncPeriodMs,
+  });
+  const trustBundles: TrustBundleController = new TrustBundleController({
+    caches,
+    core,
+    log: log.child({ controller: 'trust-bundle' }),
+    events,
+    caNamespace: settings.caNamespace,
+    config: () => configuration.current,
+    authority: () => authority.current,
+    canWrite,
+    workers: 2,
   });
 
   await configuration.start();
   await authority.start();
-  await workloads.start();
+  await caches.start();
+  log.info(
+    {
+      namespaces: caches.namespaces.size,
+      serviceAccounts: caches.serviceAccounts.size,
+      secrets: caches.workloadSecrets.size,
+      trustBundles: caches.trustBundles.size,
+    },
+    'caches synced',
+  );
+  workloads.start();
+  trustBundles.start();
   log.info('controller started');
   return {
-    ready: () => workloads.hasSynced && authority.current.status === 'ready',
+    ready: () => caches.hasSynced && authority.current.status === 'ready',
     stop: async () => {
-      await workloads.stop();
-      await authority.stop();
-      await configuration.stop();
+      await Promise.all([workloads.stop(), trustBundles.stop()]);
+      await Promise.all([caches.stop(), authority.stop(), configuration.stop()]);
     },
   };
 }

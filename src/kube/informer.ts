@@ -43,7 +43,8 @@ export interface InformerOptions<R extends KubernetesObject, T> {
   source: InformerSource<R>;
   /** Reduces an object to what decisions need; the store holds only this. */
   summarize: (obj: R) => T;
-  handlers: InformerHandlers<T>;
+  /** First subscriber; more can be added with subscribe() before start(). */
+  handlers?: InformerHandlers<T>;
   log: Logger;
   resyncPeriodMs: number;
   stallTimeoutMs: number;
@@ -73,8 +74,21 @@ export class Informer<R extends KubernetesObject, T> {
   private abortCurrent: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private readonly subscribers: InformerHandlers<T>[] = [];
 
-  constructor(private readonly opts: InformerOptions<R, T>) {}
+  constructor(private readonly opts: InformerOptions<R, T>) {
+    if (opts.handlers) this.subscribers.push(opts.handlers);
+  }
+
+  /** Adds handlers; a late subscriber is told about every object already in the store. */
+  subscribe(handlers: InformerHandlers<T>): void {
+    this.subscribers.push(handlers);
+    for (const [key, entry] of this.store) this.safely(() => handlers.added?.(key, entry.value));
+  }
+
+  private notify(event: (h: InformerHandlers<T>) => void): void {
+    for (const handlers of this.subscribers) this.safely(() => event(handlers));
+  }
 
   get hasSynced(): boolean {
     return this.synced;
@@ -161,7 +175,7 @@ export class Informer<R extends KubernetesObject, T> {
 
   /** Lists everything, replaces the store, and reports the differences as events. */
   private async relist(): Promise<string> {
-    const { source, summarize, handlers } = this.opts;
+    const { source, summarize } = this.opts;
     const seen = new Map<string, R>();
     let cont: string | undefined;
     let resourceVersion = '';
@@ -180,7 +194,7 @@ export class Informer<R extends KubernetesObject, T> {
     for (const [key, entry] of this.store) {
       if (!seen.has(key)) {
         this.store.delete(key);
-        this.safely(() => handlers.deleted?.(key, entry.value));
+        this.notify((h) => h.deleted?.(key, entry.value));
       }
     }
     for (const [key, obj] of seen) {
@@ -189,14 +203,14 @@ export class Informer<R extends KubernetesObject, T> {
       if (previous?.resourceVersion === rv) continue;
       const value = summarize(obj);
       this.store.set(key, { resourceVersion: rv, value });
-      if (previous) this.safely(() => handlers.updated?.(key, previous.value, value));
-      else this.safely(() => handlers.added?.(key, value));
+      if (previous) this.notify((h) => h.updated?.(key, previous.value, value));
+      else this.notify((h) => h.added?.(key, value));
     }
     if (!this.synced) {
       this.synced = true;
       for (const resolve of this.syncWaiters.splice(0)) resolve();
     }
-    this.safely(() => handlers.relisted?.());
+    this.notify((h) => h.relisted?.());
     return resourceVersion;
   }
 
@@ -209,21 +223,21 @@ export class Informer<R extends KubernetesObject, T> {
   }
 
   private apply(phase: string, obj: R): void {
-    const { summarize, handlers } = this.opts;
+    const { summarize } = this.opts;
     const key = objectKey(obj);
     const rv = obj.metadata?.resourceVersion ?? '';
     const previous = this.store.get(key);
     if (phase === 'DELETED') {
       if (!previous) return;
       this.store.delete(key);
-      this.safely(() => handlers.deleted?.(key, previous.value));
+      this.notify((h) => h.deleted?.(key, previous.value));
       return;
     }
     if (previous?.resourceVersion === rv) return; // replayed event
     const value = summarize(obj);
     this.store.set(key, { resourceVersion: rv, value });
-    if (previous) this.safely(() => handlers.updated?.(key, previous.value, value));
-    else this.safely(() => handlers.added?.(key, value));
+    if (previous) this.notify((h) => h.updated?.(key, previous.value, value));
+    else this.notify((h) => h.added?.(key, value));
   }
 
   /** One watch from `resourceVersion` until it ends; returns why and where it got to. */

@@ -307,7 +307,10 @@ describe('workload Secrets', () => {
     );
     await controller.stop();
     controller = await startController({ caNamespace: caNamespace.name });
-    await controller.waitForLog('initial reconcile finished', (l) => l.msg === 'initial reconcile finished');
+    await controller.waitForLog(
+      'initial reconcile finished',
+      (l) => l.msg === 'initial reconcile finished' && l.controller === 'workload-secrets',
+    );
     const after = await Promise.all(
       ['a', 'b', 'c', 'default'].map((sa) => readSecret(core, ns, `istio.${sa}`)),
     );

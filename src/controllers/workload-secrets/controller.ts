@@ -4,7 +4,6 @@
 // second time.
 import {
   type CoreV1Api,
-  type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
   type V1Namespace,
@@ -14,20 +13,19 @@ import {
 import type { Logger } from 'pino';
 import { issueWorkload } from '../../ca/issue.js';
 import type { CaConfig } from '../../config/ca-spec.js';
-import { apiStatus, describeApiError, isNotFound } from '../../kube/client.js';
+import { apiStatus, isNotFound } from '../../kube/client.js';
 import type { EventSink, InvolvedObject } from '../../kube/events.js';
-import { Informer } from '../../kube/informer.js';
-import { runWorkers, WorkQueue } from '../../kube/workqueue.js';
+import type { Informer } from '../../kube/informer.js';
+import { WorkQueue } from '../../kube/workqueue.js';
 import { encodePem } from '../../pki/pem.js';
 import type { AuthorityState } from '../authority/controller.js';
+import type { SharedCaches } from '../caches.js';
+import { startReconcileLoop } from '../reconcile-loop.js';
 import {
   isOwnedSecret,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   type ObservedSecret,
-  observeNamespace,
-  observeSecret,
-  observeServiceAccount,
   SERVICE_ACCOUNT_ANNOTATION,
   signedByAuthority,
 } from './observe.js';
@@ -47,7 +45,7 @@ import { backdateMs } from './renewal.js';
 import { isManagedNamespace } from './targeting.js';
 
 export interface WorkloadSecretsOptions {
-  kubeConfig: KubeConfig;
+  caches: SharedCaches;
   core: CoreV1Api;
   log: Logger;
   events: EventSink;
@@ -56,8 +54,8 @@ export interface WorkloadSecretsOptions {
   authority: () => AuthorityState;
   canWrite: () => boolean;
   workers: number;
-  resyncPeriodMs: number;
-  stallTimeoutMs: number;
+  /** How long to wait before looking again at a ServiceAccount whose name is taken by a foreign Secret. */
+  foreignRecheckMs: number;
   now?: () => number;
 }
 
@@ -88,98 +86,48 @@ export class WorkloadSecretsController {
 
   constructor(private readonly opts: WorkloadSecretsOptions) {
     this.now = opts.now ?? Date.now;
-    const common = {
-      kubeConfig: opts.kubeConfig,
-      log: opts.log,
-      resyncPeriodMs: opts.resyncPeriodMs,
-      stallTimeoutMs: opts.stallTimeoutMs,
-    };
-    this.serviceAccounts = new Informer({
-      ...common,
-      name: 'serviceaccounts',
-      source: {
-        watchPath: '/api/v1/serviceaccounts',
-        list: (o) => opts.core.listServiceAccountForAllNamespaces(o),
-      },
-      summarize: observeServiceAccount,
-      handlers: {
-        added: (key) => this.track(key),
-        updated: (key) => this.queue.add(key),
-        deleted: (key) => this.untrack(key),
-      },
+    this.serviceAccounts = opts.caches.serviceAccounts;
+    this.namespaces = opts.caches.namespaces;
+    this.secrets = opts.caches.workloadSecrets;
+    this.serviceAccounts.subscribe({
+      added: (key) => this.track(key),
+      updated: (key) => this.queue.add(key),
+      deleted: (key) => this.untrack(key),
     });
-    this.namespaces = new Informer({
-      ...common,
-      name: 'namespaces',
-      source: { watchPath: '/api/v1/namespaces', list: (o) => opts.core.listNamespace(o) },
-      summarize: observeNamespace,
-      handlers: {
-        added: (ns) => this.enqueueNamespace(ns),
-        updated: (ns, before, after) => {
-          if (before.terminating !== after.terminating || !sameLabels(before.labels, after.labels)) {
-            this.enqueueNamespace(ns);
-          }
-        },
-        deleted: (ns) => this.enqueueNamespace(ns),
+    this.namespaces.subscribe({
+      added: (ns) => this.enqueueNamespace(ns),
+      updated: (ns, before, after) => {
+        if (before.terminating !== after.terminating || !sameLabels(before.labels, after.labels)) {
+          this.enqueueNamespace(ns);
+        }
       },
+      deleted: (ns) => this.enqueueNamespace(ns),
     });
-    this.secrets = new Informer({
-      ...common,
-      name: 'workload secrets',
-      source: {
-        watchPath: '/api/v1/secrets',
-        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
-        list: (o) => opts.core.listSecretForAllNamespaces(o),
-      },
-      summarize: observeSecret,
-      handlers: {
-        added: (key) => this.enqueueSecret(key, true),
-        updated: (key) => this.enqueueSecret(key, false),
-        deleted: (key) => this.enqueueSecret(key, false),
-      },
+    this.secrets.subscribe({
+      added: (key) => this.enqueueSecret(key, true),
+      updated: (key) => this.enqueueSecret(key, false),
+      deleted: (key) => this.enqueueSecret(key, false),
     });
   }
 
-  async start(): Promise<void> {
-    for (const informer of [this.namespaces, this.serviceAccounts, this.secrets]) informer.start();
-    await Promise.all([this.namespaces, this.serviceAccounts, this.secrets].map((i) => i.waitForSync()));
-    this.opts.log.info(
-      {
-        namespaces: this.namespaces.size,
-        serviceAccounts: this.serviceAccounts.size,
-        secrets: this.secrets.size,
+  /** Starts the workers; the shared caches must have synced. */
+  start(): void {
+    this.workers = startReconcileLoop({
+      queue: this.queue,
+      workers: this.opts.workers,
+      reconcile: (key) => this.reconcile(key),
+      log: this.opts.log,
+      describeKey: (key) => {
+        const [namespace, serviceAccount] = splitKey(key);
+        return { namespace, serviceAccount };
       },
-      'caches synced',
-    );
-    this.workers = runWorkers(
-      this.queue,
-      this.opts.workers,
-      (key) => this.reconcile(key),
-      (key, err, retryInMs) => {
-        this.failing.add(key);
-        const [namespace, name] = splitKey(key);
-        this.opts.log.warn(
-          { namespace, serviceAccount: name, err: describeApiError(err), retryInMs },
-          'reconcile failed; will retry',
-        );
-      },
-    );
-    const started = Date.now();
-    void this.queue.whenIdle().then(() => {
-      this.opts.log.info(
-        { ...this.counts(), durationMs: Date.now() - started },
-        'initial reconcile finished',
-      );
+      onError: (key) => this.failing.add(key),
+      idleDetails: () => ({ ...this.counts() }),
     });
-  }
-
-  get hasSynced(): boolean {
-    return this.namespaces.hasSynced && this.serviceAccounts.hasSynced && this.secrets.hasSynced;
   }
 
   async stop(): Promise<void> {
     this.queue.shutDown();
-    await Promise.all([this.namespaces.stop(), this.serviceAccounts.stop(), this.secrets.stop()]);
     await this.workers;
   }
 
@@ -325,7 +273,7 @@ export class WorkloadSecretsController {
         }
         log.warn({ reason: decision.reason }, decision.message);
         this.opts.events.record(ctx.involved, 'Warning', decision.reason, decision.message);
-        if (decision.reason === 'ForeignSecret') this.queue.addAfter(ctx.key, this.opts.resyncPeriodMs);
+        if (decision.reason === 'ForeignSecret') this.queue.addAfter(ctx.key, this.opts.foreignRecheckMs);
         return;
       case 'delete':
       case 'recreate':

@@ -1,0 +1,100 @@
+// The informers the controllers share: one list+watch per kind, however many
+// controllers subscribe to it.
+import type {
+  CoreV1Api,
+  KubeConfig,
+  V1ConfigMap,
+  V1Namespace,
+  V1Secret,
+  V1ServiceAccount,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Informer, type WatchEnd } from '../kube/informer.js';
+import { observeTrustBundle, TRUST_BUNDLE_NAME, type TrustBundleView } from './trust-bundle/observe.js';
+import {
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  type ObservedSecret,
+  observeNamespace,
+  observeSecret,
+  observeServiceAccount,
+} from './workload-secrets/observe.js';
+import type { NamespaceView, ServiceAccountView } from './workload-secrets/plan.js';
+
+export interface SharedCachesOptions {
+  kubeConfig: KubeConfig;
+  core: CoreV1Api;
+  log: Logger;
+  resyncPeriodMs: number;
+  stallTimeoutMs: number;
+  onWatchRestart?: (informer: string, reason: WatchEnd) => void;
+}
+
+export class SharedCaches {
+  readonly namespaces: Informer<V1Namespace, NamespaceView>;
+  readonly serviceAccounts: Informer<V1ServiceAccount, ServiceAccountView>;
+  /** Secrets carrying alcazar's managed-by label, in every namespace. */
+  readonly workloadSecrets: Informer<V1Secret, ObservedSecret>;
+  /** ConfigMaps named istio-ca-root-cert, in every namespace. */
+  readonly trustBundles: Informer<V1ConfigMap, TrustBundleView>;
+
+  constructor(opts: SharedCachesOptions) {
+    const { core } = opts;
+    const common = (name: string) => ({
+      name,
+      kubeConfig: opts.kubeConfig,
+      log: opts.log,
+      resyncPeriodMs: opts.resyncPeriodMs,
+      stallTimeoutMs: opts.stallTimeoutMs,
+      onWatchRestart: (reason: WatchEnd) => opts.onWatchRestart?.(name, reason),
+    });
+    this.namespaces = new Informer({
+      ...common('namespaces'),
+      source: { watchPath: '/api/v1/namespaces', list: (o) => core.listNamespace(o) },
+      summarize: observeNamespace,
+    });
+    this.serviceAccounts = new Informer({
+      ...common('serviceaccounts'),
+      source: {
+        watchPath: '/api/v1/serviceaccounts',
+        list: (o) => core.listServiceAccountForAllNamespaces(o),
+      },
+      summarize: observeServiceAccount,
+    });
+    this.workloadSecrets = new Informer({
+      ...common('workload secrets'),
+      source: {
+        watchPath: '/api/v1/secrets',
+        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+        list: (o) => core.listSecretForAllNamespaces(o),
+      },
+      summarize: observeSecret,
+    });
+    this.trustBundles = new Informer({
+      ...common('trust bundles'),
+      source: {
+        watchPath: '/api/v1/configmaps',
+        fieldSelector: `metadata.name=${TRUST_BUNDLE_NAME}`,
+        list: (o) => core.listConfigMapForAllNamespaces(o),
+      },
+      summarize: observeTrustBundle,
+    });
+  }
+
+  private get all() {
+    return [this.namespaces, this.serviceAccounts, this.workloadSecrets, this.trustBundles];
+  }
+
+  get hasSynced(): boolean {
+    return this.all.every((i) => i.hasSynced);
+  }
+
+  async start(): Promise<void> {
+    for (const informer of this.all) informer.start();
+    await Promise.all(this.all.map((i) => i.waitForSync()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.all.map((i) => i.stop()));
+  }
+}

@@ -1,0 +1,36 @@
+// The loop every controller runs: N workers over a keyed queue, failures
+// retried with backoff and logged with their key, and one line when the
+// first pass over everything is done.
+import type { Logger } from 'pino';
+import { describeApiError } from '../kube/client.js';
+import { runWorkers, type WorkQueue } from '../kube/workqueue.js';
+
+export interface ReconcileLoopOptions {
+  queue: WorkQueue;
+  workers: number;
+  reconcile: (key: string) => Promise<void>;
+  log: Logger;
+  /** Fields for the log line of a failed key, e.g. { namespace, name }. */
+  describeKey: (key: string) => Record<string, string>;
+  onError?: (key: string, err: unknown) => void;
+  /** Extra fields for the 'initial reconcile finished' line. */
+  idleDetails?: () => Record<string, unknown>;
+}
+
+export function startReconcileLoop(opts: ReconcileLoopOptions): Promise<void> {
+  const started = Date.now();
+  const running = runWorkers(opts.queue, opts.workers, opts.reconcile, (key, err, retryInMs) => {
+    opts.onError?.(key, err);
+    opts.log.warn(
+      { ...opts.describeKey(key), err: describeApiError(err), retryInMs },
+      'reconcile failed; will retry',
+    );
+  });
+  void opts.queue.whenIdle().then(() => {
+    opts.log.info(
+      { ...opts.idleDetails?.(), durationMs: Date.now() - started },
+      'initial reconcile finished',
+    );
+  });
+  return running;
+}
