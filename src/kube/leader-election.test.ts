@@ -1,0 +1,402 @@
+import { ApiException, type KubeConfig, type V1Lease, type V1MicroTime } from '@kubernetes/client-node';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  claimSpec,
+  decide,
+  decideWithoutLease,
+  LeaderElector,
+  type LeaseRecord,
+  leaseDurationSecondsFor,
+  leaseRecordOf,
+  microTime,
+  observe,
+  parseMicroTime,
+  releaseSpec,
+  renewalIsFresh,
+} from './leader-election.js';
+
+const record = (over: Partial<LeaseRecord> = {}): LeaseRecord => ({
+  holderIdentity: 'other',
+  leaseDurationSeconds: 15,
+  leaseTransitions: 0,
+  resourceVersion: '1',
+  ...over,
+});
+
+const lease = (resourceVersion: string, spec: V1Lease['spec'] = {}): V1Lease => ({
+  metadata: { name: 'l', namespace: 'ns', resourceVersion },
+  spec,
+});
+
+describe('decide', () => {
+  it('creates a Lease that does not exist', () => {
+    expect(decide(undefined, 0, 0, 'me')).toEqual({ kind: 'create' });
+  });
+
+  it('renews a Lease that names us, even one that looks expired', () => {
+    expect(decide(record({ holderIdentity: 'me' }), 0, 60_000, 'me')).toEqual({ kind: 'renew' });
+  });
+
+  it('takes over a released Lease at once', () => {
+    expect(decide(record({ holderIdentity: '' }), 1_000, 1_000, 'me')).toEqual({
+      kind: 'take-over',
+      previousHolder: '',
+    });
+  });
+
+  it('waits for another holder until leaseDuration after we saw its record change', () => {
+    expect(decide(record(), 10_000, 24_999, 'me')).toEqual({
+      kind: 'wait',
+      holder: 'other',
+      expiresAt: 25_000,
+    });
+    expect(decide(record(), 10_000, 25_000, 'me')).toEqual({ kind: 'take-over', previousHolder: 'other' });
+  });
+
+  it("ignores the holder's own timestamps: an old renewTime seen just now still counts as fresh", () => {
+    const stale = record({ renewTime: Date.parse('2000-01-01T00:00:00Z') });
+    expect(decide(stale, 10_000, 10_001, 'me').kind).toBe('wait');
+    const future = record({ renewTime: Date.parse('2999-01-01T00:00:00Z') });
+    expect(decide(future, 0, 15_000, 'me').kind).toBe('take-over');
+  });
+
+  it("uses the holder's declared lease duration", () => {
+    expect(decide(record({ leaseDurationSeconds: 1 }), 0, 1_000, 'me').kind).toBe('take-over');
+  });
+});
+
+describe('decideWithoutLease', () => {
+  const seen = (holderIdentity: string, observedAt: number) => ({
+    lease: lease('1'),
+    record: record({ holderIdentity, leaseDurationSeconds: 3 }),
+    observedAt,
+  });
+
+  it('creates a Lease it never saw', () => {
+    expect(decideWithoutLease(undefined, 0, 'me')).toEqual({ kind: 'create' });
+  });
+
+  it("treats a vanished Lease as its last holder's until that record expires", () => {
+    expect(decideWithoutLease(seen('other', 1_000), 3_999, 'me')).toEqual({
+      kind: 'wait',
+      holder: 'other',
+      expiresAt: 4_000,
+    });
+    expect(decideWithoutLease(seen('other', 1_000), 4_000, 'me')).toEqual({ kind: 'create' });
+  });
+
+  it('re-creates at once a vanished Lease that was ours or released', () => {
+    expect(decideWithoutLease(seen('me', 1_000), 1_001, 'me')).toEqual({ kind: 'create' });
+    expect(decideWithoutLease(seen('', 1_000), 1_001, 'me')).toEqual({ kind: 'create' });
+  });
+});
+
+describe('observe', () => {
+  it('stamps a first observation with now', () => {
+    expect(observe(undefined, lease('5'), 100, 15).observedAt).toBe(100);
+  });
+
+  it('keeps the first-seen time while the record (resourceVersion) is unchanged', () => {
+    const first = observe(undefined, lease('5'), 100, 15);
+    expect(observe(first, lease('5'), 900, 15).observedAt).toBe(100);
+  });
+
+  it('restarts the clock when the record changes', () => {
+    const first = observe(undefined, lease('5'), 100, 15);
+    expect(observe(first, lease('6'), 900, 15).observedAt).toBe(900);
+  });
+});
+
+describe('leaseRecordOf', () => {
+  it('reads the MicroTime strings client-node hands back, and defaults what is missing', () => {
+    const r = leaseRecordOf(
+      lease('7', { renewTime: '2026-11-23T02:00:00.123456Z' as unknown as V1MicroTime }),
+      15,
+    );
+    expect(r).toEqual({
+      holderIdentity: '',
+      leaseDurationSeconds: 15,
+      leaseTransitions: 0,
+      acquireTime: undefined,
+      renewTime: Date.parse('2026-11-23T02:00:00.123Z'),
+      resourceVersion: '7',
+    });
+  });
+
+  it('parses Date and string MicroTimes alike and rejects garbage', () => {
+    expect(parseMicroTime(new Date(5))).toBe(5);
+    expect(parseMicroTime('1970-01-01T00:00:00.005000Z')).toBe(5);
+    expect(parseMicroTime('soon')).toBeUndefined();
+    expect(parseMicroTime(undefined)).toBeUndefined();
+  });
+});
+
+describe('lease specs', () => {
+  const t0 = Date.parse('2026-11-23T02:00:00.000Z');
+  const t1 = t0 + 5_000;
+
+  it('serializes MicroTime with six fractional digits, as the apiserver requires', () => {
+    expect(JSON.stringify({ t: microTime(t0 + 123) })).toBe('{"t":"2026-11-23T02:00:00.123000Z"}');
+  });
+
+  it('creates with transitions 0 and acquireTime = renewTime', () => {
+    const spec = claimSpec({ kind: 'create' }, undefined, 'me', 15, t0);
+    expect(spec).toMatchObject({ holderIdentity: 'me', leaseDurationSeconds: 15, leaseTransitions: 0 });
+    expect(spec.acquireTime?.getTime()).toBe(t0);
+    expect(spec.renewTime?.getTime()).toBe(t0);
+  });
+
+  it('renews keeping acquireTime and transitions', () => {
+    const previous = { holderIdentity: 'me', acquireTime: microTime(t0), leaseTransitions: 3 };
+    const spec = claimSpec({ kind: 'renew' }, previous, 'me', 15, t1);
+    expect(spec.acquireTime?.getTime()).toBe(t0);
+    expect(spec.renewTime?.getTime()).toBe(t1);
+    expect(spec.leaseTransitions).toBe(3);
+  });
+
+  it('takes over counting a transition, with a new acquireTime, keeping fields it does not own', () => {
+    const previous = {
+      holderIdentity: 'other',
+      acquireTime: microTime(t0),
+      leaseTransitions: 3,
+      strategy: 'x',
+    };
+    const spec = claimSpec({ kind: 'take-over', previousHolder: 'other' }, previous, 'me', 15, t1);
+    expect(spec).toMatchObject({ holderIdentity: 'me', leaseTransitions: 4, strategy: 'x' });
+    expect(spec.acquireTime?.getTime()).toBe(t1);
+  });
+
+  it('releases by clearing the holder and shortening the duration to one second', () => {
+    const spec = releaseSpec({ holderIdentity: 'me', leaseDurationSeconds: 15, leaseTransitions: 2 }, t1);
+    expect(spec.holderIdentity).toBeUndefined();
+    expect(spec).toMatchObject({ leaseDurationSeconds: 1, leaseTransitions: 2 });
+    expect(spec.renewTime?.getTime()).toBe(t1);
+  });
+
+  it('rounds the lease duration up to whole seconds, at least one', () => {
+    expect(leaseDurationSecondsFor(15_000)).toBe(15);
+    expect(leaseDurationSecondsFor(2_500)).toBe(3);
+    expect(leaseDurationSecondsFor(10)).toBe(1);
+  });
+});
+
+describe('renewalIsFresh', () => {
+  it.each([
+    [undefined, 0, false],
+    [1_000, 1_000, true],
+    [1_000, 2_999, true],
+    [1_000, 3_000, false],
+    [1_000, 999, false],
+  ])('last renewal %s, now %s → %s (deadline 2 s)', (last, now, fresh) => {
+    expect(renewalIsFresh(last, now, 2_000)).toBe(fresh);
+  });
+});
+
+/** An in-memory Lease endpoint with resourceVersion checks, and knobs to fail or hang. */
+class FakeLeases {
+  lease: V1Lease | undefined;
+  private version = 0;
+  failWith: (() => unknown) | undefined;
+  hang = false;
+  readonly writes: Array<{ holder: string | undefined; at: number }> = [];
+
+  private async gate(): Promise<void> {
+    if (this.hang) await new Promise(() => {});
+    if (this.failWith) throw this.failWith();
+  }
+
+  private stored(body: V1Lease): V1Lease {
+    this.lease = JSON.parse(
+      JSON.stringify({ ...body, metadata: { ...body.metadata, resourceVersion: String(++this.version) } }),
+    );
+    this.writes.push({ holder: this.lease!.spec?.holderIdentity, at: Date.now() });
+    return structuredClone(this.lease!);
+  }
+
+  readNamespacedLease = async (): Promise<V1Lease> => {
+    await this.gate();
+    if (!this.lease) throw new ApiException(404, 'not found', {}, {});
+    return structuredClone(this.lease);
+  };
+
+  createNamespacedLease = async ({ body }: { body: V1Lease }): Promise<V1Lease> => {
+    await this.gate();
+    if (this.lease) throw new ApiException(409, 'exists', {}, {});
+    return this.stored(body);
+  };
+
+  replaceNamespacedLease = async ({ body }: { body: V1Lease }): Promise<V1Lease> => {
+    await this.gate();
+    if (!this.lease) throw new ApiException(404, 'not found', {}, {});
+    if (body.metadata?.resourceVersion !== this.lease.metadata?.resourceVersion)
+      throw new ApiException(409, 'conflict', {}, {});
+    return this.stored(body);
+  };
+
+  /** Someone else writes the Lease. */
+  setHolder(holderIdentity: string): void {
+    this.stored(lease('', { holderIdentity, leaseDurationSeconds: 3 }));
+  }
+}
+
+describe('LeaderElector (fake API, fake clock)', () => {
+  let api: FakeLeases;
+  const timing = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 };
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    api = new FakeLeases();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function elector(callbacks: { onStartedLeading?: () => void; onStoppedLeading?: () => void } = {}) {
+    return new LeaderElector({
+      kubeConfig: { makeApiClient: () => api } as unknown as KubeConfig,
+      namespace: 'ns',
+      leaseName: 'l',
+      identity: 'me',
+      ...timing,
+      log: pino({ level: 'silent' }),
+      now: () => Date.now(),
+      ...callbacks,
+    });
+  }
+
+  it('creates the Lease, leads, and resolves whenLeader', async () => {
+    const started = vi.fn();
+    const e = elector({ onStartedLeading: started });
+    const leader = e.whenLeader();
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    await leader;
+    expect(e.isLeader()).toBe(true);
+    expect(started).toHaveBeenCalledTimes(1);
+    expect(api.lease?.spec?.holderIdentity).toBe('me');
+    await e.stop();
+  });
+
+  it('answers isLeader() from the clock: after a stall longer than renewDeadline it is false at once', async () => {
+    const e = elector();
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(e.isLeader()).toBe(true);
+    // The clock jumps without any timer running, as when the event loop is blocked.
+    vi.setSystemTime(Date.now() + timing.renewDeadlineMs);
+    expect(e.isLeader()).toBe(false);
+    await e.abandon();
+  });
+
+  it('steps down renewDeadline after the last successful renewal when renewals fail', async () => {
+    const stopped = vi.fn();
+    const e = elector({ onStoppedLeading: stopped });
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const lastRenewal = api.writes.at(-1)!.at;
+    api.failWith = () => new ApiException(500, 'etcd unavailable', {}, {});
+    await vi.advanceTimersByTimeAsync(timing.renewDeadlineMs - 1);
+    expect(e.isLeader()).toBe(true);
+    expect(stopped).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(Date.now() - lastRenewal).toBe(timing.renewDeadlineMs);
+    expect(e.isLeader()).toBe(false);
+    expect(stopped).toHaveBeenCalledTimes(1);
+    await e.abandon();
+  });
+
+  it('steps down on time even while a renewal request hangs', async () => {
+    const stopped = vi.fn();
+    const e = elector({ onStoppedLeading: stopped });
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    api.hang = true;
+    await vi.advanceTimersByTimeAsync(timing.renewDeadlineMs);
+    expect(stopped).toHaveBeenCalledTimes(1);
+    expect(e.isLeader()).toBe(false);
+  });
+
+  it('steps down at once when it sees another holder in the Lease', async () => {
+    const stopped = vi.fn();
+    const e = elector({ onStoppedLeading: stopped });
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    api.setHolder('intruder');
+    await vi.advanceTimersByTimeAsync(timing.retryPeriodMs);
+    expect(e.isLeader()).toBe(false);
+    expect(stopped).toHaveBeenCalledTimes(1);
+    await e.abandon();
+  });
+
+  it("waits out another holder's lease by its own observation, then takes over counting a transition", async () => {
+    api.setHolder('other');
+    const e = elector();
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const firstSeen = Date.now();
+    await vi.advanceTimersByTimeAsync(2_900);
+    expect(e.isLeader()).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(e.isLeader()).toBe(true);
+    expect(api.writes.at(-1)!.at - firstSeen).toBeGreaterThanOrEqual(3_000);
+    expect(api.lease?.spec?.leaseTransitions).toBe(1);
+    await e.stop();
+  });
+
+  it('does not create a Lease that vanished while another candidate held it until that lease expires', async () => {
+    api.setHolder('other');
+    const e = elector();
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const firstSeen = Date.now();
+    api.lease = undefined;
+    await vi.advanceTimersByTimeAsync(2_900);
+    expect(api.lease).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(e.isLeader()).toBe(true);
+    expect(api.writes.at(-1)!.at - firstSeen).toBeGreaterThanOrEqual(3_000);
+    await e.stop();
+  });
+
+  it('stop() stops leading before it releases the Lease', async () => {
+    const order: string[] = [];
+    const e = elector({
+      onStoppedLeading: () => order.push(`stopped (holder ${api.lease?.spec?.holderIdentity})`),
+    });
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    await e.stop();
+    order.push(`after stop (holder ${api.lease?.spec?.holderIdentity ?? 'none'})`);
+    expect(order).toEqual(['stopped (holder me)', 'after stop (holder none)']);
+    expect(api.lease?.spec?.leaseDurationSeconds).toBe(1);
+    expect(e.isLeader()).toBe(false);
+  });
+
+  it('rejects whenLeader() when stopped before leading', async () => {
+    api.setHolder('other');
+    const e = elector();
+    e.start();
+    const leader = e.whenLeader();
+    await vi.advanceTimersByTimeAsync(0);
+    await e.stop();
+    await expect(leader).rejects.toThrow('leader election stopped');
+    expect(api.lease?.spec?.holderIdentity).toBe('other');
+  });
+
+  it('refuses timings that break the guarantee', () => {
+    expect(
+      () =>
+        new LeaderElector({
+          kubeConfig: { makeApiClient: () => api } as unknown as KubeConfig,
+          namespace: 'ns',
+          leaseName: 'l',
+          identity: 'me',
+          leaseDurationMs: 2_000,
+          renewDeadlineMs: 2_000,
+          retryPeriodMs: 500,
+          log: pino({ level: 'silent' }),
+        }),
+    ).toThrow(/retryPeriod < renewDeadline < leaseDuration/);
+  });
+});

@@ -1,0 +1,517 @@
+// Leader election on a coordination.k8s.io/v1 Lease.
+//
+// The guarantee: a leader that cannot renew stops writing before another
+// candidate can start. It rests on three rules.
+// - A candidate never trusts the holder's clock. It notes when *it* saw the
+//   Lease record change (`observedAt`, a new resourceVersion) and treats the
+//   lease as expired only `leaseDurationSeconds` after that local observation.
+// - The leader measures its own validity from the moment it *sent* its last
+//   successful write, which is no later than any candidate can have seen it,
+//   and gives up `renewDeadline` (< leaseDuration) after that.
+// - Every write carries the resourceVersion it was decided on, so of two
+//   candidates acting on the same record at most one succeeds.
+// Local durations use a monotonic clock, so a wall-clock step cannot stretch a
+// leader's term; the wall clock appears only in the Lease's timestamps.
+import { performance } from 'node:perf_hooks';
+import {
+  type ConfigurationOptions,
+  CoordinationV1Api,
+  type KubeConfig,
+  Observable,
+  type ObservableMiddleware,
+  type RequestContext,
+  type ResponseContext,
+  type V1Lease,
+  type V1LeaseSpec,
+  V1MicroTime,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { describeApiError, isConflict, isNotFound } from './client.js';
+
+export interface LeaderElectionOptions {
+  /** Used through `makeApiClient(CoordinationV1Api)`. */
+  kubeConfig: KubeConfig;
+  namespace: string;
+  leaseName: string;
+  /** Unique per process (e.g. the pod name); written to the Lease as its holder. */
+  identity: string;
+  /** How long others wait, after seeing the Lease change, before taking it over. */
+  leaseDurationMs: number;
+  /** How long the leader keeps leading without a successful renewal; shorter than leaseDurationMs. */
+  renewDeadlineMs: number;
+  /** Pause between attempts to acquire or renew; shorter than renewDeadlineMs. */
+  retryPeriodMs: number;
+  log: Logger;
+  onStartedLeading?: () => void;
+  onStoppedLeading?: () => void;
+  /** Monotonic milliseconds for local durations; injected by tests. */
+  now?: () => number;
+}
+
+/** What the decisions need from a Lease; times in wall-clock milliseconds. */
+export interface LeaseRecord {
+  /** '' when nobody holds the Lease (never held, or released). */
+  holderIdentity: string;
+  leaseDurationSeconds: number;
+  leaseTransitions: number;
+  acquireTime?: number;
+  renewTime?: number;
+  resourceVersion: string;
+}
+
+/** A Lease as last read or written, and when (local clock) its current record was first seen. */
+export interface Observation {
+  lease: V1Lease;
+  record: LeaseRecord;
+  observedAt: number;
+}
+
+export type LeaseDecision =
+  | { kind: 'create' }
+  | { kind: 'renew' }
+  | { kind: 'take-over'; previousHolder: string }
+  | { kind: 'wait'; holder: string; expiresAt: number };
+
+/** Seconds written to the Lease: whole seconds, at least one. */
+export function leaseDurationSecondsFor(leaseDurationMs: number): number {
+  return Math.max(1, Math.ceil(leaseDurationMs / 1000));
+}
+
+/**
+ * What to do about the Lease, given what we saw of it and when we first saw
+ * that record (local clock). Remote timestamps are deliberately not used.
+ */
+export function decide(
+  observed: LeaseRecord | undefined,
+  observedAt: number,
+  now: number,
+  me: string,
+): LeaseDecision {
+  if (!observed) return { kind: 'create' };
+  const holder = observed.holderIdentity;
+  if (holder === me) return { kind: 'renew' };
+  if (holder === '') return { kind: 'take-over', previousHolder: '' };
+  const expiresAt = observedAt + observed.leaseDurationSeconds * 1000;
+  if (now < expiresAt) return { kind: 'wait', holder, expiresAt };
+  return { kind: 'take-over', previousHolder: holder };
+}
+
+/**
+ * The decision when the Lease does not exist. A Lease that vanished (deleted
+ * by hand, or with its namespace re-created) still binds its last holder until
+ * that record expires by our clock: deleting the Lease must not hand a second
+ * candidate leadership while the first may still be writing.
+ */
+export function decideWithoutLease(
+  previous: Observation | undefined,
+  now: number,
+  me: string,
+): LeaseDecision {
+  if (!previous) return { kind: 'create' };
+  const decision = decide(previous.record, previous.observedAt, now, me);
+  return decision.kind === 'wait' ? decision : { kind: 'create' };
+}
+
+/**
+ * Folds a fresh read into the previous observation: the same record
+ * (resourceVersion) keeps the time it was first seen, a changed one restarts it.
+ */
+export function observe(
+  previous: Observation | undefined,
+  lease: V1Lease,
+  now: number,
+  defaultDurationSeconds: number,
+): Observation {
+  const record = leaseRecordOf(lease, defaultDurationSeconds);
+  if (previous && previous.record.resourceVersion === record.resourceVersion) {
+    return { lease, record, observedAt: previous.observedAt };
+  }
+  return { lease, record, observedAt: now };
+}
+
+export function leaseRecordOf(lease: V1Lease, defaultDurationSeconds: number): LeaseRecord {
+  const spec = lease.spec ?? {};
+  return {
+    holderIdentity: spec.holderIdentity ?? '',
+    leaseDurationSeconds:
+      spec.leaseDurationSeconds && spec.leaseDurationSeconds > 0
+        ? spec.leaseDurationSeconds
+        : defaultDurationSeconds,
+    leaseTransitions: spec.leaseTransitions ?? 0,
+    acquireTime: parseMicroTime(spec.acquireTime),
+    renewTime: parseMicroTime(spec.renewTime),
+    resourceVersion: lease.metadata?.resourceVersion ?? '',
+  };
+}
+
+/**
+ * client-node types MicroTime fields as Date but hands back the server's
+ * string (it has no deserializer for V1MicroTime); accept either.
+ */
+export function parseMicroTime(value: Date | string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * A MicroTime for the wire. The apiserver parses `spec.renewTime` with exactly
+ * six fractional digits and rejects a plain Date's `.123Z`; V1MicroTime
+ * serializes as `.123000Z`.
+ */
+export function microTime(wallClockMs: number): V1MicroTime {
+  return new V1MicroTime(wallClockMs);
+}
+
+/** The spec that claims (creates, renews or takes over) the Lease for `me`. */
+export function claimSpec(
+  decision: Exclude<LeaseDecision, { kind: 'wait' }>,
+  previous: V1LeaseSpec | undefined,
+  me: string,
+  leaseDurationSeconds: number,
+  wallClockMs: number,
+): V1LeaseSpec {
+  const now = microTime(wallClockMs);
+  const base = { ...previous, holderIdentity: me, leaseDurationSeconds, renewTime: now };
+  switch (decision.kind) {
+    case 'create':
+      return { ...base, acquireTime: now, leaseTransitions: 0 };
+    case 'renew':
+      return {
+        ...base,
+        acquireTime: previous?.acquireTime ?? now,
+        leaseTransitions: previous?.leaseTransitions ?? 0,
+      };
+    case 'take-over':
+      return { ...base, acquireTime: now, leaseTransitions: (previous?.leaseTransitions ?? 0) + 1 };
+  }
+}
+
+/** The spec that hands the Lease back: no holder, so a successor may take it at once. */
+export function releaseSpec(previous: V1LeaseSpec | undefined, wallClockMs: number): V1LeaseSpec {
+  const now = microTime(wallClockMs);
+  const { holderIdentity: _released, ...rest } = previous ?? {};
+  return { ...rest, leaseDurationSeconds: 1, acquireTime: now, renewTime: now };
+}
+
+/** The write gate: leading, and the last successful renewal is younger than the deadline. */
+export function renewalIsFresh(
+  lastRenewAt: number | undefined,
+  now: number,
+  renewDeadlineMs: number,
+): boolean {
+  return lastRenewAt !== undefined && now >= lastRenewAt && now - lastRenewAt < renewDeadlineMs;
+}
+
+/**
+ * Per-request options that abort a call after `timeoutMs`, so a hung apiserver
+ * connection cannot hold up the election loop (or stop()) indefinitely.
+ */
+function abortAfter(timeoutMs: number): ConfigurationOptions {
+  const middleware: ObservableMiddleware = {
+    pre: (context: RequestContext) => {
+      context.setSignal(AbortSignal.timeout(timeoutMs));
+      return new Observable(Promise.resolve(context));
+    },
+    post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+}
+
+/** describeApiError, naming our own request timeout instead of node-fetch's "user aborted". */
+function describeFailure(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && err.name === 'AbortError') return `no response within ${timeoutMs} ms`;
+  return describeApiError(err);
+}
+
+const jitter = (ms: number, share = 0.2) => Math.round(ms * (1 + share * Math.random()));
+
+/** Attempts per round: a conflict (409) re-reads the Lease once and decides again. */
+const PASSES_PER_ATTEMPT = 2;
+
+export class LeaderElector {
+  readonly identity: string;
+  private readonly api: CoordinationV1Api;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly leaseDurationSeconds: number;
+  private readonly requestOptions: ConfigurationOptions;
+
+  /** What we last read or wrote of the Lease. */
+  private observation: Observation | undefined;
+  /** Local time at which the attempt that last wrote the Lease for us began. */
+  private lastRenewAt: number | undefined;
+  /** onStartedLeading was called and onStoppedLeading not yet. */
+  private leading = false;
+  private lastSeenHolder: string | undefined;
+
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private leaderWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+
+  constructor(private readonly opts: LeaderElectionOptions) {
+    if (!(opts.retryPeriodMs < opts.renewDeadlineMs && opts.renewDeadlineMs < opts.leaseDurationMs)) {
+      throw new Error(
+        `leader election needs retryPeriod < renewDeadline < leaseDuration, got ` +
+          `${opts.retryPeriodMs} / ${opts.renewDeadlineMs} / ${opts.leaseDurationMs} ms`,
+      );
+    }
+    this.identity = opts.identity;
+    this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.log = opts.log.child({ lease: `${opts.namespace}/${opts.leaseName}`, identity: opts.identity });
+    this.now = opts.now ?? (() => performance.now());
+    this.leaseDurationSeconds = leaseDurationSecondsFor(opts.leaseDurationMs);
+    this.requestOptions = abortAfter(opts.renewDeadlineMs);
+  }
+
+  /** Begins trying to acquire the Lease; once leader, renews every retryPeriod. */
+  start(): void {
+    if (this.loop || this.stopping) return;
+    this.loop = this.run();
+  }
+
+  /**
+   * True only while we hold the Lease and our last successful renewal is
+   * younger than renewDeadline. Computed from the clock on every call, so a
+   * stalled event loop cannot leave a stale "yes" behind. Gate every write on it.
+   */
+  isLeader(): boolean {
+    return this.leading && renewalIsFresh(this.lastRenewAt, this.now(), this.opts.renewDeadlineMs);
+  }
+
+  /** Resolves when leadership is acquired (at once if held); rejects if stop() comes first. */
+  whenLeader(): Promise<void> {
+    if (this.isLeader()) return Promise.resolve();
+    if (this.stopping) return Promise.reject(new Error('leader election stopped'));
+    return new Promise((resolve, reject) => this.leaderWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Stops leading at once (isLeader() turns false and onStoppedLeading runs
+   * before anything else), waits for an attempt in flight, then, if the Lease
+   * still names us, releases it so a successor takes over without waiting for
+   * it to expire.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutDown(true);
+    return this.stopped;
+  }
+
+  /**
+   * For tests: simulates a crash. The loop and timers stop, nothing is
+   * released and no callback runs; isLeader() keeps following the clock and
+   * so turns false renewDeadline after the last renewal.
+   */
+  abandon(): Promise<void> {
+    this.stopped ??= this.shutDown(false);
+    return this.stopped;
+  }
+
+  private async shutDown(release: boolean): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    this.clearDeadlineTimer();
+    if (release) this.stepDown('stopping');
+    await this.loop;
+    const waiters = this.leaderWaiters.splice(0);
+    for (const waiter of waiters) waiter.reject(new Error('leader election stopped'));
+    if (release) await this.release();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      const startedAt = this.now();
+      try {
+        await this.attempt(startedAt);
+      } catch (err) {
+        this.log.warn(
+          { err: describeFailure(err, this.opts.renewDeadlineMs), leading: this.leading },
+          this.leading ? 'renewing the lease failed' : 'acquiring the lease failed',
+        );
+      }
+      this.checkDeadline();
+      if (this.stopping) return;
+      // The leader renews on a steady beat; candidates spread out their attempts.
+      const delay = this.leading
+        ? this.opts.retryPeriodMs - (this.now() - startedAt)
+        : jitter(this.opts.retryPeriodMs);
+      await this.pause(Math.max(0, delay));
+    }
+  }
+
+  /** One round: read, decide, write. Throws on API errors other than an expected conflict. */
+  private async attempt(startedAt: number): Promise<void> {
+    for (let pass = 1; pass <= PASSES_PER_ATTEMPT; pass++) {
+      const lease = await this.read();
+      if (this.stopping) return;
+      const now = this.now();
+      let decision: LeaseDecision;
+      if (lease) {
+        const observation = observe(this.observation, lease, now, this.leaseDurationSeconds);
+        this.observation = observation;
+        this.noteHolder(observation.record.holderIdentity);
+        decision = decide(observation.record, observation.observedAt, now, this.identity);
+      } else {
+        // Keep the last observation: it binds until it expires.
+        decision = decideWithoutLease(this.observation, now, this.identity);
+      }
+
+      if (decision.kind === 'wait') {
+        // Someone else holds (or, for a vanished Lease, last held) a lease that
+        // has not expired by our clock: if we thought we led, we no longer do.
+        this.stepDown(`lease is held by ${decision.holder}`);
+        return;
+      }
+      try {
+        this.renewed(await this.claim(decision, lease), startedAt, decision);
+        return;
+      } catch (err) {
+        // 409: someone else created or changed the Lease since we read it. Re-read and decide again.
+        if (!isConflict(err)) throw err;
+        this.log.debug({ decision: decision.kind, pass }, 'lease changed under us; re-reading');
+      }
+    }
+  }
+
+  /** Creates the Lease for us, or replaces the one we read (409 if it changed since). */
+  private claim(decision: Exclude<LeaseDecision, { kind: 'wait' }>, lease: V1Lease | undefined) {
+    const { namespace, leaseName: name } = this.opts;
+    const spec = claimSpec(decision, lease?.spec, this.identity, this.leaseDurationSeconds, Date.now());
+    if (decision.kind === 'create' || !lease) {
+      const metadata = { name, namespace };
+      return this.api.createNamespacedLease(
+        { namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec } },
+        this.requestOptions,
+      );
+    }
+    return this.api.replaceNamespacedLease(
+      { namespace, name, body: { ...lease, spec } },
+      this.requestOptions,
+    );
+  }
+
+  private async read(): Promise<V1Lease | undefined> {
+    try {
+      return await this.api.readNamespacedLease(
+        { namespace: this.opts.namespace, name: this.opts.leaseName },
+        this.requestOptions,
+      );
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** A write for us succeeded: we hold the Lease as of `startedAt`. */
+  private renewed(written: V1Lease, startedAt: number, decision: LeaseDecision): void {
+    this.observation = {
+      lease: written,
+      record: leaseRecordOf(written, this.leaseDurationSeconds),
+      observedAt: this.now(),
+    };
+    this.noteHolder(this.identity);
+    if (this.stopping) return; // an attempt that finished during stop(): release() follows
+    this.lastRenewAt = startedAt;
+    this.armDeadlineTimer();
+    if (this.leading) return;
+    if (!renewalIsFresh(this.lastRenewAt, this.now(), this.opts.renewDeadlineMs)) return; // came back too late
+    this.leading = true;
+    this.log.info(
+      {
+        decision: decision.kind,
+        previousHolder: decision.kind === 'take-over' ? decision.previousHolder || undefined : undefined,
+      },
+      'became leader',
+    );
+    for (const waiter of this.leaderWaiters.splice(0)) waiter.resolve();
+    this.callback('onStartedLeading', this.opts.onStartedLeading);
+  }
+
+  /** Steps down once the last successful renewal is older than renewDeadline. */
+  private checkDeadline(): void {
+    if (this.leading && !renewalIsFresh(this.lastRenewAt, this.now(), this.opts.renewDeadlineMs)) {
+      this.stepDown(`no successful renewal within ${this.opts.renewDeadlineMs} ms`);
+    }
+  }
+
+  private stepDown(reason: string): void {
+    this.clearDeadlineTimer();
+    this.lastRenewAt = undefined;
+    if (!this.leading) return;
+    this.leading = false;
+    this.log.info({ reason }, 'stopped leading');
+    this.callback('onStoppedLeading', this.opts.onStoppedLeading);
+  }
+
+  /**
+   * Fires at the renew deadline, independent of the loop, which may be stuck
+   * waiting on a request.
+   */
+  private armDeadlineTimer(): void {
+    this.clearDeadlineTimer();
+    if (this.lastRenewAt === undefined) return;
+    const wait = this.lastRenewAt + this.opts.renewDeadlineMs - this.now();
+    this.deadlineTimer = setTimeout(() => this.checkDeadline(), Math.max(0, wait));
+    this.deadlineTimer.unref();
+  }
+
+  private clearDeadlineTimer(): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+  }
+
+  private async release(): Promise<void> {
+    const observed = this.observation;
+    if (observed?.record.holderIdentity !== this.identity) return;
+    const { namespace, leaseName: name } = this.opts;
+    try {
+      await this.api.replaceNamespacedLease(
+        { namespace, name, body: { ...observed.lease, spec: releaseSpec(observed.lease.spec, Date.now()) } },
+        this.requestOptions,
+      );
+      this.observation = undefined;
+      this.log.info('released the lease');
+    } catch (err) {
+      // 409/404: the Lease moved on without us; nothing of ours to release.
+      if (isConflict(err) || isNotFound(err)) {
+        this.log.debug(
+          { err: describeFailure(err, this.opts.renewDeadlineMs) },
+          'lease changed before release; left as is',
+        );
+        return;
+      }
+      this.log.warn(
+        { err: describeFailure(err, this.opts.renewDeadlineMs) },
+        'releasing the lease failed; a successor waits for it to expire',
+      );
+    }
+  }
+
+  private noteHolder(holder: string): void {
+    if (holder === this.lastSeenHolder) return;
+    this.lastSeenHolder = holder;
+    if (holder !== this.identity) this.log.info({ holder: holder || null }, 'lease holder changed');
+  }
+
+  private callback(name: string, fn: (() => void) | undefined): void {
+    try {
+      fn?.();
+    } catch (err) {
+      this.log.error({ err, callback: name }, 'leader election callback failed');
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
