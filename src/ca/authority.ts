@@ -190,11 +190,12 @@ export function loadSelfSigned(
   const certs = certificatesFrom(requireKey(data, 'ca-cert.pem', source), 'ca-cert.pem', source);
   const key = privateKeyFrom(requireKey(data, 'ca-key.pem', source), source);
   const signer = certs[0]!;
-  // Further roots in the Secret (during a root rotation) are trusted too.
-  const extraRoots = data['root-cert.pem']?.length
+  // During a root rotation root-cert.pem holds the whole bundle, in a stable order
+  // (old root first), so activating the new root does not change the bundle's bytes.
+  const bundle = data['root-cert.pem']?.length
     ? certificatesFrom(data['root-cert.pem'], 'root-cert.pem', source)
     : [];
-  const roots = [signer, ...extraRoots.filter((der) => !der.equals(signer))];
+  const roots = bundle.some((der) => der.equals(signer)) ? bundle : [...bundle, signer];
   return assemble('SelfSigned', source, signer, key, [], roots, opts);
 }
 

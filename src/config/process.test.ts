@@ -34,6 +34,7 @@ describe('parseProcessSettings', () => {
       workers: 4,
       resyncPeriodMs: 600_000,
       watchStallTimeoutMs: 300_000,
+      rootRotation: { checkIntervalMs: 60_000, propagationDelayMs: 120_000 },
       leaderElection: {
         enabled: true,
         leaseName: 'alcazar-leader',
@@ -69,6 +70,8 @@ describe('parseProcessSettings', () => {
       '--renew-deadline=40s',
       '--retry-period=5s',
       '--identity=pod-a',
+      '--root-rotation-check-interval=10s',
+      '--root-rotation-propagation-delay=0s',
     ]);
     expect(settings).toStrictEqual({
       help: false,
@@ -79,6 +82,7 @@ describe('parseProcessSettings', () => {
       workers: 16,
       resyncPeriodMs: 3_600_000,
       watchStallTimeoutMs: 90_000,
+      rootRotation: { checkIntervalMs: 10_000, propagationDelayMs: 0 },
       leaderElection: {
         enabled: false,
         leaseName: 'alcazar.leader',

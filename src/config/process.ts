@@ -46,6 +46,15 @@ const positiveDurationMs = z.string().transform((text, ctx) => {
   return parsed.ms;
 });
 
+const nonNegativeDurationMs = z.string().transform((text, ctx) => {
+  const parsed = tryParseDuration(text);
+  if (!parsed.ok || parsed.ms < 0) {
+    ctx.addIssue({ code: 'custom', message: parsed.ok ? 'must not be negative' : parsed.message });
+    return z.NEVER;
+  }
+  return parsed.ms;
+});
+
 const booleanText = z.string().transform((text, ctx) => {
   if (/^(true|1)$/i.test(text)) return true;
   if (/^(false|0)$/i.test(text)) return false;
@@ -70,6 +79,8 @@ const settingsTextSchema = z
     renewDeadline: positiveDurationMs,
     retryPeriod: positiveDurationMs,
     identity: z.string().min(1, { error: 'must not be empty' }),
+    rootRotationCheckInterval: positiveDurationMs,
+    rootRotationPropagationDelay: nonNegativeDurationMs,
   })
   .superRefine(
     (settings, ctx) => {
@@ -116,6 +127,22 @@ interface SettingDefinition {
  * message then says what happened.
  */
 const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
+  rootRotationCheckInterval: {
+    flag: 'root-rotation-check-interval',
+    env: 'ALCAZAR_ROOT_ROTATION_CHECK_INTERVAL',
+    value: 'DURATION',
+    default: '1m',
+    description:
+      'how often the self-signed root is checked for rotation, and a rotation under way advanced (±10% jitter)',
+  },
+  rootRotationPropagationDelay: {
+    flag: 'root-rotation-propagation-delay',
+    env: 'ALCAZAR_ROOT_ROTATION_PROPAGATION_DELAY',
+    value: 'DURATION',
+    default: '2m',
+    description:
+      'how long each root rotation step waits after every Secret is updated, for kubelets to copy Secrets into pods',
+  },
   kubeconfig: {
     flag: 'kubeconfig',
     env: 'KUBECONFIG',
@@ -141,7 +168,7 @@ const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
     env: 'ALCAZAR_HTTP_PORT',
     value: 'PORT',
     default: '9402',
-    description: 'port serving /metrics, /healthz and /readyz; 0 turns the server off',
+    description: 'port serving /metrics, /healthz and /readyz; 0 picks a free port (logged)',
   },
   workers: {
     flag: 'workers',
@@ -231,6 +258,10 @@ const processSettingsSchema = settingsTextSchema.transform((text) => ({
   workers: text.workers,
   resyncPeriodMs: text.resyncPeriod,
   watchStallTimeoutMs: text.watchStallTimeout,
+  rootRotation: {
+    checkIntervalMs: text.rootRotationCheckInterval,
+    propagationDelayMs: text.rootRotationPropagationDelay,
+  },
   leaderElection: {
     enabled: text.leaderElect,
     leaseName: text.leaseName,

@@ -1,17 +1,25 @@
-// Wires the controllers together: configuration first (it decides the CA
-// mode), then the CA, then the workload Secrets.
+// Wires the controllers together. Start order: configuration (it decides the
+// CA mode), the CA, the shared caches, then the workers. With leader
+// election every replica keeps warm caches; only the Lease holder writes.
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ProcessSettings } from '../config/process.js';
 import { EventRecorder } from '../kube/events.js';
-import { AuthorityController } from './authority/controller.js';
+import { LeaderElector } from '../kube/leader-election.js';
+import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
+import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { AuthorityController, type AuthorityState } from './authority/controller.js';
 import { SharedCaches } from './caches.js';
 import { CertificateAuthorityController } from './certificate-authority/controller.js';
+import { ROTATE_REQUEST_ANNOTATION, RootRotationController } from './root-rotation/controller.js';
 import { TrustBundleController } from './trust-bundle/controller.js';
 import { WorkloadSecretsController } from './workload-secrets/controller.js';
 
 export interface RunningController {
   ready(): boolean;
+  /** The bound /metrics, /healthz, /readyz port. */
+  httpPort: number;
+  metrics: Metrics;
   stop(): Promise<void>;
 }
 
@@ -22,14 +30,39 @@ export async function startController(
 ): Promise<RunningController> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
+  const metrics = createMetrics({ log });
   const events = new EventRecorder(core, log, {
     instance: settings.leaderElection.identity,
     eventNamespace: settings.caNamespace,
   });
-  const canWrite = () => true;
   const timing = { resyncPeriodMs: settings.resyncPeriodMs, stallTimeoutMs: settings.watchStallTimeoutMs };
+  const election = settings.leaderElection;
+  const elector = election.enabled
+    ? new LeaderElector({
+        kubeConfig,
+        namespace: settings.caNamespace,
+        leaseName: election.leaseName,
+        identity: election.identity,
+        leaseDurationMs: election.leaseDurationMs,
+        renewDeadlineMs: election.renewDeadlineMs,
+        retryPeriodMs: election.retryPeriodMs,
+        log: log.child({ component: 'leader-election' }),
+        onStartedLeading: () => {
+          metrics.setLeader(true);
+          // Followers decided nothing: look at everything now.
+          void authority.reevaluate();
+          workloads.enqueueAll();
+          trustBundles.enqueueAll();
+          configuration.requestStatusUpdate();
+          void rotation.check();
+        },
+        onStoppedLeading: () => metrics.setLeader(false),
+      })
+    : undefined;
+  const canWrite = elector ? () => elector.isLeader() : () => true;
+  metrics.setLeader(!elector);
 
-  // The three reference each other through callbacks; they are all built before any starts.
+  // The controllers reference each other through callbacks; all are built before any starts.
   const configuration: CertificateAuthorityController = new CertificateAuthorityController({
     kubeConfig,
     customObjects,
@@ -39,9 +72,11 @@ export async function startController(
       void authority.reevaluate();
       workloads.enqueueAll();
       trustBundles.enqueueAll();
+      void rotation.check();
     },
     authority: () => authority.current,
     counts: () => workloads.counts(),
+    rotation: () => rotation.status,
     ...timing,
   });
   const authority: AuthorityController = new AuthorityController({
@@ -51,14 +86,21 @@ export async function startController(
     log: log.child({ controller: 'authority' }),
     config: () => configuration.current,
     canWrite,
-    onChange: () => {
+    onChange: (state) => {
+      reportAuthority(metrics, state);
       workloads.enqueueAll();
       trustBundles.enqueueAll();
       configuration.requestStatusUpdate();
     },
     ...timing,
   });
-  const caches = new SharedCaches({ kubeConfig, core, log: log.child({ controller: 'caches' }), ...timing });
+  const caches = new SharedCaches({
+    kubeConfig,
+    core,
+    log: log.child({ controller: 'caches' }),
+    onWatchRestart: (informer, reason) => metrics.watchRestarted(informer, reason),
+    ...timing,
+  });
   const workloads: WorkloadSecretsController = new WorkloadSecretsController({
     caches,
     core,
@@ -70,6 +112,7 @@ export async function startController(
     canWrite,
     workers: settings.workers,
     foreignRecheckMs: settings.resyncPeriodMs,
+    metrics,
   });
   const trustBundles: TrustBundleController = new TrustBundleController({
     caches,
@@ -82,7 +125,50 @@ export async function startController(
     canWrite,
     workers: 2,
   });
+  const rotation: RootRotationController = new RootRotationController({
+    core,
+    namespace: settings.caNamespace,
+    log: log.child({ controller: 'root-rotation' }),
+    events,
+    authority,
+    config: () => configuration.current,
+    rotateRequest: () => configuration.annotation(ROTATE_REQUEST_ANNOTATION),
+    progress: (signing) => {
+      const secrets = workloads.rotationProgress(signing);
+      const bundles = trustBundles.progress(signing.rootBundleHash);
+      return {
+        bundleCurrent: secrets.bundleCurrent + bundles.current,
+        bundleTotal: secrets.total + bundles.total,
+        signedByActive: secrets.signedByActive,
+        signedTotal: secrets.total,
+      };
+    },
+    canWrite,
+    checkIntervalMs: settings.rootRotation.checkIntervalMs,
+    dwellMs: settings.rootRotation.propagationDelayMs,
+    onStatusChange: () => configuration.requestStatusUpdate(),
+  });
 
+  metrics.setQueueProbe(() => ({ depth: workloads.queue.depth, scheduled: workloads.queue.scheduled }));
+  metrics.setCertificateExpiryProbe(() => workloads.certificateExpiries());
+  metrics.setManagedServiceAccountsProbe(() => workloads.counts().managedServiceAccounts);
+  const http: TelemetryServer = await startHttpServer({
+    port: settings.httpPort,
+    metrics,
+    log: log.child({ component: 'http' }),
+    readiness: () => ({
+      checks: [
+        { name: 'caches-synced', ok: caches.hasSynced },
+        authorityCheck(authority.current, canWrite()),
+        ...(elector
+          ? [{ name: 'leader-election', ok: true, message: elector.isLeader() ? 'leader' : 'follower' }]
+          : []),
+      ],
+    }),
+  });
+  log.info({ port: http.port }, 'serving /metrics, /healthz and /readyz');
+
+  elector?.start();
   await configuration.start();
   await authority.start();
   await caches.start();
@@ -97,12 +183,39 @@ export async function startController(
   );
   workloads.start();
   trustBundles.start();
+  rotation.start();
   log.info('controller started');
   return {
     ready: () => caches.hasSynced && authority.current.status === 'ready',
+    httpPort: http.port,
+    metrics,
     stop: async () => {
+      await rotation.stop();
       await Promise.all([workloads.stop(), trustBundles.stop()]);
+      // Release the Lease first so a successor takes over without waiting for it to expire.
+      await elector?.stop();
       await Promise.all([caches.stop(), authority.stop(), configuration.stop()]);
+      await http.close();
     },
   };
+}
+
+function reportAuthority(metrics: Metrics, state: AuthorityState): void {
+  metrics.setCaReady(state.status === 'ready');
+  if (state.status !== 'ready') return;
+  const { roots, activeRootFingerprint } = state.authority;
+  metrics.setRoots(
+    roots.map((r) => ({
+      fingerprintSha256: r.fingerprintSha256,
+      notAfter: r.notAfter,
+      active: r.fingerprintSha256 === activeRootFingerprint,
+    })),
+  );
+}
+
+/** A follower waiting for the leader to create the CA is healthy; a CA that cannot sign is not. */
+function authorityCheck(state: AuthorityState, leading: boolean) {
+  if (state.status === 'ready') return { name: 'ca-loaded', ok: true };
+  if (state.status === 'pending' && !leading) return { name: 'ca-loaded', ok: true, message: state.message };
+  return { name: 'ca-loaded', ok: false, message: state.message };
 }

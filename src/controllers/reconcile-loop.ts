@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { describeApiError } from '../kube/client.js';
 import { runWorkers, type WorkQueue } from '../kube/workqueue.js';
+import type { Metrics } from '../telemetry/metrics.js';
 
 export interface ReconcileLoopOptions {
   queue: WorkQueue;
@@ -13,13 +14,18 @@ export interface ReconcileLoopOptions {
   /** Fields for the log line of a failed key, e.g. { namespace, name }. */
   describeKey: (key: string) => Record<string, string>;
   onError?: (key: string, err: unknown) => void;
+  metrics?: Metrics;
   /** Extra fields for the 'initial reconcile finished' line. */
   idleDetails?: () => Record<string, unknown>;
 }
 
 export function startReconcileLoop(opts: ReconcileLoopOptions): Promise<void> {
   const started = Date.now();
-  const running = runWorkers(opts.queue, opts.workers, opts.reconcile, (key, err, retryInMs) => {
+  const { metrics } = opts;
+  const reconcile = metrics
+    ? (key: string) => metrics.timeReconcile(() => opts.reconcile(key))
+    : opts.reconcile;
+  const running = runWorkers(opts.queue, opts.workers, reconcile, (key, err, retryInMs) => {
     opts.onError?.(key, err);
     opts.log.warn(
       { ...opts.describeKey(key), err: describeApiError(err), retryInMs },

@@ -27,10 +27,11 @@ export type AuthorityState =
   | { status: 'failed'; reason: string; message: string }
   | { status: 'pending'; message: string };
 
-interface CaSecretView {
+export interface CaSecretView {
   uid: string;
   resourceVersion: string;
   type: string;
+  annotations: Record<string, string>;
   data: Record<string, Buffer>;
 }
 
@@ -53,6 +54,7 @@ function toView(secret: V1Secret): CaSecretView {
     uid: secret.metadata?.uid ?? '',
     resourceVersion: secret.metadata?.resourceVersion ?? '',
     type: secret.type ?? '',
+    annotations: secret.metadata?.annotations ?? {},
     data: Object.fromEntries(
       Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]),
     ),
@@ -98,6 +100,11 @@ export class AuthorityController {
 
   get current(): AuthorityState {
     return this.state;
+  }
+
+  /** The CA Secret as cached (holds key material: never log it). */
+  caSecret(name: string): CaSecretView | undefined {
+    return this.informers[name]?.get(`${this.opts.namespace}/${name}`);
   }
 
   async start(): Promise<void> {

@@ -17,6 +17,7 @@ import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '.
 import { apiStatus, describeApiError, isNotFound } from '../../kube/client.js';
 import { Informer, type ListPage } from '../../kube/informer.js';
 import type { AuthorityState } from '../authority/controller.js';
+import type { RotationStatus } from '../root-rotation/controller.js';
 import type { WorkloadCounts } from '../workload-secrets/controller.js';
 import { type CaStatus, type Condition, desiredStatus, sameStatus } from './status.js';
 
@@ -27,6 +28,7 @@ interface CertificateAuthorityObject extends KubernetesObject {
 
 interface CaResourceView {
   generation: number;
+  annotations: Record<string, string>;
   spec: unknown;
   status: CaStatus | undefined;
 }
@@ -39,6 +41,7 @@ export interface CertificateAuthorityControllerOptions {
   onConfigChange: (config: CaConfig, previous: CaConfig) => void;
   authority: () => AuthorityState;
   counts: () => WorkloadCounts;
+  rotation: () => RotationStatus;
   resyncPeriodMs: number;
   stallTimeoutMs: number;
   statusIntervalMs?: number;
@@ -82,7 +85,12 @@ export class CertificateAuthorityController {
           }
         },
       },
-      summarize: (obj) => ({ generation: obj.metadata?.generation ?? 0, spec: obj.spec, status: obj.status }),
+      summarize: (obj) => ({
+        generation: obj.metadata?.generation ?? 0,
+        annotations: obj.metadata?.annotations ?? {},
+        spec: obj.spec,
+        status: obj.status,
+      }),
       handlers: {
         added: (_, view) => this.applySpec(view),
         updated: (_, __, view) => this.applySpec(view),
@@ -96,6 +104,11 @@ export class CertificateAuthorityController {
 
   get current(): CaConfig {
     return this.config;
+  }
+
+  /** The value of an annotation on the CertificateAuthority, if it exists. */
+  annotation(name: string): string | undefined {
+    return this.informer.get(CERTIFICATE_AUTHORITY_NAME)?.annotations[name];
   }
 
   async start(): Promise<void> {
@@ -166,6 +179,7 @@ export class CertificateAuthorityController {
       specError: this.specError,
       authority: this.opts.authority(),
       counts: this.opts.counts(),
+      rotation: this.opts.rotation(),
       transitionTime: (type: Condition['type'], s: Condition['status']) => this.conditionTime(type, s),
     });
     if (view.status && sameStatus(view.status, status)) return;

@@ -2,6 +2,7 @@
 // configuration outcome, the CA state and the workload counts.
 import type { CaConfig } from '../../config/ca-spec.js';
 import type { AuthorityState } from '../authority/controller.js';
+import type { RotationStatus } from '../root-rotation/controller.js';
 import type { WorkloadCounts } from '../workload-secrets/controller.js';
 
 export interface Condition {
@@ -29,6 +30,7 @@ export interface CaStatus {
   managedServiceAccounts: number;
   issuedCertificates: number;
   failingCertificates: number;
+  rotation: RotationStatus;
 }
 
 export interface StatusInput {
@@ -37,6 +39,7 @@ export interface StatusInput {
   specError: string | undefined;
   authority: AuthorityState;
   counts: WorkloadCounts;
+  rotation: RotationStatus;
   transitionTime: (type: Condition['type'], status: Condition['status']) => string;
 }
 
@@ -99,6 +102,7 @@ export function desiredStatus(input: StatusInput): CaStatus {
     roots,
     conditions: [readyCondition, configCondition, caCondition],
     ...input.counts,
+    rotation: input.rotation,
   };
 }
 

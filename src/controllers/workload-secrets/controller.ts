@@ -11,6 +11,7 @@ import {
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { SigningAuthority } from '../../ca/authority.js';
 import { issueWorkload } from '../../ca/issue.js';
 import type { CaConfig } from '../../config/ca-spec.js';
 import { apiStatus, isNotFound } from '../../kube/client.js';
@@ -18,6 +19,7 @@ import type { EventSink, InvolvedObject } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
 import { WorkQueue } from '../../kube/workqueue.js';
 import { encodePem } from '../../pki/pem.js';
+import { errorReason, type Metrics } from '../../telemetry/metrics.js';
 import type { AuthorityState } from '../authority/controller.js';
 import type { SharedCaches } from '../caches.js';
 import { startReconcileLoop } from '../reconcile-loop.js';
@@ -56,6 +58,7 @@ export interface WorkloadSecretsOptions {
   workers: number;
   /** How long to wait before looking again at a ServiceAccount whose name is taken by a foreign Secret. */
   foreignRecheckMs: number;
+  metrics?: Metrics;
   now?: () => number;
 }
 
@@ -81,6 +84,8 @@ export class WorkloadSecretsController {
   private readonly keysByNamespace = new Map<string, Set<string>>();
   /** Keys whose last reconcile could not reach the desired state. */
   private readonly failing = new Set<string>();
+  /** Keys whose Secret was seen deleted: a create for them heals, rather than serves a new ServiceAccount. */
+  private readonly secretDeleted = new Set<string>();
   private workers: Promise<void> | undefined;
   private readonly now: () => number;
 
@@ -106,7 +111,11 @@ export class WorkloadSecretsController {
     this.secrets.subscribe({
       added: (key) => this.enqueueSecret(key, true),
       updated: (key) => this.enqueueSecret(key, false),
-      deleted: (key) => this.enqueueSecret(key, false),
+      deleted: (key) => {
+        const sa = serviceAccountOfSecret(splitKey(key)[1]);
+        if (sa) this.secretDeleted.add(`${splitKey(key)[0]}/${sa}`);
+        this.enqueueSecret(key, false);
+      },
     });
   }
 
@@ -116,6 +125,7 @@ export class WorkloadSecretsController {
       queue: this.queue,
       workers: this.opts.workers,
       reconcile: (key) => this.reconcile(key),
+      metrics: this.opts.metrics,
       log: this.opts.log,
       describeKey: (key) => {
         const [namespace, serviceAccount] = splitKey(key);
@@ -152,6 +162,29 @@ export class WorkloadSecretsController {
       issuedCertificates: issued,
       failingCertificates: this.failing.size,
     };
+  }
+
+  /** For root rotation: of the managed workload Secrets, how many carry the bundle and come from the signer. */
+  rotationProgress(authority: SigningAuthority): {
+    total: number;
+    bundleCurrent: number;
+    signedByActive: number;
+  } {
+    const config = this.opts.config();
+    let total = 0;
+    let bundleCurrent = 0;
+    let signedByActive = 0;
+    for (const [key, secret] of this.secrets.entries()) {
+      const [namespace, name] = splitKey(key);
+      const sa = serviceAccountOfSecret(name);
+      const ns = this.namespaces.get(namespace);
+      if (!sa || !ns || ns.terminating || !this.serviceAccounts.get(`${namespace}/${sa}`)) continue;
+      if (!isManaged(namespace, ns, config, this.opts.caNamespace)) continue;
+      total++;
+      if (secret.rootBundleHash === authority.rootBundleHash) bundleCurrent++;
+      if (signedByAuthority(secret, authority)) signedByActive++;
+    }
+    return { total, bundleCurrent, signedByActive };
   }
 
   private track(key: string): void {
@@ -279,6 +312,7 @@ export class WorkloadSecretsController {
       case 'recreate':
         await this.deleteSecret(namespace, secretName, secret!);
         log.info({ reason: decision.reason, secret: secretName }, 'deleted workload Secret');
+        if (decision.reason === 'ServiceAccountDeleted') this.opts.metrics?.serviceAccountSecretDeleted();
         if (decision.action === 'delete' && ctx.sa) {
           this.opts.events.record(
             ctx.involved,
@@ -303,17 +337,29 @@ export class WorkloadSecretsController {
   private async mint(ctx: ExecutionContext) {
     if (ctx.state.status !== 'ready') throw new Error('the CA is not ready');
     const { workload } = ctx.config;
-    return issueWorkload(ctx.state.authority, {
-      spiffeId: spiffeIdFor(ctx.config.trustDomain, ctx.namespace, ctx.serviceAccount),
-      dnsNames: ctx.sa?.dnsNames ?? [],
-      keyAlgorithm: workload.keyAlgorithm,
-      ttlMs: workload.ttlMs,
-      backdateMs: backdateMs(workload.ttlMs, workload.clockSkewMs),
-      now: new Date(ctx.now),
-    });
+    try {
+      return await issueWorkload(ctx.state.authority, {
+        spiffeId: spiffeIdFor(ctx.config.trustDomain, ctx.namespace, ctx.serviceAccount),
+        dnsNames: ctx.sa?.dnsNames ?? [],
+        keyAlgorithm: workload.keyAlgorithm,
+        ttlMs: workload.ttlMs,
+        backdateMs: backdateMs(workload.ttlMs, workload.clockSkewMs),
+        now: new Date(ctx.now),
+      });
+    } catch (err) {
+      this.opts.metrics?.certificateSignFailed(errorReason(err));
+      throw err;
+    }
+  }
+
+  /** notAfter (ms) of every certificate in the cache, for the expiry metric. */
+  *certificateExpiries(): Iterable<number> {
+    for (const [, secret] of this.secrets.entries())
+      if (secret.certificate) yield secret.certificate.notAfter;
   }
 
   private issuedEvent(ctx: ExecutionContext, reason: string, serialHex: string, notAfter: Date): void {
+    this.opts.metrics?.certificateIssued(reason, reason === 'RenewalDue');
     const message = `issued certificate serial ${serialHex} for ${spiffeIdFor(ctx.config.trustDomain, ctx.namespace, ctx.serviceAccount)}, valid until ${notAfter.toISOString()} (${reason})`;
     ctx.log.info(
       { reason, serial: serialHex, notAfter: notAfter.toISOString() },
@@ -371,6 +417,9 @@ export class WorkloadSecretsController {
       if (status === 403 && this.namespaces.get(ctx.namespace)?.terminating !== false) return; // namespace going away
       throw err;
     }
+    this.opts.metrics?.workloadSecretCreated(
+      this.secretDeleted.delete(ctx.key) ? 'secretDeleted' : 'serviceAccount',
+    );
     this.issuedEvent(ctx, reason, material.serialHex, material.notAfter);
   }
 
