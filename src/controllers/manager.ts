@@ -190,11 +190,13 @@ export async function startController(
     httpPort: http.port,
     metrics,
     stop: async () => {
+      // Drain every path that writes, then release the Lease so a successor takes over at
+      // once without an in-flight write of ours landing after it starts.
       await rotation.stop();
       await Promise.all([workloads.stop(), trustBundles.stop()]);
-      // Release the Lease first so a successor takes over without waiting for it to expire.
+      await Promise.all([authority.stop(), configuration.stop()]);
       await elector?.stop();
-      await Promise.all([caches.stop(), authority.stop(), configuration.stop()]);
+      await caches.stop();
       await http.close();
     },
   };
