@@ -124,7 +124,7 @@ function componentArgs(state: ClusterState, creds: ClusterCredentials, component
         '--controllers=serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,namespace-controller,root-ca-certificate-publisher-controller',
         `--service-account-private-key-file=${creds.serviceAccountKey}`,
         `--root-ca-file=${creds.caCert}`,
-        '--use-service-account-credentials=false',
+        '--use-service-account-credentials=true', // each controller acts with its own bootstrap role
         '--leader-elect=false',
         '--bind-address=127.0.0.1',
         `--secure-port=${ports.controllerManager}`,
