@@ -127,22 +127,6 @@ interface SettingDefinition {
  * message then says what happened.
  */
 const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
-  rootRotationCheckInterval: {
-    flag: 'root-rotation-check-interval',
-    env: 'ALCAZAR_ROOT_ROTATION_CHECK_INTERVAL',
-    value: 'DURATION',
-    default: '1m',
-    description:
-      'how often the self-signed root is checked for rotation, and a rotation under way advanced (±10% jitter)',
-  },
-  rootRotationPropagationDelay: {
-    flag: 'root-rotation-propagation-delay',
-    env: 'ALCAZAR_ROOT_ROTATION_PROPAGATION_DELAY',
-    value: 'DURATION',
-    default: '2m',
-    description:
-      'how long each root rotation step waits after every Secret is updated, for kubelets to copy Secrets into pods',
-  },
   kubeconfig: {
     flag: 'kubeconfig',
     env: 'KUBECONFIG',
@@ -231,6 +215,22 @@ const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
     env: 'ALCAZAR_IDENTITY',
     value: 'ID',
     description: 'holder identity in the Lease (default: <hostname>_<pid>)',
+  },
+  rootRotationCheckInterval: {
+    flag: 'root-rotation-check-interval',
+    env: 'ALCAZAR_ROOT_ROTATION_CHECK_INTERVAL',
+    value: 'DURATION',
+    default: '1m',
+    description:
+      'how often the self-signed root is checked for rotation, and a rotation under way advanced (±10% jitter)',
+  },
+  rootRotationPropagationDelay: {
+    flag: 'root-rotation-propagation-delay',
+    env: 'ALCAZAR_ROOT_ROTATION_PROPAGATION_DELAY',
+    value: 'DURATION',
+    default: '2m',
+    description:
+      'how long each root rotation step waits after every Secret is updated, for kubelets to copy Secrets into pods',
   },
 };
 
@@ -410,8 +410,9 @@ export function processSettingsHelp(): string {
     const setting = SETTINGS[name];
     const usage = setting.value === undefined ? `--${setting.flag}` : `--${setting.flag}=${setting.value}`;
     const fallback = setting.default === undefined ? '' : ` (default: ${setting.default})`;
-    return `  ${usage.padEnd(32)}${setting.env}${fallback}\n      ${setting.description}`;
+    return { usage, text: `${setting.env}${fallback}\n      ${setting.description}` };
   });
+  const width = Math.max(...rows.map((r) => r.usage.length)) + 2;
   return [
     'Usage: alcazar controller [flags]',
     '',
@@ -419,7 +420,7 @@ export function processSettingsHelp(): string {
     'up to date. Each flag can also be set by the environment variable next to it; a flag wins.',
     '',
     'Flags:',
-    ...rows,
+    ...rows.map((r) => `  ${r.usage.padEnd(width)}${r.text}`),
     '  -h, --help',
     '      print this help',
     '',
