@@ -46,7 +46,7 @@ export async function startController(
         leaseDurationMs: election.leaseDurationMs,
         renewDeadlineMs: election.renewDeadlineMs,
         retryPeriodMs: election.retryPeriodMs,
-        log: log.child({ component: 'leader-election' }),
+        log: log.child({ subsystem: 'leader-election' }),
         onStartedLeading: () => {
           metrics.setLeader(true);
           // Followers decided nothing: look at everything now.
@@ -155,7 +155,7 @@ export async function startController(
   const http: TelemetryServer = await startHttpServer({
     port: settings.httpPort,
     metrics,
-    log: log.child({ component: 'http' }),
+    log: log.child({ subsystem: 'http' }),
     readiness: () => ({
       checks: [
         { name: 'caches-synced', ok: caches.hasSynced },
@@ -166,7 +166,6 @@ export async function startController(
       ],
     }),
   });
-  log.info({ port: http.port }, 'serving /metrics, /healthz and /readyz');
 
   elector?.start();
   await configuration.start();

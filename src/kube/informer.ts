@@ -136,7 +136,6 @@ export class Informer<R extends KubernetesObject, T> {
       try {
         if (resourceVersion === undefined) {
           resourceVersion = await this.relist();
-          failures = 0;
         }
         const resyncAt = Date.now() + jitter(this.opts.resyncPeriodMs);
         let end: WatchEnd;
@@ -145,6 +144,9 @@ export class Informer<R extends KubernetesObject, T> {
           end = result.end;
           resourceVersion = result.resourceVersion;
         } while (end === 'closed' && !this.stopped);
+        // Only a watch that worked clears the backoff: a list that succeeds before a watch that
+        // always fails (e.g. a CRD not installed yet) must still back off.
+        failures = 0;
         if (end === 'stopped') return;
         this.opts.onWatchRestart?.(end);
         if (end !== 'resync') log.info({ informer: this.opts.name, reason: end }, 'watch ended; relisting');

@@ -53,6 +53,7 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 export class CertificateAuthorityController {
   private config: CaConfig = defaultCaConfig();
   private specError: string | undefined;
+  private crdMissingLogged = false;
   private lastSpecJson = 'undefined';
   private readonly informer: Informer<CertificateAuthorityObject, CaResourceView>;
   private statusTimer: NodeJS.Timeout | undefined;
@@ -71,16 +72,21 @@ export class CertificateAuthorityController {
         fieldSelector: `metadata.name=${CERTIFICATE_AUTHORITY_NAME}`,
         list: async (o) => {
           try {
-            return (await opts.customObjects.listClusterCustomObject({
+            const page = (await opts.customObjects.listClusterCustomObject({
               group,
               version,
               plural,
               ...o,
             })) as ListPage<CertificateAuthorityObject>;
+            this.crdMissingLogged = false;
+            return page;
           } catch (err) {
             if (!isNotFound(err)) throw err;
             // No CRD installed: run on defaults; the watch fails and the informer retries with backoff.
-            opts.log.warn('the CertificateAuthority CRD is not installed; using built-in defaults');
+            if (!this.crdMissingLogged) {
+              opts.log.warn('the CertificateAuthority CRD is not installed; using built-in defaults');
+              this.crdMissingLogged = true;
+            }
             return { items: [], metadata: { resourceVersion: '0' } };
           }
         },
