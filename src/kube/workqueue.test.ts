@@ -68,6 +68,21 @@ describe('WorkQueue', () => {
     expect(q.addRateLimited('k')).toBe(100);
   });
 
+  it('hands out urgent keys first, moving a waiting key to the front without duplicating it', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    q.add('b');
+    q.add('c');
+    q.addUrgent('c');
+    q.addUrgent('z');
+    expect(q.depth).toBe(4);
+    const order = [await q.get(), await q.get(), await q.get(), await q.get()];
+    expect(order).toEqual(['c', 'z', 'a', 'b']);
+    expect(q.depth).toBe(0);
+    for (const key of order) q.done(key!);
+    expect(q.isIdle).toBe(true);
+  });
+
   it('reports idle once nothing is queued or processing', async () => {
     const q = new WorkQueue();
     q.add('a');

@@ -3,7 +3,28 @@
 // - a key being processed is never handed to a second worker; adding it
 //   meanwhile marks it dirty and it is queued again when the first finishes;
 // - delayed adds keep the earliest deadline per key;
-// - failures back off exponentially per key until `forget`.
+// - failures back off exponentially per key until `forget`;
+// - urgent keys (e.g. certificates already expired) are handed out first.
+
+/** A FIFO with O(1) push and shift. */
+class Fifo {
+  private items: string[] = [];
+  private head = 0;
+
+  push(item: string): void {
+    this.items.push(item);
+  }
+
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+}
 
 /** setTimeout cannot wait longer than this; longer delays fire early and re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -18,8 +39,10 @@ export interface WorkQueueOptions {
 }
 
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private head = 0;
+  private readonly queue = new Fifo();
+  private readonly urgent = new Fifo();
+  /** Keys waiting to be handed out: dirty and not being processed. A lane may also hold stale duplicates. */
+  private waiting = 0;
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
@@ -39,7 +62,7 @@ export class WorkQueue {
 
   /** Keys waiting to be handed to a worker (not counting delayed ones). */
   get depth(): number {
-    return this.queue.length - this.head;
+    return this.waiting;
   }
 
   /** Keys scheduled for later. */
@@ -48,6 +71,19 @@ export class WorkQueue {
   }
 
   add(key: string): void {
+    this.enqueue(key, this.queue);
+  }
+
+  /** Like add, but ahead of every key added normally; moves a waiting key to the front. */
+  addUrgent(key: string): void {
+    if (!this.shuttingDown && this.dirty.has(key) && !this.processing.has(key)) {
+      this.urgent.push(key); // already waiting in the normal lane: that entry becomes a stale duplicate
+      return;
+    }
+    this.enqueue(key, this.urgent);
+  }
+
+  private enqueue(key: string, lane: Fifo): void {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);
     if (this.processing.has(key)) return; // re-queued by done()
@@ -58,7 +94,8 @@ export class WorkQueue {
       waiter(key);
       return;
     }
-    this.queue.push(key);
+    this.waiting++;
+    lane.push(key);
   }
 
   /** Adds the key after `delayMs`, unless it is already due earlier. */
@@ -114,12 +151,11 @@ export class WorkQueue {
 
   /** Waits for the next key; undefined once the queue shuts down. */
   get(): Promise<string | undefined> {
-    if (this.head < this.queue.length) {
-      const key = this.queue[this.head++]!;
-      if (this.head > 1024 && this.head * 2 > this.queue.length) {
-        this.queue.splice(0, this.head);
-        this.head = 0;
-      }
+    for (;;) {
+      const key = this.urgent.shift() ?? this.queue.shift();
+      if (key === undefined) break;
+      if (!this.dirty.has(key) || this.processing.has(key)) continue; // a stale duplicate
+      this.waiting--;
       this.dirty.delete(key);
       this.processing.add(key);
       return Promise.resolve(key);

@@ -107,6 +107,53 @@ describe('workload renewal', () => {
     expect(logged.reason).toBe('RenewalDue');
   });
 
+  it('renews Secrets found expired or due at start-up before anything else', async () => {
+    await setCertificateAuthoritySpec(customObjects, {
+      workloadCertificates: {
+        ttl: '20s',
+        minGracePeriod: '2s',
+        gracePeriodRatio: 0.5,
+        clockSkewAllowance: '0s',
+      },
+    });
+    const ca = await namespace('ca');
+    controller = await startController({ caNamespace: ca });
+    const ns = await namespace('late');
+    // Named to sort last: the API lists objects by name, so FIFO order alone would put them last.
+    const due = ['z-due-1', 'z-due-2', 'z-due-3'];
+    for (const sa of due)
+      await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
+    const short = (s: V1Secret) =>
+      Boolean(s.data?.['cert-chain.pem']) && leafOf(s).notAfter.getTime() - Date.now() < 60_000;
+    const secrets = await Promise.all(due.map((sa) => waitForWorkloadSecret(core, ns, sa, short)));
+    await controller.stop();
+    // While the controller is down: the certificates pass their renewal time and new ServiceAccounts arrive.
+    for (let i = 0; i < 30; i++) {
+      await core.createNamespacedServiceAccount({
+        namespace: ns,
+        body: { metadata: { name: `a-new-${i}` } },
+      });
+    }
+    const latestRenewal = Math.max(...secrets.map((s) => leafOf(s).notAfter.getTime() - 10_000));
+    await waitFor('the certificates to fall due', () => Date.now() > latestRenewal, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+
+    controller = await startController({ caNamespace: ca });
+    await controller.waitForLog(
+      'the first pass',
+      (l) => l.msg === 'initial reconcile finished' && l.controller === 'workload-secrets',
+    );
+    const order = controller.lines
+      .filter((l) => l.msg === 'issued workload certificate' && l.namespace === ns)
+      .map((l) => String(l.serviceAccount));
+    // The namespace's default ServiceAccount got a short-lived certificate too: it is due as well.
+    const dueNow = ['default', ...due];
+    expect(order).toHaveLength(dueNow.length + 30);
+    expect(order.slice(0, dueNow.length).sort()).toEqual(dueNow);
+  });
+
   it('makes no writes while nothing is due, across several resyncs', async () => {
     const ca = await namespace('ca');
     controller = await startController({ caNamespace: ca, args: ['--resync-period=2s'] });

@@ -43,7 +43,7 @@ import {
   WORKLOAD_SECRET_TYPE,
   workloadSecretName,
 } from './plan.js';
-import { backdateMs } from './renewal.js';
+import { backdateMs, renewAt } from './renewal.js';
 import { isManagedNamespace } from './targeting.js';
 
 export interface WorkloadSecretsOptions {
@@ -212,7 +212,15 @@ export class WorkloadSecretsController {
     if (!sa) return;
     const key = `${namespace}/${sa}`;
     if (added) this.track(key);
+    // Expired or due certificates (e.g. found at start-up after downtime) go before everything else.
+    const certificate = this.secrets.get(secretKey)?.certificate;
+    if (certificate && this.isDue(certificate)) this.queue.addUrgent(key);
     else this.queue.add(key);
+  }
+
+  private isDue(certificate: { notBefore: number; notAfter: number; serial: string }): boolean {
+    const { workload } = this.opts.config();
+    return renewAt(certificate, workload) <= this.now();
   }
 
   private caView(): { view: CaView; state: AuthorityState } {
