@@ -77,6 +77,7 @@ export async function startController(
     authority: () => authority.current,
     counts: () => workloads.counts(),
     rotation: () => rotation.status,
+    events,
     ...timing,
   });
   const authority: AuthorityController = new AuthorityController({

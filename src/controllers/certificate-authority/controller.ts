@@ -15,6 +15,7 @@ import {
 } from '../../config/ca-resource.js';
 import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
 import { apiStatus, describeApiError, isNotFound } from '../../kube/client.js';
+import type { EventSink } from '../../kube/events.js';
 import { Informer, type ListPage } from '../../kube/informer.js';
 import type { AuthorityState } from '../authority/controller.js';
 import type { RotationStatus } from '../root-rotation/controller.js';
@@ -42,6 +43,7 @@ export interface CertificateAuthorityControllerOptions {
   authority: () => AuthorityState;
   counts: () => WorkloadCounts;
   rotation: () => RotationStatus;
+  events: EventSink;
   resyncPeriodMs: number;
   stallTimeoutMs: number;
   statusIntervalMs?: number;
@@ -186,8 +188,22 @@ export class CertificateAuthorityController {
       authority: this.opts.authority(),
       counts: this.opts.counts(),
       rotation: this.opts.rotation(),
+      now: this.now(),
       transitionTime: (type: Condition['type'], s: Condition['status']) => this.conditionTime(type, s),
     });
+    const expiring = status.conditions.find((c) => c.type === 'RootExpiring');
+    if (expiring?.status === 'True') {
+      this.opts.events.record(
+        {
+          apiVersion: `${resource.group}/${resource.version}`,
+          kind: resource.kind,
+          name: CERTIFICATE_AUTHORITY_NAME,
+        },
+        'Warning',
+        expiring.reason,
+        expiring.message,
+      );
+    }
     if (view.status && sameStatus(view.status, status)) return;
     const { group, version, plural } = resource;
     try {

@@ -6,7 +6,7 @@ import type { RotationStatus } from '../root-rotation/controller.js';
 import type { WorkloadCounts } from '../workload-secrets/controller.js';
 
 export interface Condition {
-  type: 'Ready' | 'ConfigValid' | 'CAReady';
+  type: 'Ready' | 'ConfigValid' | 'CAReady' | 'RootExpiring';
   status: 'True' | 'False' | 'Unknown';
   reason: string;
   message: string;
@@ -40,6 +40,7 @@ export interface StatusInput {
   authority: AuthorityState;
   counts: WorkloadCounts;
   rotation: RotationStatus;
+  now: number;
   transitionTime: (type: Condition['type'], status: Condition['status']) => string;
 }
 
@@ -100,7 +101,7 @@ export function desiredStatus(input: StatusInput): CaStatus {
     trustDomain: input.config.trustDomain,
     ...(activeRoot ? { rootExpiry: activeRoot.notAfter } : {}),
     roots,
-    conditions: [readyCondition, configCondition, caCondition],
+    conditions: [readyCondition, configCondition, caCondition, rootExpiringCondition(input, condition)],
     ...input.counts,
     rotation: input.rotation,
   };
@@ -129,4 +130,48 @@ function stableJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/**
+ * True when the signing certificate is close to expiry and alcazar will not fix it by itself: in
+ * plugged-in mode only the operator can replace cacerts; in self-signed mode a rotation should
+ * have started at the threshold, so half that margin left means it is stuck.
+ */
+export function rootExpiring(
+  input: Pick<StatusInput, 'authority' | 'config' | 'rotation' | 'now'>,
+): { expiring: false } | { expiring: true; message: string } {
+  if (input.authority.status !== 'ready') return { expiring: false };
+  const { signer, mode } = input.authority.authority;
+  const lifetime = signer.notAfter.getTime() - signer.notBefore.getTime();
+  const remaining = signer.notAfter.getTime() - input.now;
+  const threshold = input.config.root.selfSigned.rotationThreshold;
+  const expires = `expires ${signer.notAfter.toISOString()}`;
+  if (mode === 'PluggedIn' && remaining < lifetime * threshold) {
+    return {
+      expiring: true,
+      message: `the signing certificate in cacerts ${expires}: replace cacerts (README: rotating a plugged-in CA)`,
+    };
+  }
+  if (mode === 'SelfSigned' && remaining < (lifetime * threshold) / 2) {
+    return {
+      expiring: true,
+      message: `the root ${expires} and its rotation has not finished (${input.rotation.phase}: ${input.rotation.message})`,
+    };
+  }
+  return { expiring: false };
+}
+
+function rootExpiringCondition(
+  input: StatusInput,
+  condition: (type: Condition['type'], ok: boolean | undefined, reason: string, message: string) => Condition,
+): Condition {
+  const verdict = rootExpiring(input);
+  return verdict.expiring
+    ? condition('RootExpiring', true, 'RootNearExpiry', verdict.message)
+    : condition(
+        'RootExpiring',
+        false,
+        'RootValid',
+        'the signing certificate is not near expiry, or rotation is handling it',
+      );
 }

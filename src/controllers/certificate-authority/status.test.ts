@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import type { SigningAuthority } from '../../ca/authority.js';
+import { defaultCaConfig } from '../../config/ca-spec.js';
+import type { AuthorityState } from '../authority/controller.js';
+import { type CaStatus, desiredStatus, rootExpiring, type StatusInput, sameStatus } from './status.js';
+
+const YEAR = 365 * 86_400_000;
+const now = Date.UTC(2026, 10, 23);
+
+function ready(mode: 'SelfSigned' | 'PluggedIn', notBefore: number, notAfter: number): AuthorityState {
+  const signer = { notBefore: new Date(notBefore), notAfter: new Date(notAfter), fingerprintSha256: 'f1' };
+  return {
+    status: 'ready',
+    authority: {
+      mode,
+      source: `istio-system/${mode === 'SelfSigned' ? 'istio-ca-secret' : 'cacerts'}`,
+      signer,
+      roots: [signer],
+      activeRootFingerprint: 'f1',
+    } as unknown as SigningAuthority,
+  };
+}
+
+function input(over: Partial<StatusInput> = {}): StatusInput {
+  return {
+    generation: 3,
+    config: defaultCaConfig(),
+    specError: undefined,
+    authority: ready('SelfSigned', now - YEAR, now + 9 * YEAR),
+    counts: { managedServiceAccounts: 5, issuedCertificates: 4, failingCertificates: 1 },
+    rotation: { phase: 'Idle', message: 'not due' },
+    now,
+    transitionTime: () => '2026-11-23T00:00:00Z',
+    ...over,
+  };
+}
+
+const condition = (status: CaStatus, type: string) => status.conditions.find((c) => c.type === type);
+
+describe('desiredStatus', () => {
+  it('is Ready with the root, counts and observed generation when config and CA are good', () => {
+    const status = desiredStatus(input());
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'True', observedGeneration: 3 });
+    expect(status.roots).toEqual([expect.objectContaining({ fingerprintSha256: 'f1', active: true })]);
+    expect(status.rootExpiry).toBe(new Date(now + 9 * YEAR).toISOString().replace('.000Z', 'Z'));
+    expect(status).toMatchObject({
+      managedServiceAccounts: 5,
+      issuedCertificates: 4,
+      failingCertificates: 1,
+    });
+  });
+
+  it('is not Ready, with the spec error, when the spec is invalid', () => {
+    const status = desiredStatus(input({ specError: 'spec.trustDomain: must be lowercase' }));
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(condition(status, 'ConfigValid')?.message).toContain('spec.trustDomain: must be lowercase');
+  });
+
+  it('is not Ready, with the CA reason, when the CA cannot sign', () => {
+    const status = desiredStatus(
+      input({ authority: { status: 'failed', reason: 'KeyMismatch', message: 'ca-key.pem does not match' } }),
+    );
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'KeyMismatch' });
+    expect(condition(status, 'CAReady')).toMatchObject({ status: 'False', reason: 'KeyMismatch' });
+    expect(status.roots).toEqual([]);
+  });
+
+  it('compares equal regardless of key and condition order', () => {
+    const a = desiredStatus(input());
+    const b = { ...a, conditions: [...a.conditions].reverse() } as CaStatus;
+    expect(sameStatus(a, JSON.parse(JSON.stringify(b)))).toBe(true);
+    expect(sameStatus(a, { ...a, failingCertificates: 2 })).toBe(false);
+  });
+});
+
+describe('rootExpiring', () => {
+  it('warns when a plugged-in signer is inside the threshold: only the operator can rotate it', () => {
+    const verdict = rootExpiring(input({ authority: ready('PluggedIn', now - 9 * YEAR, now + YEAR) }));
+    expect(verdict).toMatchObject({ expiring: true });
+  });
+
+  it('leaves a self-signed root inside the threshold to the rotation', () => {
+    expect(
+      rootExpiring(input({ authority: ready('SelfSigned', now - 8.5 * YEAR, now + 1.5 * YEAR) })),
+    ).toEqual({
+      expiring: false,
+    });
+  });
+
+  it('warns when a self-signed rotation is overdue', () => {
+    const verdict = rootExpiring(
+      input({ authority: ready('SelfSigned', now - 9.5 * YEAR, now + 0.5 * YEAR) }),
+    );
+    expect(verdict).toMatchObject({ expiring: true });
+    expect(
+      condition(
+        desiredStatus(input({ authority: ready('SelfSigned', now - 9.5 * YEAR, now + 0.5 * YEAR) })),
+        'RootExpiring',
+      ),
+    ).toMatchObject({
+      status: 'True',
+      reason: 'RootNearExpiry',
+    });
+  });
+});
