@@ -156,6 +156,8 @@ export class AuthorityController {
   }
 
   private async evaluate(): Promise<void> {
+    // Until the caches have synced every CA Secret looks missing; start() evaluates once they have.
+    if (!Object.values(this.informers).every((informer) => informer.hasSynced)) return;
     const config = this.opts.config();
     const mode = config.root.mode;
     const name = mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
