@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { down, up } from '../cluster/controlplane.js';
-import { repoRoot } from '../cluster/paths.js';
+import { clusterDir, repoRoot } from '../cluster/paths.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -35,7 +35,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   // Controller output of this run only, for the key-leak scan.
-  rmSync(join(repoRoot, '.local', 'test-logs'), { recursive: true, force: true });
+  rmSync(`${clusterDir()}-test-logs`, { recursive: true, force: true });
   return async () => {
     // Leave a control plane the developer started themselves; stop only our own.
     if (started && process.env.ALCAZAR_KEEP_CLUSTER !== '1') await down();

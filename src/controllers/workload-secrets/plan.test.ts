@@ -185,6 +185,11 @@ describe('plan', () => {
     expect(decision).toMatchObject({ action: 'report', reason: 'ForeignSecret' });
   });
 
+  it('reports nothing about a foreign Secret in a namespace being deleted', () => {
+    const decision = plan(input({ ns: { labels: {}, terminating: true }, secret: healthySecret({ owned: false }) }));
+    expect(decision).toEqual({ action: 'none' });
+  });
+
   it('does not delete a foreign Secret when the ServiceAccount goes away', () => {
     expect(plan(input({ sa: undefined, secret: healthySecret({ owned: false }) }))).toEqual({
       action: 'none',

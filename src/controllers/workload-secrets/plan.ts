@@ -135,6 +135,8 @@ export function plan(input: PlanInput): Decision {
     ns !== undefined &&
     isManagedNamespace(input.namespace, ns.labels, input.targeting, input.caNamespace);
 
+  // A namespace being deleted takes everything in it along: nothing to decide or report there.
+  if (ns?.terminating) return { action: 'none' };
   if (secret && !secret.owned) {
     if (!wanted) return { action: 'none' };
     return {
@@ -147,7 +149,6 @@ export function plan(input: PlanInput): Decision {
     if (!secret) return { action: 'none' };
     return { action: 'delete', reason: sa === undefined ? 'ServiceAccountDeleted' : 'NamespaceNotManaged' };
   }
-  if (ns.terminating) return { action: 'none' };
   if (secretName.length > MAX_NAME_LENGTH) {
     return {
       action: 'report',

@@ -1,11 +1,11 @@
 // Runs the real `alcazar controller` as a child process against the test
 // control plane, so restarts and kills are real. Every line it prints is kept
-// in .local/test-logs/ for the suite-wide key-leak scan.
+// in <cluster dir>-test-logs/ for the suite-wide key-leak scan.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
-import { repoRoot } from '../../cluster/paths.js';
+import { clusterDir, repoRoot } from '../../cluster/paths.js';
 import { waitFor } from './wait.js';
 
 export interface LogLine {
@@ -26,7 +26,8 @@ export interface ControllerProcess {
   readonly exited: Promise<number | null>;
 }
 
-export const testLogDir = join(repoRoot, '.local', 'test-logs');
+/** Per control plane, so concurrent runs against different clusters do not wipe each other's logs. */
+export const testLogDir = `${clusterDir()}-test-logs`;
 let started = 0;
 
 export interface StartOptions {
@@ -97,13 +98,19 @@ export async function startController(opts: StartOptions): Promise<ControllerPro
       await exited;
     },
   };
-  await Promise.race([
-    proc.waitForLog('controller started', (l) => l.msg === 'controller started', 60_000),
-    exited.then((code) => {
-      throw new Error(
-        `controller exited with ${code} before starting:\n${lines.map((l) => l.msg).join('\n')}`,
-      );
-    }),
-  ]);
+  try {
+    await Promise.race([
+      proc.waitForLog('controller started', (l) => l.msg === 'controller started', 60_000),
+      exited.then((code) => {
+        throw new Error(
+          `controller exited with ${code} before starting:\n${lines.map((l) => l.msg).join('\n')}`,
+        );
+      }),
+    ]);
+  } catch (err) {
+    // A controller that did not start in time must not linger and manage the cluster behind later tests.
+    await proc.kill();
+    throw err;
+  }
   return proc;
 }

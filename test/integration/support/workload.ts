@@ -98,8 +98,21 @@ const caResource = {
   name: 'default',
 };
 
-/** Creates or replaces the CertificateAuthority `default` with this spec. */
+/** Creates or replaces the CertificateAuthority `default` with this spec (retrying a status write race). */
 export async function setCertificateAuthoritySpec(
+  api: CustomObjectsApi,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await replaceCertificateAuthoritySpec(api, spec);
+    } catch (err) {
+      if (statusCodeOf(err) !== 409 || attempt >= 5) throw err;
+    }
+  }
+}
+
+async function replaceCertificateAuthoritySpec(
   api: CustomObjectsApi,
   spec: Record<string, unknown>,
 ): Promise<void> {
