@@ -1,17 +1,19 @@
 #!/usr/bin/env node
-// alcazar: `alcazar controller [flags]` runs the CA controller.
+// alcazar: `alcazar controller [flags]` runs the CA controller; `alcazar inspect` reports on a workload Secret.
 import { hostname } from 'node:os';
 import { ProcessSettingsError, parseProcessSettings, processSettingsHelp } from '../config/process.js';
 import { startController } from '../controllers/manager.js';
 import { loadKubeConfig } from '../kube/client.js';
 import { createLogger } from '../telemetry/logger.js';
+import { runInspectCommand } from './inspect.js';
 
 const USAGE = `usage: alcazar <command> [flags]
 
 commands:
   controller   run the certificate authority controller
+  inspect      report on a workload Secret: identity, validity, chain, key match, renewal
 
-alcazar controller --help lists its flags.`;
+alcazar <command> --help lists its flags.`;
 
 async function runControllerCommand(argv: string[]): Promise<number> {
   let settings: ReturnType<typeof parseProcessSettings>;
@@ -52,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'controller':
       return runControllerCommand(rest);
+    case 'inspect':
+      return runInspectCommand(rest);
     case undefined:
     case '--help':
     case '-h':

@@ -1,0 +1,392 @@
+import type { V1Secret } from '@kubernetes/client-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SELF_SIGNED_SECRET, SELF_SIGNED_SECRET_TYPE } from '../ca/authority.js';
+import { renewAt } from '../controllers/workload-secrets/renewal.js';
+import { generateKeyPair, privateKeyToPem } from '../pki/index.js';
+import { createTestCa, issueTestLeaf, type TestCa } from '../pki/testing.js';
+import {
+  buildInspectReport,
+  describeTimeLeft,
+  exitStatusOf,
+  formatDurationShort,
+  formatInspectText,
+  formatProblemList,
+  type InspectObservation,
+  type InspectReport,
+  type InspectTarget,
+  parseInspectArgs,
+} from './inspect.js';
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+describe('formatDurationShort', () => {
+  it.each([
+    [0, '0s'],
+    [999, '0s'],
+    [45 * SECOND, '45s'],
+    [90 * SECOND, '1m 30s'],
+    [3 * HOUR, '3h 0m'],
+    [3 * HOUR + 5 * MINUTE + 59 * SECOND, '3h 5m'],
+    [90 * DAY - MINUTE, '89d 23h'],
+    [90 * DAY, '90d 0h'],
+    [-(2 * DAY + 4 * HOUR), '-2d 4h'],
+  ])('%d ms reads %s', (ms, text) => {
+    expect(formatDurationShort(ms)).toBe(text);
+  });
+
+  it('a certificate past its notAfter reads "expired … ago"', () => {
+    expect(describeTimeLeft(-(2 * DAY + 4 * HOUR + 1))).toBe('expired 2d 4h ago');
+    expect(describeTimeLeft(0)).toBe('expired 0s ago');
+    expect(describeTimeLeft(89 * DAY)).toBe('89d 0h');
+  });
+});
+
+describe('formatProblemList', () => {
+  it('one indented "- Reason: message" line per problem', () => {
+    expect(
+      formatProblemList([
+        { reason: 'Expired', message: 'the certificate expired' },
+        { reason: 'KeyMismatch', message: 'key.pem does not match' },
+      ]),
+    ).toBe('  - Expired: the certificate expired\n  - KeyMismatch: key.pem does not match');
+  });
+});
+
+describe('parseInspectArgs', () => {
+  it('<namespace>/<serviceaccount> inspects istio.<serviceaccount>, text, istio-system by default', () => {
+    expect(parseInspectArgs(['shop/cart'])).toEqual({
+      target: { namespace: 'shop', serviceAccount: 'cart', secretName: 'istio.cart' },
+      output: 'text',
+      caNamespace: 'istio-system',
+    });
+  });
+
+  it('--secret names the Secret; its ServiceAccount comes from an istio.<sa> name', () => {
+    expect(
+      parseInspectArgs([
+        '--secret',
+        'shop/istio.cart',
+        '-o',
+        'json',
+        '--kubeconfig',
+        '/k',
+        '--ca-namespace=ca',
+      ]),
+    ).toEqual({
+      target: { namespace: 'shop', serviceAccount: 'cart', secretName: 'istio.cart' },
+      output: 'json',
+      kubeconfig: '/k',
+      caNamespace: 'ca',
+    });
+    expect(parseInspectArgs(['--secret', 'shop/my-tls'])?.target).toEqual({
+      namespace: 'shop',
+      secretName: 'my-tls',
+    });
+  });
+
+  it('--help asks for the usage', () => {
+    expect(parseInspectArgs(['--help'])).toBeUndefined();
+    expect(parseInspectArgs(['shop/cart', '-h'])).toBeUndefined();
+  });
+
+  it.each([
+    [[], /which workload/],
+    [['cart'], /<namespace>\/<serviceaccount>/],
+    [['shop/cart/x'], /<namespace>\/<serviceaccount>/],
+    [['shop/cart', 'shop/web'], /one <namespace>\/<serviceaccount>/],
+    [['shop/cart', '--secret', 'shop/istio.cart'], /not both/],
+    [['shop/cart', '-o', 'yaml'], /-o must be text or json/],
+    [['shop/cart', '--bogus'], /--bogus/],
+    [['shop/cart', '--ca-namespace', 'Bad_NS'], /--ca-namespace/],
+  ])('%j is a usage error', (argv, message) => {
+    expect(() => parseInspectArgs(argv)).toThrow(message);
+  });
+});
+
+describe('buildInspectReport', () => {
+  const now = new Date(Date.UTC(2026, 0, 15, 12));
+  const issuedAt = new Date(now.getTime() - DAY);
+  const target: InspectTarget = { namespace: 'shop', serviceAccount: 'cart', secretName: 'istio.cart' };
+  let ca: TestCa;
+  let caSecret: V1Secret;
+
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+
+  beforeAll(async () => {
+    ca = await createTestCa({ notBefore: new Date(now.getTime() - 30 * DAY) });
+    caSecret = {
+      type: SELF_SIGNED_SECRET_TYPE,
+      data: { 'ca-cert.pem': b64(ca.root.pem), 'ca-key.pem': b64(privateKeyToPem(ca.keys.privateKey)) },
+    };
+  });
+
+  async function workloadSecret(
+    options: { serviceAccount?: string; lifetimeMs?: number; notBefore?: Date; root?: string } = {},
+  ): Promise<V1Secret> {
+    const leaf = await issueTestLeaf(ca.issuer, {
+      notBefore: options.notBefore ?? issuedAt,
+      namespace: 'shop',
+      serviceAccount: options.serviceAccount ?? 'cart',
+      lifetimeMs: options.lifetimeMs ?? 90 * DAY,
+    });
+    return {
+      type: 'istio.io/key-and-cert',
+      metadata: {
+        name: 'istio.cart',
+        namespace: 'shop',
+        labels: { 'app.kubernetes.io/managed-by': 'alcazar' },
+        ownerReferences: [
+          { apiVersion: 'v1', kind: 'ServiceAccount', name: 'cart', uid: 'sa-uid', controller: true },
+        ],
+      },
+      data: {
+        'cert-chain.pem': b64(leaf.certificate.pem),
+        'key.pem': b64(privateKeyToPem(leaf.keys.privateKey)),
+        'root-cert.pem': b64(options.root ?? ca.root.pem),
+      },
+    };
+  }
+
+  function observation(secret: V1Secret, overrides: Partial<InspectObservation> = {}): InspectObservation {
+    return {
+      secret,
+      caNamespace: 'istio-system',
+      certificateAuthority: { ok: true, value: undefined },
+      caSecrets: {
+        'istio-ca-secret': { ok: true, value: caSecret },
+        cacerts: { ok: true, value: undefined },
+      },
+      serviceAccount: { ok: true, value: { metadata: { name: 'cart', uid: 'sa-uid' } } },
+      namespace: { ok: true, value: { metadata: { name: 'shop' } } },
+      ...overrides,
+    };
+  }
+
+  const reasons = (report: InspectReport) => report.problems.map((p) => p.reason);
+
+  it('a Secret the controller issued is healthy: identity, both chains, key, renewal by the controller’s renewAt', async () => {
+    const report = await buildInspectReport(target, observation(await workloadSecret()), now);
+
+    expect(report.problems).toEqual([]);
+    expect(report.warnings).toEqual([]);
+    expect(report.healthy).toBe(true);
+    expect(exitStatusOf(report)).toBe(0);
+    expect(report.spiffeId).toBe('spiffe://cluster.local/ns/shop/sa/cart');
+    expect(report.spiffeIdMatches).toBe(true);
+    expect(report.keyType).toBe('ECDSA_P256');
+    expect(report.issuer).toBe('O=cluster.local');
+    expect(report.timeLeft).toBe('89d 0h');
+    expect(report.chain.secretRoot).toEqual({ verified: true, source: 'root-cert.pem' });
+    expect(report.chain.caBundle).toEqual({ verified: true, source: `istio-system/${SELF_SIGNED_SECRET}` });
+    expect(report.keyMatches).toBe(true);
+    expect(report.secret).toMatchObject({ managedByAlcazar: true, type: 'istio.io/key-and-cert' });
+    expect(report.secret.owners).toEqual([
+      { kind: 'ServiceAccount', name: 'cart', uid: 'sa-uid', controller: true },
+    ]);
+    const expectedRenewAt = renewAt(
+      {
+        notBefore: Date.parse(report.notBefore!),
+        notAfter: Date.parse(report.notAfter!),
+        serial: report.serial!,
+      },
+      { gracePeriodRatio: 0.5, minGracePeriodMs: 10 * MINUTE },
+    );
+    expect(report.renewAt).toBe(new Date(expectedRenewAt).toISOString());
+    expect(report.renewalDue).toBe(false);
+    expect(report.controller).toEqual({ action: 'none', reason: null, message: 'nothing to do' });
+    expect(report.configSource).toBe('built-in defaults');
+  });
+
+  it('a key.pem from another Secret is a KeyMismatch problem, and the report never shows the key', async () => {
+    const secret = await workloadSecret();
+    const other = await generateKeyPair('ECDSA_P256');
+    secret.data!['key.pem'] = b64(privateKeyToPem(other.privateKey));
+
+    const report = await buildInspectReport(target, observation(secret), now);
+
+    expect(report.keyMatches).toBe(false);
+    expect(reasons(report)).toEqual(['KeyMismatch']);
+    expect(report.problems[0]!.message).toMatch(/key\.pem/);
+    expect(exitStatusOf(report)).toBe(1);
+    expect(report.controller).toMatchObject({ action: 'reissue', reason: 'InvalidData' });
+    const printed = `${JSON.stringify(report)}\n${formatInspectText(report, now)}`;
+    expect(printed).not.toContain('PRIVATE KEY');
+    expect(printed).not.toContain(secret.data!['key.pem']);
+  });
+
+  it('a certificate for another ServiceAccount is the wrong identity', async () => {
+    const report = await buildInspectReport(
+      target,
+      observation(await workloadSecret({ serviceAccount: 'web' })),
+      now,
+    );
+    expect(report.spiffeIdMatches).toBe(false);
+    expect(reasons(report)).toEqual(['SpiffeIdMismatch']);
+    expect(report.controller).toMatchObject({ action: 'reissue', reason: 'WrongIdentity' });
+  });
+
+  it('an expired certificate is a problem, and so is its chain at this moment; renewal is due', async () => {
+    const secret = await workloadSecret({ notBefore: new Date(now.getTime() - 3 * DAY), lifetimeMs: DAY });
+    const report = await buildInspectReport(target, observation(secret), now);
+
+    expect(report.expired).toBe(true);
+    expect(report.timeLeft).toBe('expired 2d 0h ago');
+    expect(report.renewalDue).toBe(true);
+    expect(reasons(report)).toEqual(['Expired', 'ChainUntrustedBySecretRoot', 'ChainUntrustedByCa']);
+  });
+
+  it('a root-cert.pem from another CA fails the Secret-root chain only', async () => {
+    const stranger = await createTestCa({ notBefore: issuedAt, trustDomain: 'elsewhere' });
+    const report = await buildInspectReport(
+      target,
+      observation(await workloadSecret({ root: stranger.root.pem })),
+      now,
+    );
+    expect(report.chain.secretRoot.verified).toBe(false);
+    expect(report.chain.caBundle.verified).toBe(true);
+    expect(reasons(report)).toEqual(['ChainUntrustedBySecretRoot']);
+    expect(report.controller).toMatchObject({ action: 'refreshBundle', reason: 'StaleRootBundle' });
+  });
+
+  it('an unreadable CA Secret is a warning: the CA bundle is not checked, the Secret can still be healthy', async () => {
+    const report = await buildInspectReport(
+      target,
+      observation(await workloadSecret(), {
+        caSecrets: {
+          'istio-ca-secret': { ok: false, error: 'HTTP 403: forbidden' },
+          cacerts: { ok: true, value: undefined },
+        },
+      }),
+      now,
+    );
+    expect(report.healthy).toBe(true);
+    expect(report.chain.caBundle).toMatchObject({ verified: null, source: 'istio-system/istio-ca-secret' });
+    expect(report.warnings.map((w) => w.reason)).toEqual(['CaBundleUnavailable']);
+    expect(report.warnings[0]!.message).toContain('HTTP 403');
+    expect(report.controller).toBeNull();
+    expect(formatInspectText(report, now)).toMatch(/Chain \(CA bundle\): +not checked \(cannot read/);
+  });
+
+  it('a CA Secret that cannot sign is a warning, and the controller would report CANotReady', async () => {
+    const otherKey = await generateKeyPair('ECDSA_P256');
+    const broken: V1Secret = {
+      ...caSecret,
+      data: { ...caSecret.data, 'ca-key.pem': b64(privateKeyToPem(otherKey.privateKey)) },
+    };
+    const report = await buildInspectReport(
+      target,
+      observation(await workloadSecret(), {
+        caSecrets: {
+          'istio-ca-secret': { ok: true, value: broken },
+          cacerts: { ok: true, value: undefined },
+        },
+      }),
+      now,
+    );
+    expect(report.healthy).toBe(true);
+    expect(report.chain.caBundle.verified).toBeNull();
+    expect(report.warnings[0]!.message).toContain('ca-key.pem does not match ca-cert.pem');
+    expect(report.controller).toMatchObject({ action: 'report', reason: 'CANotReady' });
+  });
+
+  it('the trust domain and grace policy come from the CertificateAuthority', async () => {
+    const report = await buildInspectReport(
+      target,
+      observation(await workloadSecret(), {
+        certificateAuthority: { ok: true, value: { spec: { trustDomain: 'example.org' } } },
+      }),
+      now,
+    );
+    expect(report.configSource).toBe('CertificateAuthority default');
+    expect(report.expectedSpiffeId).toBe('spiffe://example.org/ns/shop/sa/cart');
+    expect(reasons(report)).toEqual(['SpiffeIdMismatch']);
+  });
+
+  it('a Secret whose name names no ServiceAccount is checked without an expected identity', async () => {
+    const secret = await workloadSecret();
+    secret.metadata!.labels = {};
+    const report = await buildInspectReport(
+      { namespace: 'shop', secretName: 'my-tls' },
+      observation(secret, { serviceAccount: undefined }),
+      now,
+    );
+    expect(report.serviceAccount).toBeNull();
+    expect(report.spiffeIdMatches).toBeNull();
+    expect(report.controller).toBeNull();
+    expect(report.healthy).toBe(true);
+    expect(report.warnings.map((w) => w.reason)).toEqual(['NotManagedByAlcazar']);
+  });
+
+  it('a Secret missing its data reports what is missing', async () => {
+    const secret: V1Secret = { type: 'Opaque', metadata: { name: 'istio.cart' }, data: {} };
+    const report = await buildInspectReport(target, observation(secret), now);
+    expect(reasons(report)).toEqual(['WrongType', 'InvalidData', 'InvalidData', 'InvalidData']);
+    expect(report.spiffeId).toBeNull();
+    expect(report.keyMatches).toBeNull();
+    expect(report.chain.secretRoot.verified).toBeNull();
+  });
+});
+
+describe('formatInspectText', () => {
+  it('aligns every value in one column and lists problems under the block', () => {
+    const report: InspectReport = {
+      secret: {
+        namespace: 'shop',
+        name: 'istio.cart',
+        type: 'istio.io/key-and-cert',
+        managedByAlcazar: true,
+        owners: [],
+      },
+      serviceAccount: 'cart',
+      trustDomain: 'cluster.local',
+      configSource: 'built-in defaults',
+      spiffeId: 'spiffe://cluster.local/ns/shop/sa/cart',
+      expectedSpiffeId: 'spiffe://cluster.local/ns/shop/sa/cart',
+      spiffeIdMatches: true,
+      dnsNames: [],
+      serial: 'ab',
+      keyType: 'ECDSA_P256',
+      issuer: 'O=cluster.local',
+      subject: '',
+      fingerprintSha256: 'ff',
+      notBefore: '2026-01-01T00:00:00.000Z',
+      notAfter: '2026-04-01T00:00:00.000Z',
+      timeLeft: '1d 0h',
+      timeLeftSeconds: 86_400,
+      expired: false,
+      notYetValid: false,
+      chain: {
+        secretRoot: { verified: true, source: 'root-cert.pem' },
+        caBundle: { verified: true, source: 'istio-system/istio-ca-secret' },
+      },
+      keyMatches: false,
+      renewAt: '2026-02-14T12:00:00.000Z',
+      renewalDue: true,
+      controller: {
+        action: 'reissue',
+        reason: 'InvalidData',
+        message: 'issue a new key and certificate (InvalidData)',
+      },
+      problems: [
+        { reason: 'KeyMismatch', message: 'key.pem does not match the certificate in cert-chain.pem' },
+      ],
+      warnings: [],
+      healthy: false,
+    };
+    const text = formatInspectText(report, new Date('2026-03-31T00:00:00Z'));
+    const block = text.split('\n\n')[0]!.split('\n');
+    const columns = new Set(block.map((line) => line.search(/(?<=: +)\S/)));
+    expect(columns.size).toBe(1);
+    expect(text).toContain('SPIFFE ID:');
+    expect(text).toMatch(/SPIFFE ID: +spiffe:\/\/cluster\.local\/ns\/shop\/sa\/cart \(as expected\)/);
+    expect(text).toMatch(/Subject: +\(empty\)/);
+    expect(text).toMatch(/Renews at: +2026-02-14T12:00:00\.000Z \(due now\)/);
+    expect(text).toMatch(/Key matches cert: +no/);
+    expect(
+      text.endsWith('Problems:\n  - KeyMismatch: key.pem does not match the certificate in cert-chain.pem'),
+    ).toBe(true);
+  });
+});
