@@ -94,7 +94,7 @@ function privateKeyFrom(pem: Buffer, source: string): KeyObject {
 
 export interface LoadOptions {
   now: Date;
-  /** The signer must stay valid at least this long, or it cannot issue useful leaves. */
+  /** A plugged-in signer must stay valid at least this long, or it cannot issue useful leaves. */
   minRemainingMs: number;
 }
 
@@ -122,7 +122,10 @@ async function assemble(
     throw new CaLoadError('KeyMismatch', `${source}: ca-key.pem does not match ca-cert.pem`);
   }
   const remaining = signer.notAfter.getTime() - opts.now.getTime();
-  if (remaining < opts.minRemainingMs) {
+  // A self-signed root close to expiry must still load: its rotation runs on the loaded authority,
+  // and refusing it would deadlock the rotation that replaces it. Leaves never outlive it anyway.
+  const minRemaining = mode === 'PluggedIn' ? opts.minRemainingMs : 1;
+  if (remaining < minRemaining) {
     throw new CaLoadError(
       'SignerExpiring',
       `${source}: the signing certificate ${remaining <= 0 ? 'has expired' : 'expires too soon'} ` +
@@ -182,7 +185,7 @@ async function assemble(
 }
 
 /** Self-signed mode: istio-ca-secret with ca-cert.pem (the root) and ca-key.pem. */
-export function loadSelfSigned(
+export async function loadSelfSigned(
   data: Record<string, Buffer>,
   source: string,
   opts: LoadOptions,
@@ -205,7 +208,7 @@ export function loadSelfSigned(
  * chain up to the root). Workload cert-chain.pem = leaf + signer + the rest of
  * the chain, without the root.
  */
-export function loadPluggedIn(
+export async function loadPluggedIn(
   data: Record<string, Buffer>,
   source: string,
   opts: LoadOptions,
