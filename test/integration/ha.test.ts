@@ -59,10 +59,13 @@ describe('high availability', () => {
     }
     await follower.waitForLog('the follower to take over', (l) => l.msg === 'became leader', 20_000);
     await Promise.all(['three', 'four'].map((sa) => waitForWorkloadSecret(core, ns.name, sa)));
-    await follower.waitForLog(
-      'the new leader to finish its pass',
-      (l) => l.msg === 'initial reconcile finished' && l.controller === 'workload-secrets',
-    );
+    // A Secret can be visible before the log line about it arrives: wait for the lines themselves.
+    for (const sa of ['three', 'four']) {
+      await follower.waitForLog(
+        `the new leader's issue for ${sa}`,
+        (l) => l.msg === 'issued workload certificate' && l.namespace === ns.name && l.serviceAccount === sa,
+      );
+    }
 
     // Every ServiceAccount got exactly one certificate, across both replicas.
     const perServiceAccount = new Map<string, number>();

@@ -242,8 +242,11 @@ describe('root rotation', () => {
     expect(newRoot).not.toBe(oldRoot);
     expect(decodeCertificatesPem(Buffer.from(final.data!['root-cert.pem']!, 'base64'))).toHaveLength(1);
     expect(final.metadata?.annotations?.['alcazar.dev/rotation-request']).toBe('test-1');
+    // Idle is written before the last bundle refresh reaches every Secret: wait for each to carry only the new root.
+    const onlyNewRoot = (s: V1Secret) =>
+      Buffer.from(s.data?.['root-cert.pem'] ?? '', 'base64').toString() === newRoot;
     const after = await Promise.all(
-      ['client', 'server', 'bystander'].map((sa) => waitForWorkloadSecret(core, ns, sa)),
+      ['client', 'server', 'bystander'].map((sa) => waitForWorkloadSecret(core, ns, sa, onlyNewRoot)),
     );
     for (const [i, secret] of after.entries()) {
       expect(Buffer.from(secret.data!['root-cert.pem']!, 'base64').toString()).toBe(newRoot);
