@@ -5,7 +5,7 @@ import { ProcessSettingsError, parseProcessSettings, processSettingsHelp } from 
 import { startController } from '../controllers/manager.js';
 import { loadKubeConfig } from '../kube/client.js';
 import { createLogger } from '../telemetry/logger.js';
-import { runInspectCommand } from './inspect.js';
+import { runInspectCommand } from './inspect/index.js';
 
 const USAGE = `usage: alcazar <command> [flags]
 

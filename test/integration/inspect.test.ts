@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { InspectReport } from '../../src/cli/inspect.js';
+import type { InspectReport } from '../../src/cli/inspect/index.js';
 import { repoRoot } from '../cluster/paths.js';
 import { type ControllerProcess, startController } from './support/controller.js';
 import { adminKubeConfig, createTestNamespace } from './support/kube.js';

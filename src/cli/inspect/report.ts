@@ -1,17 +1,5 @@
-// `alcazar inspect`: one workload Secret as the controller sees it (identity, validity, chains of
-// trust, key/certificate match, when it renews) from GETs only. Reading the API (gatherObservation),
-// judging (buildInspectReport) and printing (formatInspectText) are apart, so the last two are
-// tested without a cluster. Key material is read, never printed: the report says whether the key
-// matches, and nothing else about it.
-import { parseArgs } from 'node:util';
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type V1Namespace,
-  type V1Secret,
-  type V1ServiceAccount,
-} from '@kubernetes/client-node';
+// The inspect report: every check on one workload Secret, decided purely from what was read.
+import type { V1Secret } from '@kubernetes/client-node';
 import {
   CaLoadError,
   type LoadOptions,
@@ -20,9 +8,9 @@ import {
   PLUGGED_IN_SECRET,
   SELF_SIGNED_SECRET,
   type SigningAuthority,
-} from '../ca/authority.js';
-import { CERTIFICATE_AUTHORITY_NAME, certificateAuthorityResource } from '../config/ca-resource.js';
-import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../config/ca-spec.js';
+} from '../../ca/authority.js';
+import { CERTIFICATE_AUTHORITY_NAME } from '../../config/ca-resource.js';
+import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
 import {
   isOwnedSecret,
   type ObservedSecret,
@@ -31,17 +19,17 @@ import {
   observeServiceAccount,
   SERVICE_ACCOUNT_ANNOTATION,
   signedByAuthority,
-} from '../controllers/workload-secrets/observe.js';
+} from '../../controllers/workload-secrets/observe.js';
 import {
+  caViewOf,
   type Decision,
   plan,
-  serviceAccountOfSecret,
   spiffeIdFor,
   WORKLOAD_SECRET_TYPE,
+  workloadPolicy,
   workloadSecretName,
-} from '../controllers/workload-secrets/plan.js';
-import { type RenewalPolicy, renewAt } from '../controllers/workload-secrets/renewal.js';
-import { describeApiError, isNotFound, loadKubeConfig } from '../kube/client.js';
+} from '../../controllers/workload-secrets/plan.js';
+import { type RenewalPolicy, renewAt } from '../../controllers/workload-secrets/renewal.js';
 import {
   type CertificateInfo,
   type ChainVerification,
@@ -52,213 +40,10 @@ import {
   parsePrivateKeyPem,
   validateWorkloadLeaf,
   verifyChain,
-} from '../pki/index.js';
-
-export const INSPECT_USAGE = `usage: alcazar inspect <namespace>/<serviceaccount> [flags]
-       alcazar inspect --secret <namespace>/<secret-name> [flags]
-
-Reports on a workload Secret (istio.<serviceaccount>, or the one named): its SPIFFE ID, validity,
-chain of trust, whether key and certificate match, and when alcazar renews it. Read-only.
-
-flags:
-  --secret NS/NAME      inspect this Secret instead of istio.<serviceaccount>
-  -o, --output FORMAT   text (default) or json
-  --kubeconfig PATH     kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
-  --ca-namespace NAME   namespace of the CA Secrets (default: istio-system)
-  -h, --help            show this help
-
-exit status: 0 healthy, 1 problems found, 2 usage error, 3 Secret not found,
-             4 the Secret could not be read (API unreachable, forbidden)`;
-
-export const EXIT = { healthy: 0, problems: 1, usage: 2, notFound: 3, unreadable: 4 } as const;
-
-// ---------------------------------------------------------------------------------------------
-// Arguments
-
-export interface InspectTarget {
-  namespace: string;
-  secretName: string;
-  /** Whose identity the Secret should carry; undefined when the Secret's name does not say. */
-  serviceAccount?: string;
-}
-
-export interface InspectArgs {
-  target: InspectTarget;
-  output: 'text' | 'json';
-  kubeconfig?: string;
-  caNamespace: string;
-}
-
-export class InspectUsageError extends Error {
-  override name = 'InspectUsageError';
-}
-
-const NAMESPACED_NAME = /^([a-z0-9][-a-z0-9.]*)\/([^/\s]+)$/;
-
-function splitNamespacedName(text: string, what: string): [string, string] {
-  const match = NAMESPACED_NAME.exec(text);
-  if (!match) throw new InspectUsageError(`expected <namespace>/<${what}>, got "${text}"`);
-  return [match[1]!, match[2]!];
-}
-
-/** `undefined` when --help was asked for. Throws InspectUsageError on anything it cannot use. */
-export function parseInspectArgs(argv: string[]): InspectArgs | undefined {
-  let parsed: ReturnType<typeof parseInspectFlags>;
-  try {
-    parsed = parseInspectFlags(argv);
-  } catch (err) {
-    throw new InspectUsageError((err as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) return undefined;
-  const output = values.output ?? 'text';
-  if (output !== 'text' && output !== 'json') {
-    throw new InspectUsageError(`-o must be text or json, got "${output}"`);
-  }
-  const caNamespace = values['ca-namespace'] ?? 'istio-system';
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(caNamespace)) {
-    throw new InspectUsageError(`--ca-namespace must be a namespace name, got "${caNamespace}"`);
-  }
-  const common = {
-    output,
-    caNamespace,
-    ...(values.kubeconfig && { kubeconfig: values.kubeconfig }),
-  } as const;
-
-  if (values.secret !== undefined) {
-    if (positionals.length > 0) {
-      throw new InspectUsageError('give either <namespace>/<serviceaccount> or --secret, not both');
-    }
-    const [namespace, secretName] = splitNamespacedName(values.secret, 'secret-name');
-    const serviceAccount = serviceAccountOfSecret(secretName);
-    return { ...common, target: { namespace, secretName, ...(serviceAccount && { serviceAccount }) } };
-  }
-  if (positionals.length !== 1) {
-    throw new InspectUsageError(
-      positionals.length === 0
-        ? 'which workload? give <namespace>/<serviceaccount> or --secret <namespace>/<secret-name>'
-        : `expected one <namespace>/<serviceaccount>, got ${positionals.length} arguments`,
-    );
-  }
-  const [namespace, serviceAccount] = splitNamespacedName(positionals[0]!, 'serviceaccount');
-  return {
-    ...common,
-    target: { namespace, serviceAccount, secretName: workloadSecretName(serviceAccount) },
-  };
-}
-
-function parseInspectFlags(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      secret: { type: 'string' },
-      output: { type: 'string', short: 'o' },
-      kubeconfig: { type: 'string' },
-      'ca-namespace': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading the API (GETs only)
-
-/** One GET: the object, `undefined` when it does not exist, or why it could not be read. */
-export type Read<T> = { ok: true; value: T | undefined } | { ok: false; error: string };
-
-async function read<T>(call: () => Promise<T>): Promise<Read<T>> {
-  try {
-    return { ok: true, value: await call() };
-  } catch (err) {
-    if (isNotFound(err)) return { ok: true, value: undefined };
-    return { ok: false, error: describeApiError(err) };
-  }
-}
-
-export type CaSecretName = typeof SELF_SIGNED_SECRET | typeof PLUGGED_IN_SECRET;
-
-/** Everything the report is built from, as read from the API. Holds key material: never print it. */
-export interface InspectObservation {
-  secret: V1Secret;
-  caNamespace: string;
-  certificateAuthority: Read<{ spec?: unknown }>;
-  caSecrets: Record<CaSecretName, Read<V1Secret>>;
-  /** Read only when the Secret belongs to a ServiceAccount. */
-  serviceAccount?: Read<V1ServiceAccount>;
-  namespace: Read<V1Namespace>;
-}
-
-export type GatherResult =
-  | { status: 'found'; observation: InspectObservation }
-  | { status: 'notFound'; message: string }
-  | { status: 'unreadable'; message: string };
-
-export async function gatherObservation(
-  kubeConfig: KubeConfig,
-  target: InspectTarget,
-  caNamespace: string,
-): Promise<GatherResult> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
-  const { namespace, secretName, serviceAccount } = target;
-  const secretRef = `Secret ${namespace}/${secretName}`;
-  const readSa = () =>
-    serviceAccount === undefined
-      ? undefined
-      : read(() => core.readNamespacedServiceAccount({ namespace, name: serviceAccount }));
-
-  const secret = await read(() => core.readNamespacedSecret({ namespace, name: secretName }));
-  if (!secret.ok) return { status: 'unreadable', message: `cannot read ${secretRef}: ${secret.error}` };
-  if (!secret.value)
-    return { status: 'notFound', message: await notFoundMessage(secretRef, target, readSa()) };
-
-  const [certificateAuthority, selfSigned, pluggedIn, sa, ns] = await Promise.all([
-    read(
-      () =>
-        customObjects.getClusterCustomObject({
-          group: certificateAuthorityResource.group,
-          version: certificateAuthorityResource.version,
-          plural: certificateAuthorityResource.plural,
-          name: CERTIFICATE_AUTHORITY_NAME,
-        }) as Promise<{ spec?: unknown }>,
-    ),
-    read(() => core.readNamespacedSecret({ namespace: caNamespace, name: SELF_SIGNED_SECRET })),
-    read(() => core.readNamespacedSecret({ namespace: caNamespace, name: PLUGGED_IN_SECRET })),
-    readSa(),
-    read(() => core.readNamespace({ name: namespace })),
-  ]);
-  return {
-    status: 'found',
-    observation: {
-      secret: secret.value,
-      caNamespace,
-      certificateAuthority,
-      caSecrets: { [SELF_SIGNED_SECRET]: selfSigned, [PLUGGED_IN_SECRET]: pluggedIn },
-      ...(sa && { serviceAccount: sa }),
-      namespace: ns,
-    },
-  };
-}
-
-/** "Secret shop/istio.cart not found", with a hint about the ServiceAccount when there is one. */
-async function notFoundMessage(
-  secretRef: string,
-  target: InspectTarget,
-  sa: Promise<Read<V1ServiceAccount>> | undefined,
-): Promise<string> {
-  const message = `${secretRef} not found`;
-  const saRead = await sa;
-  if (!saRead?.ok) return message;
-  const saRef = `ServiceAccount ${target.namespace}/${target.serviceAccount}`;
-  return saRead.value
-    ? `${message} (${saRef} exists: is the controller running, and is namespace ${target.namespace} managed?)`
-    : `${message} (${saRef} does not exist either)`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The report
+} from '../../pki/index.js';
+import type { InspectTarget } from './args.js';
+import { describeTimeLeft, formatDurationShort } from './format.js';
+import type { CaSecretName, InspectObservation, Read } from './gather.js';
 
 /** Whether a chain verified: `null` when it could not be checked (`message` says why). */
 export interface ChainCheck {
@@ -687,20 +472,8 @@ function controllerView(
     ...(sa && { sa: observeServiceAccount(sa) }),
     ...(ns && { ns: observeNamespace(ns) }),
     secret: observed,
-    ca: ca.ok
-      ? {
-          ready: true,
-          signerFingerprint: ca.authority.signer.fingerprintSha256,
-          rootBundleHash: ca.authority.rootBundleHash,
-          chainHash: ca.authority.chainHash,
-        }
-      : { ready: false, notReadyReason: ca.message },
-    policy: {
-      trustDomain: config.trustDomain,
-      keyAlgorithm: config.workload.keyAlgorithm,
-      gracePeriodRatio: config.workload.gracePeriodRatio,
-      minGracePeriodMs: config.workload.minGracePeriodMs,
-    },
+    ca: ca.ok ? caViewOf(ca.authority) : { ready: false, notReadyReason: ca.message },
+    policy: workloadPolicy(config),
     targeting: config.namespaces,
     caNamespace: observation.caNamespace,
     now: now.getTime(),
@@ -727,164 +500,4 @@ export function describeDecision(decision: Decision): string {
   if (decision.action === 'none') return text;
   if (decision.action === 'report') return `${text} ${decision.reason}: ${decision.message}`;
   return `${text} (${decision.reason})`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Formatting
-
-const SECOND = 1000;
-const MINUTE = 60 * SECOND;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
-const UNITS: ReadonlyArray<readonly [string, number]> = [
-  ['d', DAY],
-  ['h', HOUR],
-  ['m', MINUTE],
-  ['s', SECOND],
-];
-
-/**
- * The two largest units of a duration, truncated: "89d 23h", "3h 0m", "45s". Sub-second
- * durations read "0s". Negative durations are formatted by magnitude with a leading "-".
- */
-export function formatDurationShort(ms: number): string {
-  const sign = ms < 0 ? '-' : '';
-  const magnitude = Math.abs(ms);
-  const first = UNITS.findIndex(([, size]) => magnitude >= size);
-  if (first === -1) return '0s';
-  const [unit, size] = UNITS[first]!;
-  const next = UNITS[first + 1];
-  const head = `${sign}${Math.floor(magnitude / size)}${unit}`;
-  return next ? `${head} ${Math.floor((magnitude % size) / next[1])}${next[0]}` : head;
-}
-
-/** "89d 23h" while valid, "expired 2d 4h ago" after. */
-export function describeTimeLeft(leftMs: number): string {
-  return leftMs > 0 ? formatDurationShort(leftMs) : `expired ${formatDurationShort(-leftMs)} ago`;
-}
-
-const yesNo = (value: boolean | null, unknown = 'unknown') =>
-  value === null ? unknown : value ? 'yes' : 'no';
-
-function describeChain(check: ChainCheck): string {
-  if (check.verified === null) return `not checked (${check.message})`;
-  return check.verified
-    ? `verified against ${check.source}`
-    : `FAILED against ${check.source}: ${check.message}`;
-}
-
-/** One "- Reason: message" line per problem, indented. */
-export function formatProblemList(problems: readonly Problem[], indent = '  '): string {
-  return problems.map((p) => `${indent}- ${p.reason}: ${p.message}`).join('\n');
-}
-
-/** The human report: an aligned "key: value" block, then problems and warnings as lists. */
-export function formatInspectText(report: InspectReport, now: Date): string {
-  const { secret } = report;
-  const owners = secret.owners.map((o) => `${o.kind}/${o.name}${o.controller ? '' : ' (not controller)'}`);
-  const identity =
-    report.spiffeId === null
-      ? 'none'
-      : report.spiffeIdMatches === null
-        ? report.spiffeId
-        : report.spiffeIdMatches
-          ? `${report.spiffeId} (as expected)`
-          : `${report.spiffeId} (expected ${report.expectedSpiffeId})`;
-  const renewal =
-    report.renewAt === null
-      ? 'unknown'
-      : report.renewalDue
-        ? `${report.renewAt} (due now)`
-        : `${report.renewAt} (in ${formatDurationShort(Date.parse(report.renewAt) - now.getTime())})`;
-  const validity =
-    report.timeLeft === null
-      ? 'unknown'
-      : report.notYetValid
-        ? `${report.timeLeft} (not yet valid)`
-        : report.timeLeft;
-  const rows: [string, string][] = [
-    ['Secret', `${secret.namespace}/${secret.name}`],
-    ['Type', secret.type || '(none)'],
-    ['Managed by alcazar', yesNo(secret.managedByAlcazar)],
-    ['Owner', owners.join(', ') || 'none'],
-    ['Trust domain', `${report.trustDomain} (from ${report.configSource})`],
-    ['SPIFFE ID', identity],
-    ['DNS SANs', report.dnsNames.join(', ') || 'none'],
-    ['Serial', report.serial ?? 'unknown'],
-    ['Key type', report.keyType ?? 'unknown'],
-    ['Issuer', report.issuer === null ? 'unknown' : report.issuer || '(empty)'],
-    ['Subject', report.subject === null ? 'unknown' : report.subject || '(empty)'],
-    ['Not before', report.notBefore ?? 'unknown'],
-    ['Not after', report.notAfter ?? 'unknown'],
-    ['Time left', validity],
-    ['Chain (Secret root)', describeChain(report.chain.secretRoot)],
-    ['Chain (CA bundle)', describeChain(report.chain.caBundle)],
-    ['Key matches cert', yesNo(report.keyMatches)],
-    ['Renews at', renewal],
-    ['Controller would', report.controller?.message ?? controllerUnknown(report)],
-    ['Problems', report.problems.length === 0 ? 'none' : `${report.problems.length} (below)`],
-  ];
-  if (report.warnings.length > 0) rows.push(['Warnings', `${report.warnings.length} (below)`]);
-  const width = Math.max(...rows.map(([label]) => label.length)) + 2;
-  const lines = rows.map(([label, value]) => `${`${label}:`.padEnd(width)}${value}`);
-  const sections = [lines.join('\n')];
-  if (report.problems.length > 0) sections.push(`Problems:\n${formatProblemList(report.problems)}`);
-  if (report.warnings.length > 0) sections.push(`Warnings:\n${formatProblemList(report.warnings)}`);
-  return sections.join('\n\n');
-}
-
-function controllerUnknown(report: InspectReport): string {
-  const isWorkloadSecret =
-    report.serviceAccount !== null && report.secret.name === workloadSecretName(report.serviceAccount);
-  return isWorkloadSecret ? 'unknown (see warnings)' : 'not applicable: not an istio.<serviceaccount> Secret';
-}
-
-export function exitStatusOf(report: InspectReport): number {
-  return report.healthy ? EXIT.healthy : EXIT.problems;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The command
-
-export interface InspectIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-  now: () => Date;
-}
-
-const processIo: InspectIo = {
-  out: (text) => console.log(text),
-  err: (text) => console.error(text),
-  now: () => new Date(),
-};
-
-export async function runInspectCommand(argv: string[], io: InspectIo = processIo): Promise<number> {
-  let args: InspectArgs | undefined;
-  try {
-    args = parseInspectArgs(argv);
-  } catch (err) {
-    if (!(err instanceof InspectUsageError)) throw err;
-    io.err(`alcazar inspect: ${err.message}\n\n${INSPECT_USAGE}`);
-    return EXIT.usage;
-  }
-  if (!args) {
-    io.out(INSPECT_USAGE);
-    return EXIT.healthy;
-  }
-  let kubeConfig: KubeConfig;
-  try {
-    kubeConfig = loadKubeConfig(args.kubeconfig);
-  } catch (err) {
-    io.err(`alcazar inspect: cannot load the kubeconfig: ${(err as Error).message}`);
-    return EXIT.usage;
-  }
-  const gathered = await gatherObservation(kubeConfig, args.target, args.caNamespace);
-  if (gathered.status !== 'found') {
-    io.err(gathered.message);
-    return gathered.status === 'notFound' ? EXIT.notFound : EXIT.unreadable;
-  }
-  const now = io.now();
-  const report = await buildInspectReport(args.target, gathered.observation, now);
-  io.out(args.output === 'json' ? JSON.stringify(report, null, 2) : formatInspectText(report, now));
-  return exitStatusOf(report);
 }
