@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encodeCertificatesPem, inspectCertificate, privateKeyToPem } from '../pki/index.js';
+import { encodeCertificatesPem, privateKeyToPem } from '../pki/index.js';
 import { createTestCa, createTestIntermediate, type TestCa } from '../pki/testing.js';
 import { CaLoadError, loadPluggedIn, loadSelfSigned } from './authority.js';
 import { issueWorkload } from './issue.js';

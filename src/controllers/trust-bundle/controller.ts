@@ -1,31 +1,17 @@
 // ConfigMap istio-ca-root-cert in every managed namespace, holding the
 // current root bundle. Edits and deletions of ours are reverted; a namespace
 // that stops being managed loses ours; someone else's is never touched.
-import { type CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
-import type { CaConfig } from '../../config/ca-spec.js';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { apiStatus, isNotFound } from '../../kube/client.js';
-import type { EventSink } from '../../kube/events.js';
 import { WorkQueue } from '../../kube/workqueue.js';
-import type { AuthorityState } from '../authority/controller.js';
-import type { SharedCaches } from '../caches.js';
+import type { ControllerContext } from '../context.js';
 import { startReconcileLoop } from '../reconcile-loop.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../workload-secrets/observe.js';
 import { isManagedNamespace } from '../workload-secrets/targeting.js';
 import { CONFIG_LABEL, TRUST_BUNDLE_KEY, TRUST_BUNDLE_NAME } from './observe.js';
 import { planTrustBundle } from './plan.js';
 
-export interface TrustBundleOptions {
-  caches: SharedCaches;
-  core: CoreV1Api;
-  log: Logger;
-  events: EventSink;
-  caNamespace: string;
-  config: () => CaConfig;
-  authority: () => AuthorityState;
-  canWrite: () => boolean;
-  workers: number;
-}
+export type TrustBundleOptions = ControllerContext;
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONFIG_LABEL]: 'true' };

@@ -3,7 +3,6 @@
 // carries out the one decision. Running a key twice changes nothing the
 // second time.
 import {
-  type CoreV1Api,
   PatchStrategy,
   setHeaderOptions,
   type V1Namespace,
@@ -15,13 +14,13 @@ import type { SigningAuthority } from '../../ca/authority.js';
 import { issueWorkload } from '../../ca/issue.js';
 import type { CaConfig } from '../../config/ca-spec.js';
 import { apiStatus, isNotFound } from '../../kube/client.js';
-import type { EventSink, InvolvedObject } from '../../kube/events.js';
+import type { InvolvedObject } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
 import { WorkQueue } from '../../kube/workqueue.js';
 import { encodePem } from '../../pki/pem.js';
 import { errorReason, type Metrics } from '../../telemetry/metrics.js';
 import type { AuthorityState } from '../authority/controller.js';
-import type { SharedCaches } from '../caches.js';
+import type { ControllerContext } from '../context.js';
 import { startReconcileLoop } from '../reconcile-loop.js';
 import {
   isOwnedSecret,
@@ -33,6 +32,7 @@ import {
 } from './observe.js';
 import {
   type CaView,
+  caViewOf,
   DATA_KEYS,
   type Decision,
   type NamespaceView,
@@ -41,21 +41,13 @@ import {
   serviceAccountOfSecret,
   spiffeIdFor,
   WORKLOAD_SECRET_TYPE,
+  workloadPolicy,
   workloadSecretName,
 } from './plan.js';
 import { backdateMs, renewAt } from './renewal.js';
 import { isManagedNamespace } from './targeting.js';
 
-export interface WorkloadSecretsOptions {
-  caches: SharedCaches;
-  core: CoreV1Api;
-  log: Logger;
-  events: EventSink;
-  caNamespace: string;
-  config: () => CaConfig;
-  authority: () => AuthorityState;
-  canWrite: () => boolean;
-  workers: number;
+export interface WorkloadSecretsOptions extends ControllerContext {
   /** How long to wait before looking again at a ServiceAccount whose name is taken by a foreign Secret. */
   foreignRecheckMs: number;
   metrics?: Metrics;
@@ -226,16 +218,7 @@ export class WorkloadSecretsController {
   private caView(): { view: CaView; state: AuthorityState } {
     const state = this.opts.authority();
     if (state.status !== 'ready') return { view: { ready: false, notReadyReason: state.message }, state };
-    const { authority } = state;
-    return {
-      view: {
-        ready: true,
-        signerFingerprint: authority.signer.fingerprintSha256,
-        rootBundleHash: authority.rootBundleHash,
-        chainHash: authority.chainHash,
-      },
-      state,
-    };
+    return { view: caViewOf(state.authority), state };
   }
 
   async reconcile(key: string): Promise<void> {
@@ -258,12 +241,7 @@ export class WorkloadSecretsController {
       ns: this.namespaces.get(namespace),
       secret,
       ca,
-      policy: {
-        trustDomain: config.trustDomain,
-        keyAlgorithm: config.workload.keyAlgorithm,
-        gracePeriodRatio: config.workload.gracePeriodRatio,
-        minGracePeriodMs: config.workload.minGracePeriodMs,
-      },
+      policy: workloadPolicy(config),
       targeting: config.namespaces,
       caNamespace: this.opts.caNamespace,
       now,

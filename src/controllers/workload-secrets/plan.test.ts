@@ -186,7 +186,9 @@ describe('plan', () => {
   });
 
   it('reports nothing about a foreign Secret in a namespace being deleted', () => {
-    const decision = plan(input({ ns: { labels: {}, terminating: true }, secret: healthySecret({ owned: false }) }));
+    const decision = plan(
+      input({ ns: { labels: {}, terminating: true }, secret: healthySecret({ owned: false }) }),
+    );
     expect(decision).toEqual({ action: 'none' });
   });
 

@@ -1,6 +1,8 @@
 // What to do about one ServiceAccount's workload Secret, decided purely from
 // what the caches hold. The reconcile that carries the decision out is thin.
 
+import type { SigningAuthority } from '../../ca/authority.js';
+import type { CaConfig } from '../../config/ca-spec.js';
 import { type RenewalPolicy, renewAt } from './renewal.js';
 import type { NamespaceTargeting } from './targeting.js';
 import { isManagedNamespace } from './targeting.js';
@@ -119,6 +121,26 @@ export type Decision =
   | { action: 'delete'; reason: Reason }
   /** Someone else's Secret stands at our name: touch nothing, report it. */
   | { action: 'report'; reason: Reason; message: string };
+
+/** The slice of the configuration that decides about workload certificates. */
+export function workloadPolicy(config: CaConfig): WorkloadPolicy {
+  return {
+    trustDomain: config.trustDomain,
+    keyAlgorithm: config.workload.keyAlgorithm,
+    gracePeriodRatio: config.workload.gracePeriodRatio,
+    minGracePeriodMs: config.workload.minGracePeriodMs,
+  };
+}
+
+/** What plan needs to know of a loaded CA. */
+export function caViewOf(authority: SigningAuthority): CaView {
+  return {
+    ready: true,
+    signerFingerprint: authority.signer.fingerprintSha256,
+    rootBundleHash: authority.rootBundleHash,
+    chainHash: authority.chainHash,
+  };
+}
 
 export function spiffeIdFor(trustDomain: string, namespace: string, serviceAccount: string): string {
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
