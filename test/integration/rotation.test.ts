@@ -3,7 +3,9 @@
 // half-way.
 import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { encodeCertificatesPem, privateKeyToPem } from '../../src/pki/index.js';
 import { decodeCertificatesPem } from '../../src/pki/pem.js';
+import { createTestCa, createTestIntermediate } from '../../src/pki/testing.js';
 import { type ControllerProcess, startController } from './support/controller.js';
 import { adminKubeConfig, createTestNamespace } from './support/kube.js';
 import { startMeshPair } from './support/mtls.js';
@@ -260,5 +262,79 @@ describe('root rotation', () => {
     expect(stats.failures).toEqual([]);
     expect(stats.failed).toBe(0);
     expect(stats.reloads.client).toBeGreaterThanOrEqual(3); // bundle, reissue, retire
+  });
+});
+
+describe('plugged-in CA rotation', () => {
+  it('follows the operator through the three-step overlap with zero failed handshakes', async () => {
+    const ca = await namespace('ca');
+    const day = 86_400_000;
+    const notBefore = new Date(Date.now() - 60_000);
+    const [oldRoot, newRoot] = await Promise.all([
+      createTestCa({ notBefore, notAfter: new Date(Date.now() + 3650 * day) }),
+      createTestCa({ notBefore, notAfter: new Date(Date.now() + 3650 * day) }),
+    ]);
+    const [oldMid, newMid] = await Promise.all([
+      createTestIntermediate(oldRoot.issuer, { notBefore }),
+      createTestIntermediate(newRoot.issuer, { notBefore }),
+    ]);
+    const cacerts = (mid: typeof oldMid, roots: Buffer[], chainRoot: Buffer) => ({
+      'ca-cert.pem': Buffer.from(mid.certificate.pem).toString('base64'),
+      'ca-key.pem': Buffer.from(privateKeyToPem(mid.keys.privateKey)).toString('base64'),
+      'root-cert.pem': Buffer.from(encodeCertificatesPem(roots)).toString('base64'),
+      'cert-chain.pem': Buffer.from(encodeCertificatesPem([mid.certificate.der, chainRoot])).toString(
+        'base64',
+      ),
+    });
+    const writeCacerts = async (data: Record<string, string>) => {
+      const existing = await readSecret(core, ca, 'cacerts');
+      if (!existing)
+        await core.createNamespacedSecret({ namespace: ca, body: { metadata: { name: 'cacerts' }, data } });
+      else
+        await core.replaceNamespacedSecret({ namespace: ca, name: 'cacerts', body: { ...existing, data } });
+    };
+    await writeCacerts(cacerts(oldMid, [oldRoot.root.der], oldRoot.root.der));
+    await setCertificateAuthoritySpec(customObjects, { rootCA: { mode: 'PluggedIn' } });
+    controller = await startController({ caNamespace: ca });
+    const ns = await namespace('plug');
+    for (const sa of ['client', 'server']) {
+      await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
+    }
+    const bundleOf = (s: V1Secret) =>
+      decodeCertificatesPem(Buffer.from(s.data?.['root-cert.pem'] ?? '', 'base64'));
+    const signedBy = (mid: typeof oldMid) => (s: V1Secret) =>
+      Boolean(s.data?.['cert-chain.pem']) &&
+      decodeCertificatesPem(Buffer.from(s.data!['cert-chain.pem']!, 'base64'))[1]?.equals(
+        mid.certificate.der,
+      ) === true;
+    const all = (accept: (s: V1Secret) => boolean) =>
+      Promise.all(['client', 'server'].map((sa) => waitForWorkloadSecret(core, ns, sa, accept)));
+    await all(signedBy(oldMid));
+    const mesh = await startMeshPair(kc, ns, 'client', 'server');
+    await waitFor('handshakes before the rotation', () => mesh.stats.ok >= 20);
+
+    // 1. Trust the new root next to the old one; the old intermediate keeps signing.
+    const before = await all(signedBy(oldMid));
+    await writeCacerts(cacerts(oldMid, [oldRoot.root.der, newRoot.root.der], oldRoot.root.der));
+    const published = await all((s) => bundleOf(s).length === 2);
+    expect(published.map((s) => s.data?.['key.pem'])).toEqual(before.map((s) => s.data?.['key.pem'])); // no new keys
+    let mark = mesh.stats.ok;
+    await waitFor('handshakes with both roots trusted', () => mesh.stats.ok >= mark + 20);
+
+    // 2. Sign with the new intermediate: every leaf is reissued, both roots still trusted.
+    await writeCacerts(cacerts(newMid, [oldRoot.root.der, newRoot.root.der], newRoot.root.der));
+    await all((s) => signedBy(newMid)(s) && bundleOf(s).length === 2);
+    mark = mesh.stats.ok;
+    await waitFor('handshakes on the new leaves', () => mesh.stats.ok >= mark + 20);
+
+    // 3. Drop the old root.
+    await writeCacerts(cacerts(newMid, [newRoot.root.der], newRoot.root.der));
+    const final = await all((s) => bundleOf(s).length === 1 && bundleOf(s)[0]!.equals(newRoot.root.der));
+    mark = mesh.stats.ok;
+    await waitFor('handshakes after the old root is gone', () => mesh.stats.ok >= mark + 20);
+    const stats = await mesh.stop();
+    for (const secret of final) expect(opensslVerify(secret)).toContain('OK');
+    console.log(`[plugged-in rotation] handshakes ok=${stats.ok} failed=${stats.failed}`);
+    expect(stats.failures).toEqual([]);
   });
 });
