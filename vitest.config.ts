@@ -1,7 +1,10 @@
 import { defineConfig } from 'vitest/config';
+import { LastFilesSequencer } from './test/integration/support/last-sequencer.js';
 
 export default defineConfig({
   test: {
+    // zz-*.test.ts (the key-leak scan of every controller log) must run after everything else.
+    sequence: { sequencer: LastFilesSequencer },
     projects: [
       {
         test: {

@@ -69,6 +69,9 @@ export class AuthorityController {
   /** The self-signed Secret data last loaded successfully, to re-create it if it is deleted. */
   private lastGoodSelfSigned: { data: Record<string, Buffer>; trustDomain: string } | undefined;
   private evaluation: Promise<void> = Promise.resolve();
+  /** A failed create of the CA Secret is retried with backoff: no watch event would ever retry it. */
+  private createRetry: { failures: number; timer?: NodeJS.Timeout } = { failures: 0 };
+  private stopped = false;
   private readonly now: () => number;
 
   constructor(private readonly opts: AuthorityControllerOptions) {
@@ -115,6 +118,8 @@ export class AuthorityController {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.createRetry.timer);
     await Promise.all(Object.values(this.informers).map((i) => i.stop()));
     await this.evaluation;
   }
@@ -240,6 +245,7 @@ export class AuthorityController {
           ...(data ? { data } : { stringData }),
         },
       });
+      this.createRetry.failures = 0;
       if (restoring) this.opts.log.warn(`${source} was deleted; re-created it with the root in use`);
       else
         this.opts.log.info(
@@ -248,6 +254,7 @@ export class AuthorityController {
         );
     } catch (err) {
       if (isConflict(err)) {
+        this.createRetry.failures = 0;
         // Another replica won the race: its root is the one; the watch brings it.
         this.opts.log.info(`${source} was created by someone else meanwhile; using that root`);
         return;
@@ -257,6 +264,16 @@ export class AuthorityController {
         reason: 'CreateFailed',
         message: `cannot create ${source}: ${describeApiError(err)}`,
       });
+      this.retryCreateLater();
     }
+  }
+
+  private retryCreateLater(): void {
+    if (this.stopped) return;
+    const delayMs = Math.min(1_000 * 2 ** this.createRetry.failures++, 60_000);
+    clearTimeout(this.createRetry.timer);
+    this.createRetry.timer = setTimeout(() => void this.reevaluate(), delayMs);
+    this.createRetry.timer.unref();
+    this.opts.log.info({ retryInMs: delayMs }, 'will retry creating the CA Secret');
   }
 }
