@@ -1,0 +1,520 @@
+// The results tables and the PASS/MISS verdicts, from the newest result of
+// each scenario across bench/results/*.json, written between the markers in
+// docs/BENCHMARKS.md (everything else in that file is prose kept as is).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../test/cluster/paths.js';
+import type { StoredScenario } from './results.js';
+import type { Summary } from './stats.js';
+
+export const docsPath = join(repoRoot, 'docs', 'BENCHMARKS.md');
+const BEGIN = '<!-- BEGIN GENERATED RESULTS (npm run bench rewrites this part) -->';
+const END = '<!-- END GENERATED RESULTS -->';
+
+const num = (v: number, digits: number) => (Number.isFinite(v) ? v.toFixed(digits) : '–');
+
+/** "median (min–max)", or just the value for a single run. */
+export function fmt(s: Summary | undefined, digits = 1): string {
+  if (!s || s.runs === 0) return '–';
+  if (s.runs === 1 || s.min === s.max) return num(s.median, digits);
+  return `${num(s.median, digits)} (${num(s.min, digits)}–${num(s.max, digits)})`;
+}
+
+const day = (iso: string) => iso.slice(0, 10);
+const byParam = (key: string) => (a: StoredScenario, b: StoredScenario) =>
+  Number(a.params[key] ?? 0) - Number(b.params[key] ?? 0);
+
+export type Verdict = 'PASS' | 'MISS' | 'NOT RUN';
+
+export interface TargetResult {
+  target: string;
+  verdict: Verdict;
+  measured: string;
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
+}
+
+/** The fastest cold-mint row (by median) for an algorithm and size, across worker counts. */
+function bestColdMint(
+  scenarios: StoredScenario[],
+  algorithm: string,
+  n?: number,
+): StoredScenario | undefined {
+  return scenarios
+    .filter(
+      (s) =>
+        s.scenario === 'cold-mint' &&
+        s.params.algorithm === algorithm &&
+        (n === undefined || s.params.n === n),
+    )
+    .filter((s) => s.summary.mintSeconds?.runs)
+    .sort(
+      (a, b) =>
+        Number(b.params.n) - Number(a.params.n) ||
+        a.summary.mintSeconds!.median - b.summary.mintSeconds!.median,
+    )[0];
+}
+
+/** Measured as shipped: the built controller, no what-if preloads. */
+export const isBaseline = (s: StoredScenario) =>
+  s.params.experiment === undefined && s.params.runtime === undefined;
+
+export function evaluateTargets(all: StoredScenario[]): TargetResult[] {
+  const scenarios = all.filter(isBaseline);
+  const results: TargetResult[] = [];
+  const find = (scenario: string, pred: (s: StoredScenario) => boolean = () => true) =>
+    scenarios.filter((s) => s.scenario === scenario && pred(s));
+
+  // 1. ECDSA cold mint within 1.3x the floor at N=10,000.
+  {
+    const target = 'Cold mint ECDSA P-256 within 1.3× the API-server floor at N=10,000';
+    const at10k = bestColdMint(scenarios, 'ECDSA_P256', 10_000);
+    const floor10k = find('floor', (s) => s.params.n === 10_000)[0];
+    if (at10k && floor10k) {
+      const ratio = at10k.summary.mintSeconds!.median / floor10k.summary.bestSeconds!.median;
+      results.push({
+        target,
+        verdict: ratio <= 1.3 ? 'PASS' : 'MISS',
+        measured: `${ratio.toFixed(2)}× (${at10k.summary.mintSeconds!.median.toFixed(1)} s vs floor ${floor10k.summary.bestSeconds!.median.toFixed(1)} s, workers=${at10k.params.workers})`,
+      });
+    } else {
+      const largest = bestColdMint(scenarios, 'ECDSA_P256');
+      const floor = largest && find('floor', (s) => s.params.n === largest.params.n)[0];
+      const indicative =
+        largest && floor
+          ? `; at N=${largest.params.n}: ${(largest.summary.mintSeconds!.median / floor.summary.bestSeconds!.median).toFixed(2)}× (${largest.summary.mintSeconds!.median.toFixed(1)} s vs floor ${floor.summary.bestSeconds!.median.toFixed(1)} s)`
+          : '';
+      const verdictSmall =
+        largest && floor && largest.summary.mintSeconds!.median / floor.summary.bestSeconds!.median > 1.3
+          ? 'MISS'
+          : 'NOT RUN';
+      results.push({
+        target,
+        verdict: verdictSmall,
+        measured: `not run at N=10,000${indicative}${verdictSmall === 'MISS' ? ' (already missed at the smaller size)' : ''}`,
+      });
+    }
+  }
+  // 2. RSA-2048 cold mint >= 1.8x one core's native keygen rate.
+  {
+    const target = "Cold mint RSA-2048 ≥ 1.8× one core's native RSA keygen rate";
+    const rsa = scenarios
+      .filter(
+        (s) =>
+          s.scenario === 'cold-mint' && s.params.algorithm === 'RSA_2048' && s.summary.secretsPerSecond?.runs,
+      )
+      .sort(
+        (a, b) =>
+          Number(b.params.n) - Number(a.params.n) ||
+          b.summary.secretsPerSecond!.median - a.summary.secretsPerSecond!.median,
+      )[0];
+    const keygen = find('rsa-keygen')[0];
+    if (rsa?.summary.ratioToKeygen?.runs) {
+      const ratio = rsa.summary.ratioToKeygen;
+      results.push({
+        target,
+        verdict: ratio.median >= 1.8 ? 'PASS' : 'MISS',
+        measured: `${fmt(ratio, 2)}× (${fmt(rsa.summary.secretsPerSecond, 1)} Secrets/s at N=${rsa.params.n}, workers=${rsa.params.workers}; keygen measured before each run ${fmt(rsa.summary.keygenPerSecond, 2)}/s)`,
+      });
+    } else if (rsa && keygen) {
+      const ratio = rsa.summary.secretsPerSecond!.median / keygen.summary.keysPerSecond!.median;
+      results.push({
+        target,
+        verdict: ratio >= 1.8 ? 'PASS' : 'MISS',
+        measured: `${ratio.toFixed(2)}× (${rsa.summary.secretsPerSecond!.median.toFixed(1)} Secrets/s at N=${rsa.params.n}, workers=${rsa.params.workers}; keygen ${keygen.summary.keysPerSecond!.median.toFixed(1)}/s)`,
+      });
+    } else results.push({ target, verdict: 'NOT RUN', measured: 'needs cold-mint RSA and rsa-keygen' });
+  }
+  // 3. Idle.
+  {
+    const idle = find('idle').sort(byParam('n')).pop();
+    const size = idle ? ` (N=${idle.params.n}, ${idle.params.minutes} min)` : '';
+    const s = idle?.summary;
+    if (s?.watchedWrites?.runs) {
+      results.push({
+        target: 'Idle: 0 API writes (secrets, configmaps, events)',
+        verdict: s.watchedWrites.max === 0 ? 'PASS' : 'MISS',
+        measured: `${fmt(s.watchedWrites, 0)} writes${size}`,
+      });
+      results.push({
+        target: 'Idle: < 1% of a core',
+        verdict: s.cpuPercentOfCore!.median < 1 ? 'PASS' : 'MISS',
+        measured: `${fmt(s.cpuPercentOfCore, 2)}%${size}`,
+      });
+      const at10k = idle!.params.n === 10_000;
+      const rssOk = s.rssMaxMb!.max < 200;
+      results.push({
+        target: 'Idle: RSS < 200 MB at N=10,000',
+        verdict: at10k ? (rssOk ? 'PASS' : 'MISS') : rssOk ? 'NOT RUN' : 'MISS',
+        measured: `max ${fmt(s.rssMaxMb, 0)} MB, end ${fmt(s.rssEndMb, 0)} MB${size}${at10k ? '' : ' — not at 10,000'}`,
+      });
+    } else {
+      for (const target of ['Idle: 0 API writes', 'Idle: < 1% of a core', 'Idle: RSS < 200 MB at N=10,000'])
+        results.push({ target, verdict: 'NOT RUN', measured: '' });
+    }
+  }
+  // 4. Reaction.
+  {
+    const target = 'Reaction p99 < 250 ms at 50 ServiceAccounts/s';
+    const r = find('reaction', (s) => s.params.rate === 50)[0];
+    if (r?.summary.p99Ms?.runs) {
+      results.push({
+        target,
+        verdict: r.summary.p99Ms.median < 250 ? 'PASS' : 'MISS',
+        measured: `p99 ${fmt(r.summary.p99Ms, 0)} ms over ${r.params.seconds} s runs`,
+      });
+    } else results.push({ target, verdict: 'NOT RUN', measured: '' });
+  }
+  return results;
+}
+
+function whatIfTable(all: StoredScenario[]): string[] {
+  const rows = all
+    .filter((s) => !isBaseline(s) && s.scenario === 'cold-mint')
+    .sort(
+      (a, b) =>
+        String(a.params.experiment).localeCompare(String(b.params.experiment)) ||
+        String(a.params.algorithm).localeCompare(String(b.params.algorithm)) ||
+        byParam('n')(a, b) ||
+        byParam('workers')(a, b),
+    );
+  const others = all.filter((s) => !isBaseline(s) && s.scenario !== 'cold-mint');
+  if (rows.length === 0 && others.length === 0) return [];
+  const out = [
+    '',
+    '### What-if experiments (not the shipped controller)',
+    '',
+    'The same controller with a preload from bench/experiments/ (`--experiment NAME`): `shared-agent` gives',
+    "client-node one keep-alive https.Agent instead of a new one per request; `no-events` answers the controller's",
+    'Event creates locally. They measure what a fix in src/ would buy; they change nothing in src/.',
+    '',
+  ];
+  const baseline = (s: StoredScenario) =>
+    all.find(
+      (b) =>
+        isBaseline(b) &&
+        b.scenario === 'cold-mint' &&
+        b.params.algorithm === s.params.algorithm &&
+        b.params.n === s.params.n &&
+        b.params.workers === s.params.workers,
+    );
+  if (rows.length > 0) {
+    out.push(
+      ...table(
+        [
+          'experiment',
+          'algorithm',
+          'N',
+          'workers',
+          'mint s',
+          'Secrets/s',
+          'CPU ms per Secret',
+          'speed-up vs shipped',
+          'runs',
+          'date',
+        ],
+        rows.map((s) => {
+          const b = baseline(s);
+          return [
+            String(s.params.experiment),
+            String(s.params.algorithm),
+            String(s.params.n),
+            String(s.params.workers),
+            fmt(s.summary.mintSeconds, 2),
+            fmt(s.summary.secretsPerSecond, 0),
+            fmt(s.summary.cpuMsPerSecret, 1),
+            b ? `${(b.summary.mintSeconds!.median / s.summary.mintSeconds!.median).toFixed(1)}×` : '–',
+            String(s.summary.mintSeconds?.runs ?? 0),
+            `${day(s.startedAt)} (${s.git.commit})`,
+          ];
+        }),
+      ),
+    );
+  }
+  for (const s of others) {
+    const metrics = Object.entries(s.summary)
+      .filter(([, v]) => v.runs > 0)
+      .map(([k, v]) => `${k} ${fmt(v, 1)}`)
+      .join(', ');
+    out.push('', `- ${s.key}: ${metrics}`);
+  }
+  return out;
+}
+
+export function renderResults(all: StoredScenario[]): string {
+  const scenarios = all.filter(isBaseline);
+  const out: string[] = [];
+  const of = (name: string) => scenarios.filter((s) => s.scenario === name);
+  const dated = (s: StoredScenario) =>
+    `${day(s.startedAt)}${s.git.dirty ? ` (${s.git.commit}+)` : ` (${s.git.commit})`}`;
+
+  out.push('### Targets', '');
+  out.push(
+    ...table(
+      ['target', 'verdict', 'measured'],
+      evaluateTargets(scenarios).map((t) => [t.target, `**${t.verdict}**`, t.measured]),
+    ),
+  );
+
+  const coldMint = of('cold-mint').sort(
+    (a, b) =>
+      String(a.params.algorithm).localeCompare(String(b.params.algorithm)) ||
+      byParam('n')(a, b) ||
+      byParam('workers')(a, b),
+  );
+  if (coldMint.length > 0) {
+    out.push('', '### Cold mint', '');
+    out.push(
+      'Median (min–max) over the runs. *mint* = controller logged "controller started" → a watch saw the last of the N Secrets; ',
+      '*log* = its own "initial reconcile finished" durationMs; *startup* = process spawn → "controller started".',
+      '',
+    );
+    out.push(
+      ...table(
+        [
+          'algorithm',
+          'N',
+          'workers',
+          'mint s',
+          'Secrets/s',
+          'log s',
+          'startup s',
+          'controller CPU s',
+          'Secret / Event writes',
+          'runs',
+          'date',
+        ],
+        coldMint.map((s) => [
+          String(s.params.algorithm),
+          String(s.params.n),
+          String(s.params.workers),
+          fmt(s.summary.mintSeconds, 2),
+          fmt(s.summary.secretsPerSecond, 0),
+          fmt(s.summary.reconcileLogSeconds, 2),
+          fmt(s.summary.startupSeconds, 1),
+          fmt(s.summary.controllerCpuSeconds, 1),
+          fmt(s.summary.cpuMsPerSecret, 1),
+          fmt(s.summary.ratioToKeygen, 2),
+          `${fmt(s.summary.secretWrites, 0)} / ${fmt(s.summary.eventWrites, 0)}`,
+          String(s.summary.mintSeconds?.runs ?? 0),
+          dated(s),
+        ]),
+      ),
+    );
+  }
+  const floors = of('floor').sort(byParam('n'));
+  if (floors.length > 0) {
+    out.push('', '### API-server floor (no controller: the same N Secrets written by a bare client)', '');
+    const trialKeys = [
+      ...new Set(floors.flatMap((f) => Object.keys(f.summary).filter((k) => k.includes(' c=')))),
+    ];
+    out.push(
+      ...table(
+        ['N', 'best s', 'Secrets/s', ...trialKeys.map((k) => `${k} s`), 'runs', 'date'],
+        floors.map((s) => [
+          String(s.params.n),
+          fmt(s.summary.bestSeconds, 2),
+          fmt(s.summary.bestSecretsPerSecond, 0),
+          ...trialKeys.map((k) => fmt(s.summary[k], 2)),
+          String(s.summary.bestSeconds?.runs ?? 0),
+          dated(s),
+        ]),
+      ),
+    );
+    const ratios = floors.flatMap((f) => {
+      const best = bestColdMint(scenarios, 'ECDSA_P256', Number(f.params.n));
+      return best
+        ? [
+            [
+              String(f.params.n),
+              String(best.params.workers),
+              (best.summary.mintSeconds!.median / f.summary.bestSeconds!.median).toFixed(2),
+            ],
+          ]
+        : [];
+    });
+    if (ratios.length > 0) {
+      out.push('', 'Controller (ECDSA, best workers) / floor, medians:', '');
+      out.push(...table(['N', 'workers', 'ratio'], ratios));
+    }
+  }
+  const keygen = of('rsa-keygen')[0];
+  if (keygen) {
+    out.push('', '### Native RSA-2048 keygen, one core (generateKeyPairSync loop, 10 s)', '');
+    out.push(
+      ...table(
+        ['keys/s', 'runs', 'date'],
+        [
+          [
+            fmt(keygen.summary.keysPerSecond, 2),
+            String(keygen.summary.keysPerSecond?.runs ?? 0),
+            dated(keygen),
+          ],
+        ],
+      ),
+    );
+  }
+  for (const r of of('reaction')) {
+    out.push(
+      '',
+      `### Reaction latency (${r.params.rate} ServiceAccounts/s for ${r.params.seconds} s, ${r.params.backgroundSecrets} Secrets managed in the background)`,
+      '',
+    );
+    out.push(`From: ${r.params.latencyFrom}. To: ${r.params.latencyTo}.`, '');
+    out.push(
+      ...table(
+        [
+          'p50 ms',
+          'p90 ms',
+          'p99 ms',
+          'max ms',
+          'p99 from send ms',
+          'create call p99 ms',
+          'achieved rate /s',
+          'missing',
+          'runs',
+          'date',
+        ],
+        [
+          [
+            fmt(r.summary.p50Ms, 0),
+            fmt(r.summary.p90Ms, 0),
+            fmt(r.summary.p99Ms, 0),
+            fmt(r.summary.maxMs, 0),
+            fmt(r.summary.p99FromIssueMs, 0),
+            fmt(r.summary.createCallP99Ms, 0),
+            fmt(r.summary.achievedRate, 1),
+            fmt(r.summary.missing, 0),
+            String(r.summary.p99Ms?.runs ?? 0),
+            dated(r),
+          ],
+        ],
+      ),
+    );
+  }
+  const idles = of('idle').sort(byParam('n'));
+  if (idles.length > 0) {
+    out.push('', '### Idle cost (nothing due)', '');
+    out.push(
+      ...table(
+        [
+          'N',
+          'window min',
+          'writes secrets+configmaps+events',
+          'all writes (any resource, any client)',
+          'CPU % of a core',
+          'RSS max MB',
+          'RSS end MB',
+          'startup + first pass s',
+          'runs',
+          'date',
+        ],
+        idles.map((s) => [
+          String(s.params.n),
+          String(s.params.minutes),
+          fmt(s.summary.watchedWrites, 0),
+          fmt(s.summary.allWrites, 0),
+          fmt(s.summary.cpuPercentOfCore, 2),
+          fmt(s.summary.rssMaxMb, 0),
+          fmt(s.summary.rssEndMb, 0),
+          `${fmt(s.summary.startupSeconds, 1)} + ${fmt(s.summary.firstPassSeconds, 1)}`,
+          String(s.summary.cpuPercentOfCore?.runs ?? 0),
+          dated(s),
+        ]),
+      ),
+    );
+  }
+  const rotations = of('rotation').sort(byParam('n'));
+  if (rotations.length > 0) {
+    out.push(
+      '',
+      '### Root rotation (--root-rotation-check-interval=1s --root-rotation-propagation-delay=0s; writes counted until every Secret carries the final bundle)',
+      '',
+    );
+    out.push(
+      ...table(
+        [
+          'N',
+          'request → Idle s',
+          'request → every Secret on the final bundle s',
+          'publishing s',
+          'reissuing s',
+          'Secret writes',
+          'ConfigMap writes',
+          'Event writes',
+          'controller CPU s',
+          'valid after',
+          'runs',
+          'date',
+        ],
+        rotations.map((s) => [
+          String(s.params.n),
+          fmt(s.summary.totalSeconds, 1),
+          fmt(s.summary.convergedSeconds, 1),
+          fmt(s.summary.publishingSeconds, 1),
+          fmt(s.summary.reissuingSeconds, 1),
+          fmt(s.summary.secretWrites, 0),
+          fmt(s.summary.configmapWrites, 0),
+          fmt(s.summary.eventWrites, 0),
+          fmt(s.summary.controllerCpuSeconds, 1),
+          fmt(s.summary.validAfter, 0),
+          String(s.summary.totalSeconds?.runs ?? 0),
+          dated(s),
+        ]),
+      ),
+    );
+  }
+  out.push(...whatIfTable(all));
+  const machines = new Map<string, StoredScenario>();
+  for (const s of all) machines.set(s.file, s);
+  out.push('', '### Machines and result files', '');
+  out.push(
+    ...table(
+      ['result file', 'date', 'CPU', 'cores', 'memory GB', 'node', 'kubernetes', 'load avg at start → end'],
+      [...machines.values()]
+        .sort((a, b) => a.file.localeCompare(b.file))
+        .map((s) => [
+          `bench/results/${s.file}`,
+          s.startedAt.replace('T', ' ').slice(0, 16),
+          s.machine.cpuModel,
+          String(s.machine.cores),
+          String(s.machine.memoryGb),
+          s.machine.node,
+          s.machine.kubernetes,
+          `${s.machine.loadAverageAtStart.join(', ')} → ${s.machine.loadAverageAtEnd?.join(', ') ?? '?'}`,
+        ]),
+    ),
+  );
+  const notes = all.flatMap((s) => s.notes.map((n) => `- ${s.key}: ${n}`));
+  if (notes.length > 0) out.push('', '### Notes recorded by the runs', '', ...notes);
+  return out.join('\n');
+}
+
+const SKELETON = `# Benchmarks
+
+\`npm run bench\` measures alcazar against a real local control plane; see bench/.
+
+${BEGIN}
+${END}
+`;
+
+/** Rewrites the generated part of docs/BENCHMARKS.md; returns the path. */
+export function writeDocs(scenarios: StoredScenario[]): string {
+  mkdirSync(join(repoRoot, 'docs'), { recursive: true });
+  const current = existsSync(docsPath) ? readFileSync(docsPath, 'utf8') : SKELETON;
+  const start = current.indexOf(BEGIN);
+  const end = current.indexOf(END);
+  const body = `${BEGIN}\n\n${renderResults(scenarios)}\n\n${END}`;
+  const next =
+    start >= 0 && end > start
+      ? current.slice(0, start) + body + current.slice(end + END.length)
+      : `${current.trimEnd()}\n\n${body}\n`;
+  writeFileSync(docsPath, next);
+  return docsPath;
+}

@@ -1,0 +1,107 @@
+// The API-server floor: no controller, just a client writing the same N
+// Secrets (one real minted Secret's data reused, same labels, annotation and
+// owner reference) as fast as the apiserver takes them, at a few
+// concurrencies. Two clients: the bench's keep-alive node:https client, and
+// @kubernetes/client-node as the controller uses it.
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { pool } from '../api.js';
+import { type BenchContext, ensureMinted } from '../context.js';
+import { countWorkloadSecrets, deleteWorkloadSecrets, type ManagedServiceAccount } from '../population.js';
+import type { ScenarioResult } from '../results.js';
+import { round, summarize } from '../stats.js';
+import { verifyWorkloadSecrets } from '../verify.js';
+
+type FloorClient = 'keepalive' | 'client-node';
+const CLIENTS: FloorClient[] = ['keepalive', 'client-node'];
+
+function secretBody(sa: ManagedServiceAccount, sample: { type: string; data: Record<string, string> }) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: `istio.${sa.name}`,
+      namespace: sa.namespace,
+      labels: { 'app.kubernetes.io/managed-by': 'alcazar' },
+      annotations: { 'istio.io/service-account.name': sa.name },
+      ownerReferences: [
+        { apiVersion: 'v1', kind: 'ServiceAccount', name: sa.name, uid: sa.uid, controller: true },
+      ],
+    },
+    type: sample.type,
+    data: sample.data,
+  };
+}
+
+async function writeAll(
+  ctx: BenchContext,
+  client: FloorClient,
+  concurrency: number,
+  serviceAccounts: readonly ManagedServiceAccount[],
+  sample: { type: string; data: Record<string, string> },
+): Promise<number> {
+  await deleteWorkloadSecrets(ctx.api);
+  const kc = new KubeConfig();
+  kc.loadFromFile(ctx.state.kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const write =
+    client === 'keepalive'
+      ? async (sa: ManagedServiceAccount) => {
+          await ctx.api.call('POST', `/api/v1/namespaces/${sa.namespace}/secrets`, secretBody(sa, sample));
+        }
+      : async (sa: ManagedServiceAccount) => {
+          await core.createNamespacedSecret({ namespace: sa.namespace, body: secretBody(sa, sample) });
+        };
+  const started = performance.now();
+  await pool(serviceAccounts, concurrency, write);
+  const ms = performance.now() - started;
+  const count = await countWorkloadSecrets(ctx.api);
+  if (count !== serviceAccounts.length)
+    throw new Error(`floor wrote ${count}/${serviceAccounts.length} Secrets`);
+  return ms;
+}
+
+export async function floor(ctx: BenchContext, n: number): Promise<ScenarioResult> {
+  const serviceAccounts = await ensureMinted(ctx, n, 'ECDSA_P256');
+  const { sample } = await verifyWorkloadSecrets(ctx.api, serviceAccounts, 'ECDSA_P256');
+  if (!sample) throw new Error('no valid minted Secret to copy for the floor');
+  const trials = new Map<string, number[]>();
+  const bestPerRun: number[] = [];
+  const runs: Array<Record<string, unknown>> = [];
+  for (let i = 0; i < ctx.opts.runs; i++) {
+    const times: Record<string, number> = {};
+    for (const client of CLIENTS) {
+      // client-node only at the highest concurrency: it is there to show the library's own cost.
+      const concurrencies =
+        client === 'keepalive' ? ctx.opts.floorConcurrency : [Math.max(...ctx.opts.floorConcurrency)];
+      for (const concurrency of concurrencies) {
+        const ms = await writeAll(ctx, client, concurrency, serviceAccounts, sample);
+        const key = `${client} c=${concurrency}`;
+        times[key] = round(ms);
+        trials.set(key, [...(trials.get(key) ?? []), ms / 1000]);
+      }
+    }
+    const best = Math.min(...Object.values(times));
+    bestPerRun.push(best / 1000);
+    runs.push({ ...times, bestMs: best });
+    ctx.log(
+      `  floor n=${n} run ${i + 1}: ${Object.entries(times)
+        .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`)
+        .join(', ')}`,
+    );
+  }
+  // Leave the cluster as a cold-mint run leaves it: the controller's own Secrets, valid.
+  await deleteWorkloadSecrets(ctx.api);
+  const summary: ScenarioResult['summary'] = {
+    bestSeconds: summarize(bestPerRun),
+    bestSecretsPerSecond: summarize(bestPerRun.map((s) => round(n / s))),
+  };
+  for (const [key, values] of trials) summary[key] = summarize(values);
+  return {
+    scenario: 'floor',
+    key: `floor n=${n}`,
+    params: { n, concurrencies: ctx.opts.floorConcurrency.join(','), clients: CLIENTS.join(',') },
+    summary,
+    runs,
+    notes: [],
+  };
+}
