@@ -135,7 +135,7 @@ export class WorkloadSecretsController {
 
   /** Re-examines every ServiceAccount and Secret (after a CA or config change). */
   enqueueAll(): void {
-    for (const keys of this.keysByNamespace.values()) for (const key of keys) this.queue.add(key);
+    for (const keys of this.keysByNamespace.values()) for (const key of keys) this.enqueue(key);
   }
 
   counts(): WorkloadCounts {
@@ -184,7 +184,7 @@ export class WorkloadSecretsController {
     const keys = this.keysByNamespace.get(namespace) ?? new Set<string>();
     this.keysByNamespace.set(namespace, keys);
     keys.add(key);
-    this.queue.add(key);
+    this.enqueue(key);
   }
 
   private untrack(key: string): void {
@@ -195,7 +195,7 @@ export class WorkloadSecretsController {
   }
 
   private enqueueNamespace(namespace: string): void {
-    for (const key of this.keysByNamespace.get(namespace) ?? []) this.queue.add(key);
+    for (const key of this.keysByNamespace.get(namespace) ?? []) this.enqueue(key);
   }
 
   private enqueueSecret(secretKey: string, added: boolean): void {
@@ -204,8 +204,13 @@ export class WorkloadSecretsController {
     if (!sa) return;
     const key = `${namespace}/${sa}`;
     if (added) this.track(key);
-    // Expired or due certificates (e.g. found at start-up after downtime) go before everything else.
-    const certificate = this.secrets.get(secretKey)?.certificate;
+    else this.enqueue(key);
+  }
+
+  /** Expired or due certificates (e.g. found at start-up after downtime) go before everything else. */
+  private enqueue(key: string): void {
+    const [namespace, sa] = splitKey(key);
+    const certificate = this.secrets.get(`${namespace}/${workloadSecretName(sa)}`)?.certificate;
     if (certificate && this.isDue(certificate)) this.queue.addUrgent(key);
     else this.queue.add(key);
   }
