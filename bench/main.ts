@@ -10,6 +10,7 @@ import { repoRoot } from '../test/cluster/paths.js';
 import { Api } from './api.js';
 import type { BenchContext } from './context.js';
 import { liveControllers, prepareEntry } from './controller.js';
+import { acquireBenchLock } from './lock.js';
 import { type BenchOptions, estimateMinutes, parseOptions, USAGE } from './options.js';
 import { installCrds, removeLeftovers } from './population.js';
 import { evaluateTargets, writeDocs } from './report.js';
@@ -19,6 +20,7 @@ import {
   gitState,
   latestScenarios,
   type ScenarioResult,
+  storedScenarios,
   writeResults,
 } from './results.js';
 import { coldMint } from './scenarios/cold-mint.js';
@@ -67,7 +69,7 @@ function plan(
 /** Rebuilds docs/BENCHMARKS.md from the newest result of each scenario and prints the verdicts. */
 function report(docs: boolean): void {
   const latest = latestScenarios();
-  if (docs) log(`docs: ${writeDocs(latest)}`);
+  if (docs) log(`docs: ${writeDocs(latest, storedScenarios())}`);
   console.log('\nTargets (newest result of each scenario across bench/results):');
   for (const t of evaluateTargets(latest)) console.log(`  ${t.verdict.padEnd(7)} ${t.target}: ${t.measured}`);
 }
@@ -84,6 +86,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const dir = isAbsolute(opts.clusterDir) ? opts.clusterDir : join(repoRoot, opts.clusterDir);
   process.env.ALCAZAR_CLUSTER_DIR = dir;
+  const release = acquireBenchLock(dir);
+  process.once('exit', release);
   const steps = plan(opts);
   log(
     `${steps.length} measurements, ${opts.runs} run(s) each; estimated ${estimateMinutes(opts).toFixed(0)} min on a 2-core machine`,
@@ -132,11 +136,13 @@ async function main(argv: string[]): Promise<number> {
       const began = Date.now();
       try {
         const result = await step.run(ctx);
-        if (opts.runtime !== 'built') {
+        if (opts.runtime !== 'built' && result.scenario !== 'floor' && result.scenario !== 'rsa-keygen') {
           result.params.runtime = opts.runtime;
           result.key += ` runtime=${opts.runtime}`;
         }
-        if (opts.experiments.length > 0) {
+        // The floor and the keygen yardstick run no controller: what-ifs and runtimes do not touch them.
+        const controllerFree = result.scenario === 'floor' || result.scenario === 'rsa-keygen';
+        if (opts.experiments.length > 0 && !controllerFree) {
           result.params.experiment = opts.experiments.join('+');
           result.key += ` experiment=${opts.experiments.join('+')}`;
         }

@@ -33,6 +33,11 @@ export interface TargetResult {
 }
 
 function table(header: string[], rows: string[][]): string[] {
+  const ragged = rows.find((r) => r.length !== header.length);
+  if (ragged)
+    throw new Error(
+      `table row has ${ragged.length} cells for ${header.length} columns: ${header.join(', ')}`,
+    );
   return [
     `| ${header.join(' | ')} |`,
     `|${header.map(() => '---').join('|')}|`,
@@ -247,7 +252,57 @@ function whatIfTable(all: StoredScenario[]): string[] {
   return out;
 }
 
-export function renderResults(all: StoredScenario[]): string {
+const HEADLINES: Record<string, Array<[string, string, number]>> = {
+  'cold-mint': [
+    ['mintSeconds', 'mint s', 2],
+    ['secretsPerSecond', 'Secrets/s', 0],
+    ['cpuMsPerSecret', 'CPU ms/Secret', 1],
+    ['ratioToKeygen', '× keygen', 2],
+  ],
+  floor: [['bestSeconds', 'best s', 2]],
+  'rsa-keygen': [['keysPerSecond', 'keys/s', 2]],
+  reaction: [
+    ['p50Ms', 'p50 ms', 0],
+    ['p99Ms', 'p99 ms', 0],
+  ],
+  idle: [
+    ['watchedWrites', 'writes', 0],
+    ['cpuPercentOfCore', 'CPU %', 2],
+    ['rssMaxMb', 'RSS max MB', 0],
+  ],
+  rotation: [
+    ['totalSeconds', 'to Idle s', 1],
+    ['convergedSeconds', 'converged s', 1],
+    ['secretWrites', 'Secret writes', 0],
+  ],
+};
+
+/** Older measurements of the shipped controller that a newer run of the same scenario replaced above. */
+function historyTable(history: StoredScenario[], latest: StoredScenario[]): string[] {
+  const shown = new Set(latest.map((s) => `${s.file}|${s.key}`));
+  const older = history.filter((s) => isBaseline(s) && !shown.has(`${s.file}|${s.key}`));
+  if (older.length === 0) return [];
+  return [
+    '',
+    '### Earlier measurements (replaced above by a newer run of the same scenario)',
+    '',
+    ...table(
+      ['scenario', 'commit', 'date', 'result (median, min–max)', 'file'],
+      older.map((s) => [
+        s.key,
+        s.git.commit,
+        s.startedAt.replace('T', ' ').slice(0, 16),
+        (HEADLINES[s.scenario] ?? [])
+          .filter(([k]) => s.summary[k]?.runs)
+          .map(([k, label, digits]) => `${label} ${fmt(s.summary[k], digits)}`)
+          .join('; '),
+        s.file,
+      ]),
+    ),
+  ];
+}
+
+export function renderResults(all: StoredScenario[], history: StoredScenario[] = []): string {
   const scenarios = all.filter(isBaseline);
   const out: string[] = [];
   const of = (name: string) => scenarios.filter((s) => s.scenario === name);
@@ -286,6 +341,8 @@ export function renderResults(all: StoredScenario[]): string {
           'log s',
           'startup s',
           'controller CPU s',
+          'CPU ms per Secret (after startup)',
+          'RSA: × one-core keygen',
           'Secret / Event writes',
           'runs',
           'date',
@@ -471,6 +528,7 @@ export function renderResults(all: StoredScenario[]): string {
     );
   }
   out.push(...whatIfTable(all));
+  out.push(...historyTable(history, all));
   const machines = new Map<string, StoredScenario>();
   for (const s of all) machines.set(s.file, s);
   out.push('', '### Machines and result files', '');
@@ -505,12 +563,12 @@ ${END}
 `;
 
 /** Rewrites the generated part of docs/BENCHMARKS.md; returns the path. */
-export function writeDocs(scenarios: StoredScenario[]): string {
+export function writeDocs(scenarios: StoredScenario[], history: StoredScenario[] = []): string {
   mkdirSync(join(repoRoot, 'docs'), { recursive: true });
   const current = existsSync(docsPath) ? readFileSync(docsPath, 'utf8') : SKELETON;
   const start = current.indexOf(BEGIN);
   const end = current.indexOf(END);
-  const body = `${BEGIN}\n\n${renderResults(scenarios)}\n\n${END}`;
+  const body = `${BEGIN}\n\n${renderResults(scenarios, history)}\n\n${END}`;
   const next =
     start >= 0 && end > start
       ? current.slice(0, start) + body + current.slice(end + END.length)

@@ -43,6 +43,8 @@ export interface BenchResults {
   machine: Machine;
   git: { commit: string; dirty: boolean };
   scenarios: ScenarioResult[];
+  /** Set by hand when a run is known to be bad (e.g. disturbed); such files are kept but not reported. */
+  invalid?: string;
 }
 
 export function describeMachine(kubernetes: string): Machine {
@@ -96,15 +98,23 @@ export interface StoredScenario extends ScenarioResult {
 
 /** The newest result of every scenario key, across all result files. */
 export function latestScenarios(): StoredScenario[] {
-  if (!existsSync(resultsDir)) return [];
   const latest = new Map<string, StoredScenario>();
+  for (const scenario of storedScenarios()) latest.set(scenario.key, scenario);
+  return [...latest.values()];
+}
+
+/** Every valid stored result, oldest first. */
+export function storedScenarios(): StoredScenario[] {
+  if (!existsSync(resultsDir)) return [];
+  const stored: StoredScenario[] = [];
   const files = readdirSync(resultsDir)
     .filter((f) => f.endsWith('.json'))
     .sort();
   for (const file of files) {
     const results = JSON.parse(readFileSync(join(resultsDir, file), 'utf8')) as BenchResults;
+    if (results.invalid) continue;
     for (const scenario of results.scenarios) {
-      latest.set(scenario.key, {
+      stored.push({
         ...scenario,
         file,
         startedAt: results.startedAt,
@@ -113,5 +123,5 @@ export function latestScenarios(): StoredScenario[] {
       });
     }
   }
-  return [...latest.values()];
+  return stored;
 }

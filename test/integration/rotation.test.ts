@@ -2,7 +2,7 @@
 // rotation while two workloads keep handshaking, with a controller killed
 // half-way.
 import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { encodeCertificatesPem, privateKeyToPem } from '../../src/pki/index.js';
 import { decodeCertificatesPem } from '../../src/pki/pem.js';
 import { createTestCa, createTestIntermediate } from '../../src/pki/testing.js';
