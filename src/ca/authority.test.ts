@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeCertificatesPem, privateKeyToPem } from '../pki/index.js';
 import { createTestCa, createTestIntermediate, type TestCa } from '../pki/testing.js';
 import { CaLoadError, loadPluggedIn, loadSelfSigned } from './authority.js';
-import { issueWorkload } from './issue.js';
+import { issueWorkload, serialHex } from './issue.js';
 
 const HOUR = 3600_000;
 const now = new Date(Date.UTC(2026, 10, 23));
@@ -130,5 +130,13 @@ describe('loadPluggedIn', () => {
       minRemainingMs: 3 * HOUR,
     };
     expect(await loadError(loadPluggedIn(data, 'ns/cacerts', nearEnd))).toBe('SignerExpiring');
+  });
+});
+
+describe('serialHex', () => {
+  it('shows whole bytes, as inspectCertificate does', () => {
+    expect(serialHex(0x04fa89n)).toBe('04fa89');
+    expect(serialHex(0x7fa89n)).toBe('07fa89');
+    expect(serialHex(0x7f0001n)).toBe('7f0001');
   });
 });

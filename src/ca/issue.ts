@@ -22,6 +22,8 @@ export interface WorkloadMaterial {
   data: { 'cert-chain.pem': string; 'key.pem': string; 'root-cert.pem': string };
   serialHex: string;
   notAfter: Date;
+  /** The leaf, for remembering what was written (see WrittenContents). */
+  leafDer: Buffer;
 }
 
 export async function issueWorkload(
@@ -49,7 +51,14 @@ export async function issueWorkload(
       'key.pem': privateKeyToPem(keys.privateKey),
       'root-cert.pem': authority.rootBundlePem,
     },
-    serialHex: serial.toString(16),
+    serialHex: serialHex(serial),
     notAfter,
+    leafDer: leaf.der,
   };
+}
+
+/** As inspectCertificate shows a serial: whole bytes, so a leading zero nibble is kept (0x04fa…, not 4fa…). */
+export function serialHex(serial: bigint): string {
+  const hex = serial.toString(16);
+  return hex.length % 2 === 1 ? `0${hex}` : hex;
 }

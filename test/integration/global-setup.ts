@@ -34,6 +34,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
+  // A reused control plane may hold a CertificateAuthority someone edited by hand (`npm run local`):
+  // every run starts from none, so each test file sets the spec it needs.
+  execFileSync(
+    'kubectl',
+    ['--kubeconfig', state.kubeconfig, 'delete', 'certificateauthorities', '--all', '--ignore-not-found'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   // Controller output of this run only, for the key-leak scan.
   rmSync(`${clusterDir()}-test-logs`, { recursive: true, force: true });
   return async () => {
