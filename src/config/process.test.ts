@@ -35,6 +35,7 @@ describe('parseProcessSettings', () => {
       resyncPeriodMs: 600_000,
       watchStallTimeoutMs: 300_000,
       rootRotation: { checkIntervalMs: 60_000, propagationDelayMs: 120_000 },
+      events: { qps: 10, burst: 100 },
       leaderElection: {
         enabled: true,
         leaseName: 'alcazar-leader',
@@ -72,6 +73,8 @@ describe('parseProcessSettings', () => {
       '--identity=pod-a',
       '--root-rotation-check-interval=10s',
       '--root-rotation-propagation-delay=0s',
+      '--event-qps=50',
+      '--event-burst=500',
     ]);
     expect(settings).toStrictEqual({
       help: false,
@@ -83,6 +86,7 @@ describe('parseProcessSettings', () => {
       resyncPeriodMs: 3_600_000,
       watchStallTimeoutMs: 90_000,
       rootRotation: { checkIntervalMs: 10_000, propagationDelayMs: 0 },
+      events: { qps: 50, burst: 500 },
       leaderElection: {
         enabled: false,
         leaseName: 'alcazar.leader',
@@ -150,6 +154,8 @@ describe('parseProcessSettings', () => {
     [['--workers=65'], '--workers=65: must be a whole number from 1 to 64'],
     [['--workers=2.5'], '--workers=2.5: must be a whole number from 1 to 64'],
     [['--http-port=70000'], '--http-port=70000: must be a whole number from 0 to 65535'],
+    [['--event-qps=0'], '--event-qps=0: must be a whole number from 1 to 1000'],
+    [['--event-burst=0'], '--event-burst=0: must be a whole number from 1 to 10000'],
     [['--log-level=verbose'], '--log-level=verbose: Invalid option'],
     [['--ca-namespace=Istio_System'], '--ca-namespace=Istio_System: must be a DNS label'],
     [['--lease-name=-leader'], '--lease-name=-leader: must be a DNS subdomain'],

@@ -81,6 +81,8 @@ const settingsTextSchema = z
     identity: z.string().min(1, { error: 'must not be empty' }),
     rootRotationCheckInterval: positiveDurationMs,
     rootRotationPropagationDelay: nonNegativeDurationMs,
+    eventQps: wholeNumber(1, 1000),
+    eventBurst: wholeNumber(1, 10000),
   })
   .superRefine(
     (settings, ctx) => {
@@ -232,6 +234,21 @@ const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
     description:
       'how long each root rotation step waits after every Secret is updated, for kubelets to copy Secrets into pods',
   },
+  eventQps: {
+    flag: 'event-qps',
+    env: 'ALCAZAR_EVENT_QPS',
+    value: 'N',
+    default: '10',
+    description:
+      'Kubernetes Events written per second after the burst; the rest wait, Warnings first, in a queue of 1000 that drops Normal Events when full (alcazar_events_dropped_total)',
+  },
+  eventBurst: {
+    flag: 'event-burst',
+    env: 'ALCAZAR_EVENT_BURST',
+    value: 'N',
+    default: '100',
+    description: 'Events that may be written at once before --event-qps applies',
+  },
 };
 
 const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
@@ -262,6 +279,7 @@ const processSettingsSchema = settingsTextSchema.transform((text) => ({
     checkIntervalMs: text.rootRotationCheckInterval,
     propagationDelayMs: text.rootRotationPropagationDelay,
   },
+  events: { qps: text.eventQps, burst: text.eventBurst },
   leaderElection: {
     enabled: text.leaderElect,
     leaseName: text.leaseName,

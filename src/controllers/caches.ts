@@ -18,6 +18,7 @@ import {
   observeNamespace,
   observeSecret,
   observeServiceAccount,
+  WrittenContents,
 } from './workload-secrets/observe.js';
 import type { NamespaceView, ServiceAccountView } from './workload-secrets/plan.js';
 
@@ -37,6 +38,8 @@ export class SharedCaches {
   readonly workloadSecrets: Informer<V1Secret, ObservedSecret>;
   /** ConfigMaps named istio-ca-root-cert, in every namespace. */
   readonly trustBundles: Informer<V1ConfigMap, TrustBundleView>;
+  /** Workload Secret content this process wrote, so its watch event need not be parsed again. */
+  readonly writtenSecrets = new WrittenContents();
 
   constructor(opts: SharedCachesOptions) {
     const { core } = opts;
@@ -68,7 +71,7 @@ export class SharedCaches {
         labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
         list: (o) => core.listSecretForAllNamespaces(o),
       },
-      summarize: observeSecret,
+      summarize: (secret) => observeSecret(secret, this.writtenSecrets),
     });
     this.trustBundles = new Informer({
       ...common('trust bundles'),

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { ProcessSettings } from '../config/process.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
+import { eventsPath, RawApi } from '../kube/raw.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { AuthorityController, type AuthorityState } from './authority/controller.js';
@@ -31,10 +32,17 @@ export async function startController(
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
   const metrics = createMetrics({ log });
-  const events = new EventRecorder(core, log, {
-    instance: settings.leaderElection.identity,
-    eventNamespace: settings.caNamespace,
-  });
+  const raw = new RawApi(kubeConfig);
+  const events = new EventRecorder(
+    (namespace, event) => raw.request('POST', eventsPath(namespace), event),
+    log,
+    {
+      instance: settings.leaderElection.identity,
+      eventNamespace: settings.caNamespace,
+      limits: settings.events,
+      onDropped: (type) => metrics.eventDropped(type),
+    },
+  );
   const timing = { resyncPeriodMs: settings.resyncPeriodMs, stallTimeoutMs: settings.watchStallTimeoutMs };
   const election = settings.leaderElection;
   const elector = election.enabled
@@ -59,6 +67,7 @@ export async function startController(
         onStoppedLeading: () => metrics.setLeader(false),
       })
     : undefined;
+  let settled = false;
   const canWrite = elector ? () => elector.isLeader() : () => true;
   metrics.setLeader(!elector);
 
@@ -68,6 +77,7 @@ export async function startController(
     customObjects,
     log: log.child({ controller: 'certificateauthority' }),
     canWrite,
+    statusSettled: () => settled,
     onConfigChange: () => {
       void authority.reevaluate();
       workloads.enqueueAll();
@@ -105,6 +115,7 @@ export async function startController(
   const workloads: WorkloadSecretsController = new WorkloadSecretsController({
     caches,
     core,
+    raw,
     log: log.child({ controller: 'workload-secrets' }),
     events,
     caNamespace: settings.caNamespace,
@@ -183,7 +194,10 @@ export async function startController(
   );
   workloads.start();
   trustBundles.start();
-  rotation.start();
+  await rotation.start();
+  // Until now the status would have shown zero counts and no rotation state: one write, now, instead.
+  settled = true;
+  configuration.requestStatusUpdate();
   log.info('controller started');
   return {
     ready: () => caches.hasSynced && authority.current.status === 'ready',

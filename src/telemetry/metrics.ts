@@ -114,6 +114,7 @@ export class Metrics {
   private readonly reconcileErrors: Counter<'reason'>;
   private readonly reconcileDuration: Histogram;
   private readonly watchRestarts: Counter<'informer' | 'reason'>;
+  private readonly eventsDropped: Counter<'type'>;
   private readonly leader: Gauge;
   private readonly caReady: Gauge;
   private readonly rootExpiry: Gauge<'fingerprint' | 'active'>;
@@ -202,6 +203,13 @@ export class Metrics {
       labelNames: ['informer', 'reason'],
       registers,
     });
+    this.eventsDropped = new Counter({
+      name: 'alcazar_events_dropped_total',
+      help: 'Kubernetes Events not written because --event-qps/--event-burst were exceeded, by type (Normal, Warning).',
+      labelNames: ['type'],
+      registers,
+    });
+    for (const type of ['Normal', 'Warning']) this.eventsDropped.inc({ type }, 0);
     this.leader = new Gauge({
       name: 'alcazar_leader',
       help: '1 while this replica holds the leader lease and may write, 0 otherwise.',
@@ -319,6 +327,10 @@ export class Metrics {
     for (const reason of ['closed', 'expired', 'stalled', 'resync', 'error'] as const)
       this.watchRestarts.inc({ informer, reason }, 0);
     return (reason) => this.watchRestarted(informer, reason);
+  }
+
+  eventDropped(type: 'Normal' | 'Warning'): void {
+    this.eventsDropped.inc({ type });
   }
 
   setLeader(leading: boolean): void {

@@ -39,6 +39,8 @@ export interface CertificateAuthorityControllerOptions {
   customObjects: CustomObjectsApi;
   log: Logger;
   canWrite: () => boolean;
+  /** False until the counts and rotation state are known (caches synced, first rotation check). */
+  statusSettled?: () => boolean;
   onConfigChange: (config: CaConfig, previous: CaConfig) => void;
   authority: () => AuthorityState;
   counts: () => WorkloadCounts;
@@ -174,7 +176,7 @@ export class CertificateAuthorityController {
   }
 
   private async writeStatus(): Promise<void> {
-    if (!this.opts.canWrite()) return;
+    if (!this.opts.canWrite() || this.opts.statusSettled?.() === false) return;
     const view = this.informer.get(CERTIFICATE_AUTHORITY_NAME);
     if (!view) return;
     for (const c of view.status?.conditions ?? []) {

@@ -71,13 +71,15 @@ export class RootRotationController {
     return this.statusValue;
   }
 
-  start(): void {
+  /** Starts the periodic checks; resolves when the first one is done. */
+  start(): Promise<void> {
     const tick = () => {
-      this.check();
+      const done = this.check();
       this.timer = setTimeout(tick, this.opts.checkIntervalMs * (0.9 + 0.2 * Math.random()));
       this.timer.unref();
+      return done;
     };
-    tick();
+    return tick();
   }
 
   async stop(): Promise<void> {

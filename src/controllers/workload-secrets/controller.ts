@@ -2,20 +2,15 @@
 // (namespace/serviceaccount); a worker reads the caches, asks `plan`, and
 // carries out the one decision. Running a key twice changes nothing the
 // second time.
-import {
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Namespace,
-  type V1Secret,
-  type V1ServiceAccount,
-} from '@kubernetes/client-node';
+import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { SigningAuthority } from '../../ca/authority.js';
-import { issueWorkload } from '../../ca/issue.js';
+import { issueWorkload, type WorkloadMaterial } from '../../ca/issue.js';
 import type { CaConfig } from '../../config/ca-spec.js';
 import { apiStatus, isNotFound } from '../../kube/client.js';
 import type { InvolvedObject } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
+import { MERGE_PATCH_CONTENT, type RawApi, secretsPath } from '../../kube/raw.js';
 import { WorkQueue } from '../../kube/workqueue.js';
 import { encodePem } from '../../pki/pem.js';
 import { errorReason, type Metrics } from '../../telemetry/metrics.js';
@@ -29,6 +24,7 @@ import {
   type ObservedSecret,
   SERVICE_ACCOUNT_ANNOTATION,
   signedByAuthority,
+  writtenContent,
 } from './observe.js';
 import {
   type CaView,
@@ -48,6 +44,8 @@ import { backdateMs, renewAt } from './renewal.js';
 import { isManagedNamespace } from './targeting.js';
 
 export interface WorkloadSecretsOptions extends ControllerContext {
+  /** The hot write path (Secret create and patch) goes around client-node's serialiser. */
+  raw: RawApi;
   /** How long to wait before looking again at a ServiceAccount whose name is taken by a foreign Secret. */
   foreignRecheckMs: number;
   metrics?: Metrics;
@@ -59,8 +57,6 @@ export interface WorkloadCounts {
   issuedCertificates: number;
   failingCertificates: number;
 }
-
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 const splitKey = (key: string) => {
   const slash = key.indexOf('/');
@@ -362,28 +358,28 @@ export class WorkloadSecretsController {
   private async create(ctx: ExecutionContext, reason: string): Promise<void> {
     const secretName = workloadSecretName(ctx.serviceAccount);
     const material = await this.mint(ctx);
+    const data = this.remember(ctx, material);
     try {
-      await this.opts.core.createNamespacedSecret({
-        namespace: ctx.namespace,
-        body: {
-          metadata: {
-            name: secretName,
-            namespace: ctx.namespace,
-            labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-            annotations: { [SERVICE_ACCOUNT_ANNOTATION]: ctx.serviceAccount },
-            ownerReferences: [
-              {
-                apiVersion: 'v1',
-                kind: 'ServiceAccount',
-                name: ctx.serviceAccount,
-                uid: ctx.sa!.uid,
-                controller: true,
-              },
-            ],
-          },
-          type: WORKLOAD_SECRET_TYPE,
-          stringData: material.data,
+      await this.opts.raw.request('POST', secretsPath(ctx.namespace), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: secretName,
+          namespace: ctx.namespace,
+          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+          annotations: { [SERVICE_ACCOUNT_ANNOTATION]: ctx.serviceAccount },
+          ownerReferences: [
+            {
+              apiVersion: 'v1',
+              kind: 'ServiceAccount',
+              name: ctx.serviceAccount,
+              uid: ctx.sa!.uid,
+              controller: true,
+            },
+          ],
         },
+        type: WORKLOAD_SECRET_TYPE,
+        data,
       });
     } catch (err) {
       const status = apiStatus(err);
@@ -416,18 +412,33 @@ export class WorkloadSecretsController {
 
   private async reissue(ctx: ExecutionContext, reason: string): Promise<void> {
     const material = await this.mint(ctx);
-    await this.patchSecret(ctx, material.data);
+    await this.patchSecret(ctx, this.remember(ctx, material));
     this.issuedEvent(ctx, reason, material.serialHex, material.notAfter);
+  }
+
+  /** The Secret data (base64) for freshly minted material, remembered so its watch event is not parsed again. */
+  private remember(ctx: ExecutionContext, material: WorkloadMaterial): Record<string, string> {
+    const data = base64Values(material.data);
+    if (ctx.state.status === 'ready') {
+      this.opts.caches.writtenSecrets.remember(
+        data,
+        writtenContent(material.leafDer, ctx.config.workload.keyAlgorithm, ctx.state.authority),
+      );
+    }
+    return data;
   }
 
   /** New root bundle and chain, same key and leaf: nothing a workload must re-handshake for. */
   private async refreshBundle(ctx: ExecutionContext, reason: string): Promise<void> {
     if (ctx.state.status !== 'ready' || !ctx.secret?.leafDer)
       throw new Error('cannot refresh: no CA or no leaf');
-    await this.patchSecret(ctx, {
-      'cert-chain.pem': encodePem('CERTIFICATE', ctx.secret.leafDer) + ctx.state.authority.chainPem,
-      'root-cert.pem': ctx.state.authority.rootBundlePem,
-    });
+    await this.patchSecret(
+      ctx,
+      base64Values({
+        'cert-chain.pem': encodePem('CERTIFICATE', ctx.secret.leafDer) + ctx.state.authority.chainPem,
+        'root-cert.pem': ctx.state.authority.rootBundlePem,
+      }),
+    );
     ctx.log.info({ reason }, 'refreshed root bundle of workload Secret');
   }
 
@@ -436,26 +447,24 @@ export class WorkloadSecretsController {
    * it changed meanwhile the API answers 409 and the key is retried against
    * the new state. Data keys that are not ours are removed.
    */
-  private async patchSecret(ctx: ExecutionContext, data: Record<string, string>): Promise<void> {
+  private async patchSecret(ctx: ExecutionContext, base64Data: Record<string, string>): Promise<void> {
     const secret = ctx.secret!;
     const patchData: Record<string, string | null> = {};
     for (const key of secret.dataKeys)
       if (!(DATA_KEYS as readonly string[]).includes(key)) patchData[key] = null;
-    for (const [key, value] of Object.entries(data)) patchData[key] = Buffer.from(value).toString('base64');
-    await this.opts.core.patchNamespacedSecret(
+    for (const [key, value] of Object.entries(base64Data)) patchData[key] = value;
+    await this.opts.raw.request(
+      'PATCH',
+      secretsPath(ctx.namespace, workloadSecretName(ctx.serviceAccount)),
       {
-        namespace: ctx.namespace,
-        name: workloadSecretName(ctx.serviceAccount),
-        body: {
-          metadata: {
-            resourceVersion: secret.resourceVersion,
-            labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-            annotations: { [SERVICE_ACCOUNT_ANNOTATION]: ctx.serviceAccount },
-          },
-          data: patchData,
+        metadata: {
+          resourceVersion: secret.resourceVersion,
+          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+          annotations: { [SERVICE_ACCOUNT_ANNOTATION]: ctx.serviceAccount },
         },
+        data: patchData,
       },
-      mergePatch,
+      MERGE_PATCH_CONTENT,
     );
   }
 
@@ -493,4 +502,8 @@ function sameLabels(a: Record<string, string>, b: Record<string, string>): boole
 
 function isManaged(namespace: string, ns: NamespaceView, config: CaConfig, caNamespace: string): boolean {
   return isManagedNamespace(namespace, ns.labels, config.namespaces, caNamespace);
+}
+
+function base64Values(data: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
 }

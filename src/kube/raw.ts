@@ -1,0 +1,87 @@
+// JSON requests straight to the API server for the hot write path (workload
+// Secrets, Events). client-node routes every call through node-fetch and its
+// generated model serialiser; measured under a cold start that was about a
+// fifth of the controller's CPU per Secret (docs/BENCHMARKS.md). Credentials,
+// TLS options and the keep-alive agent still come from client-node's
+// KubeConfig, so token rotation and every auth method keep working. Failures
+// are client-node ApiExceptions, so callers handle both paths alike.
+import type { IncomingHttpHeaders } from 'node:http';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { ApiException, type KubeConfig } from '@kubernetes/client-node';
+
+export const JSON_CONTENT = 'application/json';
+export const MERGE_PATCH_CONTENT = 'application/merge-patch+json';
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export class RawApi {
+  private readonly base: string;
+
+  constructor(
+    private readonly kubeConfig: KubeConfig,
+    private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
+  ) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('no cluster in the kubeconfig');
+    this.base = cluster.server.replace(/\/+$/, '');
+  }
+
+  /** Sends `body` as JSON (or a merge patch) and resolves with the parsed answer; non-2xx rejects with an ApiException. */
+  async request<T>(
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    path: string,
+    body?: unknown,
+    contentType = JSON_CONTENT,
+  ): Promise<T> {
+    const options: https.RequestOptions = { method, headers: { Accept: JSON_CONTENT } };
+    await this.kubeConfig.applyToHTTPSOptions(options);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers = options.headers as Record<string, string | number>;
+    if (payload) {
+      headers['Content-Type'] = contentType;
+      headers['Content-Length'] = payload.length;
+    }
+    const url = new URL(this.base + path);
+    const send = url.protocol === 'https:' ? https.request : http.request;
+    return new Promise<T>((resolve, reject) => {
+      const req = send(url, options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const code = res.statusCode ?? 0;
+          let parsed: unknown = text;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            // not JSON (a proxy's error page): keep the text
+          }
+          if (code >= 200 && code < 300) resolve(parsed as T);
+          else reject(apiException(code, parsed, res.headers));
+        });
+      });
+      req.on('error', reject);
+      req.setTimeout(this.timeoutMs, () =>
+        req.destroy(new Error(`${method} ${path}: no answer within ${this.timeoutMs} ms`)),
+      );
+      req.end(payload);
+    });
+  }
+}
+
+function apiException(code: number, body: unknown, headers: IncomingHttpHeaders): ApiException<unknown> {
+  const flat: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
+  const message = (body as { message?: string } | undefined)?.message ?? String(body ?? '');
+  return new ApiException(code, `HTTP-Code: ${code}\nMessage: ${message}`, body, flat);
+}
+
+const segment = encodeURIComponent;
+
+export const secretsPath = (namespace: string, name?: string) =>
+  `/api/v1/namespaces/${segment(namespace)}/secrets${name === undefined ? '' : `/${segment(name)}`}`;
+
+export const eventsPath = (namespace: string) => `/api/v1/namespaces/${segment(namespace)}/events`;
