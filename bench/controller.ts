@@ -285,6 +285,16 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
 }
 
+/** CPU seconds used so far by the control plane's kube-apiserver and etcd together (the floor's cost). */
+export function controlPlaneCpuSeconds(pids: Partial<Record<string, number>>): number {
+  let total = 0;
+  for (const component of ['kube-apiserver', 'etcd']) {
+    const pid = pids[component];
+    if (pid !== undefined) total += cpuSeconds(pid);
+  }
+  return total;
+}
+
 /** Resident memory of a process, in MB. */
 export function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
