@@ -31,7 +31,7 @@ describe('parseProcessSettings', () => {
       caNamespace: 'istio-system',
       logLevel: 'info',
       httpPort: 9402,
-      workers: 4,
+      workers: 16,
       resyncPeriodMs: 600_000,
       watchStallTimeoutMs: 300_000,
       rootRotation: { checkIntervalMs: 60_000, propagationDelayMs: 120_000 },

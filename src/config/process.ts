@@ -160,7 +160,7 @@ const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
     flag: 'workers',
     env: 'ALCAZAR_WORKERS',
     value: 'N',
-    default: '4',
+    default: '16',
     description: 'reconciles run in parallel, 1 to 64',
   },
   resyncPeriod: {
