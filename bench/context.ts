@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { ClusterState } from '../test/cluster/controlplane.js';
 import { repoRoot } from '../test/cluster/paths.js';
-import type { Api } from './api.js';
+import { type Api, ApiError } from './api.js';
 import { Controller } from './controller.js';
 import type { BenchOptions } from './options.js';
 import {
@@ -85,7 +85,11 @@ export async function ensureMinted(
 ): Promise<ManagedServiceAccount[]> {
   const serviceAccounts = await ensurePopulation(ctx.api, n, ctx.log);
   await setCertificateAuthority(ctx.api, algorithm);
-  const check = await verifyWorkloadSecrets(ctx.api, serviceAccounts, algorithm);
+  // A fresh control plane has no CA yet: nothing can be valid, mint.
+  const check = await verifyWorkloadSecrets(ctx.api, serviceAccounts, algorithm).catch((err: unknown) => {
+    if (err instanceof ApiError && err.status === 404) return { valid: 0 };
+    throw err;
+  });
   const total = await countWorkloadSecrets(ctx.api);
   if (check.valid === n && total === n) return serviceAccounts;
   ctx.log(`minting ${n} ${algorithm} Secrets first (${check.valid} valid, ${total} present)`);
