@@ -219,7 +219,7 @@ describe('processSettingsHelp', () => {
     ['--ca-namespace=NAME', 'ALCAZAR_CA_NAMESPACE (default: istio-system)'],
     ['--log-level=LEVEL', 'ALCAZAR_LOG_LEVEL (default: info)'],
     ['--http-port=PORT', 'ALCAZAR_HTTP_PORT (default: 9402)'],
-    ['--workers=N', 'ALCAZAR_WORKERS (default: 4)'],
+    ['--workers=N', 'ALCAZAR_WORKERS (default: 16)'],
     ['--resync-period=DURATION', 'ALCAZAR_RESYNC_PERIOD (default: 10m)'],
     ['--watch-stall-timeout=DURATION', 'ALCAZAR_WATCH_STALL_TIMEOUT (default: 5m)'],
     ['--leader-elect', 'ALCAZAR_LEADER_ELECT (default: true)'],

@@ -1,7 +1,6 @@
 // The informers the controllers share: one list+watch per kind, however many
 // controllers subscribe to it.
 import type {
-  CoreV1Api,
   KubeConfig,
   V1ConfigMap,
   V1Namespace,
@@ -10,6 +9,7 @@ import type {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Informer, type WatchEnd } from '../kube/informer.js';
+import { listPage, type RawApi } from '../kube/raw.js';
 import { observeTrustBundle, TRUST_BUNDLE_NAME, type TrustBundleView } from './trust-bundle/observe.js';
 import {
   MANAGED_BY_LABEL,
@@ -24,7 +24,8 @@ import type { NamespaceView, ServiceAccountView } from './workload-secrets/plan.
 
 export interface SharedCachesOptions {
   kubeConfig: KubeConfig;
-  core: CoreV1Api;
+  /** Lists go around client-node's model classes: plain JSON is all the summaries read. */
+  raw: RawApi;
   log: Logger;
   resyncPeriodMs: number;
   stallTimeoutMs: number;
@@ -42,7 +43,7 @@ export class SharedCaches {
   readonly writtenSecrets = new WrittenContents();
 
   constructor(opts: SharedCachesOptions) {
-    const { core } = opts;
+    const { raw } = opts;
     const common = (name: string) => ({
       name,
       kubeConfig: opts.kubeConfig,
@@ -53,14 +54,14 @@ export class SharedCaches {
     });
     this.namespaces = new Informer({
       ...common('namespaces'),
-      source: { watchPath: '/api/v1/namespaces', list: (o) => core.listNamespace(o) },
+      source: { watchPath: '/api/v1/namespaces', list: (o) => listPage(raw, '/api/v1/namespaces', o) },
       summarize: observeNamespace,
     });
     this.serviceAccounts = new Informer({
       ...common('serviceaccounts'),
       source: {
         watchPath: '/api/v1/serviceaccounts',
-        list: (o) => core.listServiceAccountForAllNamespaces(o),
+        list: (o) => listPage(raw, '/api/v1/serviceaccounts', o),
       },
       summarize: observeServiceAccount,
     });
@@ -69,7 +70,7 @@ export class SharedCaches {
       source: {
         watchPath: '/api/v1/secrets',
         labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
-        list: (o) => core.listSecretForAllNamespaces(o),
+        list: (o) => listPage(raw, '/api/v1/secrets', o),
       },
       summarize: (secret) => observeSecret(secret, this.writtenSecrets),
     });
@@ -78,7 +79,7 @@ export class SharedCaches {
       source: {
         watchPath: '/api/v1/configmaps',
         fieldSelector: `metadata.name=${TRUST_BUNDLE_NAME}`,
-        list: (o) => core.listConfigMapForAllNamespaces(o),
+        list: (o) => listPage(raw, '/api/v1/configmaps', o),
       },
       summarize: observeTrustBundle,
     });

@@ -107,7 +107,7 @@ export async function startController(
   });
   const caches = new SharedCaches({
     kubeConfig,
-    core,
+    raw,
     log: log.child({ controller: 'caches' }),
     onWatchRestart: (informer, reason) => metrics.watchRestarted(informer, reason),
     ...timing,

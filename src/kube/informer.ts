@@ -175,10 +175,15 @@ export class Informer<R extends KubernetesObject, T> {
     });
   }
 
-  /** Lists everything, replaces the store, and reports the differences as events. */
+  /**
+   * Lists everything, replaces the store, and reports the differences as events. Each page is
+   * reduced to summaries as it arrives: holding all pages of 10,000 Secrets at once took the
+   * process from ~150 MB to over 330 MB RSS (docs/BENCHMARKS.md), and V8 keeps what it grew.
+   */
   private async relist(): Promise<string> {
     const { source, summarize } = this.opts;
-    const seen = new Map<string, R>();
+    /** Every key listed; the summary only when the object changed since the store's copy. */
+    const seen = new Map<string, { resourceVersion: string; value?: T }>();
     let cont: string | undefined;
     let resourceVersion = '';
     do {
@@ -188,7 +193,12 @@ export class Informer<R extends KubernetesObject, T> {
         labelSelector: source.labelSelector,
         fieldSelector: source.fieldSelector,
       });
-      for (const item of page.items) seen.set(objectKey(item), item);
+      for (const item of page.items) {
+        const key = objectKey(item);
+        const rv = item.metadata?.resourceVersion ?? '';
+        const unchanged = this.store.get(key)?.resourceVersion === rv;
+        seen.set(key, unchanged ? { resourceVersion: rv } : { resourceVersion: rv, value: summarize(item) });
+      }
       cont = page.metadata?._continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (cont);
@@ -199,11 +209,9 @@ export class Informer<R extends KubernetesObject, T> {
         this.notify((h) => h.deleted?.(key, entry.value));
       }
     }
-    for (const [key, obj] of seen) {
-      const rv = obj.metadata?.resourceVersion ?? '';
+    for (const [key, { resourceVersion: rv, value }] of seen) {
+      if (value === undefined) continue;
       const previous = this.store.get(key);
-      if (previous?.resourceVersion === rv) continue;
-      const value = summarize(obj);
       this.store.set(key, { resourceVersion: rv, value });
       if (previous) this.notify((h) => h.updated?.(key, previous.value, value));
       else this.notify((h) => h.added?.(key, value));

@@ -1,5 +1,5 @@
-// JSON requests straight to the API server for the hot write path (workload
-// Secrets, Events). client-node routes every call through node-fetch and its
+// JSON requests straight to the API server for the hot paths (workload
+// Secrets and Events written; the shared caches' lists). client-node routes every call through node-fetch and its
 // generated model serialiser; measured under a cold start that was about a
 // fifth of the controller's CPU per Secret (docs/BENCHMARKS.md). Credentials,
 // TLS options and the keep-alive agent still come from client-node's
@@ -77,6 +77,26 @@ function apiException(code: number, body: unknown, headers: IncomingHttpHeaders)
     if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
   const message = (body as { message?: string } | undefined)?.message ?? String(body ?? '');
   return new ApiException(code, `HTTP-Code: ${code}\nMessage: ${message}`, body, flat);
+}
+
+/** One page of a list, shaped like client-node's (continue token as `_continue`), for an Informer. */
+export async function listPage<R>(
+  raw: RawApi,
+  path: string,
+  opts: { limit: number; _continue?: string; labelSelector?: string; fieldSelector?: string },
+): Promise<{ items: R[]; metadata?: { resourceVersion?: string; _continue?: string } }> {
+  const query = new URLSearchParams({ limit: String(opts.limit) });
+  if (opts._continue) query.set('continue', opts._continue);
+  if (opts.labelSelector) query.set('labelSelector', opts.labelSelector);
+  if (opts.fieldSelector) query.set('fieldSelector', opts.fieldSelector);
+  const page = await raw.request<{
+    items?: R[];
+    metadata?: { resourceVersion?: string; continue?: string };
+  }>('GET', `${path}?${query}`);
+  return {
+    items: page.items ?? [],
+    metadata: { resourceVersion: page.metadata?.resourceVersion, _continue: page.metadata?.continue },
+  };
 }
 
 const segment = encodeURIComponent;

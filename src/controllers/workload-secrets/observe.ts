@@ -68,6 +68,16 @@ function decode(data: Record<string, string> | undefined, key: string): Buffer |
   return value === undefined ? undefined : Buffer.from(value, 'base64');
 }
 
+/**
+ * The bytes in a buffer of their own. Small Buffers are views into shared 8 KB slabs (Node's pool,
+ * or the decoded PEM): a cache entry that kept such a view kept the whole slab alive.
+ */
+function ownCopy(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
+}
+
 /** What observeSecret finds in the data of a Secret alcazar wrote, known without parsing it back. */
 export type WrittenContent = Pick<
   ObservedSecret,
@@ -132,7 +142,7 @@ export function writtenContent(
   return {
     rootBundleHash: authority.rootBundleHash,
     chainHash: authority.chainHash,
-    leafDer,
+    leafDer: ownCopy(leafDer),
     certificate: {
       notBefore: parsed.notBefore.getTime(),
       notAfter: parsed.notAfter.getTime(),
@@ -168,7 +178,7 @@ export function observeSecret(secret: V1Secret, written?: WrittenContents): Obse
     const [leaf, ...rest] = decodeCertificatesPem(chainPem);
     if (!leaf) throw new Error('cert-chain.pem holds no certificate');
     const info = inspectCertificate(leaf);
-    view.leafDer = leaf;
+    view.leafDer = ownCopy(leaf);
     view.chainHash = sha256Hex(rest.length > 0 ? encodeCertificatesPem(rest) : '');
     view.certificate = {
       notBefore: info.notBefore.getTime(),
