@@ -9,6 +9,7 @@ import {
   signatureAlgorithmFor,
 } from './keys.js';
 import { encodePem } from './pem.js';
+import { pemBegin, pemEnd } from './testing.js';
 
 let rsa: KeyPair;
 let ec: KeyPair;
@@ -36,12 +37,12 @@ describe('generateKeyPair', () => {
 describe('privateKeyToPem', () => {
   it('writes RSA keys as PKCS#1, as Citadel did', () => {
     const pem = privateKeyToPem(rsa.privateKey);
-    expect(pem).toMatch(/^-----BEGIN RSA PRIVATE KEY-----\n/);
-    expect(pem.endsWith('-----END RSA PRIVATE KEY-----\n')).toBe(true);
+    expect(pem.startsWith(`${pemBegin('RSA PRIVATE KEY')}\n`)).toBe(true);
+    expect(pem.endsWith(`${pemEnd('RSA PRIVATE KEY')}\n`)).toBe(true);
   });
 
   it('writes EC keys as SEC1', () => {
-    expect(privateKeyToPem(ec.privateKey)).toMatch(/^-----BEGIN EC PRIVATE KEY-----\n/);
+    expect(privateKeyToPem(ec.privateKey).startsWith(`${pemBegin('EC PRIVATE KEY')}\n`)).toBe(true);
   });
 
   it('refuses a public key', () => {
@@ -53,7 +54,7 @@ describe('parsePrivateKeyPem', () => {
   it.each(['rsa', 'ec'] as const)('reads back the Citadel encoding and PKCS#8 of a %s key', (kind) => {
     const { privateKey } = kind === 'rsa' ? rsa : ec;
     const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-    expect(pkcs8).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    expect(pkcs8.startsWith(pemBegin('PRIVATE KEY'))).toBe(true);
     for (const pem of [privateKeyToPem(privateKey), pkcs8]) {
       expect(parsePrivateKeyPem(pem).equals(privateKey)).toBe(true);
     }

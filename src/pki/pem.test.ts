@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { decodeCertificatesPem, decodePem, encodeCertificatesPem, encodePem, PemError } from './pem.js';
+import { pemBegin, pemEnd } from './testing.js';
 
 describe('encodePem', () => {
   it('wraps base64 at 64 characters and ends with a newline', () => {
@@ -48,7 +49,7 @@ describe('decodePem', () => {
     ['just some text', 'no PEM block found'],
     ['-----BEGIN CERTIFICATE-----\nAAAA\n', 'the "CERTIFICATE" block opened on line 1 has no END line'],
     [
-      '-----BEGIN CERTIFICATE-----\nAAAA\n-----END PRIVATE KEY-----\n',
+      `${pemBegin('CERTIFICATE')}\nAAAA\n${pemEnd('PRIVATE KEY')}\n`,
       '"END PRIVATE KEY" closes a "BEGIN CERTIFICATE"',
     ],
     ['-----END CERTIFICATE-----\n', 'END line without a matching BEGIN'],
@@ -58,7 +59,7 @@ describe('decodePem', () => {
     ['-----BEGIN CERTIFICATE----\nAAAA\n-----END CERTIFICATE-----\n', 'malformed BEGIN line'],
     ['-----BEGIN A-----\n-----BEGIN B-----\n', 'BEGIN inside the "A" block'],
     [
-      '-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END RSA PRIVATE KEY-----\n',
+      `${pemBegin('RSA PRIVATE KEY')}\nProc-Type: 4,ENCRYPTED\nAAAA\n${pemEnd('RSA PRIVATE KEY')}\n`,
       'PEM headers',
     ],
   ])('rejects %j with "%s"', (text, message) => {
