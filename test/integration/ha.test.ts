@@ -28,6 +28,15 @@ const electionArgs = (identity: string) => [
 const issuedIn = (proc: ControllerProcess, namespace: string) =>
   proc.lines.filter((l) => l.msg === 'issued workload certificate' && l.namespace === namespace);
 
+const waitForIssueLines = async (proc: ControllerProcess, namespace: string, names: string[], who: string) => {
+  for (const sa of names) {
+    await proc.waitForLog(
+      `the ${who}'s issue for ${sa}`,
+      (l) => l.msg === 'issued workload certificate' && l.namespace === namespace && l.serviceAccount === sa,
+    );
+  }
+};
+
 describe('high availability', () => {
   it('only the leader writes; when it dies the follower takes over, finishes pending work, mints nothing twice', async () => {
     const ca = await createTestNamespace(core, 'ca');
@@ -48,6 +57,8 @@ describe('high availability', () => {
       await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: sa } } });
     }
     await Promise.all(['one', 'two', 'default'].map((sa) => waitForWorkloadSecret(core, ns.name, sa)));
+    // A Secret can be visible before the log line about it arrives: wait for the lines themselves.
+    await waitForIssueLines(leader, ns.name, ['one', 'two', 'default'], 'leader');
     expect(issuedIn(leader, ns.name)).toHaveLength(3);
     expect(issuedIn(follower, ns.name)).toHaveLength(0);
     expect(follower.lines.some((l) => l.msg === 'became leader')).toBe(false);
@@ -59,13 +70,7 @@ describe('high availability', () => {
     }
     await follower.waitForLog('the follower to take over', (l) => l.msg === 'became leader', 20_000);
     await Promise.all(['three', 'four'].map((sa) => waitForWorkloadSecret(core, ns.name, sa)));
-    // A Secret can be visible before the log line about it arrives: wait for the lines themselves.
-    for (const sa of ['three', 'four']) {
-      await follower.waitForLog(
-        `the new leader's issue for ${sa}`,
-        (l) => l.msg === 'issued workload certificate' && l.namespace === ns.name && l.serviceAccount === sa,
-      );
-    }
+    await waitForIssueLines(follower, ns.name, ['three', 'four'], 'new leader');
 
     // Every ServiceAccount got exactly one certificate, across both replicas.
     const perServiceAccount = new Map<string, number>();
