@@ -28,7 +28,12 @@ const electionArgs = (identity: string) => [
 const issuedIn = (proc: ControllerProcess, namespace: string) =>
   proc.lines.filter((l) => l.msg === 'issued workload certificate' && l.namespace === namespace);
 
-const waitForIssueLines = async (proc: ControllerProcess, namespace: string, names: string[], who: string) => {
+const waitForIssueLines = async (
+  proc: ControllerProcess,
+  namespace: string,
+  names: string[],
+  who: string,
+) => {
   for (const sa of names) {
     await proc.waitForLog(
       `the ${who}'s issue for ${sa}`,
