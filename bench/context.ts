@@ -6,6 +6,7 @@ import type { ClusterState } from '../test/cluster/controlplane.js';
 import { repoRoot } from '../test/cluster/paths.js';
 import { type Api, ApiError } from './api.js';
 import { Controller } from './controller.js';
+import type { NodeRuntime } from './node-runtime.js';
 import type { BenchOptions } from './options.js';
 import {
   countWorkloadSecrets,
@@ -26,6 +27,8 @@ export interface BenchContext {
   stamp: string;
   /** Node arguments that start the controller CLI (see prepareEntry). */
   entry: string[];
+  /** How node runs the controller: the image's flags and the Deployment's NODE_OPTIONS (or --node-args). */
+  node: NodeRuntime;
   log: (line: string) => void;
 }
 
@@ -41,6 +44,7 @@ export function startController(
   const controller = new Controller({
     kubeconfig: ctx.state.kubeconfig,
     entry: ctx.entry,
+    node: ctx.node,
     workers: opts.workers,
     args: opts.args,
     cpuProfileDir: profileDir,

@@ -5,6 +5,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../test/cluster/paths.js';
+import type { NodeRuntime } from './node-runtime.js';
 
 export type Runtime = 'built' | 'tsx';
 export type Source = 'head' | 'worktree';
@@ -86,6 +87,8 @@ export interface ControllerOptions {
   kubeconfig: string;
   /** Node arguments that run the CLI: a built main.js, or tsx and src/cli/main.ts. */
   entry: string[];
+  /** node flags and NODE_OPTIONS, as the image and the Deployment set them. */
+  node: NodeRuntime;
   workers?: number;
   args?: string[];
   /** Write a V8 CPU profile of the controller into this directory (on clean exit). */
@@ -126,6 +129,7 @@ export class Controller {
     this.child = spawn(
       process.execPath,
       [
+        ...opts.node.args,
         ...nodeArgs,
         ...opts.entry,
         'controller',
@@ -137,7 +141,11 @@ export class Controller {
         ...(opts.workers ? [`--workers=${opts.workers}`] : []),
         ...(opts.args ?? []),
       ],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NODE_OPTIONS: opts.node.nodeOptions },
+      },
     );
     let buffered = '';
     this.child.stdout!.on('data', (chunk: Buffer) => {

@@ -11,6 +11,7 @@ import { Api } from './api.js';
 import type { BenchContext } from './context.js';
 import { liveControllers, prepareEntry } from './controller.js';
 import { acquireBenchLock } from './lock.js';
+import { describeNodeRuntime, shippedNodeRuntime } from './node-runtime.js';
 import { type BenchOptions, estimateMinutes, parseOptions, USAGE } from './options.js';
 import { installCrds, removeLeftovers } from './population.js';
 import { evaluateTargets, writeDocs } from './report.js';
@@ -122,7 +123,17 @@ async function main(argv: string[]): Promise<number> {
   };
   const stamp = startedAt.replace(/[:.]/g, '-');
   const entry = prepareEntry({ ...opts, stamp, log });
-  const ctx: BenchContext = { api, state, opts, stamp, entry, log };
+  const shipped = shippedNodeRuntime();
+  const node = opts.nodeArgs ? { ...shipped, args: opts.nodeArgs } : shipped;
+  // Only flags that differ from the image make a what-if; the same flags given again measure the image.
+  const nodeOverride =
+    opts.nodeArgs && opts.nodeArgs.join(' ') !== shipped.args.join(' ')
+      ? opts.nodeArgs.join(' ') || 'none'
+      : undefined;
+  log(
+    `controller runs as ${describeNodeRuntime(node)}${nodeOverride ? ' (--node-args, not the image)' : ''}`,
+  );
+  const ctx: BenchContext = { api, state, opts, stamp, entry, node, log };
   log(
     `machine: ${results.machine.cpuModel}, ${results.machine.cores} cores, ${results.machine.memoryGb} GB, node ${results.machine.node}, ` +
       `kubernetes ${version}, load average ${results.machine.loadAverageAtStart.join(' ')}`,
@@ -142,6 +153,11 @@ async function main(argv: string[]): Promise<number> {
         }
         // The floor and the keygen yardstick run no controller: what-ifs and runtimes do not touch them.
         const controllerFree = result.scenario === 'floor' || result.scenario === 'rsa-keygen';
+        if (!controllerFree) result.params.node = describeNodeRuntime(node);
+        if (nodeOverride !== undefined && !controllerFree) {
+          result.params.nodeArgs = nodeOverride;
+          result.key += ` node-args=${nodeOverride}`;
+        }
         if (opts.experiments.length > 0 && !controllerFree) {
           result.params.experiment = opts.experiments.join('+');
           result.key += ` experiment=${opts.experiments.join('+')}`;

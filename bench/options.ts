@@ -29,6 +29,8 @@ export interface BenchOptions {
   keep: boolean;
   /** Preloads from bench/experiments/ that change the controller's behaviour, to measure a what-if. */
   experiments: string[];
+  /** node flags for the controller instead of the Dockerfile ENTRYPOINT's (undefined: the image's). */
+  nodeArgs: string[] | undefined;
   /** Measure the API-server floor with cold mint. */
   floor: boolean;
   profile: boolean;
@@ -63,6 +65,9 @@ export const USAGE = `usage: npm run bench -- [flags]
   --runtime built|tsx      run the controller compiled (like the image; default) or through tsx (like the tests)
   --source head|worktree   benchmark the last commit (default; immune to edits in progress) or src as it is
   --experiment LIST        preload bench/experiments/<name>.ts into the controller: shared-agent, no-events
+  --node-args=TEXT         node flags for the controller instead of the image's (Dockerfile ENTRYPOINT),
+                           space-separated, e.g. --node-args=--optimize-for-size; --node-args= for none.
+                           NODE_OPTIONS always comes from the Deployment
   --profile                run the controller under --cpu-prof and summarise where its time goes
   --keep                   leave the control plane running afterwards
   --no-docs                do not regenerate docs/BENCHMARKS.md
@@ -135,6 +140,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'rotation-n': { type: 'string' },
       profile: { type: 'boolean' },
       experiment: { type: 'string' },
+      'node-args': { type: 'string' },
       runtime: { type: 'string' },
       source: { type: 'string' },
       keep: { type: 'boolean' },
@@ -189,6 +195,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         throw new Error(`--experiment: unknown experiment '${e}' (${EXPERIMENTS.join(', ')})`);
       return e;
     }),
+    nodeArgs: values['node-args']?.split(/\s+/).filter(Boolean),
     floor: !(values['no-floor'] ?? false),
     profile: values.profile ?? false,
     runtime: parseRuntime(values.runtime),

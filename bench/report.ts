@@ -66,9 +66,9 @@ function bestColdMint(
     )[0];
 }
 
-/** Measured as shipped: the built controller, no what-if preloads. */
+/** Measured as shipped: the built controller, no what-if preloads, the image's node flags. */
 export const isBaseline = (s: StoredScenario) =>
-  s.params.experiment === undefined && s.params.runtime === undefined;
+  s.params.experiment === undefined && s.params.runtime === undefined && s.params.nodeArgs === undefined;
 
 export function evaluateTargets(all: StoredScenario[]): TargetResult[] {
   const scenarios = all.filter(isBaseline);
@@ -161,7 +161,12 @@ export function evaluateTargets(all: StoredScenario[]): TargetResult[] {
       results.push({
         target: 'Idle: RSS < 200 MB at N=10,000',
         verdict: at10k ? (rssOk ? 'PASS' : 'MISS') : rssOk ? 'NOT RUN' : 'MISS',
-        measured: `max ${fmt(s.rssMaxMb, 0)} MB, end ${fmt(s.rssEndMb, 0)} MB${size}${at10k ? '' : ' — not at 10,000'}`,
+        measured:
+          `max ${fmt(s.rssMaxMb, 0)} MB, end ${fmt(s.rssEndMb, 0)} MB` +
+          (s.rssStartupMaxMb?.runs
+            ? ` (start-up peak before the window ${fmt(s.rssStartupMaxMb, 0)} MB)`
+            : '') +
+          `${size}${at10k ? '' : ' — not at 10,000'}`,
       });
     } else {
       for (const target of ['Idle: 0 API writes', 'Idle: < 1% of a core', 'Idle: RSS < 200 MB at N=10,000'])
@@ -183,12 +188,17 @@ export function evaluateTargets(all: StoredScenario[]): TargetResult[] {
   return results;
 }
 
+const whatIf = (s: StoredScenario) =>
+  [s.params.experiment, s.params.nodeArgs === undefined ? undefined : `node: ${s.params.nodeArgs}`]
+    .filter((w) => w !== undefined)
+    .join(' + ');
+
 function whatIfTable(all: StoredScenario[]): string[] {
   const rows = all
     .filter((s) => !isBaseline(s) && s.scenario === 'cold-mint')
     .sort(
       (a, b) =>
-        String(a.params.experiment).localeCompare(String(b.params.experiment)) ||
+        whatIf(a).localeCompare(whatIf(b)) ||
         String(a.params.algorithm).localeCompare(String(b.params.algorithm)) ||
         byParam('n')(a, b) ||
         byParam('workers')(a, b),
@@ -201,7 +211,8 @@ function whatIfTable(all: StoredScenario[]): string[] {
     '',
     'The same controller with a preload from bench/experiments/ (`--experiment NAME`): `shared-agent` gives',
     "client-node one keep-alive https.Agent instead of a new one per request; `no-events` answers the controller's",
-    'Event creates locally. They measure what a fix in src/ would buy; they change nothing in src/.',
+    'Event creates locally. They measure what a fix in src/ would buy; they change nothing in src/. `node: …` rows ran',
+    "the controller with other node flags than the image's (`--node-args`).",
     '',
   ];
   const baseline = (s: StoredScenario) =>
@@ -231,7 +242,7 @@ function whatIfTable(all: StoredScenario[]): string[] {
         rows.map((s) => {
           const b = baseline(s);
           return [
-            String(s.params.experiment),
+            whatIf(s),
             String(s.params.algorithm),
             String(s.params.n),
             String(s.params.workers),
@@ -489,6 +500,7 @@ export function renderResults(all: StoredScenario[], history: StoredScenario[] =
           'CPU % of a core',
           'RSS max MB',
           'RSS end MB',
+          'start-up RSS peak MB',
           'startup + first pass s',
           'runs',
           'date',
@@ -501,6 +513,7 @@ export function renderResults(all: StoredScenario[], history: StoredScenario[] =
           fmt(s.summary.cpuPercentOfCore, 2),
           fmt(s.summary.rssMaxMb, 0),
           fmt(s.summary.rssEndMb, 0),
+          fmt(s.summary.rssStartupMaxMb, 0),
           `${fmt(s.summary.startupSeconds, 1)} + ${fmt(s.summary.firstPassSeconds, 1)}`,
           String(s.summary.cpuPercentOfCore?.runs ?? 0),
           dated(s),
