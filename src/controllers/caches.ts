@@ -98,6 +98,12 @@ export class SharedCaches {
     await Promise.all(this.all.map((i) => i.waitForSync()));
   }
 
+  /** Calls `fn` after every complete list of any cache (start, periodic resync, recovery). */
+  onRelisted(fn: (cache: string) => void): void {
+    const names = ['namespaces', 'serviceAccounts', 'workloadSecrets', 'trustBundles'] as const;
+    for (const name of names) this[name].subscribe({ relisted: () => fn(name) });
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.all.map((i) => i.stop()));
   }

@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { AuthorityController, type AuthorityState } from './authority/controller.js';
 import { SharedCaches } from './caches.js';
 import { CertificateAuthorityController } from './certificate-authority/controller.js';
+import { HeapCompactor } from './heap-compactor.js';
 import { ROTATE_REQUEST_ANNOTATION, RootRotationController } from './root-rotation/controller.js';
 import { TrustBundleController } from './trust-bundle/controller.js';
 import { WorkloadSecretsController } from './workload-secrets/controller.js';
@@ -194,6 +195,12 @@ export async function startController(
   );
   workloads.start();
   trustBundles.start();
+  // The start-up burst is over once both first passes are; later bursts are the periodic relists.
+  const compactor = new HeapCompactor({ log: log.child({ subsystem: 'heap' }) });
+  void Promise.all([workloads.queue.whenIdle(), trustBundles.queue.whenIdle()]).then(() => {
+    compactor.request('start-up');
+    caches.onRelisted((cache) => compactor.request(`relist of ${cache}`));
+  });
   await rotation.start();
   // Until now the status would have shown zero counts and no rotation state: one write, now, instead.
   settled = true;
@@ -210,6 +217,7 @@ export async function startController(
       await Promise.all([workloads.stop(), trustBundles.stop()]);
       await Promise.all([authority.stop(), configuration.stop()]);
       await elector?.stop();
+      compactor.stop();
       await caches.stop();
       await http.close();
     },

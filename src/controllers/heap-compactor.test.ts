@@ -1,0 +1,63 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { exposeCollector, HeapCompactor } from './heap-compactor.js';
+
+const log = pino({ level: 'silent' });
+
+describe('exposeCollector', () => {
+  it('finds a full-collection function without --expose-gc, and leaves no global gc behind', () => {
+    expect(typeof exposeCollector()).toBe('function');
+    expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
+  });
+});
+
+describe('HeapCompactor', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('gives back what a burst left unreachable', () => {
+    const compactor = new HeapCompactor({ log });
+    // Built and dropped inside a function: nothing (not even an assertion) keeps it reachable.
+    const burst = () =>
+      Array.from({ length: 300_000 }, (_, i) => ({ id: i, text: `object ${i} of a burst` })).length;
+    expect(burst()).toBe(300_000);
+    const compaction = compactor.compactNow(['test'])!;
+    expect(compaction.reasons).toEqual(['test']);
+    // 300,000 small objects with their strings are well over 10 MB.
+    expect(compaction.heapUsedBeforeBytes - compaction.heapUsedAfterBytes).toBeGreaterThan(10 * 2 ** 20);
+  });
+
+  it('collects once, after requests have stopped for the quiet period, with every reason', () => {
+    vi.useFakeTimers();
+    const collect = vi.fn();
+    const compactor = new HeapCompactor({ log, collect, quietMs: 1_000 });
+    compactor.request('start-up');
+    vi.advanceTimersByTime(600);
+    compactor.request('relist');
+    vi.advanceTimersByTime(600);
+    expect(collect).not.toHaveBeenCalled(); // the second request restarted the quiet period
+    const spy = vi.spyOn(compactor, 'compactNow');
+    vi.advanceTimersByTime(400);
+    expect(collect).toHaveBeenCalledTimes(1);
+    expect(spy).toHaveBeenCalledWith(['start-up', 'relist']);
+    vi.advanceTimersByTime(10_000);
+    expect(collect).toHaveBeenCalledTimes(1);
+  });
+
+  it('does nothing once stopped, or without a collector', () => {
+    vi.useFakeTimers();
+    const collect = vi.fn();
+    const stopped = new HeapCompactor({ log, collect, quietMs: 10 });
+    stopped.request('relist');
+    stopped.stop();
+    stopped.request('relist');
+    vi.advanceTimersByTime(1_000);
+    expect(collect).not.toHaveBeenCalled();
+
+    const none = new HeapCompactor({ log, collect: null, quietMs: 10 });
+    none.request('start-up');
+    vi.advanceTimersByTime(1_000);
+    expect(none.compactNow(['start-up'])).toBeUndefined();
+  });
+});
