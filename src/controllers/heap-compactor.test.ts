@@ -31,7 +31,7 @@ describe('HeapCompactor', () => {
   it('collects once, after requests have stopped for the quiet period, with every reason', () => {
     vi.useFakeTimers();
     const collect = vi.fn();
-    const compactor = new HeapCompactor({ log, collect, quietMs: 1_000 });
+    const compactor = new HeapCompactor({ log, collect, quietMs: 1_000, youngBytes: () => 0 });
     compactor.request('start-up');
     vi.advanceTimersByTime(600);
     compactor.request('relist');
@@ -43,6 +43,32 @@ describe('HeapCompactor', () => {
     expect(spy).toHaveBeenCalledWith(['start-up', 'relist']);
     vi.advanceTimersByTime(10_000);
     expect(collect).toHaveBeenCalledTimes(1);
+  });
+
+  it('tries again after another quiet period while the young generation stays large, at most three times', () => {
+    vi.useFakeTimers();
+    const MB = 2 ** 20;
+    const collect = vi.fn();
+    const young = [32 * MB, 1 * MB];
+    const compactor = new HeapCompactor({
+      log,
+      collect,
+      quietMs: 1_000,
+      youngBytes: () => young.shift() ?? 0,
+    });
+    compactor.request('start-up');
+    vi.advanceTimersByTime(1_000);
+    expect(collect).toHaveBeenCalledTimes(1); // kept 32 MB
+    vi.advanceTimersByTime(1_000);
+    expect(collect).toHaveBeenCalledTimes(2); // released
+    vi.advanceTimersByTime(10_000);
+    expect(collect).toHaveBeenCalledTimes(2);
+
+    const stubborn = vi.fn();
+    const never = new HeapCompactor({ log, collect: stubborn, quietMs: 1_000, youngBytes: () => 32 * MB });
+    never.request('relist');
+    vi.advanceTimersByTime(60_000);
+    expect(stubborn).toHaveBeenCalledTimes(3);
   });
 
   it('does nothing once stopped, or without a collector', () => {
