@@ -99,9 +99,8 @@ export class SharedCaches {
   }
 
   /** Calls `fn` after every complete list of any cache (start, periodic resync, recovery). */
-  onRelisted(fn: (cache: string) => void): void {
-    const names = ['namespaces', 'serviceAccounts', 'workloadSecrets', 'trustBundles'] as const;
-    for (const name of names) this[name].subscribe({ relisted: () => fn(name) });
+  onRelisted(fn: () => void): void {
+    for (const informer of this.all) informer.subscribe({ relisted: fn });
   }
 
   async stop(): Promise<void> {

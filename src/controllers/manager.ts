@@ -199,7 +199,7 @@ export async function startController(
   const compactor = new HeapCompactor({ log: log.child({ subsystem: 'heap' }) });
   void Promise.all([workloads.queue.whenIdle(), trustBundles.queue.whenIdle()]).then(() => {
     compactor.request('start-up');
-    caches.onRelisted((cache) => compactor.request(`relist of ${cache}`));
+    caches.onRelisted(() => compactor.request('relist'));
   });
   await rotation.start();
   // Until now the status would have shown zero counts and no rotation state: one write, now, instead.
