@@ -14,6 +14,8 @@ import {
   parseMicroTime,
   releaseSpec,
   renewalIsFresh,
+  UNSEEN_HOLDER,
+  unseenWrite,
 } from './leader-election.js';
 
 const record = (over: Partial<LeaseRecord> = {}): LeaseRecord => ({
@@ -89,6 +91,32 @@ describe('decideWithoutLease', () => {
   it('re-creates at once a vanished Lease that was ours or released', () => {
     expect(decideWithoutLease(seen('me', 1_000), 1_001, 'me')).toEqual({ kind: 'create' });
     expect(decideWithoutLease(seen('', 1_000), 1_001, 'me')).toEqual({ kind: 'create' });
+  });
+});
+
+describe('unseenWrite', () => {
+  it('binds a Lease that vanished after a conflict for a full lease duration', () => {
+    // Our create got 409 at t=1000, and the Lease was gone when we read it again.
+    const afterConflict = unseenWrite(1_000, 3);
+    expect(decideWithoutLease(afterConflict, 1_001, 'me')).toEqual({
+      kind: 'wait',
+      holder: UNSEEN_HOLDER,
+      expiresAt: 4_000,
+    });
+    expect(decideWithoutLease(afterConflict, 4_000, 'me')).toEqual({ kind: 'create' });
+  });
+
+  it('binds even when what we saw before the conflict had already expired', () => {
+    // Taking over an expired record lost to another candidate; then the Lease vanished.
+    const expired = observe(undefined, lease('5', { holderIdentity: 'other' }), 0, 3);
+    expect(decideWithoutLease(expired, 10_000, 'me').kind).toBe('create');
+    expect(decideWithoutLease(unseenWrite(10_000, 3), 10_001, 'me').kind).toBe('wait');
+  });
+
+  it('gives way to the record the next read finds', () => {
+    const next = observe(unseenWrite(1_000, 3), lease('6', { holderIdentity: 'other' }), 1_200, 3);
+    expect(next.record.holderIdentity).toBe('other');
+    expect(next.observedAt).toBe(1_200);
   });
 });
 

@@ -10,6 +10,9 @@
 //   and gives up `renewDeadline` (< leaseDuration) after that.
 // - Every write carries the resourceVersion it was decided on, so of two
 //   candidates acting on the same record at most one succeeds.
+// - A write that fails with a conflict proves someone else wrote the Lease
+//   just now. Until we read what they wrote, that unseen record binds like any
+//   other: if the Lease is gone when we look again, its writer may still lead.
 // Local durations use a monotonic clock, so a wall-clock step cannot stretch a
 // leader's term; the wall clock appears only in the Lease's timestamps.
 import { performance } from 'node:perf_hooks';
@@ -110,6 +113,27 @@ export function decideWithoutLease(
   if (!previous) return { kind: 'create' };
   const decision = decide(previous.record, previous.observedAt, now, me);
   return decision.kind === 'wait' ? decision : { kind: 'create' };
+}
+
+/** Stands for the holder of a Lease record we know was written but have not read. */
+export const UNSEEN_HOLDER = '(a candidate whose write we have not read)';
+
+/**
+ * What we know after a write failed with a conflict at `now`: someone wrote
+ * the Lease, and their record has to be assumed to hold for a full lease
+ * duration from now. A later read replaces it (its resourceVersion differs).
+ */
+export function unseenWrite(now: number, leaseDurationSeconds: number): Observation {
+  return {
+    lease: {},
+    record: {
+      holderIdentity: UNSEEN_HOLDER,
+      leaseDurationSeconds,
+      leaseTransitions: 0,
+      resourceVersion: '',
+    },
+    observedAt: now,
+  };
 }
 
 /**
@@ -357,6 +381,12 @@ export class LeaderElector {
       } else {
         // Keep the last observation: it binds until it expires.
         decision = decideWithoutLease(this.observation, now, this.identity);
+        if (decision.kind === 'wait') {
+          this.log.debug(
+            { holder: decision.holder, waitMs: Math.round(decision.expiresAt - now) },
+            'lease is gone but its last holder may still lead; waiting',
+          );
+        }
       }
 
       if (decision.kind === 'wait') {
@@ -369,8 +399,10 @@ export class LeaderElector {
         this.renewed(await this.claim(decision, lease), startedAt, decision);
         return;
       } catch (err) {
-        // 409: someone else created or changed the Lease since we read it. Re-read and decide again.
+        // 409: someone else created or changed the Lease since we read it. Re-read and decide again;
+        // should the Lease be gone by then, what they wrote still binds (see unseenWrite).
         if (!isConflict(err)) throw err;
+        this.observation = unseenWrite(this.now(), this.leaseDurationSeconds);
         this.log.debug({ decision: decision.kind, pass }, 'lease changed under us; re-reading');
       }
     }

@@ -1,11 +1,14 @@
 // Leader election against the real apiserver: at most one leader at any
 // sampled moment, a prompt hand-over on stop(), a prompt step-down when the
-// Lease is taken from under the leader, and a take-over only once a crashed
-// leader's lease has expired.
-import { CoordinationV1Api, CoreV1Api, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
+// Lease is taken from under the leader, a take-over only once a crashed
+// leader's lease has expired, and no second leader when the Lease vanishes
+// right after another candidate created it.
+import { CoordinationV1Api, CoreV1Api, KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../src/kube/leader-election.js';
+import { readState } from '../cluster/controlplane.js';
+import { type ApiProxy, startApiProxy } from './support/api-proxy.js';
 import { adminKubeConfig, createTestNamespace, statusCodeOf } from './support/kube.js';
 import { waitFor } from './support/wait.js';
 
@@ -34,6 +37,7 @@ interface Candidate {
 let ns: Awaited<ReturnType<typeof createTestNamespace>>;
 let candidates: Candidate[];
 let logLines: LogLine[];
+let proxies: ApiProxy[];
 const log = pino(
   { level: 'debug' },
   { write: (line: string) => void logLines.push(JSON.parse(line) as LogLine) },
@@ -43,16 +47,21 @@ beforeEach(async () => {
   ns = await createTestNamespace(core, 'leader');
   candidates = [];
   logLines = [];
+  proxies = [];
 });
 afterEach(async () => {
   await Promise.all(candidates.map((c) => c.elector.stop()));
+  await Promise.all(proxies.map((p) => p.close()));
   await ns?.remove();
 });
 
-function candidate(identity: string): Candidate {
+/** A candidate; through `proxy` when given, else straight to the apiserver. */
+function candidate(identity: string, proxy?: ApiProxy): Candidate {
   const calls = { started: 0, stopped: 0 };
+  const kubeConfig = proxy ? new KubeConfig() : adminKubeConfig();
+  if (proxy) kubeConfig.loadFromFile(proxy.kubeconfig);
   const elector = new LeaderElector({
-    kubeConfig: adminKubeConfig(),
+    kubeConfig,
     namespace: ns.name,
     leaseName,
     identity,
@@ -96,6 +105,15 @@ function sampleLeaders(all: Candidate[]) {
 }
 
 const readLease = (): Promise<V1Lease> => leases.readNamespacedLease({ namespace: ns.name, name: leaseName });
+const deleteLease = () => leases.deleteNamespacedLease({ namespace: ns.name, name: leaseName });
+
+async function proxy(): Promise<ApiProxy> {
+  const state = readState();
+  if (!state) throw new Error('no control plane state (ALCAZAR_CLUSTER_DIR)');
+  const p = await startApiProxy(state);
+  proxies.push(p);
+  return p;
+}
 const leaders = (all: Candidate[]) => all.filter((c) => c.elector.isLeader());
 const wallClock = (t: unknown) => Date.parse(String(t));
 const ignore404 = (err: unknown) => {
@@ -256,5 +274,65 @@ describe('leader election on a Lease', () => {
     expect(
       wallClock(lease.spec?.acquireTime) - wallClock(lastRenewal.spec?.renewTime),
     ).toBeGreaterThanOrEqual(timing.leaseDurationMs - clockSlackMs);
+  });
+
+  it('does not create a Lease that vanished right after another candidate created it', async () => {
+    // The race: b finds no Lease; a creates one before b does (b's create gets 409); the Lease is
+    // deleted before b reads it again. b has never seen who holds it, so it must wait for that
+    // unseen holder's lease to expire, not create a Lease of its own while a still leads.
+    // Each candidate talks through a proxy of its own, so the test can order their requests.
+    const [proxyA, proxyB] = [await proxy(), await proxy()];
+    const a = candidate('a', proxyA);
+    await waitFor('a to lead', () => a.elector.isLeader(), { intervalMs: 25 });
+
+    const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${ns.name}/leases`;
+    const steps: string[] = [];
+    let taken: V1Lease | undefined;
+    let conflictAt = 0;
+    proxyB.beforeForward(async (method, path) => {
+      if (!path.startsWith(leasePath)) return;
+      const step = `${steps.length} ${method}`;
+      if (step === '0 GET') {
+        // b's first read finds no Lease; a's requests wait meanwhile (well within its renew deadline).
+        proxyA.hold();
+        taken = await readLease();
+        await deleteLease();
+      } else if (step === '1 POST') {
+        // b's create fails: the Lease is back, held by a, as a's next round would have made it.
+        await leases.createNamespacedLease({
+          namespace: ns.name,
+          body: { metadata: { name: leaseName }, spec: taken?.spec },
+        });
+        conflictAt = Date.now();
+      } else if (step === '2 GET') {
+        // ... and it is deleted again before b reads it. a goes on shortly after.
+        await deleteLease();
+        setTimeout(() => proxyA.release(), 200);
+      } else return;
+      steps.push(step);
+    });
+    const b = candidate('b', proxyB);
+    const sampler = sampleLeaders([a, b]);
+    await waitFor('b to see the Lease created and deleted again', () => steps.length === 3, {
+      timeoutMs: 10_000,
+      intervalMs: 25,
+    });
+    // Past the moment the unseen holder's lease would expire by b's clock.
+    await waitFor('a lease duration after b saw the conflict', () =>
+      Date.now() - conflictAt > timing.leaseDurationMs + timing.retryPeriodMs * 2 ? true : undefined,
+    );
+    const { overlaps, samples } = sampler.stop();
+
+    expect(steps).toEqual(['0 GET', '1 POST', '2 GET']);
+    expect(b.started).toBe(0);
+    expect(a.stopped).toBe(0);
+    expect(a.elector.isLeader()).toBe(true);
+    expect(overlaps).toEqual([]);
+    // b went through the race: its create conflicted, and it then found no Lease and waited.
+    const bLines = logLines.filter((l) => l.identity === 'b').map((l) => l.msg);
+    expect(bLines).toContain('lease changed under us; re-reading');
+    expect(bLines).toContain('lease is gone but its last holder may still lead; waiting');
+    expect(samples).toBeGreaterThan(40);
+    expect((await readLease()).spec?.holderIdentity).toBe('a');
   });
 });

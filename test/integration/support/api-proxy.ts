@@ -1,7 +1,8 @@
 // An HTTPS proxy of our own between the controller and kube-apiserver, so a
 // test can break the connection in ways a real network and a real apiserver
 // do: freeze watch streams (open but silent), hold every request while the
-// apiserver restarts, end watches cleanly, or answer 429/500 for a while.
+// apiserver restarts, end watches cleanly, answer 429/500 for a while, or let
+// the test act (change the cluster) just before a request goes through.
 // It serves with the apiserver's own certificate and forwards as the admin.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
@@ -27,6 +28,9 @@ export interface InjectedFailure {
   /** Stop after refusing this many requests. */
   times?: number;
 }
+
+/** Runs before a request is forwarded; the request waits for it. */
+export type RequestHook = (method: string, path: string) => Promise<void> | void;
 
 export interface ProxyStats {
   requests: number;
@@ -65,6 +69,11 @@ export interface ApiProxy {
   /** Answers every new request with this status until stopFailing(). */
   failWith(failure: InjectedFailure): void;
   stopFailing(): void;
+  /**
+   * Every new request waits for `hook` before it is forwarded (or held); a
+   * hook that throws fails the request with a 502. `undefined` removes it.
+   */
+  beforeForward(hook: RequestHook | undefined): void;
   close(): Promise<void>;
 }
 
@@ -117,6 +126,7 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
   let holding = false;
   let heldRequests: Array<() => void> = [];
   let failure: InjectedFailure | undefined;
+  let requestHook: RequestHook | undefined;
 
   const deliver = (stream: WatchStream, lines: string[]) => {
     if (lines.length === 0) return;
@@ -221,12 +231,19 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
         return;
       }
       const body = Buffer.concat(chunks);
-      if (holding) {
-        stats.held++;
-        heldRequests.push(() => forward(req, body, res));
-        return;
-      }
-      forward(req, body, res);
+      const proceed = () => {
+        if (holding) {
+          stats.held++;
+          heldRequests.push(() => forward(req, body, res));
+          return;
+        }
+        forward(req, body, res);
+      };
+      if (!requestHook) return proceed();
+      Promise.resolve(requestHook(req.method ?? 'GET', req.url ?? '/')).then(proceed, () => {
+        res.writeHead(502, { 'content-type': 'application/json' });
+        res.end(statusBody(502));
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -288,8 +305,12 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
     stopFailing: () => {
       failure = undefined;
     },
+    beforeForward: (hook) => {
+      requestHook = hook;
+    },
     close: async () => {
       failure = undefined;
+      requestHook = undefined;
       holding = false;
       frozen = undefined;
       for (const go of heldRequests.splice(0)) go();
