@@ -35,19 +35,28 @@ export interface StartOptions {
   args?: string[];
   env?: Record<string, string>;
   kubeconfig?: string;
+  /**
+   * Run this program (e.g. the image's ENTRYPOINT and CMD) instead of the
+   * sources through tsx, with only `env` (and PATH) as its environment.
+   */
+  program?: { argv: string[]; cwd: string; env: Record<string, string>; uid?: number; gid?: number };
 }
 
 export async function startController(opts: StartOptions): Promise<ControllerProcess> {
   mkdirSync(testLogDir, { recursive: true });
   const logFile = join(testLogDir, `controller-${process.pid}-${++started}-${Date.now()}.log`);
   const out = createWriteStream(logFile);
-  const child: ChildProcess = spawn(
+  const [command, ...commandArgs] = opts.program?.argv ?? [
     process.execPath,
+    '--import',
+    'tsx',
+    join(repoRoot, 'src', 'cli', 'main.ts'),
+    'controller',
+  ];
+  const child: ChildProcess = spawn(
+    command!,
     [
-      '--import',
-      'tsx',
-      join(repoRoot, 'src', 'cli', 'main.ts'),
-      'controller',
+      ...commandArgs,
       `--kubeconfig=${opts.kubeconfig ?? inject('kubeconfig')}`,
       `--ca-namespace=${opts.caNamespace}`,
       '--log-level=debug',
@@ -55,7 +64,15 @@ export async function startController(opts: StartOptions): Promise<ControllerPro
       '--no-leader-elect',
       ...(opts.args ?? []),
     ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
+    opts.program
+      ? {
+          cwd: opts.program.cwd,
+          uid: opts.program.uid,
+          gid: opts.program.gid,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.program.env, ...opts.env },
+        }
+      : { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
   );
   const lines: LogLine[] = [];
   let buffered = '';
