@@ -64,15 +64,16 @@ export async function startController(opts: StartOptions): Promise<ControllerPro
       '--no-leader-elect',
       ...(opts.args ?? []),
     ],
-    opts.program
-      ? {
-          cwd: opts.program.cwd,
-          uid: opts.program.uid,
-          gid: opts.program.gid,
-          stdio: ['ignore', 'pipe', 'pipe'],
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.program.env, ...opts.env },
-        }
-      : { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
+    {
+      cwd: opts.program?.cwd ?? repoRoot,
+      uid: opts.program?.uid,
+      gid: opts.program?.gid,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...(opts.program ? { PATH: process.env.PATH ?? '/usr/bin:/bin', ...opts.program.env } : process.env),
+        ...opts.env,
+      },
+    },
   );
   const lines: LogLine[] = [];
   let buffered = '';
