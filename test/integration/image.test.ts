@@ -50,7 +50,7 @@ describe('the container image (Dockerfile carried out without a Docker engine)',
     }
     expect(existsSync(inImage('/app/src'))).toBe(false);
     expect(image.user).toEqual({ uid: 65532, gid: 65532 });
-    expect(image.env).toEqual({ NODE_ENV: 'production' });
+    expect(image.env.NODE_ENV).toBe('production');
   });
 
   it('issues certificates as its own user on a tree it cannot write, and releases its Lease on SIGTERM', async () => {
