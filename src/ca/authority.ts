@@ -17,9 +17,7 @@ import {
 
 export type CaMode = 'SelfSigned' | 'PluggedIn';
 
-export const SELF_SIGNED_SECRET = 'istio-ca-secret';
-export const SELF_SIGNED_SECRET_TYPE = 'istio.io/ca-root';
-export const PLUGGED_IN_SECRET = 'cacerts';
+export { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET, SELF_SIGNED_SECRET_TYPE } from '../model/names.js';
 
 export interface SigningAuthority {
   mode: CaMode;

@@ -7,4 +7,4 @@ export const certificateAuthorityResource = {
 } as const;
 
 /** The one CertificateAuthority the CRD admits (its root CEL rule rejects every other name). */
-export const CERTIFICATE_AUTHORITY_NAME = 'default';
+export { CERTIFICATE_AUTHORITY_NAME } from '../model/names.js';

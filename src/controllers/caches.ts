@@ -10,10 +10,9 @@ import type {
 import type { Logger } from 'pino';
 import { Informer, type WatchEnd } from '../kube/informer.js';
 import { listPage, type RawApi } from '../kube/raw.js';
-import { observeTrustBundle, TRUST_BUNDLE_NAME, type TrustBundleView } from './trust-bundle/observe.js';
+import { MANAGED_BY_SELECTOR, TRUST_BUNDLE_NAME } from '../model/names.js';
+import { observeTrustBundle, type TrustBundleView } from './trust-bundle/observe.js';
 import {
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
   type ObservedSecret,
   observeNamespace,
   observeSecret,
@@ -69,7 +68,7 @@ export class SharedCaches {
       ...common('workload secrets'),
       source: {
         watchPath: '/api/v1/secrets',
-        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+        labelSelector: MANAGED_BY_SELECTOR,
         list: (o) => listPage(raw, '/api/v1/secrets', o),
       },
       summarize: (secret) => observeSecret(secret, this.writtenSecrets),

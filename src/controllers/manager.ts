@@ -7,13 +7,14 @@ import type { ProcessSettings } from '../config/process.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { eventsPath, RawApi } from '../kube/raw.js';
+import { ROTATE_REQUEST_ANNOTATION } from '../model/names.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { AuthorityController, type AuthorityState } from './authority/controller.js';
 import { SharedCaches } from './caches.js';
 import { CertificateAuthorityController } from './certificate-authority/controller.js';
 import { HeapCompactor } from './heap-compactor.js';
-import { ROTATE_REQUEST_ANNOTATION, RootRotationController } from './root-rotation/controller.js';
+import { RootRotationController } from './root-rotation/controller.js';
 import { TrustBundleController } from './trust-bundle/controller.js';
 import { WorkloadSecretsController } from './workload-secrets/controller.js';
 

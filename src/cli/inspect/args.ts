@@ -1,6 +1,6 @@
 // The command line of `alcazar inspect`: its usage text, its exit statuses, and parsing its arguments.
 import { parseArgs } from 'node:util';
-import { serviceAccountOfSecret, workloadSecretName } from '../../controllers/workload-secrets/plan.js';
+import { serviceAccountOfSecret, workloadSecretName } from '../../model/names.js';
 
 export const INSPECT_USAGE = `usage: alcazar inspect <namespace>/<serviceaccount> [flags]
        alcazar inspect --secret <namespace>/<secret-name> [flags]

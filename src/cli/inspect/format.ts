@@ -1,5 +1,5 @@
 // Formatting the inspect report: durations, the human text, and the exit status it earns.
-import { workloadSecretName } from '../../controllers/workload-secrets/plan.js';
+import { workloadSecretName } from '../../model/names.js';
 import type { Problem } from '../../pki/index.js';
 import { EXIT } from './args.js';
 import type { ChainCheck, InspectReport } from './report.js';

@@ -7,9 +7,9 @@ import {
   type V1Secret,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
-import { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../ca/authority.js';
-import { CERTIFICATE_AUTHORITY_NAME, certificateAuthorityResource } from '../../config/ca-resource.js';
+import { certificateAuthorityResource } from '../../config/ca-resource.js';
 import { describeApiError, isNotFound } from '../../kube/client.js';
+import { CERTIFICATE_AUTHORITY_NAME, PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../model/names.js';
 import type { InspectTarget } from './args.js';
 
 /** One GET: the object, `undefined` when it does not exist, or why it could not be read. */

@@ -9,7 +9,6 @@ import {
   SELF_SIGNED_SECRET,
   type SigningAuthority,
 } from '../../ca/authority.js';
-import { CERTIFICATE_AUTHORITY_NAME } from '../../config/ca-resource.js';
 import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
 import {
   isOwnedSecret,
@@ -30,6 +29,7 @@ import {
   workloadSecretName,
 } from '../../controllers/workload-secrets/plan.js';
 import { type RenewalPolicy, renewAt } from '../../controllers/workload-secrets/renewal.js';
+import { CERTIFICATE_AUTHORITY_NAME } from '../../model/names.js';
 import {
   type CertificateInfo,
   type ChainVerification,

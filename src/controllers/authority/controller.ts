@@ -20,7 +20,7 @@ import { generateRootData } from '../../ca/self-signed.js';
 import type { CaConfig } from '../../config/ca-spec.js';
 import { describeApiError, isConflict } from '../../kube/client.js';
 import { Informer } from '../../kube/informer.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../workload-secrets/observe.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../model/names.js';
 
 export type AuthorityState =
   | { status: 'ready'; authority: SigningAuthority }

@@ -9,6 +9,12 @@ import { generateRootData } from '../../ca/self-signed.js';
 import type { CaConfig } from '../../config/ca-spec.js';
 import { describeApiError, isConflict } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
+import {
+  HANDLED_REQUEST_ANNOTATION,
+  PHASE_ANNOTATION,
+  PHASE_SINCE_ANNOTATION,
+  STARTED_ANNOTATION,
+} from '../../model/names.js';
 import { decodeCertificatesPem, encodeCertificatesPem } from '../../pki/pem.js';
 import type { AuthorityController } from '../authority/controller.js';
 import {
@@ -20,13 +26,14 @@ import {
   type RotationProgress,
 } from './plan.js';
 
-export const PHASE_ANNOTATION = 'alcazar.dev/rotation-phase';
-export const PHASE_SINCE_ANNOTATION = 'alcazar.dev/rotation-phase-since';
-export const STARTED_ANNOTATION = 'alcazar.dev/rotation-started-at';
-/** The last on-demand request handled, copied from the CertificateAuthority's annotation. */
-export const HANDLED_REQUEST_ANNOTATION = 'alcazar.dev/rotation-request';
-/** Set this annotation on the CertificateAuthority to a new value to rotate the root now. */
-export const ROTATE_REQUEST_ANNOTATION = 'alcazar.dev/rotate-root';
+// Moved to src/model/names.ts; re-exported here for existing imports.
+export {
+  HANDLED_REQUEST_ANNOTATION,
+  PHASE_ANNOTATION,
+  PHASE_SINCE_ANNOTATION,
+  ROTATE_REQUEST_ANNOTATION,
+  STARTED_ANNOTATION,
+} from '../../model/names.js';
 
 const NEXT_CERT = 'next-ca-cert.pem';
 const NEXT_KEY = 'next-ca-key.pem';

@@ -4,11 +4,16 @@
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { apiStatus, isNotFound } from '../../kube/client.js';
 import { WorkQueue } from '../../kube/workqueue.js';
+import {
+  CONFIG_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  TRUST_BUNDLE_KEY,
+  TRUST_BUNDLE_NAME,
+} from '../../model/names.js';
+import { isManagedNamespace } from '../../model/targeting.js';
 import type { ControllerContext } from '../context.js';
 import { startReconcileLoop } from '../reconcile-loop.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../workload-secrets/observe.js';
-import { isManagedNamespace } from '../workload-secrets/targeting.js';
-import { CONFIG_LABEL, TRUST_BUNDLE_KEY, TRUST_BUNDLE_NAME } from './observe.js';
 import { planTrustBundle } from './plan.js';
 
 export type TrustBundleOptions = ControllerContext;

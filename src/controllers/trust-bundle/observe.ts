@@ -1,12 +1,10 @@
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { sha256Hex } from '../../ca/authority.js';
+import { CONFIG_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TRUST_BUNDLE_KEY } from '../../model/names.js';
 import { decodeCertificatesPem, encodeCertificatesPem } from '../../pki/pem.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../workload-secrets/observe.js';
 
-/** The ConfigMap istiod wrote and sidecars read the mesh's roots from. */
-export const TRUST_BUNDLE_NAME = 'istio-ca-root-cert';
-export const TRUST_BUNDLE_KEY = 'root-cert.pem';
-export const CONFIG_LABEL = 'istio.io/config';
+// Moved to src/model/names.ts; re-exported here for existing imports.
+export { CONFIG_LABEL, TRUST_BUNDLE_KEY, TRUST_BUNDLE_NAME } from '../../model/names.js';
 
 export interface TrustBundleView {
   uid: string;

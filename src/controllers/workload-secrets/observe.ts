@@ -4,6 +4,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import { type SigningAuthority, sha256Hex } from '../../ca/authority.js';
+import { DNS_NAMES_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../model/names.js';
 import { parseCertificate } from '../../pki/certificate-parser.js';
 import { decodeSubjectAltName } from '../../pki/extensions.js';
 import {
@@ -17,10 +18,13 @@ import { Oid } from '../../pki/oids.js';
 import { encodeCertificatesPem } from '../../pki/pem.js';
 import type { NamespaceView, SecretView, ServiceAccountView } from './plan.js';
 
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY_VALUE = 'alcazar';
-export const SERVICE_ACCOUNT_ANNOTATION = 'istio.io/service-account.name';
-export const DNS_NAMES_ANNOTATION = 'alcazar.dev/dns-names';
+// Moved to src/model/names.ts; re-exported here for existing imports.
+export {
+  DNS_NAMES_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  SERVICE_ACCOUNT_ANNOTATION,
+} from '../../model/names.js';
 
 const DNS_NAME =
   /^(?=.{1,253}$)(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;

@@ -3,25 +3,21 @@
 
 import type { SigningAuthority } from '../../ca/authority.js';
 import type { CaConfig } from '../../config/ca-spec.js';
+import { DATA_KEYS, spiffeIdFor, WORKLOAD_SECRET_TYPE, workloadSecretName } from '../../model/names.js';
+import { isManagedNamespace, type NamespaceTargeting } from '../../model/targeting.js';
 import { type RenewalPolicy, renewAt } from './renewal.js';
-import type { NamespaceTargeting } from './targeting.js';
-import { isManagedNamespace } from './targeting.js';
 
-export const WORKLOAD_SECRET_TYPE = 'istio.io/key-and-cert';
-export const WORKLOAD_SECRET_PREFIX = 'istio.';
-export const DATA_KEYS = ['cert-chain.pem', 'key.pem', 'root-cert.pem'] as const;
+// Moved to src/model/names.ts; re-exported here for existing imports.
+export {
+  DATA_KEYS,
+  serviceAccountOfSecret,
+  spiffeIdFor,
+  WORKLOAD_SECRET_PREFIX,
+  WORKLOAD_SECRET_TYPE,
+  workloadSecretName,
+} from '../../model/names.js';
+
 const MAX_NAME_LENGTH = 253;
-
-export function workloadSecretName(serviceAccount: string): string {
-  return `${WORKLOAD_SECRET_PREFIX}${serviceAccount}`;
-}
-
-/** The ServiceAccount a workload Secret name belongs to, or undefined for other names. */
-export function serviceAccountOfSecret(secretName: string): string | undefined {
-  return secretName.startsWith(WORKLOAD_SECRET_PREFIX) && secretName.length > WORKLOAD_SECRET_PREFIX.length
-    ? secretName.slice(WORKLOAD_SECRET_PREFIX.length)
-    : undefined;
-}
 
 export interface ServiceAccountView {
   uid: string;
@@ -140,10 +136,6 @@ export function caViewOf(authority: SigningAuthority): CaView {
     rootBundleHash: authority.rootBundleHash,
     chainHash: authority.chainHash,
   };
-}
-
-export function spiffeIdFor(trustDomain: string, namespace: string, serviceAccount: string): string {
-  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
 const sameSet = (a: readonly string[], b: readonly string[]) =>

@@ -1,0 +1,3 @@
+// alcazar's vocabulary: names, labels, annotations and namespace targeting.
+export * from './names.js';
+export * from './targeting.js';
