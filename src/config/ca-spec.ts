@@ -8,10 +8,11 @@
  * both sides default the same way.
  */
 import { z } from 'zod';
+import { DEFAULT_KEY_ALGORITHM, KEY_ALGORITHM_NAMES } from '../pki/key-algorithms.js';
 import { tryParseDuration } from './duration.js';
 import { formatIssues } from './issues.js';
 
-export const keyAlgorithmSchema = z.enum(['ECDSA_P256', 'RSA_2048']);
+export const keyAlgorithmSchema = z.enum(KEY_ALGORITHM_NAMES);
 export type KeyAlgorithm = z.infer<typeof keyAlgorithmSchema>;
 
 export const rootCaModeSchema = z.enum(['SelfSigned', 'PluggedIn']);
@@ -64,7 +65,7 @@ const namespaceNameSchema = z
 const workloadCertificatesSchema = z
   .object({
     ttl: durationString('positive').default('2160h'),
-    keyAlgorithm: keyAlgorithmSchema.default('ECDSA_P256'),
+    keyAlgorithm: keyAlgorithmSchema.default(DEFAULT_KEY_ALGORITHM),
     gracePeriodRatio: lifetimeShare.default(0.5),
     minGracePeriod: durationString('nonNegative').default('10m'),
     clockSkewAllowance: durationString('nonNegative').default('5m'),
@@ -83,7 +84,7 @@ const workloadCertificatesSchema = z
 
 const selfSignedRootSchema = z.object({
   ttl: durationString('positive').default('87600h'),
-  keyAlgorithm: keyAlgorithmSchema.default('ECDSA_P256'),
+  keyAlgorithm: keyAlgorithmSchema.default(DEFAULT_KEY_ALGORITHM),
   rotationThreshold: lifetimeShare.default(0.2),
 });
 

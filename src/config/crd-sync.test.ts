@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadAll } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_KEY_ALGORITHM, KEY_ALGORITHM_NAMES } from '../pki/key-algorithms.js';
 import { CERTIFICATE_AUTHORITY_NAME, certificateAuthorityResource } from './ca-resource.js';
 import { certificateAuthoritySpecSchema, keyAlgorithmSchema, rootCaModeSchema } from './ca-spec.js';
 import { tryParseDuration } from './duration.js';
@@ -207,6 +208,13 @@ describe('the CertificateAuthority CRD', () => {
     expect(child(specSchema, 'workloadCertificates.keyAlgorithm').enum).toEqual(keyAlgorithmSchema.options);
     expect(child(specSchema, 'rootCA.selfSigned.keyAlgorithm').enum).toEqual(keyAlgorithmSchema.options);
     expect(child(specSchema, 'rootCA.mode').enum).toEqual(rootCaModeSchema.options);
+  });
+
+  it('offers every key algorithm of the registry, and its default', () => {
+    for (const path of ['workloadCertificates.keyAlgorithm', 'rootCA.selfSigned.keyAlgorithm']) {
+      expect(child(specSchema, path).enum).toEqual(KEY_ALGORITHM_NAMES);
+      expect(child(specSchema, path).default).toBe(DEFAULT_KEY_ALGORITHM);
+    }
   });
 
   it.each([

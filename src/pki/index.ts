@@ -15,6 +15,12 @@ export { type CertificateInput, CertificateParseError, certificateDerOf } from '
 export type { KeyUsageName } from './extensions.js';
 export { type CertificateInfo, inspectCertificate } from './inspect.js';
 export {
+  CURVES,
+  DEFAULT_KEY_ALGORITHM,
+  KEY_ALGORITHM_NAMES,
+  KEY_ALGORITHMS,
+} from './key-algorithms.js';
+export {
   generateKeyPair,
   type KeyAlgorithm,
   KeyError,

@@ -8,11 +8,17 @@ import {
   generateKeyPair as generateNodeKeyPair,
   type KeyObject,
 } from 'node:crypto';
-import { nullValue, objectIdentifier, sequence } from './der.js';
-import { Oid } from './oids.js';
+import {
+  CURVES,
+  KEY_ALGORITHM_NAMES,
+  KEY_ALGORITHMS,
+  type KeyAlgorithm,
+  SIGNATURE_ALGORITHMS,
+  type SignatureAlgorithm,
+} from './key-algorithms.js';
 import { decodePem } from './pem.js';
 
-export type KeyAlgorithm = 'ECDSA_P256' | 'RSA_2048';
+export type { KeyAlgorithm, SignatureAlgorithm } from './key-algorithms.js';
 
 export interface KeyPair {
   privateKey: KeyObject;
@@ -29,17 +35,15 @@ export function generateKeyPair(algorithm: KeyAlgorithm): Promise<KeyPair> {
       if (error) reject(error);
       else resolve({ privateKey, publicKey });
     };
-    if (algorithm === 'ECDSA_P256') generateNodeKeyPair('ec', { namedCurve: 'prime256v1' }, done);
-    else generateNodeKeyPair('rsa', { modulusLength: 2048, publicExponent: 0x10001 }, done);
+    const { generation } = KEY_ALGORITHMS[algorithm];
+    if (generation.type === 'ec') generateNodeKeyPair('ec', generation.options, done);
+    else generateNodeKeyPair('rsa', generation.options, done);
   });
 }
 
 /** Which of alcazar's algorithms a key (private or public) uses; 'other' for anything else (RSA-4096, P-384…). */
 export function keyAlgorithmOf(key: KeyObject): KeyAlgorithm | 'other' {
-  const details = key.asymmetricKeyDetails;
-  if (key.asymmetricKeyType === 'rsa' && details?.modulusLength === 2048) return 'RSA_2048';
-  if (key.asymmetricKeyType === 'ec' && details?.namedCurve === 'prime256v1') return 'ECDSA_P256';
-  return 'other';
+  return KEY_ALGORITHM_NAMES.find((name) => KEY_ALGORITHMS[name].matches(key)) ?? 'other';
 }
 
 /**
@@ -96,33 +100,6 @@ export function publicKeyOf(key: KeyObject): KeyObject {
   return key.type === 'private' ? createPublicKey(key) : key;
 }
 
-export interface SignatureAlgorithm {
-  name: 'sha256WithRSAEncryption' | 'ecdsa-with-SHA256' | 'ecdsa-with-SHA384';
-  /** The digest passed to crypto.sign. */
-  hash: 'sha256' | 'sha384';
-  /** The DER AlgorithmIdentifier placed in certificates. */
-  identifierDer: Buffer;
-}
-
-// RFC 4055 gives RSA signature algorithms an explicit NULL parameter; RFC 5758 gives ECDSA ones none.
-const SIGNATURE_ALGORITHMS = {
-  rsa: {
-    name: 'sha256WithRSAEncryption',
-    hash: 'sha256',
-    identifierDer: sequence(objectIdentifier(Oid.sha256WithRSAEncryption), nullValue()),
-  },
-  p256: {
-    name: 'ecdsa-with-SHA256',
-    hash: 'sha256',
-    identifierDer: sequence(objectIdentifier(Oid.ecdsaWithSHA256)),
-  },
-  p384: {
-    name: 'ecdsa-with-SHA384',
-    hash: 'sha384',
-    identifierDer: sequence(objectIdentifier(Oid.ecdsaWithSHA384)),
-  },
-} as const satisfies Record<string, SignatureAlgorithm>;
-
 /**
  * The algorithm a key signs certificates with: RSA (any size) → sha256WithRSAEncryption, P-256 →
  * ecdsa-with-SHA256, P-384 → ecdsa-with-SHA384 (so plugged-in P-384 CAs work too).
@@ -131,8 +108,8 @@ export function signatureAlgorithmFor(key: KeyObject): SignatureAlgorithm {
   if (key.asymmetricKeyType === 'rsa') return SIGNATURE_ALGORITHMS.rsa;
   if (key.asymmetricKeyType === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (curve === 'prime256v1') return SIGNATURE_ALGORITHMS.p256;
-    if (curve === 'secp384r1') return SIGNATURE_ALGORITHMS.p384;
+    const known = CURVES.find((c) => c.nodeName === curve);
+    if (known) return known.signature;
     throw new KeyError(`cannot sign with an EC key on curve ${curve}; P-256 and P-384 are supported`);
   }
   throw new KeyError(`cannot sign with a ${key.asymmetricKeyType} key; RSA and EC keys are supported`);

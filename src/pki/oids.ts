@@ -5,6 +5,12 @@ export const Oid = {
   ecdsaWithSHA256: '1.2.840.10045.4.3.2',
   ecdsaWithSHA384: '1.2.840.10045.4.3.3',
 
+  // public key algorithms and named curves
+  rsaEncryption: '1.2.840.113549.1.1.1',
+  ecPublicKey: '1.2.840.10045.2.1',
+  prime256v1: '1.2.840.10045.3.1.7',
+  secp384r1: '1.3.132.0.34',
+
   // name attributes
   commonName: '2.5.4.3',
   serialNumber: '2.5.4.5',

@@ -8,13 +8,8 @@
  */
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { bitString, nullValue, objectIdentifier, sequence, unsignedInteger } from './der.js';
-
-const RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
-const EC_PUBLIC_KEY = '1.2.840.10045.2.1';
-const CURVES: Record<string, string> = {
-  'P-256': '1.2.840.10045.3.1.7',
-  'P-384': '1.3.132.0.34',
-};
+import { CURVES } from './key-algorithms.js';
+import { Oid } from './oids.js';
 
 export function subjectPublicKeyInfoDer(publicKey: KeyObject): Buffer {
   if (publicKey.asymmetricKeyType === 'rsa' || publicKey.asymmetricKeyType === 'ec') {
@@ -28,13 +23,13 @@ function fromJwk(jwk: JsonWebKey): Buffer | undefined {
   const bytes = (base64url: unknown) => Buffer.from(String(base64url), 'base64url');
   if (jwk.kty === 'RSA' && jwk.n !== undefined && jwk.e !== undefined) {
     const rsaPublicKey = sequence(unsignedInteger(bytes(jwk.n)), unsignedInteger(bytes(jwk.e)));
-    return sequence(sequence(objectIdentifier(RSA_ENCRYPTION), nullValue()), bitString(rsaPublicKey));
+    return sequence(sequence(objectIdentifier(Oid.rsaEncryption), nullValue()), bitString(rsaPublicKey));
   }
-  const curve = jwk.kty === 'EC' && typeof jwk.crv === 'string' ? CURVES[jwk.crv] : undefined;
+  const curve = jwk.kty === 'EC' ? CURVES.find((c) => c.jwkName === jwk.crv)?.oid : undefined;
   if (curve !== undefined && jwk.x !== undefined && jwk.y !== undefined) {
     // SEC1 uncompressed point; JWK coordinates are already padded to the field size.
     const point = Buffer.concat([Buffer.from([0x04]), bytes(jwk.x), bytes(jwk.y)]);
-    return sequence(sequence(objectIdentifier(EC_PUBLIC_KEY), objectIdentifier(curve)), bitString(point));
+    return sequence(sequence(objectIdentifier(Oid.ecPublicKey), objectIdentifier(curve)), bitString(point));
   }
   return undefined;
 }
