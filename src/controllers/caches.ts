@@ -8,6 +8,7 @@ import type {
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { Clock } from '../kube/clock.js';
 import { Informer, type WatchEnd } from '../kube/informer.js';
 import { listPage, type RawApi } from '../kube/raw.js';
 import { MANAGED_BY_SELECTOR, TRUST_BUNDLE_NAME } from '../model/names.js';
@@ -29,6 +30,7 @@ export interface SharedCachesOptions {
   resyncPeriodMs: number;
   stallTimeoutMs: number;
   onWatchRestart?: (informer: string, reason: WatchEnd) => void;
+  clock?: Clock;
 }
 
 export class SharedCaches {
@@ -49,6 +51,7 @@ export class SharedCaches {
       log: opts.log,
       resyncPeriodMs: opts.resyncPeriodMs,
       stallTimeoutMs: opts.stallTimeoutMs,
+      clock: opts.clock,
       onWatchRestart: (reason: WatchEnd) => opts.onWatchRestart?.(name, reason),
     });
     this.namespaces = new Informer({

@@ -8,6 +8,7 @@
 import { type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError } from './client.js';
+import { type Clock, sleep, systemClock } from './clock.js';
 
 export interface ListPage<R> {
   items: R[];
@@ -29,6 +30,27 @@ export interface InformerSource<R extends KubernetesObject> {
   fieldSelector?: string;
 }
 
+/** Where watch events come from: the API server (kubeWatchSource), or an in-memory fake in tests. */
+export interface WatchSource {
+  /**
+   * Opens a watch on `path`. `onEvent` gets each event (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR);
+   * `done` is called once when the watch ends, with the error if it failed. Resolves with a way to
+   * end it from this side.
+   */
+  watch(
+    path: string,
+    params: Record<string, string | number | boolean | undefined>,
+    // biome-ignore lint/suspicious/noExplicitAny: events carry objects or a Status
+    onEvent: (phase: string, obj: any) => void,
+    done: (err?: unknown) => void,
+  ): Promise<{ abort(): void }>;
+}
+
+/** Watches through client-node. */
+export function kubeWatchSource(kubeConfig: KubeConfig): WatchSource {
+  return { watch: (path, params, onEvent, done) => new Watch(kubeConfig).watch(path, params, onEvent, done) };
+}
+
 export interface InformerHandlers<T> {
   added?(key: string, value: T): void;
   updated?(key: string, previous: T, value: T): void;
@@ -39,8 +61,11 @@ export interface InformerHandlers<T> {
 
 export interface InformerOptions<R extends KubernetesObject, T> {
   name: string;
-  kubeConfig: KubeConfig;
+  /** For the default watch source; not needed when `watch` is given. */
+  kubeConfig?: KubeConfig;
   source: InformerSource<R>;
+  watch?: WatchSource;
+  clock?: Clock;
   /** Reduces an object to what decisions need; the store holds only this. */
   summarize: (obj: R) => T;
   /** First subscriber; more can be added with subscribe() before start(). */
@@ -75,9 +100,15 @@ export class Informer<R extends KubernetesObject, T> {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly subscribers: InformerHandlers<T>[] = [];
+  private readonly clock: Clock;
+  private readonly watchSource: WatchSource;
 
   constructor(private readonly opts: InformerOptions<R, T>) {
     if (opts.handlers) this.subscribers.push(opts.handlers);
+    this.clock = opts.clock ?? systemClock;
+    if (!opts.watch && !opts.kubeConfig)
+      throw new Error(`informer ${opts.name}: a kubeConfig or a watch source`);
+    this.watchSource = opts.watch ?? kubeWatchSource(opts.kubeConfig!);
   }
 
   /** Adds handlers; a late subscriber is told about every object already in the store. */
@@ -137,7 +168,7 @@ export class Informer<R extends KubernetesObject, T> {
         if (resourceVersion === undefined) {
           resourceVersion = await this.relist();
         }
-        const resyncAt = Date.now() + jitter(this.opts.resyncPeriodMs);
+        const resyncAt = this.clock.now() + jitter(this.opts.resyncPeriodMs);
         let end: WatchEnd;
         do {
           const result = await this.watchOnce(resourceVersion, resyncAt);
@@ -166,12 +197,8 @@ export class Informer<R extends KubernetesObject, T> {
   }
 
   private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
+    return sleep(this.clock, ms, (end) => {
+      this.wake = end;
     });
   }
 
@@ -255,37 +282,40 @@ export class Informer<R extends KubernetesObject, T> {
     resourceVersion: string,
     resyncAt: number,
   ): Promise<{ end: WatchEnd; resourceVersion: string }> {
-    const { source, kubeConfig, stallTimeoutMs } = this.opts;
+    const { source, stallTimeoutMs } = this.opts;
+    const { clock } = this;
     return new Promise((resolve, reject) => {
       let latest = resourceVersion;
-      let lastActivity = Date.now();
+      let lastActivity = clock.now();
       let end: WatchEnd | undefined;
-      let controller: AbortController | undefined;
+      let controller: { abort(): void } | undefined;
       let settled = false;
       const finish = (why: WatchEnd, err?: unknown) => {
         if (settled) return;
         settled = true;
-        clearInterval(watchdog);
+        watchdog.cancel();
         this.abortCurrent = undefined;
         controller?.abort();
         if (err !== undefined && why === 'error') reject(err);
         else resolve({ end: why, resourceVersion: latest });
       };
-      const watchdog = setInterval(
-        () => {
-          if (Date.now() >= resyncAt) {
-            end = 'resync';
-            finish('resync');
-          } else if (Date.now() - lastActivity > stallTimeoutMs) {
-            end = 'stalled';
-            finish('stalled');
-          }
-        },
-        Math.max(Math.min(stallTimeoutMs / 4, 5_000), 20),
-      );
+      const checkEvery = Math.max(Math.min(stallTimeoutMs / 4, 5_000), 20);
+      let watchdog = { cancel: () => {} };
+      const check = () => {
+        if (clock.now() >= resyncAt) {
+          end = 'resync';
+          finish('resync');
+        } else if (clock.now() - lastActivity > stallTimeoutMs) {
+          end = 'stalled';
+          finish('stalled');
+        } else {
+          watchdog = clock.setTimer(check, checkEvery);
+        }
+      };
+      watchdog = clock.setTimer(check, checkEvery);
       this.abortCurrent = () => finish(this.stopped ? 'stopped' : 'resync');
 
-      new Watch(kubeConfig)
+      this.watchSource
         .watch(
           source.watchPath,
           {
@@ -297,7 +327,7 @@ export class Informer<R extends KubernetesObject, T> {
             fieldSelector: source.fieldSelector,
           },
           (phase: string, obj: R & { code?: number; message?: string }) => {
-            lastActivity = Date.now();
+            lastActivity = clock.now();
             if (settled) return;
             if (phase === 'ERROR') {
               end = 'expired';

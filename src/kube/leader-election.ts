@@ -15,7 +15,6 @@
 //   other: if the Lease is gone when we look again, its writer may still lead.
 // Local durations use a monotonic clock, so a wall-clock step cannot stretch a
 // leader's term; the wall clock appears only in the Lease's timestamps.
-import { performance } from 'node:perf_hooks';
 import {
   type ConfigurationOptions,
   CoordinationV1Api,
@@ -30,6 +29,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, isConflict, isNotFound } from './client.js';
+import { type Clock, sleep, systemClock, type Timer } from './clock.js';
 
 export interface LeaderElectionOptions {
   /** Used through `makeApiClient(CoordinationV1Api)`. */
@@ -49,6 +49,8 @@ export interface LeaderElectionOptions {
   onStoppedLeading?: () => void;
   /** Monotonic milliseconds for local durations; injected by tests. */
   now?: () => number;
+  /** Timers and the wall clock of the Lease's timestamps; `now`, when given, wins for durations. */
+  clock?: Clock;
 }
 
 /** What the decisions need from a Lease; times in wall-clock milliseconds. */
@@ -258,6 +260,7 @@ export class LeaderElector {
   private readonly api: CoordinationV1Api;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly leaseDurationSeconds: number;
   private readonly requestOptions: ConfigurationOptions;
 
@@ -273,7 +276,7 @@ export class LeaderElector {
   private stopping = false;
   private stopped: Promise<void> | undefined;
   private wake: (() => void) | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: Timer | undefined;
   private leaderWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
 
   constructor(private readonly opts: LeaderElectionOptions) {
@@ -286,7 +289,8 @@ export class LeaderElector {
     this.identity = opts.identity;
     this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
     this.log = opts.log.child({ lease: `${opts.namespace}/${opts.leaseName}`, identity: opts.identity });
-    this.now = opts.now ?? (() => performance.now());
+    this.clock = opts.clock ?? systemClock;
+    this.now = opts.now ?? (() => this.clock.monotonic());
     this.leaseDurationSeconds = leaseDurationSecondsFor(opts.leaseDurationMs);
     this.requestOptions = abortAfter(opts.renewDeadlineMs);
   }
@@ -411,7 +415,7 @@ export class LeaderElector {
   /** Creates the Lease for us, or replaces the one we read (409 if it changed since). */
   private claim(decision: Exclude<LeaseDecision, { kind: 'wait' }>, lease: V1Lease | undefined) {
     const { namespace, leaseName: name } = this.opts;
-    const spec = claimSpec(decision, lease?.spec, this.identity, this.leaseDurationSeconds, Date.now());
+    const spec = claimSpec(decision, lease?.spec, this.identity, this.leaseDurationSeconds, this.clock.now());
     if (decision.kind === 'create' || !lease) {
       const metadata = { name, namespace };
       return this.api.createNamespacedLease(
@@ -486,12 +490,11 @@ export class LeaderElector {
     this.clearDeadlineTimer();
     if (this.lastRenewAt === undefined) return;
     const wait = this.lastRenewAt + this.opts.renewDeadlineMs - this.now();
-    this.deadlineTimer = setTimeout(() => this.checkDeadline(), Math.max(0, wait));
-    this.deadlineTimer.unref();
+    this.deadlineTimer = this.clock.setTimer(() => this.checkDeadline(), Math.max(0, wait));
   }
 
   private clearDeadlineTimer(): void {
-    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer?.cancel();
     this.deadlineTimer = undefined;
   }
 
@@ -501,7 +504,11 @@ export class LeaderElector {
     const { namespace, leaseName: name } = this.opts;
     try {
       await this.api.replaceNamespacedLease(
-        { namespace, name, body: { ...observed.lease, spec: releaseSpec(observed.lease.spec, Date.now()) } },
+        {
+          namespace,
+          name,
+          body: { ...observed.lease, spec: releaseSpec(observed.lease.spec, this.clock.now()) },
+        },
         this.requestOptions,
       );
       this.observation = undefined;
@@ -537,13 +544,8 @@ export class LeaderElector {
   }
 
   private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
+    return sleep(this.clock, ms, (end) => {
+      this.wake = end;
     });
   }
 }

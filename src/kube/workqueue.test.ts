@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FakeClock } from './fake-clock.js';
 import { runWorkers, WorkQueue } from './workqueue.js';
 
 describe('WorkQueue', () => {
@@ -157,5 +158,30 @@ describe('runWorkers', () => {
     expect(overlapSameKey).toBe(false);
     expect(maxParallel).toBe(4);
     expect(handled).toBe(8);
+  });
+});
+
+describe('WorkQueue on an injected clock', () => {
+  it('hands out a key scheduled with addAfter when the fake clock reaches it, not before', async () => {
+    const clock = new FakeClock();
+    const q = new WorkQueue({ clock });
+    q.addAfter('renew', 60_000);
+    expect(q.scheduledAt('renew')).toBe(clock.now() + 60_000);
+    await clock.advance(59_999);
+    expect(q.depth).toBe(0);
+    await clock.advance(1);
+    expect(q.depth).toBe(1);
+    expect(await q.get()).toBe('renew');
+  });
+
+  it('backs a failing key off on the same clock', async () => {
+    const clock = new FakeClock();
+    const q = new WorkQueue({ clock, baseRetryDelayMs: 1_000 });
+    expect(q.addRateLimited('k')).toBe(1_000);
+    expect(q.addRateLimited('k')).toBe(2_000);
+    await clock.advance(999);
+    expect(q.depth).toBe(0);
+    await clock.advance(1);
+    expect(q.depth).toBe(1);
   });
 });

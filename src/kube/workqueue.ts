@@ -5,6 +5,7 @@
 // - delayed adds keep the earliest deadline per key;
 // - failures back off exponentially per key until `forget`;
 // - urgent keys (e.g. certificates already expired) are handed out first.
+import { type Clock, systemClock, type Timer } from './clock.js';
 
 /** A FIFO with O(1) push and shift. */
 class Fifo {
@@ -26,15 +27,14 @@ class Fifo {
   }
 }
 
-/** setTimeout cannot wait longer than this; longer delays fire early and re-arm. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 export interface WorkQueueOptions {
   /** First retry delay after a failure. */
   baseRetryDelayMs?: number;
   /** Upper bound for a retry delay. */
   maxRetryDelayMs?: number;
   /** Injected clock, for tests. */
+  clock?: Clock;
+  /** Only the time of day from a clock (older tests); `clock` wins. */
   now?: () => number;
 }
 
@@ -45,19 +45,19 @@ export class WorkQueue {
   private waiting = 0;
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
-  private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly delayed = new Map<string, { at: number; timer: Timer }>();
   private readonly failures = new Map<string, number>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private idleWaiters: Array<() => void> = [];
   private shuttingDown = false;
   private readonly baseRetryDelayMs: number;
   private readonly maxRetryDelayMs: number;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(opts: WorkQueueOptions = {}) {
     this.baseRetryDelayMs = opts.baseRetryDelayMs ?? 100;
     this.maxRetryDelayMs = opts.maxRetryDelayMs ?? 5 * 60_000;
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? (opts.now ? { ...systemClock, now: opts.now } : systemClock);
   }
 
   /** Keys waiting to be handed to a worker (not counting delayed ones). */
@@ -105,10 +105,10 @@ export class WorkQueue {
       this.add(key);
       return;
     }
-    const at = this.now() + delayMs;
+    const at = this.clock.now() + delayMs;
     const existing = this.delayed.get(key);
     if (existing && existing.at <= at) return;
-    if (existing) clearTimeout(existing.timer);
+    existing?.timer.cancel();
     this.arm(key, at);
   }
 
@@ -118,16 +118,17 @@ export class WorkQueue {
   }
 
   private arm(key: string, at: number): void {
-    const wait = Math.min(Math.max(at - this.now(), 0), MAX_TIMER_MS);
-    const timer = setTimeout(() => {
-      if (this.now() < at) {
-        this.arm(key, at); // long delay: re-arm for the rest
-        return;
-      }
-      this.delayed.delete(key);
-      this.add(key);
-    }, wait);
-    timer.unref();
+    const timer = this.clock.setTimer(
+      () => {
+        if (this.clock.now() < at) {
+          this.arm(key, at); // the clock was behind the timer: wait for the rest
+          return;
+        }
+        this.delayed.delete(key);
+        this.add(key);
+      },
+      Math.max(at - this.clock.now(), 0),
+    );
     this.delayed.set(key, { at, timer });
   }
 
@@ -187,7 +188,7 @@ export class WorkQueue {
 
   shutDown(): void {
     this.shuttingDown = true;
-    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    for (const { timer } of this.delayed.values()) timer.cancel();
     this.delayed.clear();
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
   }
