@@ -1,17 +1,42 @@
 // The informers the controllers share: one list+watch per kind, however many
-// controllers subscribe to it.
+// controllers subscribe to it, plus the state controllers derive from them
+// (shared-state.ts). Controllers meet only here: each subscribes to what it
+// watches and enqueues keys of its own.
 import type {
   KubeConfig,
+  KubernetesObject,
   V1ConfigMap,
   V1Namespace,
   V1Secret,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { certificateAuthorityResource } from '../config/ca-resource.js';
+import { isNotFound } from '../kube/client.js';
 import type { Clock } from '../kube/clock.js';
-import { Informer, type WatchEnd } from '../kube/informer.js';
-import { listPage, type RawApi } from '../kube/raw.js';
-import { MANAGED_BY_SELECTOR, TRUST_BUNDLE_NAME } from '../model/names.js';
+import {
+  Informer,
+  kubeWatchSource,
+  type ListOptions,
+  type ListPage,
+  type WatchEnd,
+  type WatchSource,
+} from '../kube/informer.js';
+import { type ApiRequester, clusterCustomObjectPath, listPage } from '../kube/raw.js';
+import {
+  CERTIFICATE_AUTHORITY_NAME,
+  MANAGED_BY_SELECTOR,
+  PLUGGED_IN_SECRET,
+  SELF_SIGNED_SECRET,
+  TRUST_BUNDLE_NAME,
+} from '../model/names.js';
+import { type CaSecretView, caSecretView } from './authority/state.js';
+import {
+  type CaResourceView,
+  type CertificateAuthorityObject,
+  caResourceView,
+} from './certificate-authority/view.js';
+import { SharedState } from './shared-state.js';
 import { observeTrustBundle, type TrustBundleView } from './trust-bundle/observe.js';
 import {
   type ObservedSecret,
@@ -23,14 +48,18 @@ import {
 import type { NamespaceView, ServiceAccountView } from './workload-secrets/plan.js';
 
 export interface SharedCachesOptions {
-  kubeConfig: KubeConfig;
+  /** For the default watch source; not needed when `watch` is given. */
+  kubeConfig?: KubeConfig;
   /** Lists go around client-node's model classes: plain JSON is all the summaries read. */
-  raw: RawApi;
+  raw: ApiRequester;
   log: Logger;
   resyncPeriodMs: number;
   stallTimeoutMs: number;
   onWatchRestart?: (informer: string, reason: WatchEnd) => void;
   clock?: Clock;
+  /** Where the CA Secrets live; without it the CA-side informers watch nothing. */
+  caNamespace?: string;
+  watch?: WatchSource;
 }
 
 export class SharedCaches {
@@ -40,31 +69,43 @@ export class SharedCaches {
   readonly workloadSecrets: Informer<V1Secret, ObservedSecret>;
   /** ConfigMaps named istio-ca-root-cert, in every namespace. */
   readonly trustBundles: Informer<V1ConfigMap, TrustBundleView>;
+  /** The CertificateAuthority `default` (an empty cache when the CRD is not installed). */
+  readonly certificateAuthorities: Informer<CertificateAuthorityObject, CaResourceView>;
+  /** istio-ca-secret and cacerts in the CA namespace (hold key material: never log them). */
+  readonly caSecrets: Record<
+    typeof SELF_SIGNED_SECRET | typeof PLUGGED_IN_SECRET,
+    Informer<V1Secret, CaSecretView>
+  >;
   /** Workload Secret content this process wrote, so its watch event need not be parsed again. */
   readonly writtenSecrets = new WrittenContents();
+  readonly state = new SharedState();
+  private readonly caNamespace: string;
 
   constructor(opts: SharedCachesOptions) {
-    const { raw } = opts;
+    const { raw, log } = opts;
+    const watch = opts.watch ?? kubeWatchSource(opts.kubeConfig!);
+    this.caNamespace = opts.caNamespace ?? '';
     const common = (name: string) => ({
       name,
-      kubeConfig: opts.kubeConfig,
-      log: opts.log,
+      watch,
+      log,
+      clock: opts.clock,
       resyncPeriodMs: opts.resyncPeriodMs,
       stallTimeoutMs: opts.stallTimeoutMs,
-      clock: opts.clock,
       onWatchRestart: (reason: WatchEnd) => opts.onWatchRestart?.(name, reason),
     });
+    const lister =
+      <R>(path: string) =>
+      (o: ListOptions) =>
+        listPage<R>(raw, path, o);
     this.namespaces = new Informer({
       ...common('namespaces'),
-      source: { watchPath: '/api/v1/namespaces', list: (o) => listPage(raw, '/api/v1/namespaces', o) },
+      source: { watchPath: '/api/v1/namespaces', list: lister('/api/v1/namespaces') },
       summarize: observeNamespace,
     });
     this.serviceAccounts = new Informer({
       ...common('serviceaccounts'),
-      source: {
-        watchPath: '/api/v1/serviceaccounts',
-        list: (o) => listPage(raw, '/api/v1/serviceaccounts', o),
-      },
+      source: { watchPath: '/api/v1/serviceaccounts', list: lister('/api/v1/serviceaccounts') },
       summarize: observeServiceAccount,
     });
     this.workloadSecrets = new Informer({
@@ -72,7 +113,7 @@ export class SharedCaches {
       source: {
         watchPath: '/api/v1/secrets',
         labelSelector: MANAGED_BY_SELECTOR,
-        list: (o) => listPage(raw, '/api/v1/secrets', o),
+        list: lister('/api/v1/secrets'),
       },
       summarize: (secret) => observeSecret(secret, this.writtenSecrets),
     });
@@ -81,23 +122,94 @@ export class SharedCaches {
       source: {
         watchPath: '/api/v1/configmaps',
         fieldSelector: `metadata.name=${TRUST_BUNDLE_NAME}`,
-        list: (o) => listPage(raw, '/api/v1/configmaps', o),
+        list: lister('/api/v1/configmaps'),
       },
       summarize: observeTrustBundle,
     });
+
+    const crPath = clusterCustomObjectPath(certificateAuthorityResource);
+    let crdMissingLogged = false;
+    this.certificateAuthorities = new Informer({
+      ...common('certificateauthorities'),
+      source: {
+        watchPath: crPath,
+        fieldSelector: `metadata.name=${CERTIFICATE_AUTHORITY_NAME}`,
+        list: async (o) => {
+          try {
+            const page = await listPage<CertificateAuthorityObject>(raw, crPath, o);
+            crdMissingLogged = false;
+            return page;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+            // No CRD installed: run on defaults; the watch fails and the informer retries with backoff.
+            if (!crdMissingLogged) {
+              log.warn('the CertificateAuthority CRD is not installed; using built-in defaults');
+              crdMissingLogged = true;
+            }
+            return { items: [], metadata: { resourceVersion: '0' } } as ListPage<CertificateAuthorityObject>;
+          }
+        },
+      },
+      summarize: caResourceView,
+    });
+    const caSecret = (name: string) =>
+      new Informer<V1Secret, CaSecretView>({
+        ...common(`secret ${this.caNamespace}/${name}`),
+        source: {
+          watchPath: `/api/v1/namespaces/${this.caNamespace}/secrets`,
+          fieldSelector: `metadata.name=${name}`,
+          list: lister(`/api/v1/namespaces/${this.caNamespace}/secrets`),
+        },
+        summarize: caSecretView,
+      });
+    this.caSecrets = {
+      [SELF_SIGNED_SECRET]: caSecret(SELF_SIGNED_SECRET),
+      [PLUGGED_IN_SECRET]: caSecret(PLUGGED_IN_SECRET),
+    };
   }
 
-  private get all() {
-    return [this.namespaces, this.serviceAccounts, this.workloadSecrets, this.trustBundles];
+  /** The workload-side caches (the CA-side ones start first, in startCa). */
+  private get all(): Informer<KubernetesObject, unknown>[] {
+    return [this.namespaces, this.serviceAccounts, this.workloadSecrets, this.trustBundles] as Informer<
+      KubernetesObject,
+      unknown
+    >[];
+  }
+
+  private get caSide(): Informer<KubernetesObject, unknown>[] {
+    return [this.certificateAuthorities, ...Object.values(this.caSecrets)] as Informer<
+      KubernetesObject,
+      unknown
+    >[];
   }
 
   get hasSynced(): boolean {
     return this.all.every((i) => i.hasSynced);
   }
 
+  get caSideSynced(): boolean {
+    return this.caSide.every((i) => i.hasSynced);
+  }
+
+  /** The CertificateAuthority and the CA Secrets: what decides the configuration and the CA. */
+  async startCa(): Promise<void> {
+    for (const informer of this.caSide) informer.start();
+    await Promise.all(this.caSide.map((i) => i.waitForSync()));
+  }
+
   async start(): Promise<void> {
     for (const informer of this.all) informer.start();
     await Promise.all(this.all.map((i) => i.waitForSync()));
+  }
+
+  /** The CA Secret as cached (holds key material: never log it). */
+  caSecret(name: typeof SELF_SIGNED_SECRET | typeof PLUGGED_IN_SECRET): CaSecretView | undefined {
+    return this.caSecrets[name].get(`${this.caNamespace}/${name}`);
+  }
+
+  /** The CertificateAuthority `default`, if it exists. */
+  get certificateAuthority(): CaResourceView | undefined {
+    return this.certificateAuthorities.get(CERTIFICATE_AUTHORITY_NAME);
   }
 
   /** Calls `fn` after every complete list of any cache (start, periodic resync, recovery). */
@@ -106,6 +218,6 @@ export class SharedCaches {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.all.map((i) => i.stop()));
+    await Promise.all([...this.all, ...this.caSide].map((i) => i.stop()));
   }
 }

@@ -3,7 +3,7 @@ import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { CaConfig } from '../config/ca-spec.js';
 import type { EventSink } from '../kube/events.js';
-import type { AuthorityState } from './authority/controller.js';
+import type { AuthorityState } from './authority/state.js';
 import type { SharedCaches } from './caches.js';
 
 export interface ControllerContext {

@@ -1,16 +1,17 @@
 // Wires the controllers together. Start order: configuration (it decides the
 // CA mode), the CA, the shared caches, then the workers. With leader
 // election every replica keeps warm caches; only the Lease holder writes.
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ProcessSettings } from '../config/process.js';
+import { systemClock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { eventsPath, RawApi } from '../kube/raw.js';
-import { ROTATE_REQUEST_ANNOTATION } from '../model/names.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
-import { AuthorityController, type AuthorityState } from './authority/controller.js';
+import { AuthorityController } from './authority/controller.js';
+import type { AuthorityState } from './authority/state.js';
 import { SharedCaches } from './caches.js';
 import { CertificateAuthorityController } from './certificate-authority/controller.js';
 import { HeapCompactor } from './heap-compactor.js';
@@ -32,7 +33,6 @@ export async function startController(
   log: Logger,
 ): Promise<RunningController> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
   const metrics = createMetrics({ log });
   const raw = new RawApi(kubeConfig);
   const events = new EventRecorder(
@@ -46,7 +46,19 @@ export async function startController(
     },
   );
   const timing = { resyncPeriodMs: settings.resyncPeriodMs, stallTimeoutMs: settings.watchStallTimeoutMs };
+  const clock = systemClock;
+  const caches = new SharedCaches({
+    kubeConfig,
+    raw,
+    caNamespace: settings.caNamespace,
+    log: log.child({ controller: 'caches' }),
+    onWatchRestart: (informer, reason) => metrics.watchRestarted(informer, reason),
+    clock,
+    ...timing,
+  });
+  const { state } = caches;
   const election = settings.leaderElection;
+  // Leadership is shared state like any other: each controller looks at everything again when it leads.
   const elector = election.enabled
     ? new LeaderElector({
         kubeConfig,
@@ -57,110 +69,77 @@ export async function startController(
         renewDeadlineMs: election.renewDeadlineMs,
         retryPeriodMs: election.retryPeriodMs,
         log: log.child({ subsystem: 'leader-election' }),
+        clock,
         onStartedLeading: () => {
           metrics.setLeader(true);
-          // Followers decided nothing: look at everything now.
-          void authority.reevaluate();
-          workloads.enqueueAll();
-          trustBundles.enqueueAll();
-          configuration.requestStatusUpdate();
-          void rotation.check();
+          state.leading.set(true);
         },
-        onStoppedLeading: () => metrics.setLeader(false),
+        onStoppedLeading: () => {
+          metrics.setLeader(false);
+          state.leading.set(false);
+        },
       })
     : undefined;
-  let settled = false;
   const canWrite = elector ? () => elector.isLeader() : () => true;
+  state.leading.set(!elector);
   metrics.setLeader(!elector);
+  state.authority.subscribe((next) => reportAuthority(metrics, next));
 
-  // The controllers reference each other through callbacks; all are built before any starts.
-  const configuration: CertificateAuthorityController = new CertificateAuthorityController({
-    kubeConfig,
-    customObjects,
-    log: log.child({ controller: 'certificateauthority' }),
-    canWrite,
-    statusSettled: () => settled,
-    onConfigChange: () => {
-      void authority.reevaluate();
-      workloads.enqueueAll();
-      trustBundles.enqueueAll();
-      void rotation.check();
-    },
-    authority: () => authority.current,
-    counts: () => workloads.counts(),
-    rotation: () => rotation.status,
-    events,
-    ...timing,
-  });
-  const authority: AuthorityController = new AuthorityController({
-    kubeConfig,
-    core,
-    namespace: settings.caNamespace,
-    log: log.child({ controller: 'authority' }),
-    config: () => configuration.current,
-    canWrite,
-    onChange: (state) => {
-      reportAuthority(metrics, state);
-      workloads.enqueueAll();
-      trustBundles.enqueueAll();
-      configuration.requestStatusUpdate();
-    },
-    ...timing,
-  });
-  const caches = new SharedCaches({
-    kubeConfig,
-    raw,
-    log: log.child({ controller: 'caches' }),
-    onWatchRestart: (informer, reason) => metrics.watchRestarted(informer, reason),
-    ...timing,
-  });
-  const workloads: WorkloadSecretsController = new WorkloadSecretsController({
+  // Each controller subscribes to the caches and shared state it watches; none calls another.
+  const workloads = new WorkloadSecretsController({
     caches,
     core,
     raw,
     log: log.child({ controller: 'workload-secrets' }),
     events,
     caNamespace: settings.caNamespace,
-    config: () => configuration.current,
-    authority: () => authority.current,
+    config: () => state.config.current,
+    authority: () => state.authority.current,
     canWrite,
     workers: settings.workers,
     foreignRecheckMs: settings.resyncPeriodMs,
     metrics,
   });
-  const trustBundles: TrustBundleController = new TrustBundleController({
+  const trustBundles = new TrustBundleController({
     caches,
     core,
+    raw,
     log: log.child({ controller: 'trust-bundle' }),
     events,
     caNamespace: settings.caNamespace,
-    config: () => configuration.current,
-    authority: () => authority.current,
+    config: () => state.config.current,
+    authority: () => state.authority.current,
     canWrite,
     workers: 2,
   });
-  const rotation: RootRotationController = new RootRotationController({
-    core,
+  const configuration = new CertificateAuthorityController({
+    caches,
+    raw,
+    log: log.child({ controller: 'certificateauthority' }),
+    canWrite,
+    workloads: workloads.queries,
+    events,
+    clock,
+  });
+  const authority = new AuthorityController({
+    caches,
+    raw,
+    namespace: settings.caNamespace,
+    log: log.child({ controller: 'authority' }),
+    canWrite,
+    clock,
+  });
+  const rotation = new RootRotationController({
+    caches,
+    raw,
     namespace: settings.caNamespace,
     log: log.child({ controller: 'root-rotation' }),
     events,
-    authority,
-    config: () => configuration.current,
-    rotateRequest: () => configuration.annotation(ROTATE_REQUEST_ANNOTATION),
-    progress: (signing) => {
-      const secrets = workloads.rotationProgress(signing);
-      const bundles = trustBundles.progress(signing.rootBundleHash);
-      return {
-        bundleCurrent: secrets.bundleCurrent + bundles.current,
-        bundleTotal: secrets.total + bundles.total,
-        signedByActive: secrets.signedByActive,
-        signedTotal: secrets.total,
-      };
-    },
+    workloads: workloads.queries,
     canWrite,
     checkIntervalMs: settings.rootRotation.checkIntervalMs,
     dwellMs: settings.rootRotation.propagationDelayMs,
-    onStatusChange: () => configuration.requestStatusUpdate(),
+    clock,
   });
 
   metrics.setQueueProbe(() => ({ depth: workloads.queue.depth, scheduled: workloads.queue.scheduled }));
@@ -182,6 +161,7 @@ export async function startController(
   });
 
   elector?.start();
+  await caches.startCa();
   await configuration.start();
   await authority.start();
   await caches.start();
@@ -202,10 +182,8 @@ export async function startController(
     compactor.request('start-up');
     caches.onRelisted(() => compactor.request('relist'));
   });
+  // The status waits for this first rotation check: before it, it would show zero counts and no rotation.
   await rotation.start();
-  // Until now the status would have shown zero counts and no rotation state: one write, now, instead.
-  settled = true;
-  configuration.requestStatusUpdate();
   log.info('controller started');
   return {
     ready: () => caches.hasSynced && authority.current.status === 'ready',

@@ -17,6 +17,8 @@ export interface ReconcileLoopOptions {
   metrics?: Metrics;
   /** Extra fields for the 'initial reconcile finished' line. */
   idleDetails?: () => Record<string, unknown>;
+  /** No 'initial reconcile finished' line (controllers of one key). */
+  quietFirstPass?: boolean;
 }
 
 export function startReconcileLoop(opts: ReconcileLoopOptions): Promise<void> {
@@ -32,11 +34,12 @@ export function startReconcileLoop(opts: ReconcileLoopOptions): Promise<void> {
       'reconcile failed; will retry',
     );
   });
-  void opts.queue.whenIdle().then(() => {
-    opts.log.info(
-      { ...opts.idleDetails?.(), durationMs: Date.now() - started },
-      'initial reconcile finished',
-    );
-  });
+  if (!opts.quietFirstPass)
+    void opts.queue.whenIdle().then(() => {
+      opts.log.info(
+        { ...opts.idleDetails?.(), durationMs: Date.now() - started },
+        'initial reconcile finished',
+      );
+    });
   return running;
 }

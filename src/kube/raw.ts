@@ -15,7 +15,14 @@ export const MERGE_PATCH_CONTENT = 'application/merge-patch+json';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-export class RawApi {
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** What controllers write through: the API server (RawApi), or an in-memory one in unit tests (FakeApiServer). */
+export interface ApiRequester {
+  request<T>(method: HttpMethod, path: string, body?: unknown, contentType?: string): Promise<T>;
+}
+
+export class RawApi implements ApiRequester {
   private readonly base: string;
 
   constructor(
@@ -28,12 +35,7 @@ export class RawApi {
   }
 
   /** Sends `body` as JSON (or a merge patch) and resolves with the parsed answer; non-2xx rejects with an ApiException. */
-  async request<T>(
-    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
-    path: string,
-    body?: unknown,
-    contentType = JSON_CONTENT,
-  ): Promise<T> {
+  async request<T>(method: HttpMethod, path: string, body?: unknown, contentType = JSON_CONTENT): Promise<T> {
     const options: https.RequestOptions = { method, headers: { Accept: JSON_CONTENT } };
     await this.kubeConfig.applyToHTTPSOptions(options);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -81,7 +83,7 @@ function apiException(code: number, body: unknown, headers: IncomingHttpHeaders)
 
 /** One page of a list, shaped like client-node's (continue token as `_continue`), for an Informer. */
 export async function listPage<R>(
-  raw: RawApi,
+  raw: ApiRequester,
   path: string,
   opts: { limit: number; _continue?: string; labelSelector?: string; fieldSelector?: string },
 ): Promise<{ items: R[]; metadata?: { resourceVersion?: string; _continue?: string } }> {
@@ -105,3 +107,14 @@ export const secretsPath = (namespace: string, name?: string) =>
   `/api/v1/namespaces/${segment(namespace)}/secrets${name === undefined ? '' : `/${segment(name)}`}`;
 
 export const eventsPath = (namespace: string) => `/api/v1/namespaces/${segment(namespace)}/events`;
+
+export const configMapsPath = (namespace: string, name?: string) =>
+  `/api/v1/namespaces/${segment(namespace)}/configmaps${name === undefined ? '' : `/${segment(name)}`}`;
+
+/** A custom resource's path; `subresource` e.g. 'status'. */
+export const clusterCustomObjectPath = (
+  r: { group: string; version: string; plural: string },
+  name?: string,
+  subresource?: string,
+) =>
+  `/apis/${r.group}/${r.version}/${r.plural}${name === undefined ? '' : `/${segment(name)}`}${subresource ? `/${subresource}` : ''}`;

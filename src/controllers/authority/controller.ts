@@ -1,11 +1,13 @@
-// Keeps the signing authority loaded from the CA Secrets in the CA namespace.
+// Keeps the signing authority loaded from the CA Secrets in the CA namespace,
+// as a keyed reconcile (one key) on the work queue:
 // - Self-signed mode: istio-ca-secret is read; when it does not exist a new
 //   root is generated and *created* (never updated). A lost race re-reads the
 //   winner's root. A corrupt Secret stops signing with a clear reason; it is
 //   never replaced (Istio #17739). A deleted Secret is re-created from the
 //   root already in use, so a deletion cannot fork the trust domain.
 // - Plugged-in mode: cacerts is read and validated; a change is picked up live.
-import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
+// The result is published in the shared state (caches.state.authority); the
+// controllers that sign or report watch it there.
 import type { Logger } from 'pino';
 import {
   CaLoadError,
@@ -14,181 +16,134 @@ import {
   PLUGGED_IN_SECRET,
   SELF_SIGNED_SECRET,
   SELF_SIGNED_SECRET_TYPE,
-  type SigningAuthority,
 } from '../../ca/authority.js';
 import { generateRootData } from '../../ca/self-signed.js';
 import type { CaConfig } from '../../config/ca-spec.js';
 import { describeApiError, isConflict } from '../../kube/client.js';
-import { Informer } from '../../kube/informer.js';
+import { type Clock, systemClock } from '../../kube/clock.js';
+import { type ApiRequester, secretsPath } from '../../kube/raw.js';
+import { WorkQueue } from '../../kube/workqueue.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../model/names.js';
+import type { SharedCaches } from '../caches.js';
+import { startReconcileLoop } from '../reconcile-loop.js';
+import { sameAuthorityState } from '../shared-state.js';
+import { type AuthorityDecision, planAuthority } from './plan.js';
+import type { AuthorityState, CaSecretView } from './state.js';
 
-export type AuthorityState =
-  | { status: 'ready'; authority: SigningAuthority }
-  | { status: 'failed'; reason: string; message: string }
-  | { status: 'pending'; message: string };
+export type { AuthorityState, CaSecretView } from './state.js';
 
-export interface CaSecretView {
-  uid: string;
-  resourceVersion: string;
-  type: string;
-  annotations: Record<string, string>;
-  data: Record<string, Buffer>;
-}
+const KEY = 'authority';
 
 export interface AuthorityControllerOptions {
-  kubeConfig: KubeConfig;
-  core: CoreV1Api;
+  caches: SharedCaches;
+  raw: ApiRequester;
   namespace: string;
   log: Logger;
-  config: () => CaConfig;
   /** Only the leader creates or re-creates the CA Secret. */
   canWrite: () => boolean;
-  onChange: (state: AuthorityState, previous: AuthorityState) => void;
-  resyncPeriodMs: number;
-  stallTimeoutMs: number;
-  now?: () => number;
-}
-
-function toView(secret: V1Secret): CaSecretView {
-  return {
-    uid: secret.metadata?.uid ?? '',
-    resourceVersion: secret.metadata?.resourceVersion ?? '',
-    type: secret.type ?? '',
-    annotations: secret.metadata?.annotations ?? {},
-    data: Object.fromEntries(
-      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]),
-    ),
-  };
+  clock?: Clock;
 }
 
 export class AuthorityController {
-  private state: AuthorityState = { status: 'pending', message: 'loading the CA' };
-  private readonly informers: Record<string, Informer<V1Secret, CaSecretView>>;
-  /** What the current state was derived from, so unchanged input is not re-validated. */
+  /** A failed create is retried by the queue's backoff (1 s doubling to 60 s): no watch event would retry it. */
+  readonly queue: WorkQueue;
+  /** What the published state was derived from, so unchanged input is not re-validated. */
   private evaluatedFrom = '';
   /** The self-signed Secret data last loaded successfully, to re-create it if it is deleted. */
-  private lastGoodSelfSigned: { data: Record<string, Buffer>; trustDomain: string } | undefined;
-  private evaluation: Promise<void> = Promise.resolve();
-  /** A failed create of the CA Secret is retried with backoff: no watch event would ever retry it. */
-  private createRetry: { failures: number; timer?: NodeJS.Timeout } = { failures: 0 };
-  private stopped = false;
-  private readonly now: () => number;
+  private lastGoodSelfSigned: Record<string, Buffer> | undefined;
+  private workers: Promise<void> | undefined;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: AuthorityControllerOptions) {
-    this.now = opts.now ?? Date.now;
-    const informer = (name: string) =>
-      new Informer<V1Secret, CaSecretView>({
-        name: `secret ${opts.namespace}/${name}`,
-        kubeConfig: opts.kubeConfig,
-        source: {
-          watchPath: `/api/v1/namespaces/${opts.namespace}/secrets`,
-          fieldSelector: `metadata.name=${name}`,
-          list: (o) => opts.core.listNamespacedSecret({ namespace: opts.namespace, ...o }),
-        },
-        summarize: toView,
-        handlers: {
-          added: () => this.reevaluate(),
-          updated: () => this.reevaluate(),
-          deleted: () => this.reevaluate(),
-        },
-        log: opts.log,
-        resyncPeriodMs: opts.resyncPeriodMs,
-        stallTimeoutMs: opts.stallTimeoutMs,
-      });
-    this.informers = {
-      [SELF_SIGNED_SECRET]: informer(SELF_SIGNED_SECRET),
-      [PLUGGED_IN_SECRET]: informer(PLUGGED_IN_SECRET),
-    };
+    this.clock = opts.clock ?? systemClock;
+    this.queue = new WorkQueue({ clock: this.clock, baseRetryDelayMs: 1_000, maxRetryDelayMs: 60_000 });
+    const enqueue = () => this.queue.add(KEY);
+    const { caches } = opts;
+    for (const informer of Object.values(caches.caSecrets))
+      informer.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
+    caches.state.config.subscribe(enqueue);
+    caches.state.leading.subscribe((leading) => leading && enqueue());
   }
 
   get current(): AuthorityState {
-    return this.state;
+    return this.opts.caches.state.authority.current;
   }
 
   /** The CA Secret as cached (holds key material: never log it). */
   caSecret(name: string): CaSecretView | undefined {
-    return this.informers[name]?.get(`${this.opts.namespace}/${name}`);
+    return this.opts.caches.caSecret(name as typeof SELF_SIGNED_SECRET);
   }
 
+  /** Starts the worker; resolves once the first evaluation is done. The CA-side caches must have synced. */
   async start(): Promise<void> {
-    for (const informer of Object.values(this.informers)) informer.start();
-    await Promise.all(Object.values(this.informers).map((i) => i.waitForSync()));
-    this.reevaluate();
-    await this.evaluation;
+    this.workers = startReconcileLoop({
+      queue: this.queue,
+      workers: 1,
+      reconcile: () => this.reconcile(),
+      log: this.opts.log,
+      describeKey: () => ({}),
+      quietFirstPass: true,
+    });
+    this.queue.add(KEY);
+    await this.queue.whenIdle();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.createRetry.timer);
-    await Promise.all(Object.values(this.informers).map((i) => i.stop()));
-    await this.evaluation;
+    this.queue.shutDown();
+    await this.workers;
   }
 
-  /** Re-derives the state from the caches; evaluations never overlap. */
+  /** Asks for an evaluation now. */
   reevaluate(): Promise<void> {
-    this.evaluation = this.evaluation.then(() =>
-      this.evaluate().catch((err: unknown) => {
-        this.opts.log.error({ err }, 'evaluating the CA failed');
-      }),
-    );
-    return this.evaluation;
+    this.queue.add(KEY);
+    return this.workers ? this.queue.whenIdle() : Promise.resolve();
   }
 
-  private setState(next: AuthorityState): void {
-    const previous = this.state;
-    this.state = next;
-    const changed =
-      previous.status !== next.status ||
-      (next.status === 'ready' &&
-        previous.status === 'ready' &&
-        previous.authority.generation !== next.authority.generation) ||
-      (next.status !== 'ready' && previous.status !== 'ready' && previous.message !== next.message);
-    if (!changed) return;
-    if (next.status === 'ready') {
-      this.opts.log.info(
-        {
-          source: next.authority.source,
-          signer: next.authority.signer.fingerprintSha256,
-          notAfter: next.authority.signer.notAfter.toISOString(),
-          roots: next.authority.roots.length,
-        },
-        'CA loaded',
-      );
-    } else if (next.status === 'failed') {
-      this.opts.log.error({ reason: next.reason }, `CA cannot sign: ${next.message}`);
-    }
-    this.opts.onChange(next, previous);
+  async reconcile(): Promise<void> {
+    if (!this.opts.caches.caSideSynced) return; // until then every CA Secret looks missing
+    const config = this.opts.caches.state.config.current;
+    const name = config.root.mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
+    const secret = this.opts.caches.caSecret(name);
+    const decision = planAuthority({
+      mode: config.root.mode,
+      source: `${this.opts.namespace}/${name}`,
+      secret,
+      trustDomain: config.trustDomain,
+      evaluatedFrom: this.evaluatedFrom,
+      state: this.current,
+      canWrite: this.opts.canWrite(),
+      haveLastGood: this.lastGoodSelfSigned !== undefined,
+    });
+    await this.execute(decision, config, secret);
   }
 
-  private async evaluate(): Promise<void> {
-    // Until the caches have synced every CA Secret looks missing; start() evaluates once they have.
-    if (!Object.values(this.informers).every((informer) => informer.hasSynced)) return;
-    const config = this.opts.config();
+  private async execute(decision: AuthorityDecision, config: CaConfig, secret: CaSecretView | undefined) {
     const mode = config.root.mode;
-    const name = mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
-    const source = `${this.opts.namespace}/${name}`;
-    const secret = this.informers[name]!.get(`${this.opts.namespace}/${name}`);
+    const source = `${this.opts.namespace}/${mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET}`;
+    switch (decision.action) {
+      case 'none':
+        return;
+      case 'publish':
+        this.evaluatedFrom = '';
+        this.publish(decision.state);
+        return;
+      case 'load':
+        this.evaluatedFrom = decision.inputKey;
+        this.publish(await this.load(config, secret!, source));
+        return;
+      case 'create':
+        await this.createSelfSigned(config, source, decision.restore);
+        return;
+    }
+  }
+
+  /** Parses and validates the Secret: a CA that signs, or why it cannot. */
+  private async load(config: CaConfig, secret: CaSecretView, source: string): Promise<AuthorityState> {
+    const mode = config.root.mode;
     const loadOptions = {
-      now: new Date(this.now()),
+      now: new Date(this.clock.now()),
       minRemainingMs: Math.max(config.workload.minGracePeriodMs, 60_000),
     };
-    const fingerprint = `${mode}|${secret?.uid}|${secret?.resourceVersion}|${config.trustDomain}`;
-    if (fingerprint === this.evaluatedFrom && this.state.status !== 'pending') return;
-
-    if (!secret) {
-      this.evaluatedFrom = '';
-      if (mode === 'PluggedIn') {
-        this.setState({
-          status: 'failed',
-          reason: 'MissingSecret',
-          message: `rootCA.mode is PluggedIn but Secret ${source} does not exist`,
-        });
-        return;
-      }
-      await this.createSelfSigned(config, source);
-      return;
-    }
-
     try {
       if (mode === 'SelfSigned' && secret.type !== SELF_SIGNED_SECRET_TYPE) {
         throw new CaLoadError(
@@ -200,80 +155,76 @@ export class AuthorityController {
         mode === 'SelfSigned'
           ? await loadSelfSigned(secret.data, source, loadOptions)
           : await loadPluggedIn(secret.data, source, loadOptions);
-      if (mode === 'SelfSigned')
-        this.lastGoodSelfSigned = { data: secret.data, trustDomain: config.trustDomain };
-      this.evaluatedFrom = fingerprint;
-      this.setState({ status: 'ready', authority });
+      if (mode === 'SelfSigned') this.lastGoodSelfSigned = secret.data;
+      return { status: 'ready', authority };
     } catch (err) {
-      this.evaluatedFrom = fingerprint;
-      if (err instanceof CaLoadError)
-        this.setState({ status: 'failed', reason: err.reason, message: err.message });
-      else throw err;
+      if (err instanceof CaLoadError) return { status: 'failed', reason: err.reason, message: err.message };
+      throw err;
+    }
+  }
+
+  private publish(next: AuthorityState): void {
+    const shared = this.opts.caches.state.authority;
+    const changed = !sameAuthorityState(shared.current, next);
+    shared.set(next);
+    if (!changed) return;
+    const { log } = this.opts;
+    if (next.status === 'ready') {
+      log.info(
+        {
+          source: next.authority.source,
+          signer: next.authority.signer.fingerprintSha256,
+          notAfter: next.authority.signer.notAfter.toISOString(),
+          roots: next.authority.roots.length,
+        },
+        'CA loaded',
+      );
+    } else if (next.status === 'failed') {
+      log.error({ reason: next.reason }, `CA cannot sign: ${next.message}`);
     }
   }
 
   /** Creates istio-ca-secret: the root in use if it was deleted, otherwise a new one. Never overwrites. */
-  private async createSelfSigned(config: CaConfig, source: string): Promise<void> {
-    if (!this.opts.canWrite()) {
-      this.setState({ status: 'pending', message: `waiting for the leader to create ${source}` });
-      return;
-    }
-    const restoring = this.lastGoodSelfSigned !== undefined;
-    const stringData = restoring
-      ? undefined
-      : await generateRootData({
-          trustDomain: config.trustDomain,
-          keyAlgorithm: config.root.selfSigned.keyAlgorithm,
-          ttlMs: config.root.selfSigned.ttlMs,
-          now: new Date(this.now()),
-        });
-    const data = restoring
-      ? Object.fromEntries(
-          Object.entries(this.lastGoodSelfSigned!.data).map(([k, v]) => [k, v.toString('base64')]),
-        )
-      : undefined;
+  private async createSelfSigned(config: CaConfig, source: string, restore: boolean): Promise<void> {
+    const { log, namespace } = this.opts;
+    const contents = restore
+      ? {
+          data: Object.fromEntries(
+            Object.entries(this.lastGoodSelfSigned!).map(([k, v]) => [k, v.toString('base64')]),
+          ),
+        }
+      : {
+          stringData: await generateRootData({
+            trustDomain: config.trustDomain,
+            keyAlgorithm: config.root.selfSigned.keyAlgorithm,
+            ttlMs: config.root.selfSigned.ttlMs,
+            now: new Date(this.clock.now()),
+          }),
+        };
     try {
-      await this.opts.core.createNamespacedSecret({
-        namespace: this.opts.namespace,
-        body: {
-          metadata: {
-            name: SELF_SIGNED_SECRET,
-            namespace: this.opts.namespace,
-            labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-          },
-          type: SELF_SIGNED_SECRET_TYPE,
-          ...(data ? { data } : { stringData }),
-        },
+      await this.opts.raw.request('POST', secretsPath(namespace), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: SELF_SIGNED_SECRET, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } },
+        type: SELF_SIGNED_SECRET_TYPE,
+        ...contents,
       });
-      this.createRetry.failures = 0;
-      if (restoring) this.opts.log.warn(`${source} was deleted; re-created it with the root in use`);
-      else
-        this.opts.log.info(
-          { trustDomain: config.trustDomain },
-          `generated a new self-signed root in ${source}`,
-        );
+      if (restore) log.warn(`${source} was deleted; re-created it with the root in use`);
+      else log.info({ trustDomain: config.trustDomain }, `generated a new self-signed root in ${source}`);
     } catch (err) {
       if (isConflict(err)) {
-        this.createRetry.failures = 0;
         // Another replica won the race: its root is the one; the watch brings it.
-        this.opts.log.info(`${source} was created by someone else meanwhile; using that root`);
+        log.info(`${source} was created by someone else meanwhile; using that root`);
         return;
       }
-      this.setState({
+      this.evaluatedFrom = '';
+      this.publish({
         status: 'failed',
         reason: 'CreateFailed',
         message: `cannot create ${source}: ${describeApiError(err)}`,
       });
-      this.retryCreateLater();
+      log.info({ retryInMs: 1_000 * 2 ** this.queue.retries(KEY) }, 'will retry creating the CA Secret');
+      throw err;
     }
-  }
-
-  private retryCreateLater(): void {
-    if (this.stopped) return;
-    const delayMs = Math.min(1_000 * 2 ** this.createRetry.failures++, 60_000);
-    clearTimeout(this.createRetry.timer);
-    this.createRetry.timer = setTimeout(() => void this.reevaluate(), delayMs);
-    this.createRetry.timer.unref();
-    this.opts.log.info({ retryInMs: delayMs }, 'will retry creating the CA Secret');
   }
 }

@@ -1,183 +1,136 @@
-// The CertificateAuthority `default`: its spec is the running configuration
-// (built-in defaults when there is none), and its status reports what the
-// controller sees. An invalid spec is reported and the last good one kept.
-import {
-  type CustomObjectsApi,
-  type KubeConfig,
-  type KubernetesObject,
-  PatchStrategy,
-  setHeaderOptions,
-} from '@kubernetes/client-node';
+// The CertificateAuthority `default`, as a keyed reconcile (one key) on the
+// work queue: its spec becomes the running configuration (built-in defaults
+// when there is none; an invalid spec is reported and the last good one
+// kept), and its status reports what the controllers publish in the shared
+// state. It runs when the object, the configuration, the CA, the rotation or
+// leadership changes, and every status interval for the counts.
 import type { Logger } from 'pino';
-import {
-  CERTIFICATE_AUTHORITY_NAME,
-  certificateAuthorityResource as resource,
-} from '../../config/ca-resource.js';
-import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
-import { apiStatus, describeApiError, isNotFound } from '../../kube/client.js';
+import { certificateAuthorityResource as resource } from '../../config/ca-resource.js';
+import type { CaConfig } from '../../config/ca-spec.js';
+import { apiStatus } from '../../kube/client.js';
+import { type Clock, systemClock } from '../../kube/clock.js';
 import type { EventSink } from '../../kube/events.js';
-import { Informer, type ListPage } from '../../kube/informer.js';
-import type { AuthorityState } from '../authority/controller.js';
-import type { RotationStatus } from '../root-rotation/controller.js';
-import type { WorkloadCounts } from '../workload-secrets/controller.js';
-import { type CaStatus, type Condition, desiredStatus, sameStatus } from './status.js';
+import { type ApiRequester, clusterCustomObjectPath, MERGE_PATCH_CONTENT } from '../../kube/raw.js';
+import { WorkQueue } from '../../kube/workqueue.js';
+import { CERTIFICATE_AUTHORITY_NAME } from '../../model/names.js';
+import type { SharedCaches } from '../caches.js';
+import { startReconcileLoop } from '../reconcile-loop.js';
+import type { WorkloadQueries } from '../workload-secrets/queries.js';
+import { mergePatchFor, planConfiguration } from './configuration.js';
+import { type Condition, desiredStatus, sameStatus } from './status.js';
 
-interface CertificateAuthorityObject extends KubernetesObject {
-  spec?: unknown;
-  status?: CaStatus;
-}
-
-interface CaResourceView {
-  generation: number;
-  annotations: Record<string, string>;
-  spec: unknown;
-  status: CaStatus | undefined;
-}
+/** The field manager of every status write (managedFields shows it). */
+export const FIELD_MANAGER = 'alcazar';
+const KEY = CERTIFICATE_AUTHORITY_NAME;
 
 export interface CertificateAuthorityControllerOptions {
-  kubeConfig: KubeConfig;
-  customObjects: CustomObjectsApi;
+  caches: SharedCaches;
+  raw: ApiRequester;
   log: Logger;
   canWrite: () => boolean;
-  /** False until the counts and rotation state are known (caches synced, first rotation check). */
-  statusSettled?: () => boolean;
-  onConfigChange: (config: CaConfig, previous: CaConfig) => void;
-  authority: () => AuthorityState;
-  counts: () => WorkloadCounts;
-  rotation: () => RotationStatus;
+  workloads: WorkloadQueries;
   events: EventSink;
-  resyncPeriodMs: number;
-  stallTimeoutMs: number;
   statusIntervalMs?: number;
-  now?: () => number;
+  clock?: Clock;
 }
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
 export class CertificateAuthorityController {
-  private config: CaConfig = defaultCaConfig();
-  private specError: string | undefined;
-  private crdMissingLogged = false;
+  readonly queue: WorkQueue;
   private lastSpecJson = 'undefined';
-  private readonly informer: Informer<CertificateAuthorityObject, CaResourceView>;
-  private statusTimer: NodeJS.Timeout | undefined;
-  private statusWrite: Promise<void> = Promise.resolve();
-  private readonly now: () => number;
   private conditionTimes = new Map<string, { status: string; at: string }>();
+  private workers: Promise<void> | undefined;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: CertificateAuthorityControllerOptions) {
-    this.now = opts.now ?? Date.now;
-    const { group, version, plural } = resource;
-    this.informer = new Informer<CertificateAuthorityObject, CaResourceView>({
-      name: 'certificateauthorities',
-      kubeConfig: opts.kubeConfig,
-      source: {
-        watchPath: `/apis/${group}/${version}/${plural}`,
-        fieldSelector: `metadata.name=${CERTIFICATE_AUTHORITY_NAME}`,
-        list: async (o) => {
-          try {
-            const page = (await opts.customObjects.listClusterCustomObject({
-              group,
-              version,
-              plural,
-              ...o,
-            })) as ListPage<CertificateAuthorityObject>;
-            this.crdMissingLogged = false;
-            return page;
-          } catch (err) {
-            if (!isNotFound(err)) throw err;
-            // No CRD installed: run on defaults; the watch fails and the informer retries with backoff.
-            if (!this.crdMissingLogged) {
-              opts.log.warn('the CertificateAuthority CRD is not installed; using built-in defaults');
-              this.crdMissingLogged = true;
-            }
-            return { items: [], metadata: { resourceVersion: '0' } };
-          }
-        },
-      },
-      summarize: (obj) => ({
-        generation: obj.metadata?.generation ?? 0,
-        annotations: obj.metadata?.annotations ?? {},
-        spec: obj.spec,
-        status: obj.status,
-      }),
-      handlers: {
-        added: (_, view) => this.applySpec(view),
-        updated: (_, __, view) => this.applySpec(view),
-        deleted: () => this.applySpec(undefined),
-      },
-      log: opts.log,
-      resyncPeriodMs: opts.resyncPeriodMs,
-      stallTimeoutMs: opts.stallTimeoutMs,
-    });
+    this.clock = opts.clock ?? systemClock;
+    this.queue = new WorkQueue({ clock: this.clock });
+    const { caches } = opts;
+    const enqueue = () => this.queue.add(KEY);
+    caches.certificateAuthorities.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
+    const { state } = caches;
+    for (const value of [state.config, state.specError, state.authority, state.rotation, state.leading])
+      (value as { subscribe(fn: () => void): void }).subscribe(enqueue);
   }
 
   get current(): CaConfig {
-    return this.config;
+    return this.opts.caches.state.config.current;
   }
 
   /** The value of an annotation on the CertificateAuthority, if it exists. */
   annotation(name: string): string | undefined {
-    return this.informer.get(CERTIFICATE_AUTHORITY_NAME)?.annotations[name];
+    return this.opts.caches.certificateAuthority?.annotations[name];
   }
 
+  /** Starts the worker; resolves once the spec has been read. The CA-side caches must have synced. */
   async start(): Promise<void> {
-    this.informer.start();
-    await this.informer.waitForSync();
-    this.statusTimer = setInterval(() => this.requestStatusUpdate(), this.opts.statusIntervalMs ?? 5_000);
-    this.statusTimer.unref();
+    this.workers = startReconcileLoop({
+      queue: this.queue,
+      workers: 1,
+      reconcile: () => this.reconcile(),
+      log: this.opts.log,
+      describeKey: () => ({}),
+      quietFirstPass: true,
+    });
+    this.queue.add(KEY);
+    await this.queue.whenIdle();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.statusTimer);
-    await this.informer.stop();
-    await this.statusWrite;
+    this.queue.shutDown();
+    await this.workers;
   }
 
-  private applySpec(view: CaResourceView | undefined): void {
-    const specJson = JSON.stringify(view?.spec);
-    if (specJson !== this.lastSpecJson) {
-      this.lastSpecJson = specJson;
-      const result = parseCertificateAuthoritySpec(view?.spec);
-      if (result.ok) {
-        this.specError = undefined;
-        const previous = this.config;
-        this.config = result.config;
-        if (JSON.stringify(previous) !== JSON.stringify(result.config)) {
-          this.opts.log.info({ config: result.config }, 'configuration changed');
-          this.opts.onConfigChange(result.config, previous);
-        }
-      } else {
-        this.specError = result.message;
+  /** Asks for a status write (if it differs) now. */
+  requestStatusUpdate(): void {
+    this.queue.add(KEY);
+  }
+
+  /** Until the counts and the rotation state are known, the status would show zeros: no write. */
+  private get settled(): boolean {
+    return this.opts.caches.hasSynced && this.opts.caches.state.rotation.current !== undefined;
+  }
+
+  async reconcile(): Promise<void> {
+    this.queue.addAfter(KEY, this.opts.statusIntervalMs ?? 5_000);
+    this.applySpec();
+    if (!this.opts.canWrite() || !this.settled) return;
+    await this.writeStatus();
+  }
+
+  private applySpec(): void {
+    const { state } = this.opts.caches;
+    const spec = this.opts.caches.certificateAuthority?.spec;
+    const decision = planConfiguration(spec, this.lastSpecJson, state.config.current);
+    this.lastSpecJson = JSON.stringify(spec);
+    switch (decision.action) {
+      case 'none':
+        return;
+      case 'apply':
+        if (decision.changed) this.opts.log.info({ config: decision.config }, 'configuration changed');
+        state.config.set(decision.config);
+        state.specError.set(undefined);
+        return;
+      case 'reject':
+        state.specError.set(decision.message);
         this.opts.log.error(
           { reason: 'InvalidSpec' },
-          `CertificateAuthority ${CERTIFICATE_AUTHORITY_NAME} is invalid; keeping the last good configuration: ${result.message}`,
+          `CertificateAuthority ${CERTIFICATE_AUTHORITY_NAME} is invalid; keeping the last good configuration: ${decision.message}`,
         );
-      }
+        return;
     }
-    this.requestStatusUpdate();
-  }
-
-  /** Writes status when it differs from what the object shows; never more than one write in flight. */
-  requestStatusUpdate(): void {
-    this.statusWrite = this.statusWrite.then(() =>
-      this.writeStatus().catch((err: unknown) => {
-        this.opts.log.warn({ err: describeApiError(err) }, 'could not update CertificateAuthority status');
-      }),
-    );
   }
 
   private conditionTime(type: string, status: string): string {
     const previous = this.conditionTimes.get(type);
     if (previous?.status === status) return previous.at;
-    const at = new Date(this.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const at = new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
     this.conditionTimes.set(type, { status, at });
     return at;
   }
 
   private async writeStatus(): Promise<void> {
-    if (!this.opts.canWrite() || this.opts.statusSettled?.() === false) return;
-    const view = this.informer.get(CERTIFICATE_AUTHORITY_NAME);
+    const { caches } = this.opts;
+    const view = caches.certificateAuthority;
     if (!view) return;
     for (const c of view.status?.conditions ?? []) {
       if (!this.conditionTimes.has(c.type))
@@ -185,12 +138,12 @@ export class CertificateAuthorityController {
     }
     const status = desiredStatus({
       generation: view.generation,
-      config: this.config,
-      specError: this.specError,
-      authority: this.opts.authority(),
-      counts: this.opts.counts(),
-      rotation: this.opts.rotation(),
-      now: this.now(),
+      config: caches.state.config.current,
+      specError: caches.state.specError.current,
+      authority: caches.state.authority.current,
+      counts: this.opts.workloads.counts(),
+      rotation: caches.state.rotation.current!,
+      now: this.clock.now(),
       transitionTime: (type: Condition['type'], s: Condition['status']) => this.conditionTime(type, s),
     });
     const expiring = status.conditions.find((c) => c.type === 'RootExpiring');
@@ -207,11 +160,13 @@ export class CertificateAuthorityController {
       );
     }
     if (view.status && sameStatus(view.status, status)) return;
-    const { group, version, plural } = resource;
+    const path = `${clusterCustomObjectPath(resource, CERTIFICATE_AUTHORITY_NAME, 'status')}?fieldManager=${FIELD_MANAGER}`;
     try {
-      await this.opts.customObjects.patchClusterCustomObjectStatus(
-        { group, version, plural, name: CERTIFICATE_AUTHORITY_NAME, body: { status } },
-        mergePatch,
+      await this.opts.raw.request(
+        'PATCH',
+        path,
+        { status: mergePatchFor(view.status, status) },
+        MERGE_PATCH_CONTENT,
       );
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;

@@ -1,22 +1,33 @@
-// Rotates the self-signed root through the phases in plan.ts. Every step is
-// a read-modify-write of istio-ca-secret guarded by its resourceVersion; the
-// CA in use is always the one read back from the API server, never one held
-// only in memory (Istio #14512).
-import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
+// Rotates the self-signed root through the phases in plan.ts, as a keyed
+// reconcile (one key) on the work queue. It runs when the CertificateAuthority
+// (its rotate-root annotation), istio-ca-secret, the configuration or the CA
+// change; while a rotation is under way also shortly after any workload
+// Secret or trust bundle changes (its progress); and at the time the plan
+// names, or every check interval at the latest. Every step is a
+// read-modify-write of istio-ca-secret guarded by its resourceVersion; the CA
+// in use is always the one read back from the API server, never one held only
+// in memory (Istio #14512). The status is published in caches.state.rotation.
+import type { V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { SELF_SIGNED_SECRET, type SigningAuthority } from '../../ca/authority.js';
 import { generateRootData } from '../../ca/self-signed.js';
 import type { CaConfig } from '../../config/ca-spec.js';
-import { describeApiError, isConflict } from '../../kube/client.js';
+import { isConflict } from '../../kube/client.js';
+import { type Clock, systemClock } from '../../kube/clock.js';
 import type { EventSink } from '../../kube/events.js';
+import { type ApiRequester, secretsPath } from '../../kube/raw.js';
+import { WorkQueue } from '../../kube/workqueue.js';
 import {
   HANDLED_REQUEST_ANNOTATION,
   PHASE_ANNOTATION,
   PHASE_SINCE_ANNOTATION,
+  ROTATE_REQUEST_ANNOTATION,
+  SELF_SIGNED_SECRET,
   STARTED_ANNOTATION,
 } from '../../model/names.js';
-import { decodeCertificatesPem, encodeCertificatesPem } from '../../pki/pem.js';
-import type { AuthorityController } from '../authority/controller.js';
+import type { SharedCaches } from '../caches.js';
+import { startReconcileLoop } from '../reconcile-loop.js';
+import { trustBundleProgress } from '../trust-bundle/queries.js';
+import type { WorkloadQueries } from '../workload-secrets/queries.js';
 import {
   planRotation,
   progressHolds,
@@ -25,6 +36,8 @@ import {
   type RotationPhase,
   type RotationProgress,
 } from './plan.js';
+import type { RotationStatus } from './status.js';
+import { rotationStep } from './step.js';
 
 // Moved to src/model/names.ts; re-exported here for existing imports.
 export {
@@ -34,95 +47,117 @@ export {
   ROTATE_REQUEST_ANNOTATION,
   STARTED_ANNOTATION,
 } from '../../model/names.js';
+export type { RotationStatus } from './status.js';
 
-const NEXT_CERT = 'next-ca-cert.pem';
-const NEXT_KEY = 'next-ca-key.pem';
-const PREVIOUS_CERT = 'previous-ca-cert.pem';
-
-export interface RotationStatus {
-  phase: RotationPhase;
-  startedAt?: string;
-  phaseSince?: string;
-  message: string;
-}
+const KEY = 'root';
+/** While a rotation is under way, progress is looked at this long after a cache event (coalesced). */
+const PROGRESS_DELAY_MS = 1_000;
 
 export interface RootRotationOptions {
-  core: CoreV1Api;
+  caches: SharedCaches;
+  raw: ApiRequester;
+  /** The CA namespace. */
   namespace: string;
   log: Logger;
   events: EventSink;
-  authority: AuthorityController;
-  config: () => CaConfig;
-  /** The CertificateAuthority's rotate-root annotation, if any. */
-  rotateRequest: () => string | undefined;
-  progress: (authority: SigningAuthority) => RotationProgress;
+  workloads: WorkloadQueries;
   canWrite: () => boolean;
   checkIntervalMs: number;
   dwellMs: number;
-  onStatusChange: () => void;
-  now?: () => number;
+  clock?: Clock;
 }
 
 export class RootRotationController {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> = Promise.resolve();
+  readonly queue: WorkQueue;
   private progressHeld: { phase: RotationPhase; since: number } | undefined;
-  private statusValue: RotationStatus = { phase: 'Idle', message: 'no rotation under way' };
-  private readonly now: () => number;
+  private workers: Promise<void> | undefined;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: RootRotationOptions) {
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
+    this.queue = new WorkQueue({
+      clock: this.clock,
+      baseRetryDelayMs: 1_000,
+      maxRetryDelayMs: opts.checkIntervalMs,
+    });
+    const { caches } = opts;
+    const now = () => this.queue.add(KEY);
+    const soon = () => {
+      if (this.status.phase !== 'Idle') this.queue.addAfter(KEY, PROGRESS_DELAY_MS);
+    };
+    caches.certificateAuthorities.subscribe({ added: now, updated: now, deleted: now });
+    caches.caSecrets[SELF_SIGNED_SECRET].subscribe({ added: now, updated: now, deleted: now });
+    caches.state.config.subscribe(now);
+    caches.state.authority.subscribe(now);
+    caches.state.leading.subscribe((leading) => leading && now());
+    for (const informer of [caches.workloadSecrets, caches.trustBundles, caches.namespaces])
+      informer.subscribe({ added: soon, updated: soon, deleted: soon });
   }
 
   get status(): RotationStatus {
-    return this.statusValue;
+    return this.opts.caches.state.rotation.current ?? { phase: 'Idle', message: 'no rotation under way' };
   }
 
-  /** Starts the periodic checks; resolves when the first one is done. */
-  start(): Promise<void> {
-    const tick = () => {
-      const done = this.check();
-      this.timer = setTimeout(tick, this.opts.checkIntervalMs * (0.9 + 0.2 * Math.random()));
-      this.timer.unref();
-      return done;
-    };
-    return tick();
+  /** Starts the worker; resolves when the first check is done. */
+  async start(): Promise<void> {
+    this.workers = startReconcileLoop({
+      queue: this.queue,
+      workers: 1,
+      reconcile: () => this.reconcile(),
+      log: this.opts.log,
+      describeKey: () => ({}),
+      quietFirstPass: true,
+    });
+    this.queue.add(KEY);
+    await this.queue.whenIdle();
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    await this.running;
+    this.queue.shutDown();
+    await this.workers;
   }
 
-  /** Looks at the rotation now; checks never overlap. */
+  /** Asks for a look now. */
   check(): Promise<void> {
-    this.running = this.running.then(() =>
-      this.step().catch((err: unknown) => {
-        this.opts.log.warn({ err: describeApiError(err) }, 'root rotation step failed; will retry');
-      }),
+    this.queue.add(KEY);
+    return this.workers ? this.queue.whenIdle() : Promise.resolve();
+  }
+
+  private progress(): RotationProgress | undefined {
+    const state = this.opts.caches.state.authority.current;
+    if (state.status !== 'ready') return undefined;
+    const secrets = this.opts.workloads.rotationProgress(state.authority);
+    const bundles = trustBundleProgress(
+      this.opts.caches,
+      this.opts.namespace,
+      state.authority.rootBundleHash,
     );
-    return this.running;
+    return {
+      bundleCurrent: secrets.bundleCurrent + bundles.current,
+      bundleTotal: secrets.total + bundles.total,
+      signedByActive: secrets.signedByActive,
+      signedTotal: secrets.total,
+    };
   }
 
-  private setStatus(next: RotationStatus): void {
-    const changed = JSON.stringify(next) !== JSON.stringify(this.statusValue);
-    this.statusValue = next;
-    if (changed) this.opts.onStatusChange();
-  }
-
-  private async step(): Promise<void> {
-    const config = this.opts.config();
-    const state = this.opts.authority.current;
-    const secret = this.opts.authority.caSecret(SELF_SIGNED_SECRET);
-    if (config.root.mode !== 'SelfSigned' || state.status !== 'ready' || !secret) return;
+  async reconcile(): Promise<void> {
+    const { caches } = this.opts;
+    const config = caches.state.config.current;
+    const state = caches.state.authority.current;
+    const secret = caches.caSecret(SELF_SIGNED_SECRET);
+    const now = this.clock.now();
+    this.queue.addAfter(KEY, this.opts.checkIntervalMs * (0.9 + 0.2 * Math.random()));
+    if (config.root.mode !== 'SelfSigned' || state.status !== 'ready' || !secret) {
+      caches.state.rotation.set(this.status);
+      return;
+    }
     const phase = phaseOf(secret.annotations[PHASE_ANNOTATION]);
     const phaseSince = Date.parse(secret.annotations[PHASE_SINCE_ANNOTATION] ?? '') || 0;
-    const request = this.opts.rotateRequest();
-    const progress = this.opts.progress(state.authority);
-    const now = this.now();
-    if (!progressHolds(phase, progress) || this.progressHeld?.phase !== phase) {
-      this.progressHeld = progressHolds(phase, progress) ? { phase, since: now } : undefined;
-    }
+    const request = caches.certificateAuthority?.annotations[ROTATE_REQUEST_ANNOTATION];
+    const progress = this.progress()!;
+    const holds = progressHolds(phase, progress);
+    if (!holds || this.progressHeld?.phase !== phase)
+      this.progressHeld = holds ? { phase, since: now } : undefined;
     const decision = planRotation({
       phase,
       phaseSince,
@@ -137,7 +172,7 @@ export class RootRotationController {
       progress,
       now,
     });
-    this.setStatus({
+    caches.state.rotation.set({
       phase,
       ...(secret.annotations[STARTED_ANNOTATION]
         ? { startedAt: secret.annotations[STARTED_ANNOTATION] }
@@ -145,97 +180,60 @@ export class RootRotationController {
       ...(phase !== 'Idle' ? { phaseSince: secret.annotations[PHASE_SINCE_ANNOTATION] } : {}),
       message: decision.action === 'wait' ? decision.reason : decision.action,
     });
-    if (decision.action === 'wait' || !this.opts.canWrite()) return;
+    if (decision.action === 'wait') {
+      if (decision.recheckAt !== undefined) this.queue.addAfter(KEY, decision.recheckAt - now);
+      return;
+    }
+    if (!this.opts.canWrite()) return;
     await this.apply(decision, config, request, now);
-    await this.opts.authority.reevaluate();
   }
 
+  /** Carries out one step: the new contents come from rotationStep; only the write happens here. */
   private async apply(
     decision: Exclude<RotationDecision, { action: 'wait' }>,
     config: CaConfig,
     request: string | undefined,
     now: number,
   ): Promise<void> {
-    const { core, namespace, log } = this.opts;
+    const { raw, namespace, log } = this.opts;
+    const path = secretsPath(namespace, SELF_SIGNED_SECRET);
     // Read fresh: the write below replaces exactly this version or fails with 409.
-    const secret = await core.readNamespacedSecret({ namespace, name: SELF_SIGNED_SECRET });
-    const data = decoded(secret);
-    const annotations = { ...(secret.metadata?.annotations ?? {}) };
-    const stamp = new Date(now).toISOString();
-    const bundle = data['root-cert.pem']
-      ? decodeCertificatesPem(data['root-cert.pem'])
-      : decodeCertificatesPem(data['ca-cert.pem']!);
-    let message: string;
-
-    switch (decision.action) {
-      case 'start': {
-        const next = await generateRootData({
-          trustDomain: config.trustDomain,
-          keyAlgorithm: config.root.selfSigned.keyAlgorithm,
-          ttlMs: config.root.selfSigned.ttlMs,
-          now: new Date(now),
-        });
-        const [nextDer] = decodeCertificatesPem(next['ca-cert.pem']!);
-        data[NEXT_CERT] = next['ca-cert.pem']!;
-        data[NEXT_KEY] = next['ca-key.pem']!;
-        data['root-cert.pem'] = encodeCertificatesPem([...bundle, nextDer!]);
-        annotations[PHASE_ANNOTATION] = 'Publishing';
-        annotations[STARTED_ANNOTATION] = stamp;
-        if (decision.trigger === 'Requested' && request !== undefined)
-          annotations[HANDLED_REQUEST_ANNOTATION] = request;
-        message = `root rotation started (${decision.trigger}): publishing the new root next to the old one`;
-        break;
-      }
-      case 'activate': {
-        if (!data[NEXT_CERT] || !data[NEXT_KEY])
-          throw new Error(`${SELF_SIGNED_SECRET} is in Publishing but holds no next root`);
-        data[PREVIOUS_CERT] = data['ca-cert.pem']!;
-        data['ca-cert.pem'] = data[NEXT_CERT];
-        data['ca-key.pem'] = data[NEXT_KEY];
-        delete data[NEXT_CERT];
-        delete data[NEXT_KEY];
-        annotations[PHASE_ANNOTATION] = 'Reissuing';
-        message = 'new root active: reissuing workload certificates; the old root stays trusted';
-        break;
-      }
-      case 'retire': {
-        const active = decodeCertificatesPem(data['ca-cert.pem']!)[0]!;
-        const previous = data[PREVIOUS_CERT] ? decodeCertificatesPem(data[PREVIOUS_CERT])[0] : undefined;
-        data['root-cert.pem'] = encodeCertificatesPem(
-          bundle.filter((der) => der.equals(active) || (previous !== undefined && !der.equals(previous))),
-        );
-        delete data[PREVIOUS_CERT];
-        delete annotations[PHASE_ANNOTATION];
-        delete annotations[STARTED_ANNOTATION];
-        message = 'root rotation finished: the old root is no longer trusted';
-        break;
-      }
-    }
-    annotations[PHASE_SINCE_ANNOTATION] = stamp;
-    if (decision.action === 'retire') delete annotations[PHASE_SINCE_ANNOTATION];
+    const secret = await raw.request<V1Secret>('GET', path);
+    const nextRoot =
+      decision.action === 'start'
+        ? await generateRootData({
+            trustDomain: config.trustDomain,
+            keyAlgorithm: config.root.selfSigned.keyAlgorithm,
+            ttlMs: config.root.selfSigned.ttlMs,
+            now: new Date(now),
+          })
+        : undefined;
+    const after = rotationStep({
+      decision,
+      before: { data: decoded(secret), annotations: secret.metadata?.annotations ?? {} },
+      nextRoot,
+      request,
+      now,
+    });
     try {
-      await core.replaceNamespacedSecret({
-        namespace,
-        name: SELF_SIGNED_SECRET,
-        body: {
-          ...secret,
-          metadata: { ...secret.metadata, annotations },
-          data: Object.fromEntries(
-            Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
-          ),
-        },
+      await raw.request('PUT', path, {
+        ...secret,
+        metadata: { ...secret.metadata, annotations: after.annotations },
+        data: Object.fromEntries(
+          Object.entries(after.data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+        ),
       });
     } catch (err) {
-      if (isConflict(err)) return; // changed meanwhile: the next check decides again on the new state
+      if (isConflict(err)) return; // changed meanwhile: its watch event brings a new look
       throw err;
     }
     this.progressHeld = undefined;
-    log.info({ step: decision.action }, message);
+    log.info({ step: decision.action }, after.message);
     this.opts.events.record(
       { apiVersion: 'v1', kind: 'Secret', namespace, name: SELF_SIGNED_SECRET, uid: secret.metadata?.uid },
       'Normal',
       `RootRotation${decision.action[0]!.toUpperCase()}${decision.action.slice(1)}`,
-      message,
+      after.message,
     );
   }
 }

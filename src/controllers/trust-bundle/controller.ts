@@ -1,8 +1,8 @@
 // ConfigMap istio-ca-root-cert in every managed namespace, holding the
 // current root bundle. Edits and deletions of ours are reverted; a namespace
 // that stops being managed loses ours; someone else's is never touched.
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { apiStatus, isNotFound } from '../../kube/client.js';
+import { type ApiRequester, configMapsPath, MERGE_PATCH_CONTENT } from '../../kube/raw.js';
 import { WorkQueue } from '../../kube/workqueue.js';
 import {
   CONFIG_LABEL,
@@ -15,10 +15,13 @@ import { isManagedNamespace } from '../../model/targeting.js';
 import type { ControllerContext } from '../context.js';
 import { startReconcileLoop } from '../reconcile-loop.js';
 import { planTrustBundle } from './plan.js';
+import { trustBundleProgress } from './queries.js';
 
-export type TrustBundleOptions = ControllerContext;
+export interface TrustBundleOptions extends ControllerContext {
+  /** Writes go through this (the API server, or an in-memory one in tests). */
+  raw: ApiRequester;
+}
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONFIG_LABEL]: 'true' };
 
 export class TrustBundleController {
@@ -30,6 +33,11 @@ export class TrustBundleController {
     const enqueue = (key: string) => this.queue.add(key.split('/')[0]!);
     opts.caches.namespaces.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
     opts.caches.trustBundles.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
+    // A new bundle, a new configuration or a new leader: every namespace is looked at again.
+    const { state } = opts.caches;
+    state.config.subscribe(() => this.enqueueAll());
+    state.authority.subscribe(() => this.enqueueAll());
+    state.leading.subscribe((leading) => leading && this.enqueueAll());
   }
 
   start(): void {
@@ -54,15 +62,7 @@ export class TrustBundleController {
 
   /** How many managed namespaces publish the bundle with this hash, out of how many. */
   progress(bundleHash: string): { current: number; total: number } {
-    let current = 0;
-    let total = 0;
-    for (const [namespace, ns] of this.opts.caches.namespaces.entries()) {
-      if (ns.terminating || !this.isManaged(namespace, ns.labels)) continue;
-      total++;
-      if (this.opts.caches.trustBundles.get(`${namespace}/${TRUST_BUNDLE_NAME}`)?.bundleHash === bundleHash)
-        current++;
-    }
-    return { current, total };
+    return trustBundleProgress(this.opts.caches, this.opts.caNamespace, bundleHash);
   }
 
   private isManaged(namespace: string, nsLabels: Record<string, string>): boolean {
@@ -82,7 +82,8 @@ export class TrustBundleController {
       bundleHash: bundle?.rootBundleHash,
     });
     const log = this.opts.log.child({ namespace, configMap: TRUST_BUNDLE_NAME });
-    const { core } = this.opts;
+    const { raw } = this.opts;
+    const path = configMapsPath(namespace, TRUST_BUNDLE_NAME);
     switch (decision.action) {
       case 'none':
         return;
@@ -97,10 +98,8 @@ export class TrustBundleController {
         return;
       case 'delete':
         try {
-          await core.deleteNamespacedConfigMap({
-            namespace,
-            name: TRUST_BUNDLE_NAME,
-            body: { preconditions: { uid: configMap!.uid, resourceVersion: configMap!.resourceVersion } },
+          await raw.request('DELETE', path, {
+            preconditions: { uid: configMap!.uid, resourceVersion: configMap!.resourceVersion },
           });
         } catch (err) {
           if (!isNotFound(err)) throw err;
@@ -109,12 +108,11 @@ export class TrustBundleController {
         return;
       case 'create':
         try {
-          await core.createNamespacedConfigMap({
-            namespace,
-            body: {
-              metadata: { name: TRUST_BUNDLE_NAME, namespace, labels },
-              data: { [TRUST_BUNDLE_KEY]: bundle!.rootBundlePem },
-            },
+          await raw.request('POST', configMapsPath(namespace), {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: TRUST_BUNDLE_NAME, namespace, labels },
+            data: { [TRUST_BUNDLE_KEY]: bundle!.rootBundlePem },
           });
         } catch (err) {
           // 409: the cache is behind (the watch brings it); 403: the namespace is terminating.
@@ -126,17 +124,11 @@ export class TrustBundleController {
       case 'update': {
         const data: Record<string, string | null> = { [TRUST_BUNDLE_KEY]: bundle!.rootBundlePem };
         for (const key of configMap!.dataKeys) if (key !== TRUST_BUNDLE_KEY) data[key] = null;
-        await core.patchNamespacedConfigMap(
-          {
-            namespace,
-            name: TRUST_BUNDLE_NAME,
-            body: {
-              metadata: { resourceVersion: configMap!.resourceVersion, labels },
-              data,
-              binaryData: null,
-            },
-          },
-          mergePatch,
+        await raw.request(
+          'PATCH',
+          path,
+          { metadata: { resourceVersion: configMap!.resourceVersion, labels }, data, binaryData: null },
+          MERGE_PATCH_CONTENT,
         );
         log.info({ reason: decision.reason }, 'updated trust bundle');
         return;

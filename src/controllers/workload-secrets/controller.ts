@@ -10,7 +10,7 @@ import type { CaConfig } from '../../config/ca-spec.js';
 import { apiStatus, isNotFound } from '../../kube/client.js';
 import type { InvolvedObject } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
-import { MERGE_PATCH_CONTENT, type RawApi, secretsPath } from '../../kube/raw.js';
+import { type ApiRequester, MERGE_PATCH_CONTENT, secretsPath } from '../../kube/raw.js';
 import { WorkQueue } from '../../kube/workqueue.js';
 import { encodePem } from '../../pki/pem.js';
 import { errorReason, type Metrics } from '../../telemetry/metrics.js';
@@ -40,28 +40,19 @@ import {
   workloadPolicy,
   workloadSecretName,
 } from './plan.js';
+import { splitKey, type WorkloadCounts, WorkloadQueries } from './queries.js';
 import { backdateMs, renewAt } from './renewal.js';
-import { isManagedNamespace } from './targeting.js';
 
 export interface WorkloadSecretsOptions extends ControllerContext {
   /** The hot write path (Secret create and patch) goes around client-node's serialiser. */
-  raw: RawApi;
+  raw: ApiRequester;
   /** How long to wait before looking again at a ServiceAccount whose name is taken by a foreign Secret. */
   foreignRecheckMs: number;
   metrics?: Metrics;
   now?: () => number;
 }
 
-export interface WorkloadCounts {
-  managedServiceAccounts: number;
-  issuedCertificates: number;
-  failingCertificates: number;
-}
-
-const splitKey = (key: string) => {
-  const slash = key.indexOf('/');
-  return [key.slice(0, slash), key.slice(slash + 1)] as const;
-};
+export type { WorkloadCounts } from './queries.js';
 
 export class WorkloadSecretsController {
   readonly queue = new WorkQueue();
@@ -70,11 +61,10 @@ export class WorkloadSecretsController {
   private readonly secrets: Informer<V1Secret, ObservedSecret>;
   /** Keys (namespace/serviceaccount) known per namespace, from ServiceAccounts and our Secrets. */
   private readonly keysByNamespace = new Map<string, Set<string>>();
-  /** Keys whose last reconcile could not reach the desired state. */
-  private readonly failing = new Set<string>();
-  /** Bumped by every event of the three caches; invalidates the counts memo. */
-  private cacheVersion = 0;
-  private countsMemo: { version: number; config: CaConfig; managed: number; issued: number } | undefined;
+  /** Keys whose last reconcile could not reach the desired state (shared: the status counts them). */
+  private readonly failing: Set<string>;
+  /** Read-only questions for the status, the metrics and root rotation. */
+  readonly queries: WorkloadQueries;
   /** Keys whose Secret was seen deleted: a create for them heals, rather than serves a new ServiceAccount. */
   private readonly secretDeleted = new Set<string>();
   private workers: Promise<void> | undefined;
@@ -85,11 +75,13 @@ export class WorkloadSecretsController {
     this.serviceAccounts = opts.caches.serviceAccounts;
     this.namespaces = opts.caches.namespaces;
     this.secrets = opts.caches.workloadSecrets;
-    const bump = () => {
-      this.cacheVersion++;
-    };
-    for (const informer of [opts.caches.serviceAccounts, opts.caches.namespaces, opts.caches.workloadSecrets])
-      informer.subscribe({ added: bump, updated: bump, deleted: bump });
+    this.failing = opts.caches.state.failingWorkloads;
+    this.queries = new WorkloadQueries(opts.caches, opts.caNamespace);
+    // A new configuration, a new CA or a new leader: every ServiceAccount is looked at again.
+    const { state } = opts.caches;
+    state.config.subscribe(() => this.enqueueAll());
+    state.authority.subscribe(() => this.enqueueAll());
+    state.leading.subscribe((leading) => leading && this.enqueueAll());
     this.serviceAccounts.subscribe({
       added: (key) => this.track(key),
       updated: (key) => this.queue.add(key),
@@ -142,32 +134,8 @@ export class WorkloadSecretsController {
     for (const keys of this.keysByNamespace.values()) for (const key of keys) this.enqueue(key);
   }
 
-  /**
-   * The status refresh asks every 5 s. Walking 10,000 ServiceAccounts each time was most of what
-   * an idle controller allocated (and so most of its GC and RSS swing): the walk is redone only
-   * after a cache event or a configuration change.
-   */
   counts(): WorkloadCounts {
-    const config = this.opts.config();
-    let memo = this.countsMemo;
-    if (!memo || memo.version !== this.cacheVersion || memo.config !== config) {
-      let managed = 0;
-      let issued = 0;
-      for (const [key] of this.serviceAccounts.entries()) {
-        const [namespace, name] = splitKey(key);
-        const ns = this.namespaces.get(namespace);
-        if (!ns || !isManaged(namespace, ns, config, this.opts.caNamespace)) continue;
-        managed++;
-        if (this.secrets.get(`${namespace}/${workloadSecretName(name)}`)?.certificate) issued++;
-      }
-      memo = { version: this.cacheVersion, config, managed, issued };
-      this.countsMemo = memo;
-    }
-    return {
-      managedServiceAccounts: memo.managed,
-      issuedCertificates: memo.issued,
-      failingCertificates: this.failing.size,
-    };
+    return this.queries.counts();
   }
 
   /** For root rotation: of the managed workload Secrets, how many carry the bundle and come from the signer. */
@@ -176,21 +144,7 @@ export class WorkloadSecretsController {
     bundleCurrent: number;
     signedByActive: number;
   } {
-    const config = this.opts.config();
-    let total = 0;
-    let bundleCurrent = 0;
-    let signedByActive = 0;
-    for (const [key, secret] of this.secrets.entries()) {
-      const [namespace, name] = splitKey(key);
-      const sa = serviceAccountOfSecret(name);
-      const ns = this.namespaces.get(namespace);
-      if (!sa || !ns || ns.terminating || !this.serviceAccounts.get(`${namespace}/${sa}`)) continue;
-      if (!isManaged(namespace, ns, config, this.opts.caNamespace)) continue;
-      total++;
-      if (secret.rootBundleHash === authority.rootBundleHash) bundleCurrent++;
-      if (signedByAuthority(secret, authority)) signedByActive++;
-    }
-    return { total, bundleCurrent, signedByActive };
+    return this.queries.rotationProgress(authority);
   }
 
   private track(key: string): void {
@@ -358,9 +312,8 @@ export class WorkloadSecretsController {
   }
 
   /** notAfter (ms) of every certificate in the cache, for the expiry metric. */
-  *certificateExpiries(): Iterable<number> {
-    for (const [, secret] of this.secrets.entries())
-      if (secret.certificate) yield secret.certificate.notAfter;
+  certificateExpiries(): Iterable<number> {
+    return this.queries.certificateExpiries();
   }
 
   private issuedEvent(ctx: ExecutionContext, reason: string, serialHex: string, notAfter: Date): void {
@@ -403,10 +356,7 @@ export class WorkloadSecretsController {
       const status = apiStatus(err);
       if (status === 409) {
         // Either our own Secret the cache has not shown yet, or someone else's: look.
-        const existing = await this.opts.core.readNamespacedSecret({
-          namespace: ctx.namespace,
-          name: secretName,
-        });
+        const existing = await this.opts.raw.request<V1Secret>('GET', secretsPath(ctx.namespace, secretName));
         if (!isOwnedSecret(existing)) {
           await this.execute(
             {
@@ -488,11 +438,9 @@ export class WorkloadSecretsController {
 
   private async deleteSecret(namespace: string, name: string, secret: ObservedSecret): Promise<void> {
     try {
-      await this.opts.core.deleteNamespacedSecret({
-        namespace,
-        name,
-        // Only the exact object we decided about: never a newer one someone else created.
-        body: { preconditions: { uid: secret.uid, resourceVersion: secret.resourceVersion } },
+      // Only the exact object we decided about: never a newer one someone else created.
+      await this.opts.raw.request('DELETE', secretsPath(namespace, name), {
+        preconditions: { uid: secret.uid, resourceVersion: secret.resourceVersion },
       });
     } catch (err) {
       if (!isNotFound(err)) throw err;
@@ -516,10 +464,6 @@ interface ExecutionContext {
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
-}
-
-function isManaged(namespace: string, ns: NamespaceView, config: CaConfig, caNamespace: string): boolean {
-  return isManagedNamespace(namespace, ns.labels, config.namespaces, caNamespace);
 }
 
 function base64Values(data: Record<string, string>): Record<string, string> {

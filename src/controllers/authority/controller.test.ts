@@ -1,0 +1,169 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { defaultCaConfig } from '../../config/ca-spec.js';
+import { SELF_SIGNED_SECRET } from '../../model/names.js';
+import { CA_NAMESPACE, type ControllerTestBed, controllerTestBed } from '../testing.js';
+import { AuthorityController } from './controller.js';
+import { planAuthority } from './plan.js';
+
+const secretsPath = `/api/v1/namespaces/${CA_NAMESPACE}/secrets`;
+let bed: ControllerTestBed;
+let controller: AuthorityController | undefined;
+
+afterEach(async () => {
+  await controller?.stop();
+  await bed?.stop();
+  controller = undefined;
+});
+
+async function startAuthority(canWrite = true) {
+  bed = controllerTestBed();
+  await bed.start();
+  controller = new AuthorityController({
+    caches: bed.caches,
+    raw: bed.api,
+    namespace: CA_NAMESPACE,
+    log: bed.log,
+    canWrite: () => canWrite,
+    clock: bed.clock,
+  });
+  await controller.start();
+  await bed.settle();
+  return controller;
+}
+
+describe('planAuthority', () => {
+  const base = {
+    mode: 'SelfSigned' as const,
+    source: 'istio-system/istio-ca-secret',
+    trustDomain: 'cluster.local',
+    evaluatedFrom: '',
+    state: { status: 'pending' as const, message: 'loading' },
+    canWrite: true,
+    haveLastGood: false,
+  };
+
+  it('creates a missing self-signed root as leader, restores the one in use if it had one', () => {
+    expect(planAuthority({ ...base, secret: undefined })).toEqual({ action: 'create', restore: false });
+    expect(planAuthority({ ...base, secret: undefined, haveLastGood: true })).toEqual({
+      action: 'create',
+      restore: true,
+    });
+  });
+
+  it('waits for the leader as a follower, and fails plugged-in mode without cacerts', () => {
+    expect(planAuthority({ ...base, secret: undefined, canWrite: false })).toMatchObject({
+      action: 'publish',
+      state: { status: 'pending' },
+    });
+    expect(planAuthority({ ...base, mode: 'PluggedIn', secret: undefined })).toMatchObject({
+      action: 'publish',
+      state: { status: 'failed', reason: 'MissingSecret' },
+    });
+  });
+
+  it('does not validate an unchanged Secret again', () => {
+    const secret = { uid: 'u', resourceVersion: '7' };
+    const first = planAuthority({ ...base, secret });
+    expect(first.action).toBe('load');
+    const inputKey = (first as { inputKey: string }).inputKey;
+    const ready = { status: 'failed' as const, reason: 'x', message: 'y' };
+    expect(planAuthority({ ...base, secret, evaluatedFrom: inputKey, state: ready })).toEqual({
+      action: 'none',
+    });
+    expect(
+      planAuthority({
+        ...base,
+        secret: { uid: 'u', resourceVersion: '8' },
+        evaluatedFrom: inputKey,
+        state: ready,
+      }).action,
+    ).toBe('load');
+  });
+});
+
+describe('AuthorityController', () => {
+  it('creates istio-ca-secret when there is none, then loads it from the watch', async () => {
+    const authority = await startAuthority();
+    const created = bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath);
+    expect(created).toHaveLength(1);
+    expect(bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`)?.metadata?.labels).toEqual({
+      'app.kubernetes.io/managed-by': 'alcazar',
+    });
+    await authority.reevaluate();
+    expect(authority.current.status).toBe('ready');
+  });
+
+  it('takes a 409 on create as another replica winning the race, without failing', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    bed.api.failNext('POST', secretsPath, 409, 'already exists');
+    controller = new AuthorityController({
+      caches: bed.caches,
+      raw: bed.api,
+      namespace: CA_NAMESPACE,
+      log: bed.log,
+      canWrite: () => true,
+      clock: bed.clock,
+    });
+    await controller.start();
+    expect(controller.current.status).toBe('pending');
+    expect(controller.queue.retries('authority')).toBe(0);
+  });
+
+  it('reports a failed create with the reason and retries on the clock', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    bed.api.failNext('POST', secretsPath, 403, 'forbidden');
+    controller = new AuthorityController({
+      caches: bed.caches,
+      raw: bed.api,
+      namespace: CA_NAMESPACE,
+      log: bed.log,
+      canWrite: () => true,
+      clock: bed.clock,
+    });
+    await controller.start();
+    expect(controller.current).toMatchObject({ status: 'failed', reason: 'CreateFailed' });
+    expect(controller.queue.scheduled).toBe(1);
+    await bed.clock.advance(1_000);
+    await controller.reevaluate();
+    expect(controller.current.status).toBe('ready');
+  });
+
+  it('waits for the leader to create the root when it is a follower', async () => {
+    const authority = await startAuthority(false);
+    expect(bed.api.writes).toEqual([]);
+    expect(authority.current).toMatchObject({ status: 'pending' });
+  });
+
+  it('re-creates a deleted istio-ca-secret with the root in use', async () => {
+    const authority = await startAuthority();
+    await authority.reevaluate();
+    const before = bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`)!;
+    await bed.api.request('DELETE', `${secretsPath}/${SELF_SIGNED_SECRET}`);
+    await bed.settle();
+    await authority.reevaluate();
+    const after = bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`)!;
+    expect(after.metadata?.uid).not.toBe(before.metadata?.uid);
+    expect(after.data['ca-cert.pem']).toBe(before.data['ca-cert.pem']);
+    expect(after.data['ca-key.pem']).toBe(before.data['ca-key.pem']);
+  });
+
+  it('fails plugged-in mode without cacerts, saying which Secret is missing', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    const config = defaultCaConfig();
+    bed.caches.state.config.set({ ...config, root: { ...config.root, mode: 'PluggedIn' } });
+    controller = new AuthorityController({
+      caches: bed.caches,
+      raw: bed.api,
+      namespace: CA_NAMESPACE,
+      log: bed.log,
+      canWrite: () => true,
+      clock: bed.clock,
+    });
+    await controller.start();
+    expect(controller.current).toMatchObject({ status: 'failed', reason: 'MissingSecret' });
+    expect((controller.current as { message: string }).message).toContain('istio-system/cacerts');
+  });
+});

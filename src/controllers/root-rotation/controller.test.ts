@@ -1,0 +1,130 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  HANDLED_REQUEST_ANNOTATION,
+  PHASE_ANNOTATION,
+  PHASE_SINCE_ANNOTATION,
+  ROTATE_REQUEST_ANNOTATION,
+  SELF_SIGNED_SECRET,
+} from '../../model/names.js';
+import { decodeCertificatesPem } from '../../pki/pem.js';
+import { AuthorityController } from '../authority/controller.js';
+import { CertificateAuthorityController } from '../certificate-authority/controller.js';
+import { CA_NAMESPACE, type ControllerTestBed, controllerTestBed } from '../testing.js';
+import { WorkloadQueries } from '../workload-secrets/queries.js';
+import { RootRotationController } from './controller.js';
+
+const CR_PATH = '/apis/alcazar.dev/v1alpha1/certificateauthorities/default';
+const CA_SECRET_PATH = `/api/v1/namespaces/${CA_NAMESPACE}/secrets/${SELF_SIGNED_SECRET}`;
+const DWELL_MS = 120_000;
+
+let bed: ControllerTestBed;
+const running: Array<{ stop(): Promise<void> }> = [];
+
+afterEach(async () => {
+  for (const c of running.splice(0).reverse()) await c.stop();
+  await bed?.stop();
+});
+
+async function startAll() {
+  bed = controllerTestBed();
+  bed.api.seed(CR_PATH, {
+    apiVersion: 'alcazar.dev/v1alpha1',
+    kind: 'CertificateAuthority',
+    metadata: { name: 'default' },
+    spec: {},
+  });
+  await bed.start();
+  const workloads = new WorkloadQueries(bed.caches, CA_NAMESPACE);
+  const common = { caches: bed.caches, raw: bed.api, log: bed.log, canWrite: () => true, clock: bed.clock };
+  const status = new CertificateAuthorityController({
+    ...common,
+    workloads,
+    events: bed.events,
+    statusIntervalMs: 3_600_000,
+  });
+  const authority = new AuthorityController({ ...common, namespace: CA_NAMESPACE });
+  const rotation = new RootRotationController({
+    ...common,
+    namespace: CA_NAMESPACE,
+    events: bed.events,
+    workloads,
+    checkIntervalMs: 3_600_000,
+    dwellMs: DWELL_MS,
+  });
+  running.push(status, authority, rotation);
+  await status.start();
+  await authority.start();
+  await bed.settle();
+  await authority.reevaluate();
+  await rotation.start();
+  await bed.settle();
+  return { rotation, status };
+}
+
+const caSecret = () => bed.api.get(CA_SECRET_PATH)!;
+const bundleSize = () =>
+  decodeCertificatesPem(
+    Buffer.from(caSecret().data['root-cert.pem'] ?? caSecret().data['ca-cert.pem'], 'base64'),
+  ).length;
+
+describe('RootRotationController', () => {
+  it('starts a requested rotation as soon as the annotation arrives, without waiting for a check', async () => {
+    const { rotation } = await startAll();
+    expect(rotation.status.phase).toBe('Idle');
+    await bed.api.request('PATCH', CR_PATH, {
+      metadata: { annotations: { [ROTATE_REQUEST_ANNOTATION]: 'now' } },
+    });
+    // No time passes on the clock: only the new key's generation is waited for.
+    await bed.until('Publishing', () => bed.caches.state.rotation.current?.phase === 'Publishing');
+    expect(caSecret().metadata?.annotations?.[PHASE_ANNOTATION]).toBe('Publishing');
+    expect(caSecret().metadata?.annotations?.[HANDLED_REQUEST_ANNOTATION]).toBe('now');
+    expect(bundleSize()).toBe(2);
+    expect(bed.caches.state.rotation.current?.phase).toBe('Publishing');
+    expect(bed.events.reasons()).toContain('RootRotationStart');
+  });
+
+  it('moves through every phase on the clock, and the status follows each one', async () => {
+    const { rotation } = await startAll();
+    const statusWrites = () =>
+      bed.api.writes.filter((w) => w.method === 'PATCH' && w.path.startsWith(`${CR_PATH}/status`));
+    await bed.api.request('PATCH', CR_PATH, {
+      metadata: { annotations: { [ROTATE_REQUEST_ANNOTATION]: '1' } },
+    });
+    const phaseOfLastWrite = () =>
+      (statusWrites().at(-1)?.body as { status: { rotation: { phase: string } } }).status.rotation.phase;
+    await bed.until('the Publishing status', () => phaseOfLastWrite() === 'Publishing');
+
+    // Nothing to publish to (no managed workloads): the hand-over waits only for the dwell time.
+    await bed.clock.advance(DWELL_MS - 1_000);
+    expect(rotation.status.phase).toBe('Publishing');
+    await bed.clock.advance(2_000);
+    expect(caSecret().metadata?.annotations?.[PHASE_ANNOTATION]).toBe('Reissuing');
+    expect(phaseOfLastWrite()).toBe('Reissuing');
+    const reissuingSince = bed.caches.state.rotation.current?.phaseSince;
+    expect(reissuingSince).toBeDefined();
+
+    await bed.clock.advance(DWELL_MS + 1_000);
+    expect(caSecret().metadata?.annotations?.[PHASE_ANNOTATION]).toBeUndefined();
+    expect(caSecret().metadata?.annotations?.[PHASE_SINCE_ANNOTATION]).toBeUndefined();
+    expect(bundleSize()).toBe(1);
+    expect(rotation.status.phase).toBe('Idle');
+    // The status loses phaseSince and startedAt: a merge patch needs explicit nulls for that.
+    await bed.until('the Idle status', () => bed.api.get(CR_PATH)?.status?.rotation?.phase === 'Idle');
+    expect(bed.api.get(CR_PATH)?.status?.rotation).not.toHaveProperty('phaseSince');
+    expect(bed.api.get(CR_PATH)?.status?.rotation).not.toHaveProperty('startedAt');
+    const rotations = statusWrites().map(
+      (w) => (w.body as { status: { rotation: Record<string, unknown> } }).status.rotation,
+    );
+    expect(rotations).toContainEqual(
+      expect.objectContaining({ phase: 'Idle', phaseSince: null, startedAt: null }),
+    );
+  });
+
+  it('writes status with the field manager alcazar', async () => {
+    await startAll();
+    const writes = bed.api.writes.filter((w) => w.path.startsWith(`${CR_PATH}/status`));
+    expect(writes.length).toBeGreaterThan(0);
+    for (const w of writes)
+      expect(new URL(`http://x${w.path}`).searchParams.get('fieldManager')).toBe('alcazar');
+  });
+});
