@@ -4,6 +4,7 @@ import pino from 'pino';
 import type { EventSink, EventType, InvolvedObject } from '../kube/events.js';
 import { FakeApiServer } from '../kube/fake-api.js';
 import { FakeClock, settle } from '../kube/fake-clock.js';
+import { AuthorityController } from './authority/controller.js';
 import { SharedCaches } from './caches.js';
 
 export const CA_NAMESPACE = 'istio-system';
@@ -80,4 +81,19 @@ export function controllerTestBed(): ControllerTestBed {
       });
     },
   };
+}
+
+/** Starts an AuthorityController on the bed and waits until it signs with a root it created. */
+export async function readyAuthority(bed: ControllerTestBed): Promise<AuthorityController> {
+  const authority = new AuthorityController({
+    caches: bed.caches,
+    raw: bed.api,
+    namespace: CA_NAMESPACE,
+    log: bed.log,
+    canWrite: () => true,
+    clock: bed.clock,
+  });
+  await authority.start();
+  await bed.until('the CA', () => bed.caches.state.authority.current.status === 'ready');
+  return authority;
 }
