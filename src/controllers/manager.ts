@@ -99,6 +99,7 @@ export async function startController(
     workers: settings.workers,
     foreignRecheckMs: settings.resyncPeriodMs,
     metrics,
+    clock,
   });
   const trustBundles = new TrustBundleController({
     caches,
@@ -111,6 +112,7 @@ export async function startController(
     authority: () => state.authority.current,
     canWrite,
     workers: 2,
+    clock,
   });
   const configuration = new CertificateAuthorityController({
     caches,

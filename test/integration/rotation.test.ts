@@ -12,6 +12,7 @@ import { startMeshPair } from './support/mtls.js';
 import { waitFor } from './support/wait.js';
 import {
   deleteCertificateAuthority,
+  getCertificateAuthority,
   leafOf,
   mergePatch,
   opensslVerify,
@@ -263,6 +264,80 @@ describe('root rotation', () => {
     expect(stats.failures).toEqual([]);
     expect(stats.failed).toBe(0);
     expect(stats.reloads.client).toBeGreaterThanOrEqual(3); // bundle, reissue, retire
+  });
+});
+
+describe('root rotation on demand (issue #11)', () => {
+  it('starts at once, the status follows every phase, phaseSince goes with Idle, writes as alcazar', async () => {
+    const ca = await namespace('ca');
+    // A check interval of an hour: anything that happens within the waits below was not the periodic check.
+    const args = ['--root-rotation-check-interval=1h', '--root-rotation-propagation-delay=4s'];
+    await setCertificateAuthoritySpec(customObjects, {});
+    controller = await startController({ caNamespace: ca, args });
+    const ns = await namespace('ondemand');
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'w' } } });
+    await waitForWorkloadSecret(core, ns, 'w');
+    const rotationStatus = async () =>
+      ((await getCertificateAuthority(customObjects)).status?.rotation ?? {}) as Record<string, unknown>;
+    await waitFor('the status to show Idle first', async () => (await rotationStatus()).phase === 'Idle');
+
+    // Record every phase the status shows, polling, while the rotation runs.
+    const seen: string[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const phase = String((await rotationStatus()).phase);
+        if (seen.at(-1) !== phase) seen.push(phase);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    await customObjects.patchClusterCustomObject(
+      {
+        group: 'alcazar.dev',
+        version: 'v1alpha1',
+        plural: 'certificateauthorities',
+        name: 'default',
+        body: { metadata: { annotations: { 'alcazar.dev/rotate-root': 'on-demand-1' } } },
+      },
+      mergePatch,
+    );
+    const followed = { timeoutMs: 10_000, intervalMs: 100 };
+    const publishing = await waitFor(
+      'the status to show Publishing',
+      async () => ((await rotationStatus()).phase === 'Publishing' ? rotationStatus() : undefined),
+      followed,
+    );
+    expect(publishing.startedAt).toBeDefined();
+    expect(publishing.phaseSince).toBeDefined();
+    const reissuing = await waitFor(
+      'the status to show Reissuing',
+      async () => ((await rotationStatus()).phase === 'Reissuing' ? rotationStatus() : undefined),
+      { ...followed, timeoutMs: 30_000 },
+    );
+    expect(Date.parse(String(reissuing.phaseSince))).toBeGreaterThan(
+      Date.parse(String(publishing.phaseSince)),
+    );
+    const idle = await waitFor(
+      'the status to show Idle again',
+      async () => ((await rotationStatus()).phase === 'Idle' ? rotationStatus() : undefined),
+      { ...followed, timeoutMs: 30_000 },
+    );
+    polling = false;
+    await poller;
+    expect(idle).not.toHaveProperty('phaseSince');
+    expect(idle).not.toHaveProperty('startedAt');
+    expect(seen).toEqual(['Idle', 'Publishing', 'Reissuing', 'Idle']);
+
+    const cr = (await customObjects.getClusterCustomObject({
+      group: 'alcazar.dev',
+      version: 'v1alpha1',
+      plural: 'certificateauthorities',
+      name: 'default',
+    })) as { metadata: { managedFields?: Array<{ manager: string; subresource?: string }> } };
+    const statusManagers = (cr.metadata.managedFields ?? [])
+      .filter((f) => f.subresource === 'status')
+      .map((f) => f.manager);
+    expect(statusManagers).toEqual(['alcazar']);
   });
 });
 

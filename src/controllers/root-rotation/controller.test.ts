@@ -91,7 +91,8 @@ describe('RootRotationController', () => {
       metadata: { annotations: { [ROTATE_REQUEST_ANNOTATION]: '1' } },
     });
     const phaseOfLastWrite = () =>
-      (statusWrites().at(-1)?.body as { status: { rotation: { phase: string } } }).status.rotation.phase;
+      (statusWrites().at(-1)?.body as { status?: { rotation?: { phase: string } } } | undefined)?.status
+        ?.rotation?.phase;
     await bed.until('the Publishing status', () => phaseOfLastWrite() === 'Publishing');
 
     // Nothing to publish to (no managed workloads): the hand-over waits only for the dwell time.

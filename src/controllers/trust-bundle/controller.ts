@@ -26,10 +26,11 @@ const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONFIG_LABEL]: 'true' };
 
 export class TrustBundleController {
   /** Keyed by namespace name. */
-  readonly queue = new WorkQueue();
+  readonly queue: WorkQueue;
   private workers: Promise<void> | undefined;
 
   constructor(private readonly opts: TrustBundleOptions) {
+    this.queue = new WorkQueue({ clock: opts.clock });
     const enqueue = (key: string) => this.queue.add(key.split('/')[0]!);
     opts.caches.namespaces.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
     opts.caches.trustBundles.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });

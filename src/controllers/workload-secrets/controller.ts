@@ -1,110 +1,73 @@
 // ServiceAccount → istio.<sa> Secret. Every event only enqueues a key
-// (namespace/serviceaccount); a worker reads the caches, asks `plan`, and
-// carries out the one decision. Running a key twice changes nothing the
-// second time.
-import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
+// (namespace/serviceaccount, key-index.ts); a worker reads the caches, asks
+// `plan`, and carries out the one decision through the writers. Running a
+// key twice changes nothing the second time.
 import type { SigningAuthority } from '../../ca/authority.js';
-import { issueWorkload, type WorkloadMaterial } from '../../ca/issue.js';
-import type { CaConfig } from '../../config/ca-spec.js';
-import { apiStatus, isNotFound } from '../../kube/client.js';
+import { systemClock } from '../../kube/clock.js';
 import type { InvolvedObject } from '../../kube/events.js';
-import type { Informer } from '../../kube/informer.js';
-import { type ApiRequester, MERGE_PATCH_CONTENT, secretsPath } from '../../kube/raw.js';
 import { WorkQueue } from '../../kube/workqueue.js';
-import { encodePem } from '../../pki/pem.js';
-import { errorReason, type Metrics } from '../../telemetry/metrics.js';
-import type { AuthorityState } from '../authority/controller.js';
+import { spiffeIdFor, workloadSecretName } from '../../model/names.js';
+import type { Metrics } from '../../telemetry/metrics.js';
+import type { AuthorityState } from '../authority/state.js';
 import type { ControllerContext } from '../context.js';
 import { startReconcileLoop } from '../reconcile-loop.js';
-import {
-  isOwnedSecret,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  type ObservedSecret,
-  SERVICE_ACCOUNT_ANNOTATION,
-  signedByAuthority,
-  writtenContent,
-} from './observe.js';
+import { WorkloadKeyIndex } from './key-index.js';
+import { type ObservedSecret, signedByAuthority } from './observe.js';
 import {
   type CaView,
   caViewOf,
-  DATA_KEYS,
+  createForbiddenIsExpected,
   type Decision,
-  type NamespaceView,
   plan,
-  type ServiceAccountView,
-  serviceAccountOfSecret,
-  spiffeIdFor,
-  WORKLOAD_SECRET_TYPE,
+  planCreateConflict,
+  type SecretView,
   workloadPolicy,
-  workloadSecretName,
 } from './plan.js';
 import { splitKey, type WorkloadCounts, WorkloadQueries } from './queries.js';
-import { backdateMs, renewAt } from './renewal.js';
+import { WorkloadSecretWriter, type WorkloadTarget } from './writers.js';
+
+export type { WorkloadCounts } from './queries.js';
 
 export interface WorkloadSecretsOptions extends ControllerContext {
   /** The hot write path (Secret create and patch) goes around client-node's serialiser. */
-  raw: ApiRequester;
+  raw: import('../../kube/raw.js').ApiRequester;
   /** How long to wait before looking again at a ServiceAccount whose name is taken by a foreign Secret. */
   foreignRecheckMs: number;
   metrics?: Metrics;
   now?: () => number;
 }
 
-export type { WorkloadCounts } from './queries.js';
+interface Reconciling extends Omit<WorkloadTarget, 'authority'> {
+  key: string;
+  authority?: SigningAuthority;
+  log: ControllerContext['log'];
+  involved: InvolvedObject;
+}
 
 export class WorkloadSecretsController {
-  readonly queue = new WorkQueue();
-  private readonly serviceAccounts: Informer<V1ServiceAccount, ServiceAccountView>;
-  private readonly namespaces: Informer<V1Namespace, NamespaceView>;
-  private readonly secrets: Informer<V1Secret, ObservedSecret>;
-  /** Keys (namespace/serviceaccount) known per namespace, from ServiceAccounts and our Secrets. */
-  private readonly keysByNamespace = new Map<string, Set<string>>();
-  /** Keys whose last reconcile could not reach the desired state (shared: the status counts them). */
-  private readonly failing: Set<string>;
+  readonly queue: WorkQueue;
   /** Read-only questions for the status, the metrics and root rotation. */
   readonly queries: WorkloadQueries;
-  /** Keys whose Secret was seen deleted: a create for them heals, rather than serves a new ServiceAccount. */
-  private readonly secretDeleted = new Set<string>();
+  /** Keys whose last reconcile could not reach the desired state (shared: the status counts them). */
+  private readonly failing: Set<string>;
+  private readonly keys: WorkloadKeyIndex;
+  private readonly writer: WorkloadSecretWriter;
   private workers: Promise<void> | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: WorkloadSecretsOptions) {
-    this.now = opts.now ?? Date.now;
-    this.serviceAccounts = opts.caches.serviceAccounts;
-    this.namespaces = opts.caches.namespaces;
-    this.secrets = opts.caches.workloadSecrets;
+    const clock = opts.clock ?? systemClock;
+    this.now = opts.now ?? (() => clock.now());
+    this.queue = new WorkQueue({ clock });
     this.failing = opts.caches.state.failingWorkloads;
     this.queries = new WorkloadQueries(opts.caches, opts.caNamespace);
+    this.keys = new WorkloadKeyIndex(opts.caches, this.queue, this.now);
+    this.writer = new WorkloadSecretWriter(opts.raw, opts.caches, opts.metrics);
     // A new configuration, a new CA or a new leader: every ServiceAccount is looked at again.
     const { state } = opts.caches;
     state.config.subscribe(() => this.enqueueAll());
     state.authority.subscribe(() => this.enqueueAll());
     state.leading.subscribe((leading) => leading && this.enqueueAll());
-    this.serviceAccounts.subscribe({
-      added: (key) => this.track(key),
-      updated: (key) => this.queue.add(key),
-      deleted: (key) => this.untrack(key),
-    });
-    this.namespaces.subscribe({
-      added: (ns) => this.enqueueNamespace(ns),
-      updated: (ns, before, after) => {
-        if (before.terminating !== after.terminating || !sameLabels(before.labels, after.labels)) {
-          this.enqueueNamespace(ns);
-        }
-      },
-      deleted: (ns) => this.enqueueNamespace(ns),
-    });
-    this.secrets.subscribe({
-      added: (key) => this.enqueueSecret(key, true),
-      updated: (key) => this.enqueueSecret(key, false),
-      deleted: (key) => {
-        const sa = serviceAccountOfSecret(splitKey(key)[1]);
-        if (sa) this.secretDeleted.add(`${splitKey(key)[0]}/${sa}`);
-        this.enqueueSecret(key, false);
-      },
-    });
   }
 
   /** Starts the workers; the shared caches must have synced. */
@@ -131,7 +94,7 @@ export class WorkloadSecretsController {
 
   /** Re-examines every ServiceAccount and Secret (after a CA or config change). */
   enqueueAll(): void {
-    for (const keys of this.keysByNamespace.values()) for (const key of keys) this.enqueue(key);
+    this.keys.enqueueAll();
   }
 
   counts(): WorkloadCounts {
@@ -147,73 +110,27 @@ export class WorkloadSecretsController {
     return this.queries.rotationProgress(authority);
   }
 
-  private track(key: string): void {
-    const [namespace] = splitKey(key);
-    const keys = this.keysByNamespace.get(namespace) ?? new Set<string>();
-    this.keysByNamespace.set(namespace, keys);
-    keys.add(key);
-    this.enqueue(key);
-  }
-
-  private untrack(key: string): void {
-    const [namespace, name] = splitKey(key);
-    if (!this.secrets.get(`${namespace}/${workloadSecretName(name)}`))
-      this.keysByNamespace.get(namespace)?.delete(key);
-    this.queue.add(key);
-  }
-
-  private enqueueNamespace(namespace: string): void {
-    for (const key of this.keysByNamespace.get(namespace) ?? []) this.enqueue(key);
-  }
-
-  private enqueueSecret(secretKey: string, added: boolean): void {
-    const [namespace, name] = splitKey(secretKey);
-    const sa = serviceAccountOfSecret(name);
-    if (!sa) return;
-    const key = `${namespace}/${sa}`;
-    if (added) this.track(key);
-    else this.enqueue(key);
-  }
-
-  /** Expired or due certificates (e.g. found at start-up after downtime) go before everything else. */
-  private enqueue(key: string): void {
-    const [namespace, sa] = splitKey(key);
-    const certificate = this.secrets.get(`${namespace}/${workloadSecretName(sa)}`)?.certificate;
-    if (certificate && this.isDue(certificate)) this.queue.addUrgent(key);
-    else this.queue.add(key);
-  }
-
-  private isDue(certificate: { notBefore: number; notAfter: number; serial: string }): boolean {
-    const { workload } = this.opts.config();
-    return renewAt(certificate, workload) <= this.now();
-  }
-
-  private caView(): { view: CaView; state: AuthorityState } {
-    const state = this.opts.authority();
-    if (state.status !== 'ready') return { view: { ready: false, notReadyReason: state.message }, state };
-    return { view: caViewOf(state.authority), state };
+  /** notAfter (ms) of every certificate in the cache, for the expiry metric. */
+  certificateExpiries(): Iterable<number> {
+    return this.queries.certificateExpiries();
   }
 
   async reconcile(key: string): Promise<void> {
     if (!this.opts.canWrite()) return;
+    const { caches } = this.opts;
     const [namespace, serviceAccount] = splitKey(key);
     const config = this.opts.config();
-    const { view: ca, state } = this.caView();
-    const sa = this.serviceAccounts.get(key);
-    const secret = this.secrets.get(`${namespace}/${workloadSecretName(serviceAccount)}`);
-    if (secret?.certificate && state.status === 'ready') {
-      secret.certificate.signedBy = signedByAuthority(secret, state.authority)
-        ? state.authority.signer.fingerprintSha256
-        : undefined;
-    }
+    const state = this.opts.authority();
+    const sa = caches.serviceAccounts.get(key);
+    const cached = caches.workloadSecrets.get(`${namespace}/${workloadSecretName(serviceAccount)}`);
     const now = this.now();
     const decision = plan({
       namespace,
       serviceAccount,
       sa,
-      ns: this.namespaces.get(namespace),
-      secret,
-      ca,
+      ns: caches.namespaces.get(namespace),
+      secret: cached && withSigner(cached, state),
+      ca: caView(state),
       policy: workloadPolicy(config),
       targeting: config.namespaces,
       caNamespace: this.opts.caNamespace,
@@ -228,19 +145,20 @@ export class WorkloadSecretsController {
       uid: sa?.uid,
     };
     if (sa?.dnsNamesError) this.opts.events.record(involved, 'Warning', 'InvalidDnsNames', sa.dnsNamesError);
-
-    await this.execute(decision, {
+    const authority = state.status === 'ready' ? state.authority : undefined;
+    const target = {
+      key,
       namespace,
       serviceAccount,
-      key,
       sa,
-      secret,
+      secret: cached,
       config,
-      state,
+      authority,
+      now,
       log,
       involved,
-      now,
-    });
+    };
+    await this.execute(decision, target);
     log.debug(
       { action: decision.action, reason: 'reason' in decision ? decision.reason : undefined },
       'reconciled',
@@ -251,221 +169,96 @@ export class WorkloadSecretsController {
     }
   }
 
-  private async execute(decision: Decision, ctx: ExecutionContext): Promise<void> {
-    const { namespace, secret, log } = ctx;
-    const secretName = workloadSecretName(ctx.serviceAccount);
+  /** Carries out one decision; what the API answers is handed back to `plan` functions, never judged here. */
+  private async execute(decision: Decision, r: Reconciling): Promise<void> {
+    const secretName = workloadSecretName(r.serviceAccount);
     switch (decision.action) {
       case 'none':
         return;
       case 'report':
-        this.failing.add(ctx.key);
+        this.failing.add(r.key);
         if (decision.reason === 'CANotReady') {
-          log.debug({ reason: decision.reason }, decision.message); // the CR status and the CA log say it once
+          r.log.debug({ reason: decision.reason }, decision.message); // the CR status and the CA log say it once
           return;
         }
-        log.warn({ reason: decision.reason }, decision.message);
-        this.opts.events.record(ctx.involved, 'Warning', decision.reason, decision.message);
-        if (decision.reason === 'ForeignSecret') this.queue.addAfter(ctx.key, this.opts.foreignRecheckMs);
+        r.log.warn({ reason: decision.reason }, decision.message);
+        this.opts.events.record(r.involved, 'Warning', decision.reason, decision.message);
+        if (decision.reason === 'ForeignSecret') this.queue.addAfter(r.key, this.opts.foreignRecheckMs);
         return;
       case 'delete':
       case 'recreate':
-        await this.deleteSecret(namespace, secretName, secret!);
-        log.info({ reason: decision.reason, secret: secretName }, 'deleted workload Secret');
+        await this.writer.delete(r.namespace, r.secret!, secretName);
+        r.log.info({ reason: decision.reason, secret: secretName }, 'deleted workload Secret');
         if (decision.reason === 'ServiceAccountDeleted') this.opts.metrics?.serviceAccountSecretDeleted();
-        if (decision.action === 'delete' && ctx.sa) {
+        if (decision.action === 'delete' && r.sa) {
           this.opts.events.record(
-            ctx.involved,
+            r.involved,
             'Normal',
             decision.reason,
             `deleted Secret ${secretName}: ${decision.reason}`,
           );
         }
         return;
-      case 'create':
-        await this.create(ctx, decision.reason);
+      case 'create': {
+        const t = signing(r);
+        const material = await this.writer.mint(t);
+        const outcome = await this.writer.create(t, material);
+        if (outcome.result === 'conflict') {
+          await this.execute(planCreateConflict(r.serviceAccount, outcome), r);
+          return;
+        }
+        if (outcome.result === 'forbidden') {
+          if (createForbiddenIsExpected(this.opts.caches.namespaces.get(r.namespace))) return;
+          throw outcome.error;
+        }
+        this.opts.metrics?.workloadSecretCreated(
+          this.keys.takeSecretDeleted(r.key) ? 'secretDeleted' : 'serviceAccount',
+        );
+        this.issued(r, decision.reason, material.serialHex, material.notAfter);
         return;
-      case 'reissue':
-        await this.reissue(ctx, decision.reason);
+      }
+      case 'reissue': {
+        const t = signing(r);
+        const material = await this.writer.mint(t);
+        await this.writer.reissue(t, material);
+        this.issued(r, decision.reason, material.serialHex, material.notAfter);
         return;
+      }
       case 'refreshBundle':
-        await this.refreshBundle(ctx, decision.reason);
+        await this.writer.refreshBundle(signing(r));
+        r.log.info({ reason: decision.reason }, 'refreshed root bundle of workload Secret');
         return;
     }
   }
 
-  private async mint(ctx: ExecutionContext) {
-    if (ctx.state.status !== 'ready') throw new Error('the CA is not ready');
-    const { workload } = ctx.config;
-    try {
-      return await issueWorkload(ctx.state.authority, {
-        spiffeId: spiffeIdFor(ctx.config.trustDomain, ctx.namespace, ctx.serviceAccount),
-        dnsNames: ctx.sa?.dnsNames ?? [],
-        keyAlgorithm: workload.keyAlgorithm,
-        ttlMs: workload.ttlMs,
-        backdateMs: backdateMs(workload.ttlMs, workload.clockSkewMs),
-        now: new Date(ctx.now),
-      });
-    } catch (err) {
-      this.opts.metrics?.certificateSignFailed(errorReason(err));
-      throw err;
-    }
-  }
-
-  /** notAfter (ms) of every certificate in the cache, for the expiry metric. */
-  certificateExpiries(): Iterable<number> {
-    return this.queries.certificateExpiries();
-  }
-
-  private issuedEvent(ctx: ExecutionContext, reason: string, serialHex: string, notAfter: Date): void {
+  private issued(r: Reconciling, reason: string, serialHex: string, notAfter: Date): void {
     this.opts.metrics?.certificateIssued(reason, reason === 'RenewalDue');
-    const message = `issued certificate serial ${serialHex} for ${spiffeIdFor(ctx.config.trustDomain, ctx.namespace, ctx.serviceAccount)}, valid until ${notAfter.toISOString()} (${reason})`;
-    ctx.log.info(
+    const message = `issued certificate serial ${serialHex} for ${spiffeIdFor(r.config.trustDomain, r.namespace, r.serviceAccount)}, valid until ${notAfter.toISOString()} (${reason})`;
+    r.log.info(
       { reason, serial: serialHex, notAfter: notAfter.toISOString() },
       'issued workload certificate',
     );
-    this.opts.events.record(ctx.involved, 'Normal', 'CertificateIssued', message);
-  }
-
-  private async create(ctx: ExecutionContext, reason: string): Promise<void> {
-    const secretName = workloadSecretName(ctx.serviceAccount);
-    const material = await this.mint(ctx);
-    const data = this.remember(ctx, material);
-    try {
-      await this.opts.raw.request('POST', secretsPath(ctx.namespace), {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: {
-          name: secretName,
-          namespace: ctx.namespace,
-          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-          annotations: { [SERVICE_ACCOUNT_ANNOTATION]: ctx.serviceAccount },
-          ownerReferences: [
-            {
-              apiVersion: 'v1',
-              kind: 'ServiceAccount',
-              name: ctx.serviceAccount,
-              uid: ctx.sa!.uid,
-              controller: true,
-            },
-          ],
-        },
-        type: WORKLOAD_SECRET_TYPE,
-        data,
-      });
-    } catch (err) {
-      const status = apiStatus(err);
-      if (status === 409) {
-        // Either our own Secret the cache has not shown yet, or someone else's: look.
-        const existing = await this.opts.raw.request<V1Secret>('GET', secretsPath(ctx.namespace, secretName));
-        if (!isOwnedSecret(existing)) {
-          await this.execute(
-            {
-              action: 'report',
-              reason: 'ForeignSecret',
-              message: `Secret ${secretName} exists but is not managed by alcazar; it is left untouched and no certificate is issued`,
-            },
-            ctx,
-          );
-        }
-        return;
-      }
-      if (status === 403 && this.namespaces.get(ctx.namespace)?.terminating !== false) return; // namespace going away
-      throw err;
-    }
-    this.opts.metrics?.workloadSecretCreated(
-      this.secretDeleted.delete(ctx.key) ? 'secretDeleted' : 'serviceAccount',
-    );
-    this.issuedEvent(ctx, reason, material.serialHex, material.notAfter);
-  }
-
-  private async reissue(ctx: ExecutionContext, reason: string): Promise<void> {
-    const material = await this.mint(ctx);
-    await this.patchSecret(ctx, this.remember(ctx, material));
-    this.issuedEvent(ctx, reason, material.serialHex, material.notAfter);
-  }
-
-  /** The Secret data (base64) for freshly minted material, remembered so its watch event is not parsed again. */
-  private remember(ctx: ExecutionContext, material: WorkloadMaterial): Record<string, string> {
-    const data = base64Values(material.data);
-    if (ctx.state.status === 'ready') {
-      this.opts.caches.writtenSecrets.remember(
-        data,
-        writtenContent(material.leafDer, ctx.config.workload.keyAlgorithm, ctx.state.authority),
-      );
-    }
-    return data;
-  }
-
-  /** New root bundle and chain, same key and leaf: nothing a workload must re-handshake for. */
-  private async refreshBundle(ctx: ExecutionContext, reason: string): Promise<void> {
-    if (ctx.state.status !== 'ready' || !ctx.secret?.leafDer)
-      throw new Error('cannot refresh: no CA or no leaf');
-    await this.patchSecret(
-      ctx,
-      base64Values({
-        'cert-chain.pem': encodePem('CERTIFICATE', ctx.secret.leafDer) + ctx.state.authority.chainPem,
-        'root-cert.pem': ctx.state.authority.rootBundlePem,
-      }),
-    );
-    ctx.log.info({ reason }, 'refreshed root bundle of workload Secret');
-  }
-
-  /**
-   * Merge-patches our Secret, guarded by the resourceVersion we decided on: if
-   * it changed meanwhile the API answers 409 and the key is retried against
-   * the new state. Data keys that are not ours are removed.
-   */
-  private async patchSecret(ctx: ExecutionContext, base64Data: Record<string, string>): Promise<void> {
-    const secret = ctx.secret!;
-    const patchData: Record<string, string | null> = {};
-    for (const key of secret.dataKeys)
-      if (!(DATA_KEYS as readonly string[]).includes(key)) patchData[key] = null;
-    for (const [key, value] of Object.entries(base64Data)) patchData[key] = value;
-    await this.opts.raw.request(
-      'PATCH',
-      secretsPath(ctx.namespace, workloadSecretName(ctx.serviceAccount)),
-      {
-        metadata: {
-          resourceVersion: secret.resourceVersion,
-          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-          annotations: { [SERVICE_ACCOUNT_ANNOTATION]: ctx.serviceAccount },
-        },
-        data: patchData,
-      },
-      MERGE_PATCH_CONTENT,
-    );
-  }
-
-  private async deleteSecret(namespace: string, name: string, secret: ObservedSecret): Promise<void> {
-    try {
-      // Only the exact object we decided about: never a newer one someone else created.
-      await this.opts.raw.request('DELETE', secretsPath(namespace, name), {
-        preconditions: { uid: secret.uid, resourceVersion: secret.resourceVersion },
-      });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    this.opts.events.record(r.involved, 'Normal', 'CertificateIssued', message);
   }
 }
 
-interface ExecutionContext {
-  namespace: string;
-  serviceAccount: string;
-  key: string;
-  sa: ServiceAccountView | undefined;
-  secret: ObservedSecret | undefined;
-  config: CaConfig;
-  state: AuthorityState;
-  log: Logger;
-  involved: InvolvedObject;
-  now: number;
+/** Only decisions taken with a ready CA sign anything. */
+function signing(r: Reconciling): WorkloadTarget {
+  if (!r.authority) throw new Error('the CA is not ready');
+  return { ...r, authority: r.authority };
 }
 
-function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+function caView(state: AuthorityState): CaView {
+  return state.status === 'ready'
+    ? caViewOf(state.authority)
+    : { ready: false, notReadyReason: state.message };
 }
 
-function base64Values(data: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+/** The cached view with the signer it was checked against; the cache's own object is left as it is. */
+function withSigner(secret: ObservedSecret, state: AuthorityState): SecretView {
+  if (!secret.certificate || state.status !== 'ready') return secret;
+  const signedBy = signedByAuthority(secret, state.authority)
+    ? state.authority.signer.fingerprintSha256
+    : undefined;
+  return { ...secret, certificate: { ...secret.certificate, signedBy } };
 }

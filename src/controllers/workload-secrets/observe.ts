@@ -32,8 +32,8 @@ const DNS_NAME =
 export interface ObservedSecret extends SecretView {
   /** The leaf, for checking which CA signed it. */
   leafDer?: Buffer;
-  /** Memo: the signer fingerprint last checked, and whether it verified. */
-  verified?: { signer: string; ok: boolean };
+  /** Known when the view was made (alcazar wrote the leaf): the signer that issued it. */
+  readonly verified?: { signer: string; ok: boolean };
 }
 
 export function isOwnedSecret(secret: V1Secret): boolean {
@@ -222,11 +222,16 @@ function parsedSigner(authority: SigningAuthority): X509Certificate {
   return signer;
 }
 
+/** Signature checks done after a view was made, kept beside the cache rather than written into it. */
+const verifications = new WeakMap<ObservedSecret, { signer: string; ok: boolean }>();
+
 /** Whether the Secret's leaf was signed by the authority's signer; memoised per signer. */
 export function signedByAuthority(view: ObservedSecret, authority: SigningAuthority): boolean {
   if (!view.leafDer) return false;
   const signer = authority.signer.fingerprintSha256;
   if (view.verified?.signer === signer) return view.verified.ok;
+  const memo = verifications.get(view);
+  if (memo?.signer === signer) return memo.ok;
   let ok = false;
   try {
     const leaf = new X509Certificate(view.leafDer);
@@ -235,6 +240,6 @@ export function signedByAuthority(view: ObservedSecret, authority: SigningAuthor
   } catch {
     ok = false;
   }
-  view.verified = { signer, ok };
+  verifications.set(view, { signer, ok });
   return ok;
 }

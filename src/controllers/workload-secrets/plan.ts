@@ -153,11 +153,7 @@ export function plan(input: PlanInput): Decision {
   if (ns?.terminating) return { action: 'none' };
   if (secret && !secret.owned) {
     if (!wanted) return { action: 'none' };
-    return {
-      action: 'report',
-      reason: 'ForeignSecret',
-      message: `Secret ${secretName} exists but is not managed by alcazar; it is left untouched and no certificate is issued`,
-    };
+    return foreignSecretReport(secretName);
   }
   if (!wanted) {
     if (!secret) return { action: 'none' };
@@ -196,4 +192,25 @@ export function plan(input: PlanInput): Decision {
   if (secret.chainHash !== ca.chainHash) return { action: 'refreshBundle', reason: 'StaleChain' };
   if (secret.dataKeys.length !== DATA_KEYS.length) return { action: 'refreshBundle', reason: 'InvalidData' };
   return { action: 'none', recheckAt: due };
+}
+
+function foreignSecretReport(secretName: string): Decision {
+  return {
+    action: 'report',
+    reason: 'ForeignSecret',
+    message: `Secret ${secretName} exists but is not managed by alcazar; it is left untouched and no certificate is issued`,
+  };
+}
+
+/**
+ * A create answered 409: either our own Secret the cache has not shown yet (nothing to do: its
+ * watch event brings the next look), or someone else's standing at our name.
+ */
+export function planCreateConflict(serviceAccount: string, existing: { owned: boolean }): Decision {
+  return existing.owned ? { action: 'none' } : foreignSecretReport(workloadSecretName(serviceAccount));
+}
+
+/** A create answered 403: expected while the namespace is going away (or already gone from the cache). */
+export function createForbiddenIsExpected(ns: NamespaceView | undefined): boolean {
+  return ns?.terminating !== false;
 }

@@ -1,0 +1,110 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { generateRootData } from '../../ca/self-signed.js';
+import { SELF_SIGNED_SECRET } from '../../model/names.js';
+import type { AuthorityController } from '../authority/controller.js';
+import { CA_NAMESPACE, type ControllerTestBed, controllerTestBed, readyAuthority } from '../testing.js';
+import { WorkloadSecretsController } from './controller.js';
+import { createForbiddenIsExpected } from './plan.js';
+
+let bed: ControllerTestBed;
+let authority: AuthorityController | undefined;
+let controller: WorkloadSecretsController | undefined;
+
+afterEach(async () => {
+  await controller?.stop();
+  await authority?.stop();
+  await bed.stop();
+  controller = undefined;
+});
+
+const secretPath = (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`;
+
+async function start(setup: (bed: ControllerTestBed) => void = () => {}) {
+  bed = controllerTestBed();
+  bed.namespace('shop');
+  bed.api.seed('/api/v1/namespaces/shop/serviceaccounts/cart', { metadata: { name: 'cart' } });
+  setup(bed);
+  await bed.start();
+  authority = await readyAuthority(bed);
+  controller = new WorkloadSecretsController({
+    caches: bed.caches,
+    core: undefined as never, // every write goes through raw
+    raw: bed.api,
+    log: bed.log,
+    events: bed.events,
+    caNamespace: CA_NAMESPACE,
+    config: () => bed.caches.state.config.current,
+    authority: () => bed.caches.state.authority.current,
+    canWrite: () => true,
+    workers: 2,
+    foreignRecheckMs: 600_000,
+    clock: bed.clock,
+  });
+  controller.start(); // subscribing told it about every cached ServiceAccount already
+  await controller.queue.whenIdle();
+  await bed.settle();
+  return controller;
+}
+
+describe('WorkloadSecretsController', () => {
+  it('creates istio.<sa> owned by its ServiceAccount, and reports the issue', async () => {
+    await start();
+    const secret = bed.api.get(secretPath('shop', 'istio.cart'));
+    expect(secret?.type).toBe('istio.io/key-and-cert');
+    expect(Object.keys(secret?.data ?? {}).sort()).toEqual(['cert-chain.pem', 'key.pem', 'root-cert.pem']);
+    expect(secret?.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ServiceAccount', name: 'cart' });
+    expect(bed.events.reasons()).toEqual(['CertificateIssued']);
+    // Its watch event brings it back: nothing more to do.
+    await controller!.queue.whenIdle();
+    expect(bed.api.writes.filter((w) => w.path.startsWith('/api/v1/namespaces/shop/'))).toHaveLength(1);
+  });
+
+  it('leaves a foreign Secret at the name alone and reports it (409 on create)', async () => {
+    const c = await start((b) =>
+      b.api.seed(secretPath('shop', 'istio.cart'), { metadata: { name: 'istio.cart' }, data: { x: 'eA==' } }),
+    );
+    expect(bed.api.get(secretPath('shop', 'istio.cart'))?.data).toEqual({ x: 'eA==' });
+    expect(bed.events.reasons()).toEqual(['ForeignSecret']);
+    expect(c.queue.scheduledAt('shop/cart')).toBe(bed.clock.now() + 600_000);
+  });
+
+  it('retries a 403 on create when the namespace is not going away; expects it when it is', async () => {
+    const c = await start((b) => b.api.failNext('POST', '/api/v1/namespaces/shop/secrets', 403, 'forbidden'));
+    expect(c.queue.retries('shop/cart')).toBe(1);
+    expect(bed.caches.state.failingWorkloads.has('shop/cart')).toBe(true);
+    await bed.clock.advance(1_000);
+    await c.queue.whenIdle();
+    expect(bed.api.get(secretPath('shop', 'istio.cart'))).toBeDefined();
+    expect(createForbiddenIsExpected({ labels: {}, terminating: true })).toBe(true);
+    expect(createForbiddenIsExpected(undefined)).toBe(true);
+    expect(createForbiddenIsExpected({ labels: {}, terminating: false })).toBe(false);
+  });
+
+  it('refreshes the bundle of a Secret when the CA bundle grows, keeping key and leaf', async () => {
+    const c = await start();
+    const before = bed.api.get(secretPath('shop', 'istio.cart'))!;
+    const caPath = secretPath(CA_NAMESPACE, SELF_SIGNED_SECRET);
+    const ca = bed.api.get(caPath)!;
+    const other = await generateRootData({
+      trustDomain: 'cluster.local',
+      keyAlgorithm: 'ECDSA_P256',
+      ttlMs: 3_600_000,
+      now: new Date(bed.clock.now()),
+    });
+    const current = Buffer.from(ca.data['ca-cert.pem'], 'base64').toString();
+    await bed.api.request('PATCH', caPath, {
+      data: { 'root-cert.pem': Buffer.from(current + other['ca-cert.pem']).toString('base64') },
+    });
+    await bed.until('the bundle refresh', () => {
+      const s = bed.api.get(secretPath('shop', 'istio.cart'))!;
+      return s.metadata?.resourceVersion !== before.metadata?.resourceVersion;
+    });
+    await c.queue.whenIdle();
+    const after = bed.api.get(secretPath('shop', 'istio.cart'))!;
+    expect(after.data['key.pem']).toBe(before.data['key.pem']);
+    expect(Buffer.from(after.data['root-cert.pem'], 'base64').toString()).toContain(
+      other['ca-cert.pem']!.trim(),
+    );
+    expect(bed.events.reasons()).toEqual(['CertificateIssued']); // no new certificate
+  });
+});

@@ -1,0 +1,100 @@
+// From cache events to keys (namespace/serviceaccount) on the work queue:
+// which keys a namespace holds, which Secrets were seen deleted, and which
+// keys are due (expired or renewal time passed) and so go first.
+import type { WorkQueue } from '../../kube/workqueue.js';
+import { serviceAccountOfSecret, workloadSecretName } from '../../model/names.js';
+import type { SharedCaches } from '../caches.js';
+import { splitKey } from './queries.js';
+import { renewAt } from './renewal.js';
+
+export class WorkloadKeyIndex {
+  /** Keys known per namespace, from ServiceAccounts and our Secrets. */
+  private readonly keysByNamespace = new Map<string, Set<string>>();
+  /** Keys whose Secret was seen deleted: a create for them heals, rather than serves a new ServiceAccount. */
+  private readonly secretDeleted = new Set<string>();
+
+  constructor(
+    private readonly caches: SharedCaches,
+    private readonly queue: WorkQueue,
+    private readonly now: () => number,
+  ) {
+    caches.serviceAccounts.subscribe({
+      added: (key) => this.track(key),
+      updated: (key) => queue.add(key),
+      deleted: (key) => this.untrack(key),
+    });
+    caches.namespaces.subscribe({
+      added: (ns) => this.enqueueNamespace(ns),
+      updated: (ns, before, after) => {
+        if (before.terminating !== after.terminating || !sameLabels(before.labels, after.labels)) {
+          this.enqueueNamespace(ns);
+        }
+      },
+      deleted: (ns) => this.enqueueNamespace(ns),
+    });
+    caches.workloadSecrets.subscribe({
+      added: (key) => this.enqueueSecret(key, true),
+      updated: (key) => this.enqueueSecret(key, false),
+      deleted: (key) => {
+        const [namespace, name] = splitKey(key);
+        const sa = serviceAccountOfSecret(name);
+        if (sa) this.secretDeleted.add(`${namespace}/${sa}`);
+        this.enqueueSecret(key, false);
+      },
+    });
+  }
+
+  /** Every key known (after a CA or config change). */
+  enqueueAll(): void {
+    for (const keys of this.keysByNamespace.values()) for (const key of keys) this.enqueue(key);
+  }
+
+  /** Whether the key's Secret was seen deleted; forgets it. */
+  takeSecretDeleted(key: string): boolean {
+    return this.secretDeleted.delete(key);
+  }
+
+  private track(key: string): void {
+    const [namespace] = splitKey(key);
+    const keys = this.keysByNamespace.get(namespace) ?? new Set<string>();
+    this.keysByNamespace.set(namespace, keys);
+    keys.add(key);
+    this.enqueue(key);
+  }
+
+  private untrack(key: string): void {
+    const [namespace, name] = splitKey(key);
+    if (!this.caches.workloadSecrets.get(`${namespace}/${workloadSecretName(name)}`))
+      this.keysByNamespace.get(namespace)?.delete(key);
+    this.queue.add(key);
+  }
+
+  private enqueueNamespace(namespace: string): void {
+    for (const key of this.keysByNamespace.get(namespace) ?? []) this.enqueue(key);
+  }
+
+  private enqueueSecret(secretKey: string, added: boolean): void {
+    const [namespace, name] = splitKey(secretKey);
+    const sa = serviceAccountOfSecret(name);
+    if (!sa) return;
+    const key = `${namespace}/${sa}`;
+    if (added) this.track(key);
+    else this.enqueue(key);
+  }
+
+  /** Expired or due certificates (e.g. found at start-up after downtime) go before everything else. */
+  private enqueue(key: string): void {
+    const [namespace, sa] = splitKey(key);
+    const certificate = this.caches.workloadSecrets.get(
+      `${namespace}/${workloadSecretName(sa)}`,
+    )?.certificate;
+    const { workload } = this.caches.state.config.current;
+    if (certificate && renewAt(certificate, workload) <= this.now()) this.queue.addUrgent(key);
+    else this.queue.add(key);
+  }
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}

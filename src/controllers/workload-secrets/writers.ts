@@ -1,0 +1,171 @@
+// The API writes of workload Secrets, and minting what they hold. They carry
+// out what the reconcile decided and report what the API answered; they
+// decide nothing.
+import type { V1Secret } from '@kubernetes/client-node';
+import type { SigningAuthority } from '../../ca/authority.js';
+import { issueWorkload, type WorkloadMaterial } from '../../ca/issue.js';
+import type { CaConfig } from '../../config/ca-spec.js';
+import { apiStatus, isNotFound } from '../../kube/client.js';
+import { type ApiRequester, MERGE_PATCH_CONTENT, secretsPath } from '../../kube/raw.js';
+import {
+  DATA_KEYS,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  SERVICE_ACCOUNT_ANNOTATION,
+  spiffeIdFor,
+  WORKLOAD_SECRET_TYPE,
+  workloadSecretName,
+} from '../../model/names.js';
+import { encodePem } from '../../pki/pem.js';
+import { errorReason, type Metrics } from '../../telemetry/metrics.js';
+import type { SharedCaches } from '../caches.js';
+import { isOwnedSecret, type ObservedSecret, writtenContent } from './observe.js';
+import { backdateMs } from './renewal.js';
+
+export interface WorkloadTarget {
+  namespace: string;
+  serviceAccount: string;
+  /** The ServiceAccount's uid (the Secret's owner) and requested DNS names. */
+  sa?: { uid: string; dnsNames: string[] };
+  /** The Secret as cached, for patches and deletes guarded by its resourceVersion/uid. */
+  secret?: ObservedSecret;
+  config: CaConfig;
+  authority: SigningAuthority;
+  now: number;
+}
+
+export type CreateOutcome =
+  | { result: 'created' }
+  /** 409: a Secret stands at the name; whether it is ours. */
+  | { result: 'conflict'; owned: boolean }
+  /** 403: e.g. the namespace is terminating. */
+  | { result: 'forbidden'; error: unknown };
+
+export class WorkloadSecretWriter {
+  constructor(
+    private readonly raw: ApiRequester,
+    private readonly caches: SharedCaches,
+    private readonly metrics?: Metrics,
+  ) {}
+
+  /** A new key and certificate for the target's SPIFFE ID. */
+  async mint(t: WorkloadTarget): Promise<WorkloadMaterial> {
+    const { workload } = t.config;
+    try {
+      return await issueWorkload(t.authority, {
+        spiffeId: spiffeIdFor(t.config.trustDomain, t.namespace, t.serviceAccount),
+        dnsNames: t.sa?.dnsNames ?? [],
+        keyAlgorithm: workload.keyAlgorithm,
+        ttlMs: workload.ttlMs,
+        backdateMs: backdateMs(workload.ttlMs, workload.clockSkewMs),
+        now: new Date(t.now),
+      });
+    } catch (err) {
+      this.metrics?.certificateSignFailed(errorReason(err));
+      throw err;
+    }
+  }
+
+  async create(t: WorkloadTarget, material: WorkloadMaterial): Promise<CreateOutcome> {
+    const name = workloadSecretName(t.serviceAccount);
+    try {
+      await this.raw.request('POST', secretsPath(t.namespace), {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name,
+          namespace: t.namespace,
+          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+          annotations: { [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount },
+          ownerReferences: [
+            {
+              apiVersion: 'v1',
+              kind: 'ServiceAccount',
+              name: t.serviceAccount,
+              uid: t.sa!.uid,
+              controller: true,
+            },
+          ],
+        },
+        type: WORKLOAD_SECRET_TYPE,
+        data: this.remember(t, material),
+      });
+      return { result: 'created' };
+    } catch (err) {
+      const status = apiStatus(err);
+      if (status === 409) {
+        const existing = await this.raw.request<V1Secret>('GET', secretsPath(t.namespace, name));
+        return { result: 'conflict', owned: isOwnedSecret(existing) };
+      }
+      if (status === 403) return { result: 'forbidden', error: err };
+      throw err;
+    }
+  }
+
+  async reissue(t: WorkloadTarget, material: WorkloadMaterial): Promise<void> {
+    await this.patch(t, this.remember(t, material));
+  }
+
+  /** New root bundle and chain, same key and leaf: nothing a workload must re-handshake for. */
+  async refreshBundle(t: WorkloadTarget): Promise<void> {
+    if (!t.secret?.leafDer) throw new Error('cannot refresh: no leaf');
+    await this.patch(
+      t,
+      base64Values({
+        'cert-chain.pem': encodePem('CERTIFICATE', t.secret.leafDer) + t.authority.chainPem,
+        'root-cert.pem': t.authority.rootBundlePem,
+      }),
+    );
+  }
+
+  /** Deletes exactly the object decided about: never a newer one someone else created. */
+  async delete(namespace: string, secret: ObservedSecret, name: string): Promise<void> {
+    try {
+      await this.raw.request('DELETE', secretsPath(namespace, name), {
+        preconditions: { uid: secret.uid, resourceVersion: secret.resourceVersion },
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** The Secret data (base64) for freshly minted material, remembered so its watch event is not parsed again. */
+  private remember(t: WorkloadTarget, material: WorkloadMaterial): Record<string, string> {
+    const data = base64Values(material.data);
+    this.caches.writtenSecrets.remember(
+      data,
+      writtenContent(material.leafDer, t.config.workload.keyAlgorithm, t.authority),
+    );
+    return data;
+  }
+
+  /**
+   * Merge-patches our Secret, guarded by the resourceVersion decided on: if it changed meanwhile the
+   * API answers 409 and the key is retried against the new state. Data keys that are not ours are
+   * removed.
+   */
+  private async patch(t: WorkloadTarget, base64Data: Record<string, string>): Promise<void> {
+    const secret = t.secret!;
+    const patchData: Record<string, string | null> = {};
+    for (const key of secret.dataKeys)
+      if (!(DATA_KEYS as readonly string[]).includes(key)) patchData[key] = null;
+    for (const [key, value] of Object.entries(base64Data)) patchData[key] = value;
+    await this.raw.request(
+      'PATCH',
+      secretsPath(t.namespace, workloadSecretName(t.serviceAccount)),
+      {
+        metadata: {
+          resourceVersion: secret.resourceVersion,
+          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+          annotations: { [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount },
+        },
+        data: patchData,
+      },
+      MERGE_PATCH_CONTENT,
+    );
+  }
+}
+
+function base64Values(data: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+}
