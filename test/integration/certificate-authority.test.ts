@@ -7,8 +7,8 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { ApiException, CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { ApiException, type V1Secret } from '@kubernetes/client-node';
+import { describe, expect, inject, it } from 'vitest';
 import {
   decodeCertificatesPem,
   inspectCertificate,
@@ -16,8 +16,9 @@ import {
   privateKeyToPem,
 } from '../../src/pki/index.js';
 import { createTestCa, createTestIntermediate, issueTestLeaf, type TestCa } from '../../src/pki/testing.js';
-import { type ControllerProcess, type LogLine, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace, statusCodeOf } from './support/kube.js';
+import type { ControllerProcess, LogLine } from './support/controller.js';
+import { useHarness } from './support/harness.js';
+import { statusCodeOf } from './support/kube.js';
 import { waitFor } from './support/wait.js';
 import {
   deleteCertificateAuthority,
@@ -30,47 +31,17 @@ import {
   waitForWorkloadSecret,
 } from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const customObjects = kc.makeApiClient(CustomObjectsApi);
+const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
+const { core, customObjects } = harness;
 
 const CA_SECRET = 'istio-ca-secret';
 const CA_SECRET_TYPE = 'istio.io/ca-root';
 const PLUGGED_IN_SECRET = 'cacerts';
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-// ---- per-test resources, released after each test (controllers first, so they do not react) ----
-
-const controllers: ControllerProcess[] = [];
-const cleanups: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  await Promise.all(controllers.splice(0).map((c) => c.stop()));
-  await deleteCertificateAuthority(customObjects);
-  await Promise.all(cleanups.splice(0).map((release) => release()));
-});
-
-async function controllerFor(caNamespace: string): Promise<ControllerProcess> {
-  const proc = await startController({ caNamespace });
-  controllers.push(proc);
-  return proc;
-}
-
-/** Starts `count` controllers at once; every one that starts is stopped after the test, even if another fails. */
-async function startTogether(caNamespace: string, count: number): Promise<ControllerProcess[]> {
-  const results = await Promise.allSettled(
-    Array.from({ length: count }, () => startController({ caNamespace })),
-  );
-  for (const result of results) if (result.status === 'fulfilled') controllers.push(result.value);
-  for (const result of results) if (result.status === 'rejected') throw result.reason;
-  return results.map((result) => (result as PromiseFulfilledResult<ControllerProcess>).value);
-}
-
-async function namespace(prefix: string): Promise<string> {
-  const ns = await createTestNamespace(core, prefix);
-  cleanups.push(ns.remove);
-  return ns.name;
-}
+const controllerFor = (caNamespace: string) => harness.controller({ caNamespace });
+const startTogether = (caNamespace: string, count: number) => harness.controllers({ caNamespace }, count);
+const namespace = (prefix: string) => harness.namespace(prefix);
 
 /** A fresh namespace whose ServiceAccounts (default plus `extra`) all exist before it returns. */
 async function workloadNamespace(extra: string[] = []): Promise<{ name: string; serviceAccounts: string[] }> {
@@ -85,20 +56,8 @@ async function workloadNamespace(extra: string[] = []): Promise<{ name: string; 
   return { name, serviceAccounts: ['default', ...extra] };
 }
 
-/**
- * Sets the CertificateAuthority spec. The helper reads and then replaces, and the controller's status
- * writes bump the resourceVersion in between: a 409 just means "read again".
- */
-async function useCertificateAuthority(spec: Record<string, unknown>): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await setCertificateAuthoritySpec(customObjects, spec);
-      return;
-    } catch (err) {
-      if (statusCodeOf(err) !== 409 || attempt >= 10) throw err;
-    }
-  }
-}
+const useCertificateAuthority = (spec: Record<string, unknown>) =>
+  setCertificateAuthoritySpec(customObjects, spec);
 
 // ---- CA material ----
 

@@ -1,17 +1,17 @@
 // Rotation without outages: scheduled workload renewal, and a complete root
 // rotation while two workloads keep handshaking, with a controller killed
 // half-way.
-import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { V1Secret } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
 import { encodeCertificatesPem, privateKeyToPem } from '../../src/pki/index.js';
 import { decodeCertificatesPem } from '../../src/pki/pem.js';
 import { createTestCa, createTestIntermediate } from '../../src/pki/testing.js';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace } from './support/kube.js';
+import type { ControllerProcess, StartOptions } from './support/controller.js';
+import { useHarness } from './support/harness.js';
+import { sample, scrape } from './support/metrics.js';
 import { startMeshPair } from './support/mtls.js';
 import { waitFor } from './support/wait.js';
 import {
-  deleteCertificateAuthority,
   getCertificateAuthority,
   leafOf,
   mergePatch,
@@ -21,44 +21,12 @@ import {
   waitForWorkloadSecret,
 } from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const customObjects = kc.makeApiClient(CustomObjectsApi);
-const cleanups: Array<() => Promise<void>> = [];
+const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
+const { kc, core, customObjects } = harness;
 let controller: ControllerProcess | undefined;
 
-async function namespace(prefix: string) {
-  const ns = await createTestNamespace(core, prefix);
-  cleanups.push(ns.remove);
-  return ns.name;
-}
-
-async function metricsText(proc: ControllerProcess): Promise<string> {
-  const line = await proc.waitForLog(
-    'the metrics port',
-    (l) => l.msg === 'serving /metrics, /healthz and /readyz',
-  );
-  const res = await fetch(`http://127.0.0.1:${line.port}/metrics`);
-  return res.text();
-}
-
-function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith(name) && !l.startsWith('#') && wanted.every((w) => l.includes(w)));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
-
-afterEach(async () => {
-  await controller?.stop();
-  controller = undefined;
-  await deleteCertificateAuthority(customObjects);
-});
-
-afterAll(async () => {
-  await Promise.all(cleanups.map((c) => c()));
-});
+const namespace = (prefix: string) => harness.namespace(prefix);
+const startController = (opts: StartOptions) => harness.controller(opts);
 
 describe('workload renewal', () => {
   it('renews each Secret after notAfter − grace and before it expires, with a new key', async () => {
@@ -172,7 +140,7 @@ describe('workload renewal', () => {
     );
     const proc = controller;
     const resyncs = async () =>
-      metricValue(await metricsText(proc), 'alcazar_watch_restarts_total', {
+      sample(await scrape(proc), 'alcazar_watch_restarts_total', {
         informer: 'workload secrets',
         reason: 'resync',
       });

@@ -1,24 +1,18 @@
 // ConfigMap istio-ca-root-cert in every managed namespace.
-import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace, statusCodeOf } from './support/kube.js';
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useHarness } from './support/harness.js';
+import { statusCodeOf } from './support/kube.js';
 import { waitFor } from './support/wait.js';
 import { mergePatch, pemsOf, readSecret } from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
+const harness = useHarness();
+const { core } = harness;
 const NAME = 'istio-ca-root-cert';
-let caNamespace: Awaited<ReturnType<typeof createTestNamespace>>;
-let controller: ControllerProcess;
+let caNamespace: string;
 let rootPem: string;
-const cleanups: Array<() => Promise<void>> = [];
 
-async function namespace(labels: Record<string, string> = {}) {
-  const ns = await createTestNamespace(core, 'tb', labels);
-  cleanups.push(ns.remove);
-  return ns.name;
-}
+const namespace = (labels: Record<string, string> = {}) => harness.namespace('tb', labels);
 
 async function readConfigMap(namespace: string): Promise<V1ConfigMap | undefined> {
   try {
@@ -37,20 +31,12 @@ function waitForBundle(namespace: string, accept: (cm: V1ConfigMap) => boolean =
 }
 
 beforeAll(async () => {
-  caNamespace = await createTestNamespace(core, 'ca');
-  controller = await startController({ caNamespace: caNamespace.name });
-  const caSecret = await waitFor('istio-ca-secret', () =>
-    readSecret(core, caNamespace.name, 'istio-ca-secret'),
-  );
+  caNamespace = await harness.namespace('ca');
+  await harness.controller({ caNamespace });
+  const caSecret = await waitFor('istio-ca-secret', () => readSecret(core, caNamespace, 'istio-ca-secret'));
   rootPem = pemsOf(caSecret).secret.data?.['ca-cert.pem']
     ? Buffer.from(caSecret.data!['ca-cert.pem']!, 'base64').toString()
     : '';
-});
-
-afterAll(async () => {
-  await controller?.stop();
-  await Promise.all(cleanups.map((c) => c()));
-  await caNamespace?.remove();
 });
 
 describe('trust bundle ConfigMaps', () => {

@@ -1,10 +1,10 @@
 // ServiceAccount → istio.<sa> Secret, against the real control plane.
 import { connect, createServer, type TLSSocket } from 'node:tls';
-import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { V1Secret } from '@kubernetes/client-node';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { pemBegin } from '../../src/pki/testing.js';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace } from './support/kube.js';
+import type { ControllerProcess } from './support/controller.js';
+import { useHarness } from './support/harness.js';
 import { waitFor } from './support/wait.js';
 import {
   leafOf,
@@ -16,17 +16,12 @@ import {
   waitForWorkloadSecret,
 } from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-let caNamespace: Awaited<ReturnType<typeof createTestNamespace>>;
+const harness = useHarness();
+const { core } = harness;
+let caNamespace: string;
 let controller: ControllerProcess;
-const cleanups: Array<() => Promise<void>> = [];
 
-async function namespace(labels: Record<string, string> = {}) {
-  const ns = await createTestNamespace(core, 'ws', labels);
-  cleanups.push(ns.remove);
-  return ns.name;
-}
+const namespace = (labels: Record<string, string> = {}) => harness.namespace('ws', labels);
 
 async function serviceAccount(ns: string, name: string, annotations: Record<string, string> = {}) {
   return core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name, annotations } } });
@@ -41,14 +36,8 @@ async function eventsFor(ns: string, name: string) {
 }
 
 beforeAll(async () => {
-  caNamespace = await createTestNamespace(core, 'ca');
-  controller = await startController({ caNamespace: caNamespace.name });
-});
-
-afterAll(async () => {
-  await controller?.stop();
-  await Promise.all(cleanups.map((c) => c()));
-  await caNamespace?.remove();
+  caNamespace = await harness.namespace('ca');
+  controller = await harness.controller({ caNamespace });
 });
 
 describe('workload Secrets', () => {
@@ -235,7 +224,7 @@ describe('workload Secrets', () => {
 
     it('ca.istio.io/env naming another CA namespace is not managed; naming ours is', async () => {
       const other = await namespace({ 'ca.istio.io/env': 'some-other-ca' });
-      const ours = await namespace({ 'ca.istio.io/env': caNamespace.name });
+      const ours = await namespace({ 'ca.istio.io/env': caNamespace });
       await serviceAccount(other, 'x');
       await serviceAccount(ours, 'x');
       await waitForWorkloadSecret(core, ours, 'x');
@@ -307,7 +296,7 @@ describe('workload Secrets', () => {
       ['a', 'b', 'c', 'default'].map((sa) => waitForWorkloadSecret(core, ns, sa)),
     );
     await controller.stop();
-    controller = await startController({ caNamespace: caNamespace.name });
+    controller = await harness.controller({ caNamespace });
     await controller.waitForLog(
       'initial reconcile finished',
       (l) => l.msg === 'initial reconcile finished' && l.controller === 'workload-secrets',

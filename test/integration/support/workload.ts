@@ -98,7 +98,10 @@ const caResource = {
   name: 'default',
 };
 
-/** Creates or replaces the CertificateAuthority `default` with this spec (retrying a status write race). */
+/**
+ * Creates or replaces the CertificateAuthority `default` with this spec. It reads and then replaces,
+ * and the controller's status writes bump the resourceVersion in between: a 409 means "read again".
+ */
 export async function setCertificateAuthoritySpec(
   api: CustomObjectsApi,
   spec: Record<string, unknown>,
@@ -107,7 +110,7 @@ export async function setCertificateAuthoritySpec(
     try {
       return await replaceCertificateAuthoritySpec(api, spec);
     } catch (err) {
-      if (statusCodeOf(err) !== 409 || attempt >= 5) throw err;
+      if (statusCodeOf(err) !== 409 || attempt >= 10) throw err;
     }
   }
 }
