@@ -43,3 +43,26 @@ export function startReconcileLoop(opts: ReconcileLoopOptions): Promise<void> {
     });
   return running;
 }
+
+/**
+ * The loop of a controller with one key (the CA, the rotation, the CertificateAuthority): one
+ * worker; resolves, with the running loop, once the first reconcile of `key` is done.
+ */
+export async function startOneKeyLoop(
+  queue: WorkQueue,
+  key: string,
+  reconcile: () => Promise<void>,
+  log: Logger,
+): Promise<{ running: Promise<void> }> {
+  const running = startReconcileLoop({
+    queue,
+    workers: 1,
+    reconcile,
+    log,
+    describeKey: () => ({}),
+    quietFirstPass: true,
+  });
+  queue.add(key);
+  await queue.whenIdle();
+  return { running };
+}

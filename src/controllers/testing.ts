@@ -6,6 +6,7 @@ import { FakeApiServer } from '../kube/fake-api.js';
 import { FakeClock, settle } from '../kube/fake-clock.js';
 import { AuthorityController } from './authority/controller.js';
 import { SharedCaches } from './caches.js';
+import type { ControllerContext } from './context.js';
 
 export const CA_NAMESPACE = 'istio-system';
 
@@ -83,17 +84,39 @@ export function controllerTestBed(): ControllerTestBed {
   };
 }
 
-/** Starts an AuthorityController on the bed and waits until it signs with a root it created. */
-export async function readyAuthority(bed: ControllerTestBed): Promise<AuthorityController> {
-  const authority = new AuthorityController({
+/** An AuthorityController on the bed (not started). */
+export function authorityOn(bed: ControllerTestBed, canWrite = true): AuthorityController {
+  return new AuthorityController({
     caches: bed.caches,
     raw: bed.api,
     namespace: CA_NAMESPACE,
     log: bed.log,
-    canWrite: () => true,
+    canWrite: () => canWrite,
     clock: bed.clock,
   });
+}
+
+/** Starts an AuthorityController on the bed and waits until it signs with a root it created. */
+export async function readyAuthority(bed: ControllerTestBed): Promise<AuthorityController> {
+  const authority = authorityOn(bed);
   await authority.start();
   await bed.until('the CA', () => bed.caches.state.authority.current.status === 'ready');
   return authority;
+}
+
+/** What a namespaced controller is given, on the bed: every write goes through `raw`, none through `core`. */
+export function controllerContext(bed: ControllerTestBed): ControllerContext & { raw: FakeApiServer } {
+  return {
+    caches: bed.caches,
+    core: undefined as never,
+    raw: bed.api,
+    log: bed.log,
+    events: bed.events,
+    caNamespace: CA_NAMESPACE,
+    config: () => bed.caches.state.config.current,
+    authority: () => bed.caches.state.authority.current,
+    canWrite: () => true,
+    workers: 2,
+    clock: bed.clock,
+  };
 }

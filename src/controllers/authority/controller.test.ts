@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultCaConfig } from '../../config/ca-spec.js';
 import { SELF_SIGNED_SECRET } from '../../model/names.js';
-import { CA_NAMESPACE, type ControllerTestBed, controllerTestBed } from '../testing.js';
-import { AuthorityController } from './controller.js';
+import { authorityOn, CA_NAMESPACE, type ControllerTestBed, controllerTestBed } from '../testing.js';
+import type { AuthorityController } from './controller.js';
 import { planAuthority } from './plan.js';
 
 const secretsPath = `/api/v1/namespaces/${CA_NAMESPACE}/secrets`;
@@ -18,14 +18,7 @@ afterEach(async () => {
 async function startAuthority(canWrite = true) {
   bed = controllerTestBed();
   await bed.start();
-  controller = new AuthorityController({
-    caches: bed.caches,
-    raw: bed.api,
-    namespace: CA_NAMESPACE,
-    log: bed.log,
-    canWrite: () => canWrite,
-    clock: bed.clock,
-  });
+  controller = authorityOn(bed, canWrite);
   await controller.start();
   await bed.settle();
   return controller;
@@ -97,14 +90,7 @@ describe('AuthorityController', () => {
     bed = controllerTestBed();
     await bed.start();
     bed.api.failNext('POST', secretsPath, 409, 'already exists');
-    controller = new AuthorityController({
-      caches: bed.caches,
-      raw: bed.api,
-      namespace: CA_NAMESPACE,
-      log: bed.log,
-      canWrite: () => true,
-      clock: bed.clock,
-    });
+    controller = authorityOn(bed);
     await controller.start();
     expect(controller.current.status).toBe('pending');
     expect(controller.queue.retries('authority')).toBe(0);
@@ -114,14 +100,7 @@ describe('AuthorityController', () => {
     bed = controllerTestBed();
     await bed.start();
     bed.api.failNext('POST', secretsPath, 403, 'forbidden');
-    controller = new AuthorityController({
-      caches: bed.caches,
-      raw: bed.api,
-      namespace: CA_NAMESPACE,
-      log: bed.log,
-      canWrite: () => true,
-      clock: bed.clock,
-    });
+    controller = authorityOn(bed);
     await controller.start();
     expect(controller.current).toMatchObject({ status: 'failed', reason: 'CreateFailed' });
     expect(controller.queue.scheduled).toBe(1);
@@ -154,14 +133,7 @@ describe('AuthorityController', () => {
     await bed.start();
     const config = defaultCaConfig();
     bed.caches.state.config.set({ ...config, root: { ...config.root, mode: 'PluggedIn' } });
-    controller = new AuthorityController({
-      caches: bed.caches,
-      raw: bed.api,
-      namespace: CA_NAMESPACE,
-      log: bed.log,
-      canWrite: () => true,
-      clock: bed.clock,
-    });
+    controller = authorityOn(bed);
     await controller.start();
     expect(controller.current).toMatchObject({ status: 'failed', reason: 'MissingSecret' });
     expect((controller.current as { message: string }).message).toContain('istio-system/cacerts');

@@ -25,7 +25,7 @@ import { type ApiRequester, secretsPath } from '../../kube/raw.js';
 import { WorkQueue } from '../../kube/workqueue.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../model/names.js';
 import type { SharedCaches } from '../caches.js';
-import { startReconcileLoop } from '../reconcile-loop.js';
+import { startOneKeyLoop } from '../reconcile-loop.js';
 import { sameAuthorityState } from '../shared-state.js';
 import { type AuthorityDecision, planAuthority } from './plan.js';
 import type { AuthorityState, CaSecretView } from './state.js';
@@ -76,16 +76,8 @@ export class AuthorityController {
 
   /** Starts the worker; resolves once the first evaluation is done. The CA-side caches must have synced. */
   async start(): Promise<void> {
-    this.workers = startReconcileLoop({
-      queue: this.queue,
-      workers: 1,
-      reconcile: () => this.reconcile(),
-      log: this.opts.log,
-      describeKey: () => ({}),
-      quietFirstPass: true,
-    });
-    this.queue.add(KEY);
-    await this.queue.whenIdle();
+    const loop = await startOneKeyLoop(this.queue, KEY, () => this.reconcile(), this.opts.log);
+    this.workers = loop.running;
   }
 
   async stop(): Promise<void> {

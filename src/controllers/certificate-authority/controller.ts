@@ -14,7 +14,7 @@ import { type ApiRequester, clusterCustomObjectPath, MERGE_PATCH_CONTENT } from 
 import { WorkQueue } from '../../kube/workqueue.js';
 import { CERTIFICATE_AUTHORITY_NAME } from '../../model/names.js';
 import type { SharedCaches } from '../caches.js';
-import { startReconcileLoop } from '../reconcile-loop.js';
+import { startOneKeyLoop } from '../reconcile-loop.js';
 import type { WorkloadQueries } from '../workload-secrets/queries.js';
 import { mergePatchFor, planConfiguration } from './configuration.js';
 import { type Condition, desiredStatus, sameStatus } from './status.js';
@@ -63,16 +63,8 @@ export class CertificateAuthorityController {
 
   /** Starts the worker; resolves once the spec has been read. The CA-side caches must have synced. */
   async start(): Promise<void> {
-    this.workers = startReconcileLoop({
-      queue: this.queue,
-      workers: 1,
-      reconcile: () => this.reconcile(),
-      log: this.opts.log,
-      describeKey: () => ({}),
-      quietFirstPass: true,
-    });
-    this.queue.add(KEY);
-    await this.queue.whenIdle();
+    const loop = await startOneKeyLoop(this.queue, KEY, () => this.reconcile(), this.opts.log);
+    this.workers = loop.running;
   }
 
   async stop(): Promise<void> {

@@ -25,7 +25,7 @@ import {
   STARTED_ANNOTATION,
 } from '../../model/names.js';
 import type { SharedCaches } from '../caches.js';
-import { startReconcileLoop } from '../reconcile-loop.js';
+import { startOneKeyLoop } from '../reconcile-loop.js';
 import { trustBundleProgress } from '../trust-bundle/queries.js';
 import type { WorkloadQueries } from '../workload-secrets/queries.js';
 import {
@@ -100,16 +100,8 @@ export class RootRotationController {
 
   /** Starts the worker; resolves when the first check is done. */
   async start(): Promise<void> {
-    this.workers = startReconcileLoop({
-      queue: this.queue,
-      workers: 1,
-      reconcile: () => this.reconcile(),
-      log: this.opts.log,
-      describeKey: () => ({}),
-      quietFirstPass: true,
-    });
-    this.queue.add(KEY);
-    await this.queue.whenIdle();
+    const loop = await startOneKeyLoop(this.queue, KEY, () => this.reconcile(), this.opts.log);
+    this.workers = loop.running;
   }
 
   async stop(): Promise<void> {

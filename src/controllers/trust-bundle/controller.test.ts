@@ -2,7 +2,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { generateRootData } from '../../ca/self-signed.js';
 import { SELF_SIGNED_SECRET, TRUST_BUNDLE_KEY, TRUST_BUNDLE_NAME } from '../../model/names.js';
 import type { AuthorityController } from '../authority/controller.js';
-import { CA_NAMESPACE, type ControllerTestBed, controllerTestBed, readyAuthority } from '../testing.js';
+import {
+  CA_NAMESPACE,
+  type ControllerTestBed,
+  controllerContext,
+  controllerTestBed,
+  readyAuthority,
+} from '../testing.js';
 import { TrustBundleController } from './controller.js';
 
 let bed: ControllerTestBed;
@@ -15,23 +21,13 @@ afterEach(async () => {
   await bed.stop();
 });
 
-async function start(namespaces: string[]) {
+async function start(namespaces: string[], before: () => void = () => {}) {
   bed = controllerTestBed();
   for (const ns of namespaces) bed.namespace(ns);
   await bed.start();
+  before();
   authority = await readyAuthority(bed);
-  controller = new TrustBundleController({
-    caches: bed.caches,
-    core: undefined as never, // every write goes through raw
-    raw: bed.api,
-    log: bed.log,
-    events: bed.events,
-    caNamespace: CA_NAMESPACE,
-    config: () => bed.caches.state.config.current,
-    authority: () => bed.caches.state.authority.current,
-    canWrite: () => true,
-    workers: 2,
-  });
+  controller = new TrustBundleController(controllerContext(bed));
   controller.start();
   controller.enqueueAll();
   await controller.queue.whenIdle();
@@ -54,22 +50,18 @@ describe('TrustBundleController', () => {
   });
 
   it('takes a 409 on create as the cache being behind: no error, no retry', async () => {
-    bed = controllerTestBed();
-    bed.namespace('shop');
-    await bed.start();
-    bed.api.failNext('POST', '/api/v1/namespaces/shop/configmaps', 409, 'already exists');
-    await startWith();
+    await start(['shop'], () =>
+      bed.api.failNext('POST', '/api/v1/namespaces/shop/configmaps', 409, 'already exists'),
+    );
     expect(creates().length).toBeGreaterThanOrEqual(1);
     expect(controller!.queue.retries('shop')).toBe(0);
     expect(controller!.queue.scheduled).toBe(0);
   });
 
   it('takes a 403 on create as the namespace terminating: no error, no retry', async () => {
-    bed = controllerTestBed();
-    bed.namespace('going');
-    await bed.start();
-    bed.api.failNext('POST', '/api/v1/namespaces/going/configmaps', 403, 'namespace is being terminated');
-    await startWith();
+    await start(['going'], () =>
+      bed.api.failNext('POST', '/api/v1/namespaces/going/configmaps', 403, 'namespace is being terminated'),
+    );
     expect(creates().length).toBeGreaterThanOrEqual(1);
     expect(controller!.queue.retries('going')).toBe(0);
     expect(controller!.queue.scheduled).toBe(0);
@@ -101,22 +93,3 @@ describe('TrustBundleController', () => {
     expect(patches).toHaveLength(2);
   });
 });
-
-async function startWith() {
-  authority = await readyAuthority(bed);
-  controller = new TrustBundleController({
-    caches: bed.caches,
-    core: undefined as never,
-    raw: bed.api,
-    log: bed.log,
-    events: bed.events,
-    caNamespace: CA_NAMESPACE,
-    config: () => bed.caches.state.config.current,
-    authority: () => bed.caches.state.authority.current,
-    canWrite: () => true,
-    workers: 2,
-  });
-  controller.start();
-  controller.enqueueAll();
-  await controller.queue.whenIdle();
-}

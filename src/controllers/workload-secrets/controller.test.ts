@@ -2,7 +2,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { generateRootData } from '../../ca/self-signed.js';
 import { SELF_SIGNED_SECRET } from '../../model/names.js';
 import type { AuthorityController } from '../authority/controller.js';
-import { CA_NAMESPACE, type ControllerTestBed, controllerTestBed, readyAuthority } from '../testing.js';
+import {
+  CA_NAMESPACE,
+  type ControllerTestBed,
+  controllerContext,
+  controllerTestBed,
+  readyAuthority,
+} from '../testing.js';
 import { WorkloadSecretsController } from './controller.js';
 import { createForbiddenIsExpected } from './plan.js';
 
@@ -26,20 +32,7 @@ async function start(setup: (bed: ControllerTestBed) => void = () => {}) {
   setup(bed);
   await bed.start();
   authority = await readyAuthority(bed);
-  controller = new WorkloadSecretsController({
-    caches: bed.caches,
-    core: undefined as never, // every write goes through raw
-    raw: bed.api,
-    log: bed.log,
-    events: bed.events,
-    caNamespace: CA_NAMESPACE,
-    config: () => bed.caches.state.config.current,
-    authority: () => bed.caches.state.authority.current,
-    canWrite: () => true,
-    workers: 2,
-    foreignRecheckMs: 600_000,
-    clock: bed.clock,
-  });
+  controller = new WorkloadSecretsController({ ...controllerContext(bed), foreignRecheckMs: 600_000 });
   controller.start(); // subscribing told it about every cached ServiceAccount already
   await controller.queue.whenIdle();
   await bed.settle();
