@@ -1,6 +1,7 @@
 // For controller unit tests: the shared caches over an in-memory API server,
 // on a fake clock, with Events collected. No cluster, no mocks of client-node.
 import pino from 'pino';
+import { generateRootData } from '../ca/self-signed.js';
 import type { EventSink, EventType, InvolvedObject } from '../kube/events.js';
 import { FakeApiServer } from '../kube/fake-api.js';
 import { FakeClock, settle } from '../kube/fake-clock.js';
@@ -28,7 +29,9 @@ export interface ControllerTestBed {
   log: pino.Logger;
   /** Starts every cache and waits for them to sync. */
   start(): Promise<void>;
+  /** Stops what was tracked (last first), then the caches. */
   stop(): Promise<void>;
+  track<T extends { stop(): Promise<void> }>(running: T): T;
   /** Lets watch events and reconciles run to their next wait. */
   settle(): Promise<void>;
   /** Settles until `condition` holds (work off the clock, e.g. key generation); fails after `rounds`. */
@@ -49,6 +52,7 @@ export function controllerTestBed(): ControllerTestBed {
     resyncPeriodMs: 3_600_000,
     stallTimeoutMs: 3_600_000,
   });
+  const tracked: Array<{ stop(): Promise<void> }> = [];
   return {
     api,
     clock,
@@ -59,7 +63,14 @@ export function controllerTestBed(): ControllerTestBed {
       await caches.startCa();
       await caches.start();
     },
-    stop: () => caches.stop(),
+    async stop() {
+      for (const running of tracked.splice(0).reverse()) await running.stop();
+      await caches.stop();
+    },
+    track(running) {
+      tracked.push(running);
+      return running;
+    },
     settle: () => settle(),
     async until(what, condition, rounds = 500) {
       for (let i = 0; i < rounds; i++) {
@@ -98,7 +109,7 @@ export function authorityOn(bed: ControllerTestBed, canWrite = true): AuthorityC
 
 /** Starts an AuthorityController on the bed and waits until it signs with a root it created. */
 export async function readyAuthority(bed: ControllerTestBed): Promise<AuthorityController> {
-  const authority = authorityOn(bed);
+  const authority = bed.track(authorityOn(bed));
   await authority.start();
   await bed.until('the CA', () => bed.caches.state.authority.current.status === 'ready');
   return authority;
@@ -119,4 +130,21 @@ export function controllerContext(bed: ControllerTestBed): ControllerContext & {
     workers: 2,
     clock: bed.clock,
   };
+}
+
+/** Adds a second root to istio-ca-secret's bundle (as a rotation's Publishing does); returns its PEM. */
+export async function growCaBundle(bed: ControllerTestBed): Promise<string> {
+  const path = `/api/v1/namespaces/${CA_NAMESPACE}/secrets/istio-ca-secret`;
+  const secret = bed.api.get(path)!;
+  const other = await generateRootData({
+    trustDomain: 'cluster.local',
+    keyAlgorithm: 'ECDSA_P256',
+    ttlMs: 3_600_000,
+    now: new Date(bed.clock.now()),
+  });
+  const current = Buffer.from(secret.data['ca-cert.pem'], 'base64').toString();
+  await bed.api.request('PATCH', path, {
+    data: { 'root-cert.pem': Buffer.from(current + other['ca-cert.pem']).toString('base64') },
+  });
+  return other['ca-cert.pem']!.trim();
 }

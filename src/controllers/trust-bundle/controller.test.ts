@@ -1,33 +1,26 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateRootData } from '../../ca/self-signed.js';
-import { SELF_SIGNED_SECRET, TRUST_BUNDLE_KEY, TRUST_BUNDLE_NAME } from '../../model/names.js';
-import type { AuthorityController } from '../authority/controller.js';
+import { TRUST_BUNDLE_KEY, TRUST_BUNDLE_NAME } from '../../model/names.js';
 import {
-  CA_NAMESPACE,
   type ControllerTestBed,
   controllerContext,
   controllerTestBed,
+  growCaBundle,
   readyAuthority,
 } from '../testing.js';
 import { TrustBundleController } from './controller.js';
 
 let bed: ControllerTestBed;
-let authority: AuthorityController | undefined;
 let controller: TrustBundleController | undefined;
 
-afterEach(async () => {
-  await controller?.stop();
-  await authority?.stop();
-  await bed.stop();
-});
+afterEach(() => bed.stop());
 
 async function start(namespaces: string[], before: () => void = () => {}) {
   bed = controllerTestBed();
   for (const ns of namespaces) bed.namespace(ns);
   await bed.start();
   before();
-  authority = await readyAuthority(bed);
-  controller = new TrustBundleController(controllerContext(bed));
+  await readyAuthority(bed);
+  controller = bed.track(new TrustBundleController(controllerContext(bed)));
   controller.start();
   controller.enqueueAll();
   await controller.queue.whenIdle();
@@ -69,18 +62,7 @@ describe('TrustBundleController', () => {
 
   it('refreshes every bundle when the CA bundle changes', async () => {
     await start(['a', 'b']);
-    const secretPath = `/api/v1/namespaces/${CA_NAMESPACE}/secrets/${SELF_SIGNED_SECRET}`;
-    const secret = bed.api.get(secretPath)!;
-    const other = await generateRootData({
-      trustDomain: 'cluster.local',
-      keyAlgorithm: 'ECDSA_P256',
-      ttlMs: 3_600_000,
-      now: new Date(bed.clock.now()),
-    });
-    const current = Buffer.from(secret.data['ca-cert.pem'], 'base64').toString();
-    await bed.api.request('PATCH', secretPath, {
-      data: { 'root-cert.pem': Buffer.from(current + other['ca-cert.pem']).toString('base64') },
-    });
+    const newRoot = await growCaBundle(bed);
     await bed.until('the new bundle', () => {
       const state = bed.caches.state.authority.current;
       return state.status === 'ready' && state.authority.roots.length === 2;
@@ -88,7 +70,7 @@ describe('TrustBundleController', () => {
     await bed.settle();
     await controller!.queue.whenIdle();
     for (const ns of ['a', 'b'])
-      expect(bed.api.get(bundlePath(ns))?.data?.[TRUST_BUNDLE_KEY]).toContain(other['ca-cert.pem']!.trim());
+      expect(bed.api.get(bundlePath(ns))?.data?.[TRUST_BUNDLE_KEY]).toContain(newRoot);
     const patches = bed.api.writes.filter((w) => w.method === 'PATCH' && w.path.includes('/configmaps/'));
     expect(patches).toHaveLength(2);
   });

@@ -1,27 +1,18 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateRootData } from '../../ca/self-signed.js';
-import { SELF_SIGNED_SECRET } from '../../model/names.js';
-import type { AuthorityController } from '../authority/controller.js';
 import {
-  CA_NAMESPACE,
   type ControllerTestBed,
   controllerContext,
   controllerTestBed,
+  growCaBundle,
   readyAuthority,
 } from '../testing.js';
 import { WorkloadSecretsController } from './controller.js';
 import { createForbiddenIsExpected } from './plan.js';
 
 let bed: ControllerTestBed;
-let authority: AuthorityController | undefined;
 let controller: WorkloadSecretsController | undefined;
 
-afterEach(async () => {
-  await controller?.stop();
-  await authority?.stop();
-  await bed.stop();
-  controller = undefined;
-});
+afterEach(() => bed.stop());
 
 const secretPath = (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`;
 
@@ -31,8 +22,10 @@ async function start(setup: (bed: ControllerTestBed) => void = () => {}) {
   bed.api.seed('/api/v1/namespaces/shop/serviceaccounts/cart', { metadata: { name: 'cart' } });
   setup(bed);
   await bed.start();
-  authority = await readyAuthority(bed);
-  controller = new WorkloadSecretsController({ ...controllerContext(bed), foreignRecheckMs: 600_000 });
+  await readyAuthority(bed);
+  controller = bed.track(
+    new WorkloadSecretsController({ ...controllerContext(bed), foreignRecheckMs: 600_000 }),
+  );
   controller.start(); // subscribing told it about every cached ServiceAccount already
   await controller.queue.whenIdle();
   await bed.settle();
@@ -76,18 +69,7 @@ describe('WorkloadSecretsController', () => {
   it('refreshes the bundle of a Secret when the CA bundle grows, keeping key and leaf', async () => {
     const c = await start();
     const before = bed.api.get(secretPath('shop', 'istio.cart'))!;
-    const caPath = secretPath(CA_NAMESPACE, SELF_SIGNED_SECRET);
-    const ca = bed.api.get(caPath)!;
-    const other = await generateRootData({
-      trustDomain: 'cluster.local',
-      keyAlgorithm: 'ECDSA_P256',
-      ttlMs: 3_600_000,
-      now: new Date(bed.clock.now()),
-    });
-    const current = Buffer.from(ca.data['ca-cert.pem'], 'base64').toString();
-    await bed.api.request('PATCH', caPath, {
-      data: { 'root-cert.pem': Buffer.from(current + other['ca-cert.pem']).toString('base64') },
-    });
+    const newRoot = await growCaBundle(bed);
     await bed.until('the bundle refresh', () => {
       const s = bed.api.get(secretPath('shop', 'istio.cart'))!;
       return s.metadata?.resourceVersion !== before.metadata?.resourceVersion;
@@ -95,9 +77,7 @@ describe('WorkloadSecretsController', () => {
     await c.queue.whenIdle();
     const after = bed.api.get(secretPath('shop', 'istio.cart'))!;
     expect(after.data['key.pem']).toBe(before.data['key.pem']);
-    expect(Buffer.from(after.data['root-cert.pem'], 'base64').toString()).toContain(
-      other['ca-cert.pem']!.trim(),
-    );
+    expect(Buffer.from(after.data['root-cert.pem'], 'base64').toString()).toContain(newRoot);
     expect(bed.events.reasons()).toEqual(['CertificateIssued']); // no new certificate
   });
 });
