@@ -1,6 +1,11 @@
 import { load } from 'js-yaml';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from './ca-spec.js';
+import {
+  type CaConfig,
+  configAdjustments,
+  defaultCaConfig,
+  parseCertificateAuthoritySpec,
+} from './ca-spec.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -216,5 +221,21 @@ spec:
   it('does not compare durations that do not parse', () => {
     // Only the malformed field is reported, not a comparison with it.
     expect(expectInvalid({ workloadCertificates: { ttl: 'soon' } })).not.toContain('shorter than');
+  });
+});
+
+describe('configAdjustments', () => {
+  it('says when clockSkewAllowance is cut to a tenth of the ttl', () => {
+    const parsed = parseCertificateAuthoritySpec({
+      workloadCertificates: { ttl: '30m', clockSkewAllowance: '5m' },
+    });
+    if (!parsed.ok) throw new Error(parsed.message);
+    expect(configAdjustments(parsed.config)).toEqual([
+      'clockSkewAllowance 5m is more than a tenth of ttl 30m: NotBefore is backdated by 3m',
+    ]);
+  });
+
+  it('says nothing for the defaults', () => {
+    expect(configAdjustments(defaultCaConfig())).toEqual([]);
   });
 });

@@ -8,7 +8,7 @@
  * both sides default the same way.
  */
 import { z } from 'zod';
-import { tryParseDuration } from './duration.js';
+import { formatDuration, tryParseDuration } from './duration.js';
 import { formatIssues } from './issues.js';
 
 export const keyAlgorithmSchema = z.enum(['ECDSA_P256', 'RSA_2048']);
@@ -212,4 +212,20 @@ export function defaultCaConfig(): CaConfig {
   if (!result.ok)
     throw new Error(`the built-in CertificateAuthority defaults are invalid: ${result.message}`);
   return result.config;
+}
+
+/** How far NotBefore is backdated: the skew allowance, but at most a tenth of a short lifetime. */
+export function backdateMs(ttlMs: number, clockSkewMs: number): number {
+  return Math.min(clockSkewMs, Math.floor(ttlMs / 10));
+}
+
+/** Values in effect that differ from what the spec says, in words for the ConfigValid condition. */
+export function configAdjustments(config: CaConfig): string[] {
+  const { ttlMs, clockSkewMs } = config.workload;
+  const backdate = backdateMs(ttlMs, clockSkewMs);
+  if (backdate === clockSkewMs) return [];
+  return [
+    `clockSkewAllowance ${formatDuration(clockSkewMs)} is more than a tenth of ttl ${formatDuration(ttlMs)}: ` +
+      `NotBefore is backdated by ${formatDuration(backdate)}`,
+  ];
 }

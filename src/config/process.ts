@@ -11,6 +11,8 @@ import { formatDuration, tryParseDuration } from './duration.js';
 
 export const logLevelSchema = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 export type LogLevel = z.infer<typeof logLevelSchema>;
+export const logFormatSchema = z.enum(['auto', 'json', 'pretty']);
+export type LogFormat = z.infer<typeof logFormatSchema>;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -69,6 +71,7 @@ const settingsTextSchema = z
     kubeconfig: z.string().optional(),
     caNamespace: dnsLabel,
     logLevel: z.string().pipe(logLevelSchema),
+    logFormat: z.string().pipe(logFormatSchema),
     httpPort: wholeNumber(0, 65535),
     workers: wholeNumber(1, 64),
     resyncPeriod: positiveDurationMs,
@@ -148,6 +151,13 @@ const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
     value: 'LEVEL',
     default: 'info',
     description: `one of ${logLevelSchema.options.join(', ')}`,
+  },
+  logFormat: {
+    flag: 'log-format',
+    env: 'ALCAZAR_LOG_FORMAT',
+    value: 'FORMAT',
+    default: 'auto',
+    description: 'json, pretty (human-readable), or auto: pretty when stdout is a terminal',
   },
   httpPort: {
     flag: 'http-port',
@@ -271,6 +281,7 @@ const processSettingsSchema = settingsTextSchema.transform((text) => ({
   kubeconfig: text.kubeconfig === '' ? undefined : text.kubeconfig,
   caNamespace: text.caNamespace,
   logLevel: text.logLevel,
+  logFormat: text.logFormat,
   httpPort: text.httpPort,
   workers: text.workers,
   resyncPeriodMs: text.resyncPeriod,

@@ -173,9 +173,7 @@ export async function startController(
       checks: [
         { name: 'caches-synced', ok: caches.hasSynced },
         authorityCheck(authority.current, canWrite()),
-        ...(elector
-          ? [{ name: 'leader-election', ok: true, message: elector.isLeader() ? 'leader' : 'follower' }]
-          : []),
+        ...(elector ? [{ name: 'leader-election', ...elector.health() }] : []),
       ],
     }),
   });

@@ -1,5 +1,6 @@
 // npm run cluster:{build,up,down,status} and npm run local.
 import { execFileSync, spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { ensureBinaries } from './binaries.js';
 import { down, isHealthy, readState, up } from './controlplane.js';
@@ -15,14 +16,9 @@ Use it with kubectl:
 Stop it (and delete its state) with: npm run cluster:down`);
 }
 
-const DEFAULT_CA = `apiVersion: alcazar.dev/v1alpha1
-kind: CertificateAuthority
-metadata:
-  name: default
-spec: {}
-`;
-
 /** Control plane up, CRD and CertificateAuthority applied, the controller in the foreground. */
+const osSignals: Record<string, number> = constants.signals;
+
 async function runLocal(): Promise<number> {
   const { state, started } = await up();
   console.log(`${started ? 'started' : 'reusing'} control plane ${state.version} at ${state.server}`);
@@ -31,18 +27,23 @@ async function runLocal(): Promise<number> {
       input,
       stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'inherit'],
     });
+  // What `kubectl apply -f crds/ -f manifests/` gives a cluster, less the Deployment (the
+  // controller runs here instead): the CRD, the CA namespace and the default CertificateAuthority.
   kubectl(['apply', '-f', join(repoRoot, 'crds')]);
   kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificateauthorities.alcazar.dev']);
-  kubectl(['apply', '-f', '-'], DEFAULT_CA);
+  for (const file of LOCAL_MANIFESTS) kubectl(['apply', '-f', join(repoRoot, 'manifests', file)]);
   console.log(`
-The CA controller runs below (JSON logs). In another terminal:
+The CA controller runs below. In another terminal:
   export KUBECONFIG=${state.kubeconfig}
   kubectl get secrets -A --field-selector type=istio.io/key-and-cert
+  kubectl create serviceaccount demo && kubectl wait --for=create secret/istio.demo --timeout=30s
   kubectl get certificateauthorities
-  kubectl create serviceaccount demo && kubectl get secret istio.demo
+  npm run inspect -- default/demo
 
 Stop with Ctrl-C; stop the control plane with: npm run cluster:down
 `);
+  // The controller gets a process group of its own, so a Ctrl-C reaches it once, from us, and
+  // not a second time straight from the terminal (a second signal means "hurry up" to it).
   const child = spawn(
     process.execPath,
     [
@@ -53,11 +54,23 @@ Stop with Ctrl-C; stop the control plane with: npm run cluster:down
       `--kubeconfig=${state.kubeconfig}`,
       '--ca-namespace=istio-system',
     ],
-    { stdio: 'inherit', cwd: repoRoot },
+    { stdio: ['ignore', 'inherit', 'inherit'], cwd: repoRoot, detached: true },
   );
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
-  return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 0)));
+  const forward = (signal: NodeJS.Signals) => () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  process.on('SIGINT', forward('SIGINT'));
+  process.on('SIGTERM', forward('SIGTERM'));
+  process.on('SIGHUP', forward('SIGTERM'));
+  // If we die without a signal to forward, the controller must not outlive us.
+  process.on('exit', () => forward('SIGTERM')());
+  return new Promise((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (osSignals[signal] ?? 0) : 0))),
+  );
 }
+
+/** manifests/ files `npm run local` applies: the namespace and the CertificateAuthority. */
+const LOCAL_MANIFESTS = ['00-namespace.yaml', '40-certificateauthority.yaml'];
 
 async function main(command: string | undefined): Promise<number> {
   switch (command) {

@@ -1,6 +1,6 @@
 // The status the CertificateAuthority should show, derived purely from the
 // configuration outcome, the CA state and the workload counts.
-import type { CaConfig } from '../../config/ca-spec.js';
+import { type CaConfig, configAdjustments } from '../../config/ca-spec.js';
 import type { AuthorityState } from '../authority/controller.js';
 import type { RotationStatus } from '../root-rotation/controller.js';
 import type { WorkloadCounts } from '../workload-secrets/controller.js';
@@ -66,7 +66,7 @@ export function desiredStatus(input: StatusInput): CaStatus {
   };
   const configValid = input.specError === undefined;
   const configCondition = configValid
-    ? condition('ConfigValid', true, 'Valid', 'the spec is valid and in effect')
+    ? validConfigCondition(input.config, condition)
     : condition(
         'ConfigValid',
         false,
@@ -174,4 +174,14 @@ function rootExpiringCondition(
         'RootValid',
         'the signing certificate is not near expiry, or rotation is handling it',
       );
+}
+
+/** Valid; or valid with a value that policy adjusts, which the user should see rather than guess. */
+function validConfigCondition(
+  config: CaConfig,
+  condition: (type: Condition['type'], ok: boolean, reason: string, message: string) => Condition,
+): Condition {
+  const notes = configAdjustments(config);
+  if (notes.length === 0) return condition('ConfigValid', true, 'Valid', 'the spec is valid and in effect');
+  return condition('ConfigValid', true, 'ValidWithAdjustments', `the spec is in effect; ${notes.join('; ')}`);
 }
