@@ -1,5 +1,5 @@
 // npm run cluster:{build,up,down,status} and npm run local.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { ensureBinaries } from './binaries.js';
@@ -47,9 +47,7 @@ Stop with Ctrl-C; stop the control plane with: npm run cluster:down
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      join(repoRoot, 'src', 'cli', 'main.ts'),
+      ...controllerEntryPoint(),
       'controller',
       `--kubeconfig=${state.kubeconfig}`,
       '--ca-namespace=istio-system',
@@ -69,10 +67,42 @@ Stop with Ctrl-C; stop the control plane with: npm run cluster:down
   );
 }
 
+/**
+ * dist/ built from the sources (so the controller starts faster and `npm run inspect` runs the
+ * built code too), or the sources through tsx when the build fails on work in progress.
+ */
+function controllerEntryPoint(): string[] {
+  console.log('building dist/ (npm run build) ...');
+  const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+    cwd: repoRoot,
+    stdio: 'inherit',
+  });
+  if (build.status === 0) return [join(repoRoot, 'dist', 'cli', 'main.js')];
+  console.log('the build failed; running the controller from the sources instead');
+  return ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts')];
+}
+
 /** manifests/ files `npm run local` applies: the namespace and the CertificateAuthority. */
 const LOCAL_MANIFESTS = ['00-namespace.yaml', '40-certificateauthority.yaml'];
 
-async function main(command: string | undefined): Promise<number> {
+const CLUSTER_USAGE = `usage: npm run <script>
+
+  npm run cluster:build    build kube-apiserver, kube-controller-manager and etcd from Go modules (cached)
+  npm run cluster:up       start a local control plane in the background (or reuse the running one)
+  npm run cluster:status   print its state as JSON; exit 1 when nothing healthy runs
+  npm run cluster:down     stop it and delete its state
+  npm run local            control plane up, crds/ and the CA namespace and CertificateAuthority
+                           from manifests/ applied, the controller in the foreground (Ctrl-C stops it)
+
+ALCAZAR_CLUSTER_DIR moves the state directory (default .local/cluster);
+ALCAZAR_CACHE_DIR moves the binary cache (default ~/.cache/alcazar).`;
+
+async function main(command: string | undefined, rest: string[]): Promise<number> {
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(CLUSTER_USAGE);
+    return 0;
+  }
   switch (command) {
     case 'build': {
       const bins = await ensureBinaries();
@@ -110,12 +140,12 @@ async function main(command: string | undefined): Promise<number> {
       return healthy ? 0 : 1;
     }
     default:
-      console.error('usage: cli.ts build|up|down|status|local');
+      console.error(CLUSTER_USAGE);
       return 2;
   }
 }
 
-main(process.argv[2]).then(
+main(process.argv[2], process.argv.slice(3)).then(
   (code) => {
     process.exitCode = code;
   },

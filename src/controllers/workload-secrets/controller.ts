@@ -77,6 +77,8 @@ export class WorkloadSecretsController {
   private countsMemo: { version: number; config: CaConfig; managed: number; issued: number } | undefined;
   /** Keys whose Secret was seen deleted: a create for them heals, rather than serves a new ServiceAccount. */
   private readonly secretDeleted = new Set<string>();
+  /** Keys whose Secret we are deleting ourselves: that deletion is no one else's to count. */
+  private readonly deletingOurselves = new Set<string>();
   private workers: Promise<void> | undefined;
   private readonly now: () => number;
 
@@ -109,7 +111,8 @@ export class WorkloadSecretsController {
       updated: (key) => this.enqueueSecret(key, false),
       deleted: (key) => {
         const sa = serviceAccountOfSecret(splitKey(key)[1]);
-        if (sa) this.secretDeleted.add(`${splitKey(key)[0]}/${sa}`);
+        const saKey = sa && `${splitKey(key)[0]}/${sa}`;
+        if (saKey && !this.deletingOurselves.delete(saKey)) this.secretDeleted.add(saKey);
         this.enqueueSecret(key, false);
       },
     });
@@ -202,6 +205,7 @@ export class WorkloadSecretsController {
   }
 
   private untrack(key: string): void {
+    this.secretDeleted.delete(key);
     const [namespace, name] = splitKey(key);
     if (!this.secrets.get(`${namespace}/${workloadSecretName(name)}`))
       this.keysByNamespace.get(namespace)?.delete(key);
@@ -315,7 +319,13 @@ export class WorkloadSecretsController {
         return;
       case 'delete':
       case 'recreate':
-        await this.deleteSecret(namespace, secretName, secret!);
+        this.deletingOurselves.add(ctx.key);
+        try {
+          await this.deleteSecret(namespace, secretName, secret!);
+        } catch (err) {
+          this.deletingOurselves.delete(ctx.key);
+          throw err;
+        }
         log.info({ reason: decision.reason, secret: secretName }, 'deleted workload Secret');
         if (decision.reason === 'ServiceAccountDeleted') this.opts.metrics?.serviceAccountSecretDeleted();
         if (decision.action === 'delete' && ctx.sa) {

@@ -61,6 +61,7 @@ function input(overrides: Partial<PlanInput> = {}): PlanInput {
       keyAlgorithm: 'ECDSA_P256',
       gracePeriodRatio: 0.5,
       minGracePeriodMs: 10 * 60_000,
+      ttlMs: 90 * DAY,
     },
     targeting: { managedByDefault: true, alwaysManaged: [] },
     caNamespace: 'istio-system',
@@ -154,6 +155,12 @@ describe('plan', () => {
       { sa: { uid: 'sa-uid', dnsNames: ['cart.shop.svc'] } },
       'reissue',
       'DnsNamesChanged',
+    ],
+    [
+      'a shortened ttl reissues a certificate that outlives a fresh one',
+      { policy: { ...input().policy, ttlMs: DAY } },
+      'reissue',
+      'TTLShortened',
     ],
     [
       'a certificate inside its grace period is renewed',

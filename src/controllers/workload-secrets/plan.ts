@@ -76,7 +76,12 @@ export interface CaView {
 export interface WorkloadPolicy extends RenewalPolicy {
   trustDomain: string;
   keyAlgorithm: string;
+  /** The configured lifetime: a certificate that would outlive a fresh one is reissued. */
+  ttlMs: number;
 }
+
+/** Slack before a certificate counts as outliving the ttl, so clock noise never reissues. */
+export const TTL_SLACK_MS = 60_000;
 
 export interface PlanInput {
   namespace: string;
@@ -101,6 +106,7 @@ export type Reason =
   | 'StaleChain'
   | 'KeyAlgorithmChanged'
   | 'DnsNamesChanged'
+  | 'TTLShortened'
   | 'Expired'
   | 'RenewalDue'
   | 'ServiceAccountDeleted'
@@ -129,6 +135,7 @@ export function workloadPolicy(config: CaConfig): WorkloadPolicy {
     keyAlgorithm: config.workload.keyAlgorithm,
     gracePeriodRatio: config.workload.gracePeriodRatio,
     minGracePeriodMs: config.workload.minGracePeriodMs,
+    ttlMs: config.workload.ttlMs,
   };
 }
 
@@ -197,6 +204,8 @@ export function plan(input: PlanInput): Decision {
   if (cert.notAfter <= now) return { action: 'reissue', reason: 'Expired' };
   if (cert.keyAlgorithm !== policy.keyAlgorithm) return { action: 'reissue', reason: 'KeyAlgorithmChanged' };
   if (!sameSet(cert.dnsNames, sa.dnsNames)) return { action: 'reissue', reason: 'DnsNamesChanged' };
+  // The ttl was shortened since: the certificate outlives one issued now under today's policy.
+  if (cert.notAfter > now + policy.ttlMs + TTL_SLACK_MS) return { action: 'reissue', reason: 'TTLShortened' };
   const due = renewAt(cert, policy);
   if (due <= now) return { action: 'reissue', reason: 'RenewalDue' };
   if (secret.rootBundleHash !== ca.rootBundleHash)
