@@ -93,6 +93,14 @@ export class SharedCaches {
     return this.all.every((i) => i.hasSynced);
   }
 
+  /** For /readyz: which caches have not synced, and why, when a list or watch keeps failing. */
+  syncCheck(): { name: 'caches-synced'; ok: boolean; message?: string } {
+    const waiting = this.all.filter((i) => !i.hasSynced || i.lastFailure);
+    if (waiting.length === 0) return { name: 'caches-synced', ok: true };
+    const message = waiting.map((i) => `${i.name}: ${i.lastFailure ?? 'listing'}`).join('; ');
+    return { name: 'caches-synced', ok: !waiting.some((i) => !i.hasSynced), message };
+  }
+
   async start(): Promise<void> {
     for (const informer of this.all) informer.start();
     await Promise.all(this.all.map((i) => i.waitForSync()));

@@ -171,7 +171,7 @@ export async function startController(
     log: log.child({ subsystem: 'http' }),
     readiness: () => ({
       checks: [
-        { name: 'caches-synced', ok: caches.hasSynced },
+        caches.syncCheck(),
         authorityCheck(authority.current, canWrite()),
         ...(elector ? [{ name: 'leader-election', ...elector.health() }] : []),
       ],

@@ -75,6 +75,8 @@ export class Informer<R extends KubernetesObject, T> {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly subscribers: InformerHandlers<T>[] = [];
+  /** Why the last list or watch failed, until one works again. */
+  private failure: string | undefined;
 
   constructor(private readonly opts: InformerOptions<R, T>) {
     if (opts.handlers) this.subscribers.push(opts.handlers);
@@ -92,6 +94,15 @@ export class Informer<R extends KubernetesObject, T> {
 
   get hasSynced(): boolean {
     return this.synced;
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  /** For readiness: why this informer is not listing and watching, if it is not. */
+  get lastFailure(): string | undefined {
+    return this.failure;
   }
 
   get size(): number {
@@ -136,6 +147,7 @@ export class Informer<R extends KubernetesObject, T> {
       try {
         if (resourceVersion === undefined) {
           resourceVersion = await this.relist();
+          this.failure = undefined;
         }
         const resyncAt = Date.now() + jitter(this.opts.resyncPeriodMs);
         let end: WatchEnd;
@@ -156,6 +168,7 @@ export class Informer<R extends KubernetesObject, T> {
         resourceVersion = undefined;
         this.opts.onWatchRestart?.('error');
         const delay = Math.min(200 * 2 ** Math.min(failures, 8), 30_000);
+        this.failure = describeApiError(err);
         log.warn(
           { informer: this.opts.name, err: describeApiError(err), retryInMs: delay },
           'list/watch failed; retrying',

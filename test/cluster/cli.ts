@@ -2,6 +2,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { constants } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { ensureBinaries } from './binaries.js';
 import { down, isHealthy, readState, up } from './controlplane.js';
 import { clusterDir, repoRoot } from './paths.js';
@@ -54,7 +55,13 @@ Stop with Ctrl-C; stop the control plane with: npm run cluster:down
     ],
     { stdio: ['ignore', 'inherit', 'inherit'], cwd: repoRoot, detached: true },
   );
+  // One Ctrl-C can reach us more than once (from the terminal, and relayed by npm and tsx): what
+  // arrives within DUPLICATE_SIGNAL_MS of a forwarded signal is the same keypress.
+  let lastForwardedAt = Number.NEGATIVE_INFINITY;
   const forward = (signal: NodeJS.Signals) => () => {
+    const now = performance.now();
+    if (now - lastForwardedAt < DUPLICATE_SIGNAL_MS) return;
+    lastForwardedAt = now;
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
   };
   process.on('SIGINT', forward('SIGINT'));
@@ -82,6 +89,8 @@ function controllerEntryPoint(): string[] {
   console.log('the build failed; running the controller from the sources instead');
   return ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts')];
 }
+
+const DUPLICATE_SIGNAL_MS = 500;
 
 /** manifests/ files `npm run local` applies: the namespace and the CertificateAuthority. */
 const LOCAL_MANIFESTS = ['00-namespace.yaml', '40-certificateauthority.yaml'];
