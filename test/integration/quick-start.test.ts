@@ -12,7 +12,7 @@ import { repoRoot } from '../cluster/paths.js';
 import { waitFor } from './support/wait.js';
 
 /** The sh block the README marks as the walkthrough, line by line. */
-export function walkthroughLines(readme: string): string[] {
+function walkthroughLines(readme: string): string[] {
   const marker = readme.indexOf('<!-- walkthrough:');
   if (marker < 0) throw new Error('README.md has no walkthrough marker');
   const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(marker));
@@ -70,7 +70,12 @@ describe('the README quick start, from a fresh copy', () => {
 
   beforeAll(() => {
     copyCheckout(dir);
-    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, env, stdio: 'ignore', timeout: 600_000 });
+    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], {
+      cwd: dir,
+      env,
+      stdio: 'ignore',
+      timeout: 600_000,
+    });
   }, 900_000);
 
   afterAll(() => {
@@ -82,7 +87,12 @@ describe('the README quick start, from a fresh copy', () => {
 
   it('issues certificates, answers the walkthrough, and stops cleanly on Ctrl-C', async () => {
     // `npm run local` in the foreground of a terminal: the leader of its own process group.
-    local = spawn('npm', ['run', 'local'], { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    local = spawn('npm', ['run', 'local'], {
+      cwd: dir,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const collect = (chunk: Buffer) => {
       output += chunk.toString('utf8');
     };
@@ -104,7 +114,11 @@ describe('the README quick start, from a fresh copy', () => {
       const run = line.startsWith('kubectl get secrets')
         ? await waitFor(`"${line}" to list istio.default in every namespace`, () => {
             const r = shell(line);
-            return r.status === 0 && r.stdout.split('\n').filter((l) => l.includes('istio.default')).length >= 5 && r;
+            return (
+              r.status === 0 &&
+              r.stdout.split('\n').filter((l) => l.includes('istio.default')).length >= 5 &&
+              r
+            );
           })
         : shell(line);
       expect({ line, status: run.status, stderr: run.status === 0 ? '' : run.stderr }).toEqual({
@@ -117,7 +131,9 @@ describe('the README quick start, from a fresh copy', () => {
 
     const secrets = results.get('kubectl get secrets') ?? '';
     for (const ns of ['default', 'istio-system', 'kube-node-lease', 'kube-public', 'kube-system']) {
-      expect(secrets).toMatch(new RegExp(`^${ns}\\s+istio\\.default\\s+istio\\.io/key-and-cert\\s+3\\s`, 'm'));
+      expect(secrets).toMatch(
+        new RegExp(`^${ns}\\s+istio\\.default\\s+istio\\.io/key-and-cert\\s+3\\s`, 'm'),
+      );
     }
     expect(results.get('kubectl create serviceaccount')).toMatch(
       /serviceaccount\/demo created\nsecret\/istio.demo condition met/,
@@ -137,9 +153,14 @@ describe('the README quick start, from a fresh copy', () => {
 
     // Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
     process.kill(-(local.pid as number), 'SIGINT');
-    const code = await Promise.race([exited, waitFor('exit', () => false, { timeoutMs: 15_000 }).catch(() => 'hung')]);
+    const code = await Promise.race([
+      exited,
+      waitFor('exit', () => false, { timeoutMs: 15_000 }).catch(() => 'hung'),
+    ]);
     expect(code, output.slice(-2000)).toBe(0);
-    await waitFor('the controller process to end', () => !alive(controllerPid as number), { timeoutMs: 15_000 });
+    await waitFor('the controller process to end', () => !alive(controllerPid as number), {
+      timeoutMs: 15_000,
+    });
     const released = await leases.readNamespacedLease({ namespace: 'istio-system', name: 'alcazar-leader' });
     expect(released.spec?.holderIdentity ?? '').toBe('');
     expect(output).toContain('released the lease');
