@@ -32,6 +32,7 @@ export function createProcessLogger(level: string, format: LogFormat, stdoutIsTe
       colorize: stdoutIsTerminal,
       translateTime: 'SYS:HH:MM:ss.l',
       ignore: 'pid,hostname,component',
+      singleLine: true,
       sync: true,
     }),
   );
