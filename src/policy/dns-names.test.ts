@@ -4,6 +4,7 @@ import {
   authoriseDnsNames,
   type DnsNameAllowRule,
   type DnsNamePolicy,
+  type DnsNameSubject,
   defaultReservedDnsNames,
   describeRefusedDnsNames,
   inOwnServiceDomain,
@@ -16,8 +17,8 @@ function policy(allow: DnsNameAllowRule[] = [], clusterDomain = 'cluster.local')
   return { clusterDomain, allow, reservedDnsNames: defaultReservedDnsNames(CA_NAMESPACE) };
 }
 
-const tenant1 = { namespace: 'tenant1', namespaceLabels: { team: 'blue' } };
-const caSubject = { namespace: CA_NAMESPACE, namespaceLabels: {} };
+const tenant1: DnsNameSubject = { namespace: 'tenant1', namespaceLabels: { team: 'blue' } };
+const caSubject: DnsNameSubject = { namespace: CA_NAMESPACE, namespaceLabels: {} };
 
 const allowedOf = (names: string[], subject = tenant1, p = policy()) =>
   authoriseDnsNames(names, subject, p).allowed;
