@@ -16,12 +16,7 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  generateKeyPair,
-  issueLeafCertificate,
-  parsePrivateKeyPem,
-  privateKeyToPem,
-} from '../../src/pki/index.js';
+import { privateKeyToPem } from '../../src/pki/index.js';
 import { createTestCa, issueTestLeaf } from '../../src/pki/testing.js';
 import { type ControllerProcess, startController } from './support/controller.js';
 import { adminKubeConfig, createTestNamespace, expectApiError } from './support/kube.js';
@@ -507,35 +502,52 @@ describe('a holder of a workload key (key.pem and cert-chain.pem of one Secret)'
     const secret = await waitForWorkloadSecret(t.core, t.namespace, 'web');
     const { certChain, key, root } = pemsOf(secret);
     expect(leafOf(secret).isCA).toBe(false);
-    const leafPem = certChain.slice(0, certChain.indexOf('-----END CERTIFICATE-----') + 26);
-    const now = Date.now();
-    const minted = await issueLeafCertificate({
-      publicKey: (await generateKeyPair('ECDSA_P256')).publicKey,
-      spiffeId: `spiffe://cluster.local/ns/${caNamespace}/sa/alcazar`,
-      dnsNames: [`istiod.${caNamespace}.svc`],
-      notBefore: new Date(now - 60_000),
-      notAfter: new Date(now + 3_600_000),
-      issuer: { certificate: leafPem, privateKey: parsePrivateKeyPem(key) },
-    });
     const dir = mkdtempSync(join(tmpdir(), 'alcazar-holder-'));
+    const openssl = (...args: string[]) =>
+      execFileSync('openssl', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       writeFileSync(join(dir, 'root.pem'), root);
       writeFileSync(join(dir, 'chain.pem'), certChain);
-      writeFileSync(join(dir, 'minted.pem'), minted.pem);
-      const verify = () =>
-        execFileSync(
-          'openssl',
-          [
-            'verify',
-            '-CAfile',
-            join(dir, 'root.pem'),
-            '-untrusted',
-            join(dir, 'chain.pem'),
-            join(dir, 'minted.pem'),
-          ],
-          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-        );
-      expect(verify).toThrow(/invalid CA certificate|certificate signature failure|unable to get/);
+      writeFileSync(join(dir, 'leaf-key.pem'), key, { mode: 0o600 });
+      writeFileSync(join(dir, 'ext.cnf'), `subjectAltName=DNS:istiod.${caNamespace}.svc\n`);
+      // What the holder would do with OpenSSL: sign a certificate for the CSR API's name with the leaf.
+      openssl(
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        'minted-key.pem',
+        '-subj',
+        '/CN=istiod',
+        '-out',
+        'minted.csr',
+      );
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        'minted.csr',
+        '-CA',
+        'chain.pem',
+        '-CAkey',
+        'leaf-key.pem',
+        '-CAcreateserial',
+        '-days',
+        '1',
+        '-extfile',
+        'ext.cnf',
+        '-out',
+        'minted.pem',
+      );
+      expect(() => openssl('verify', '-CAfile', 'root.pem', '-untrusted', 'chain.pem', 'minted.pem')).toThrow(
+        /invalid CA certificate/,
+      );
+      // The leaf itself verifies: the failure is the leaf acting as a CA, not a broken setup.
+      expect(openssl('verify', '-CAfile', 'root.pem', 'chain.pem')).toContain('OK');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
