@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
 import {
   type CaView,
   type PlanInput,
@@ -7,6 +8,7 @@ import {
   serviceAccountOfSecret,
   spiffeIdFor,
   WORKLOAD_SECRET_TYPE,
+  workloadPolicy,
   workloadSecretName,
 } from './plan.js';
 import { backdateMs, gracePeriodMs, jitterFraction, renewAt } from './renewal.js';
@@ -296,6 +298,21 @@ describe('plan: DNS names', () => {
       plan(input({ ...requesting('edge.example.com'), ...carrying('edge.example.com'), policy })),
     ).toMatchObject({
       reason: 'DnsNameNotAllowed',
+    });
+  });
+
+  it('takes the cluster domain and allow rules from the CertificateAuthority, the reserved names from the caller', () => {
+    const parsed = parseCertificateAuthoritySpec({
+      clusterDomain: 'corp.internal',
+      workloadCertificates: {
+        dnsNames: { allow: [{ namespaces: ['shop'], patterns: ['api.example.com'] }] },
+      },
+    });
+    if (!parsed.ok) throw new Error(parsed.message);
+    expect(workloadPolicy(parsed.config, ['ca.example.com']).dnsNames).toEqual({
+      clusterDomain: 'corp.internal',
+      allow: [{ namespaces: ['shop'], patterns: ['api.example.com'] }],
+      reservedDnsNames: ['ca.example.com'],
     });
   });
 
