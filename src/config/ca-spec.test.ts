@@ -27,12 +27,14 @@ describe('defaultCaConfig', () => {
   it('is pinned', () => {
     expect(defaultCaConfig()).toStrictEqual({
       trustDomain: 'cluster.local',
+      clusterDomain: 'cluster.local',
       workload: {
         ttlMs: 2160 * HOUR,
         keyAlgorithm: 'ECDSA_P256',
         gracePeriodRatio: 0.5,
         minGracePeriodMs: 10 * MINUTE,
         clockSkewMs: 5 * MINUTE,
+        dnsNames: { allow: [] },
       },
       root: {
         mode: 'SelfSigned',
@@ -84,6 +86,15 @@ spec:
     gracePeriodRatio: 0.25
     minGracePeriod: 1h30m
     clockSkewAllowance: 30s
+    dnsNames:
+      allow:
+        - namespaces: [payments]
+          patterns: [api.payments.example.com, "*.pay.example.com"]
+        - namespaceSelector:
+            matchLabels: {team: web}
+            matchExpressions: [{key: env, operator: In, values: [prod]}]
+          patterns: [www.example.com]
+  clusterDomain: corp.internal
   rootCA:
     mode: PluggedIn
     selfSigned:
@@ -96,12 +107,26 @@ spec:
 `) as { spec: unknown };
     expect(expectValid(manifest.spec)).toStrictEqual({
       trustDomain: 'prod.example.org',
+      clusterDomain: 'corp.internal',
       workload: {
         ttlMs: 24 * HOUR,
         keyAlgorithm: 'RSA_2048',
         gracePeriodRatio: 0.25,
         minGracePeriodMs: 90 * MINUTE,
         clockSkewMs: 30_000,
+        dnsNames: {
+          allow: [
+            { namespaces: ['payments'], patterns: ['api.payments.example.com', '*.pay.example.com'] },
+            {
+              namespaces: [],
+              namespaceSelector: {
+                matchLabels: { team: 'web' },
+                matchExpressions: [{ key: 'env', operator: 'In', values: ['prod'] }],
+              },
+              patterns: ['www.example.com'],
+            },
+          ],
+        },
       },
       root: {
         mode: 'PluggedIn',
@@ -199,6 +224,49 @@ spec:
       'spec.namespaces.alwaysManaged[1]: must be a namespace name',
     ],
     [{ namespaces: { alwaysManaged: ['a', 'b', 'a'] } }, "spec.namespaces.alwaysManaged[2]: lists 'a' twice"],
+    [{ clusterDomain: 'Cluster.Local' }, "spec.clusterDomain: must be a DNS domain such as 'cluster.local'"],
+    [
+      { workloadCertificates: { dnsNames: { allow: [{ patterns: ['a.example.com'] }] } } },
+      'spec.workloadCertificates.dnsNames.allow[0].namespaces: a rule must select namespaces',
+    ],
+    [
+      { workloadCertificates: { dnsNames: { allow: [{ namespaces: ['a'], patterns: [] }] } } },
+      'spec.workloadCertificates.dnsNames.allow[0].patterns: must list at least one name',
+    ],
+    [
+      { workloadCertificates: { dnsNames: { allow: [{ namespaces: ['a'], patterns: ['*'] }] } } },
+      'spec.workloadCertificates.dnsNames.allow[0].patterns[0]: must be a lowercase DNS name',
+    ],
+    [
+      {
+        workloadCertificates: {
+          dnsNames: {
+            allow: [
+              {
+                namespaceSelector: { matchExpressions: [{ key: 'team', operator: 'In' }] },
+                patterns: ['a.example.com'],
+              },
+            ],
+          },
+        },
+      },
+      'spec.workloadCertificates.dnsNames.allow[0].namespaceSelector.matchExpressions[0].values: must not be empty for In',
+    ],
+    [
+      {
+        workloadCertificates: {
+          dnsNames: {
+            allow: [
+              {
+                namespaceSelector: { matchExpressions: [{ key: 'team', operator: 'Exists', values: ['x'] }] },
+                patterns: ['a.example.com'],
+              },
+            ],
+          },
+        },
+      },
+      'spec.workloadCertificates.dnsNames.allow[0].namespaceSelector.matchExpressions[0].values: must be empty for Exists',
+    ],
     ['not an object', 'spec: Invalid input: expected object'],
   ])('rejects %j naming the field', (raw, expected) => {
     expect(expectInvalid(raw)).toContain(expected);

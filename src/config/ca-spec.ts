@@ -61,6 +61,87 @@ const namespaceNameSchema = z
       "must be a namespace name: lowercase letters, digits and '-', starting and ending with a letter or digit",
   });
 
+/** A DNS name as it may stand in a certificate: lowercase labels, optionally `*.` first. */
+const DNS_NAME_PATTERN = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+
+const clusterDomainSchema = z
+  .string()
+  .min(1, { error: 'must not be empty' })
+  .max(253, { error: 'must be at most 253 characters' })
+  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/, {
+    error: "must be a DNS domain such as 'cluster.local': lowercase labels separated by '.'",
+  });
+
+const dnsNamePatternSchema = z
+  .string()
+  .max(253, { error: 'must be at most 253 characters' })
+  .regex(DNS_NAME_PATTERN, {
+    error: "must be a lowercase DNS name such as 'api.example.com', or '*.' and one, such as '*.example.com'",
+  });
+
+const labelSelectorRequirementSchema = z
+  .object({
+    key: z
+      .string()
+      .min(1, { error: 'must not be empty' })
+      .max(317, { error: 'must be at most 317 characters' }),
+    operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+    values: z
+      .array(z.string().max(63, { error: 'must be at most 63 characters' }))
+      .max(100)
+      .optional(),
+  })
+  .superRefine((requirement, ctx) => {
+    const count = requirement.values?.length ?? 0;
+    const needsValues = requirement.operator === 'In' || requirement.operator === 'NotIn';
+    if (needsValues && count === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['values'],
+        message: `must not be empty for ${requirement.operator}`,
+      });
+    if (!needsValues && count > 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['values'],
+        message: `must be empty for ${requirement.operator}`,
+      });
+  });
+
+const labelSelectorSchema = z.object({
+  matchLabels: z
+    .record(z.string(), z.string().max(63, { error: 'must be at most 63 characters' }))
+    .optional(),
+  matchExpressions: z.array(labelSelectorRequirementSchema).max(100).optional(),
+});
+
+/** One admin grant of DNS names beyond a namespace's own service domain. */
+const dnsNameAllowRuleSchema = z
+  .object({
+    namespaces: z
+      .array(namespaceNameSchema)
+      .max(1000)
+      .default(() => []),
+    namespaceSelector: labelSelectorSchema.optional(),
+    patterns: z.array(dnsNamePatternSchema).min(1, { error: 'must list at least one name' }).max(100),
+  })
+  .superRefine((rule, ctx) => {
+    if (rule.namespaces.length === 0 && rule.namespaceSelector === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['namespaces'],
+        message: 'a rule must select namespaces: list them in namespaces, or give a namespaceSelector',
+      });
+    }
+  });
+
+const dnsNamesSchema = z.object({
+  allow: z
+    .array(dnsNameAllowRuleSchema)
+    .max(100)
+    .default(() => []),
+});
+
 const workloadCertificatesSchema = z
   .object({
     ttl: durationString('positive').default('2160h'),
@@ -68,6 +149,7 @@ const workloadCertificatesSchema = z
     gracePeriodRatio: lifetimeShare.default(0.5),
     minGracePeriod: durationString('nonNegative').default('10m'),
     clockSkewAllowance: durationString('nonNegative').default('5m'),
+    dnsNames: dnsNamesSchema.prefault({}),
   })
   .superRefine((workload, ctx) => {
     const ttlMs = durationMs(workload.ttl);
@@ -113,6 +195,7 @@ const namespacesSchema = z.object({
 export const certificateAuthoritySpecSchema = z
   .object({
     trustDomain: trustDomainSchema.default('cluster.local'),
+    clusterDomain: clusterDomainSchema.default('cluster.local'),
     workloadCertificates: workloadCertificatesSchema.prefault({}),
     rootCA: rootCaSchema.prefault({}),
     namespaces: namespacesSchema.prefault({}),
@@ -145,12 +228,14 @@ function resolveCaConfig(spec: CertificateAuthoritySpec) {
   const { workloadCertificates: workload, rootCA, namespaces } = spec;
   return {
     trustDomain: spec.trustDomain,
+    clusterDomain: spec.clusterDomain,
     workload: {
       ttlMs: msOf(workload.ttl),
       keyAlgorithm: workload.keyAlgorithm,
       gracePeriodRatio: workload.gracePeriodRatio,
       minGracePeriodMs: msOf(workload.minGracePeriod),
       clockSkewMs: msOf(workload.clockSkewAllowance),
+      dnsNames: { allow: structuredClone(workload.dnsNames.allow) },
     },
     root: {
       mode: rootCA.mode,

@@ -92,6 +92,18 @@ describe('metrics', () => {
     expect(sample(text, 'alcazar_certificate_renewals_total')).toBe(2);
   });
 
+  it('counts refused DNS names by reason, every reason present from the start', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    expect(sample(await metrics.scrape(), 'alcazar_dns_names_refused_total{reason="Reserved"}')).toBe(0);
+    metrics.dnsNameRefused('Reserved');
+    metrics.dnsNameRefused('OutsideNamespace');
+    metrics.dnsNameRefused('OutsideNamespace');
+    const text = await metrics.scrape();
+    expect(sample(text, 'alcazar_dns_names_refused_total{reason="Reserved"}')).toBe(1);
+    expect(sample(text, 'alcazar_dns_names_refused_total{reason="OutsideNamespace"}')).toBe(2);
+    expect(sample(text, 'alcazar_dns_names_refused_total{reason="Invalid"}')).toBe(0);
+  });
+
   it('folds a label value that looks like a message into "other"', async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     metrics.certificateSignFailed('the key does not match\nthe certificate');

@@ -115,6 +115,7 @@ export class Metrics {
   private readonly reconcileDuration: Histogram;
   private readonly watchRestarts: Counter<'informer' | 'reason'>;
   private readonly eventsDropped: Counter<'type'>;
+  private readonly dnsNamesRefused: Counter<'reason'>;
   private readonly leader: Gauge;
   private readonly caReady: Gauge;
   private readonly rootExpiry: Gauge<'fingerprint' | 'active'>;
@@ -210,6 +211,13 @@ export class Metrics {
       registers,
     });
     for (const type of ['Normal', 'Warning']) this.eventsDropped.inc({ type }, 0);
+    this.dnsNamesRefused = new Counter({
+      name: 'alcazar_dns_names_refused_total',
+      help: 'DNS names a ServiceAccount asked for (alcazar.dev/dns-names) and was refused, each counted when first refused, by reason (OutsideNamespace, Reserved, Invalid).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['OutsideNamespace', 'Reserved', 'Invalid']) this.dnsNamesRefused.inc({ reason }, 0);
     this.leader = new Gauge({
       name: 'alcazar_leader',
       help: '1 while this replica holds the leader lease and may write, 0 otherwise.',
@@ -327,6 +335,11 @@ export class Metrics {
     for (const reason of ['closed', 'expired', 'stalled', 'resync', 'error'] as const)
       this.watchRestarts.inc({ informer, reason }, 0);
     return (reason) => this.watchRestarted(informer, reason);
+  }
+
+  /** A requested DNS name was left out of a workload certificate; `reason` is the policy's code. */
+  dnsNameRefused(reason: string): void {
+    this.dnsNamesRefused.inc({ reason: boundedLabel(reason) });
   }
 
   eventDropped(type: 'Normal' | 'Warning'): void {

@@ -32,9 +32,16 @@ describe('buildInspectReport', () => {
   });
 
   async function workloadSecret(
-    options: { serviceAccount?: string; lifetimeMs?: number; notBefore?: Date; root?: string } = {},
+    options: {
+      serviceAccount?: string;
+      lifetimeMs?: number;
+      notBefore?: Date;
+      root?: string;
+      dnsNames?: string[];
+    } = {},
   ): Promise<V1Secret> {
     const leaf = await issueTestLeaf(ca.issuer, {
+      ...(options.dnsNames && { dnsNames: options.dnsNames }),
       notBefore: options.notBefore ?? issuedAt,
       namespace: 'shop',
       serviceAccount: options.serviceAccount ?? 'cart',
@@ -226,6 +233,79 @@ describe('buildInspectReport', () => {
     expect(report.controller).toBeNull();
     expect(report.healthy).toBe(true);
     expect(report.warnings.map((w) => w.reason)).toEqual(['NotManagedByAlcazar']);
+  });
+
+  it('names refused by the DNS name policy are a warning, with which and why', async () => {
+    const report = await buildInspectReport(
+      target,
+      observation(await workloadSecret({ dnsNames: ['api.shop.svc'] }), {
+        serviceAccount: {
+          ok: true,
+          value: {
+            metadata: {
+              name: 'cart',
+              uid: 'sa-uid',
+              annotations: {
+                'alcazar.dev/dns-names': 'api.shop.svc,istiod.istio-system.svc,www.bank.example',
+              },
+            },
+          },
+        },
+      }),
+      now,
+    );
+    expect(report.healthy).toBe(true);
+    expect(report.dnsNamesRefused.map((r) => [r.name, r.reason])).toEqual([
+      ['istiod.istio-system.svc', 'Reserved'],
+      ['www.bank.example', 'OutsideNamespace'],
+    ]);
+    expect(report.warnings.map((w) => w.reason)).toEqual(['DNSNameRefused', 'DNSNameRefused']);
+    expect(report.controller).toEqual({ action: 'none', reason: null, message: 'nothing to do' });
+    expect(formatInspectText(report, now)).toMatch(
+      /DNS names refused: +istiod\.istio-system\.svc \(Reserved\), www\.bank\.example \(OutsideNamespace\)/,
+    );
+  });
+
+  it('a certificate carrying a name the policy does not allow is a problem the controller would fix', async () => {
+    const secret = await workloadSecret({ dnsNames: ['www.bank.example'] });
+    const report = await buildInspectReport(target, observation(secret), now);
+    expect(reasons(report)).toEqual(['DnsNameNotAllowed']);
+    expect(report.problems[0]!.message).toContain('www.bank.example, which is outside namespace shop');
+    expect(report.controller).toMatchObject({ action: 'reissue', reason: 'DnsNameNotAllowed' });
+    expect(report.controller!.message).toContain('DnsNameNotAllowed');
+  });
+
+  it('an allow rule in the CertificateAuthority makes the same name healthy', async () => {
+    const secret = await workloadSecret({ dnsNames: ['www.bank.example'] });
+    const report = await buildInspectReport(
+      target,
+      observation(secret, {
+        certificateAuthority: {
+          ok: true,
+          value: {
+            spec: {
+              workloadCertificates: {
+                dnsNames: { allow: [{ namespaces: ['shop'], patterns: ['*.bank.example'] }] },
+              },
+            },
+          },
+        },
+        serviceAccount: {
+          ok: true,
+          value: {
+            metadata: {
+              name: 'cart',
+              uid: 'sa-uid',
+              annotations: { 'alcazar.dev/dns-names': 'www.bank.example' },
+            },
+          },
+        },
+      }),
+      now,
+    );
+    expect(report.problems).toEqual([]);
+    expect(report.dnsNamesRefused).toEqual([]);
+    expect(report.controller).toMatchObject({ action: 'none' });
   });
 
   it('a Secret missing its data reports what is missing', async () => {

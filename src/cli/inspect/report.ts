@@ -21,6 +21,7 @@ import {
   signedByAuthority,
 } from '../../controllers/workload-secrets/observe.js';
 import {
+  authorisedDnsNames,
   caViewOf,
   type Decision,
   plan,
@@ -41,6 +42,7 @@ import {
   validateWorkloadLeaf,
   verifyChain,
 } from '../../pki/index.js';
+import { authoriseDnsNames, defaultReservedDnsNames, type RefusedDnsName } from '../../policy/dns-names.js';
 import type { InspectTarget } from './args.js';
 import { describeTimeLeft, formatDurationShort } from './format.js';
 import type { CaSecretName, InspectObservation, Read } from './gather.js';
@@ -64,6 +66,11 @@ export interface ChainCheck {
  *   expectedSpiffeId  spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>, or null
  *   spiffeIdMatches   spiffeId === expectedSpiffeId; null when nothing is expected
  *   dnsNames, serial (hex), keyType (ECDSA_P256 | RSA_2048 | other), issuer, subject, fingerprintSha256
+ *   dnsNamesRefused   [{name, reason, why}]: names the ServiceAccount's alcazar.dev/dns-names asks for
+ *                     that the DNS name policy leaves out (reason Invalid | Reserved | OutsideNamespace);
+ *                     also a DNSNameRefused warning. A certificate that carries a name the policy does
+ *                     not allow is a DnsNameNotAllowed problem. The reserved names are the defaults
+ *                     for --ca-namespace.
  *   notBefore, notAfter   ISO 8601
  *   timeLeft          "89d 23h", or "expired 2d 4h ago"; timeLeftSeconds is negative once expired
  *   expired, notYetValid
@@ -94,6 +101,7 @@ export interface InspectReport {
   expectedSpiffeId: string | null;
   spiffeIdMatches: boolean | null;
   dnsNames: string[];
+  dnsNamesRefused: RefusedDnsName[];
   serial: string | null;
   keyType: string | null;
   issuer: string | null;
@@ -158,6 +166,7 @@ export async function buildInspectReport(
 
   const info = leafData?.info;
   const spiffeId = info?.uris.length === 1 ? info.uris[0]! : null;
+  const dnsNamesRefused = checkDnsNames(target, observation, config, info, problems, warnings);
   return {
     secret: {
       namespace: target.namespace,
@@ -178,6 +187,7 @@ export async function buildInspectReport(
     expectedSpiffeId,
     spiffeIdMatches: expectedSpiffeId === null || !info ? null : spiffeId === expectedSpiffeId,
     dnsNames: info?.dnsNames ?? [],
+    dnsNamesRefused,
     serial: info?.serialNumberHex ?? null,
     keyType: info?.publicKeyAlgorithm ?? null,
     issuer: info?.issuer ?? null,
@@ -429,6 +439,46 @@ function checkKey(secret: V1Secret, leafData: LeafData | undefined, problems: Pr
 }
 
 /**
+ * The DNS name policy applied as the controller applies it: names the certificate carries but may
+ * not have are a problem; names the ServiceAccount asks for and is refused are a warning.
+ */
+function checkDnsNames(
+  target: InspectTarget,
+  observation: InspectObservation,
+  config: CaConfig,
+  info: CertificateInfo | undefined,
+  problems: Problem[],
+  warnings: Problem[],
+): RefusedDnsName[] {
+  const labels = observation.namespace.ok ? (observation.namespace.value?.metadata?.labels ?? {}) : undefined;
+  if (labels === undefined) return [];
+  const policy = workloadPolicy(config, defaultReservedDnsNames(observation.caNamespace));
+  const ns = { labels, terminating: false };
+  for (const refused of info
+    ? authoriseDnsNames(
+        info.dnsNames,
+        { namespace: target.namespace, namespaceLabels: labels },
+        policy.dnsNames,
+      ).refused
+    : []) {
+    problems.push({
+      reason: 'DnsNameNotAllowed',
+      message: `the certificate carries ${refused.name}, which ${refused.why}`,
+    });
+  }
+  const saRead = observation.serviceAccount;
+  if (!saRead?.ok || !saRead.value) return [];
+  const { refused } = authorisedDnsNames(target.namespace, observeServiceAccount(saRead.value), ns, policy);
+  for (const r of refused) {
+    warnings.push({
+      reason: 'DNSNameRefused',
+      message: `alcazar.dev/dns-names asks for ${r.name}, which ${r.why}: left out`,
+    });
+  }
+  return refused;
+}
+
+/**
  * What the controller would decide now, from the same views and the same `plan`. Needs the
  * ServiceAccount and its Namespace; without them it says why it cannot tell.
  */
@@ -473,7 +523,7 @@ function controllerView(
     ...(ns && { ns: observeNamespace(ns) }),
     secret: observed,
     ca: ca.ok ? caViewOf(ca.authority) : { ready: false, notReadyReason: ca.message },
-    policy: workloadPolicy(config),
+    policy: workloadPolicy(config, defaultReservedDnsNames(observation.caNamespace)),
     targeting: config.namespaces,
     caNamespace: observation.caNamespace,
     now: now.getTime(),
@@ -499,5 +549,7 @@ export function describeDecision(decision: Decision): string {
   const text = DECISION_TEXT[decision.action];
   if (decision.action === 'none') return text;
   if (decision.action === 'report') return `${text} ${decision.reason}: ${decision.message}`;
+  if (decision.action === 'reissue' && decision.message)
+    return `${text} (${decision.reason}: ${decision.message})`;
   return `${text} (${decision.reason})`;
 }

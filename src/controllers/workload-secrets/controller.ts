@@ -13,6 +13,12 @@ import type { Informer } from '../../kube/informer.js';
 import { MERGE_PATCH_CONTENT, type RawApi, secretsPath } from '../../kube/raw.js';
 import { WorkQueue } from '../../kube/workqueue.js';
 import { encodePem } from '../../pki/pem.js';
+import {
+  type DnsNameAuthorisation,
+  defaultReservedDnsNames,
+  describeRefusedDnsNames,
+  type RefusedDnsName,
+} from '../../policy/dns-names.js';
 import { errorReason, type Metrics } from '../../telemetry/metrics.js';
 import type { AuthorityState } from '../authority/controller.js';
 import type { ControllerContext } from '../context.js';
@@ -27,6 +33,7 @@ import {
   writtenContent,
 } from './observe.js';
 import {
+  authorisedDnsNames,
   type CaView,
   caViewOf,
   DATA_KEYS,
@@ -50,6 +57,11 @@ export interface WorkloadSecretsOptions extends ControllerContext {
   foreignRecheckMs: number;
   metrics?: Metrics;
   now?: () => number;
+  /**
+   * Names alcazar serves itself (the CSR API's serving certificate): never given to a workload
+   * unless an allow rule names them. Default: defaultReservedDnsNames(caNamespace).
+   */
+  reservedDnsNames?: readonly string[];
 }
 
 export interface WorkloadCounts {
@@ -81,9 +93,13 @@ export class WorkloadSecretsController {
   private readonly deletingOurselves = new Set<string>();
   private workers: Promise<void> | undefined;
   private readonly now: () => number;
+  private readonly reservedDnsNames: readonly string[];
+  /** Per key, the DNS names last refused, so each refusal is counted once, not at every reconcile. */
+  private readonly refusedDnsNames = new Map<string, ReadonlySet<string>>();
 
   constructor(private readonly opts: WorkloadSecretsOptions) {
     this.now = opts.now ?? Date.now;
+    this.reservedDnsNames = opts.reservedDnsNames ?? defaultReservedDnsNames(opts.caNamespace);
     this.serviceAccounts = opts.caches.serviceAccounts;
     this.namespaces = opts.caches.namespaces;
     this.secrets = opts.caches.workloadSecrets;
@@ -206,6 +222,7 @@ export class WorkloadSecretsController {
 
   private untrack(key: string): void {
     this.secretDeleted.delete(key);
+    this.refusedDnsNames.delete(key);
     const [namespace, name] = splitKey(key);
     if (!this.secrets.get(`${namespace}/${workloadSecretName(name)}`))
       this.keysByNamespace.get(namespace)?.delete(key);
@@ -257,18 +274,26 @@ export class WorkloadSecretsController {
         : undefined;
     }
     const now = this.now();
+    const ns = this.namespaces.get(namespace);
+    const policy = workloadPolicy(config, this.reservedDnsNames);
     const decision = plan({
       namespace,
       serviceAccount,
       sa,
-      ns: this.namespaces.get(namespace),
+      ns,
       secret,
       ca,
-      policy: workloadPolicy(config),
+      policy,
       targeting: config.namespaces,
       caNamespace: this.opts.caNamespace,
       now,
     });
+    const managed =
+      sa !== undefined &&
+      ns !== undefined &&
+      !ns.terminating &&
+      isManaged(namespace, ns, config, this.opts.caNamespace);
+    const dnsNames = managed ? authorisedDnsNames(namespace, sa, ns, policy) : { allowed: [], refused: [] };
     const log = this.opts.log.child({ namespace, serviceAccount });
     const involved: InvolvedObject = {
       apiVersion: 'v1',
@@ -278,6 +303,7 @@ export class WorkloadSecretsController {
       uid: sa?.uid,
     };
     if (sa?.dnsNamesError) this.opts.events.record(involved, 'Warning', 'InvalidDnsNames', sa.dnsNamesError);
+    this.reportRefusedDnsNames(key, involved, log, dnsNames.refused);
 
     await this.execute(decision, {
       namespace,
@@ -289,6 +315,7 @@ export class WorkloadSecretsController {
       state,
       log,
       involved,
+      dnsNames,
       now,
     });
     log.debug(
@@ -299,6 +326,30 @@ export class WorkloadSecretsController {
     if (decision.action === 'none' && decision.recheckAt !== undefined) {
       this.queue.addAfter(key, decision.recheckAt - now);
     }
+  }
+
+  /**
+   * Refused names: a Warning Event on the ServiceAccount (the recorder writes the same one at most
+   * once per window) and the metric, counted once per name newly refused.
+   */
+  private reportRefusedDnsNames(
+    key: string,
+    involved: InvolvedObject,
+    log: Logger,
+    refused: readonly RefusedDnsName[],
+  ): void {
+    const before = this.refusedDnsNames.get(key);
+    if (refused.length === 0) {
+      this.refusedDnsNames.delete(key);
+      return;
+    }
+    const message = `DNS names left out of the certificate: ${describeRefusedDnsNames(refused)}`;
+    this.opts.events.record(involved, 'Warning', 'DNSNameRefused', message);
+    const fresh = refused.filter((r) => !before?.has(r.name));
+    if (fresh.length === 0) return;
+    log.warn({ refused: fresh.map((r) => ({ name: r.name, reason: r.reason })) }, 'DNS names refused');
+    for (const r of fresh) this.opts.metrics?.dnsNameRefused(r.reason);
+    this.refusedDnsNames.set(key, new Set(refused.map((r) => r.name)));
   }
 
   private async execute(decision: Decision, ctx: ExecutionContext): Promise<void> {
@@ -342,6 +393,9 @@ export class WorkloadSecretsController {
         return;
       case 'reissue':
         await this.reissue(ctx, decision.reason);
+        if (decision.reason === 'DnsNameNotAllowed' && decision.message) {
+          this.opts.events.record(ctx.involved, 'Warning', 'DNSNameRemoved', `reissued: ${decision.message}`);
+        }
         return;
       case 'refreshBundle':
         await this.refreshBundle(ctx, decision.reason);
@@ -355,7 +409,7 @@ export class WorkloadSecretsController {
     try {
       return await issueWorkload(ctx.state.authority, {
         spiffeId: spiffeIdFor(ctx.config.trustDomain, ctx.namespace, ctx.serviceAccount),
-        dnsNames: ctx.sa?.dnsNames ?? [],
+        dnsNames: ctx.dnsNames.allowed,
         keyAlgorithm: workload.keyAlgorithm,
         ttlMs: workload.ttlMs,
         backdateMs: backdateMs(workload.ttlMs, workload.clockSkewMs),
@@ -520,6 +574,8 @@ interface ExecutionContext {
   state: AuthorityState;
   log: Logger;
   involved: InvolvedObject;
+  /** The requested DNS names as authorised: only `allowed` goes into a certificate. */
+  dnsNames: DnsNameAuthorisation;
   now: number;
 }
 

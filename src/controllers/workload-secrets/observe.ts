@@ -15,15 +15,13 @@ import {
 } from '../../pki/index.js';
 import { Oid } from '../../pki/oids.js';
 import { encodeCertificatesPem } from '../../pki/pem.js';
+import { isDnsName } from '../../policy/dns-names.js';
 import type { NamespaceView, SecretView, ServiceAccountView } from './plan.js';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'alcazar';
 export const SERVICE_ACCOUNT_ANNOTATION = 'istio.io/service-account.name';
 export const DNS_NAMES_ANNOTATION = 'alcazar.dev/dns-names';
-
-const DNS_NAME =
-  /^(?=.{1,253}$)(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 
 export interface ObservedSecret extends SecretView {
   /** The leaf, for checking which CA signed it. */
@@ -48,11 +46,11 @@ export function observeServiceAccount(sa: V1ServiceAccount): ServiceAccountView 
         .filter(Boolean),
     ),
   ];
-  const invalid = names.filter((n) => !DNS_NAME.test(n));
+  const invalid = names.filter((n) => !isDnsName(n));
   if (invalid.length > 0) {
     view.dnsNamesError = `annotation ${DNS_NAMES_ANNOTATION} has invalid DNS names: ${invalid.join(', ')}`;
   }
-  view.dnsNames = names.filter((n) => DNS_NAME.test(n)).sort();
+  view.dnsNames = names.filter((n) => isDnsName(n)).sort();
   return view;
 }
 
