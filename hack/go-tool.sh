@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Prints the path of a pinned Go tool, building it with `go install` the first time (cached under
+# ~/.cache/alcazar/tools/<name>-<version>/, or $ALCAZAR_CACHE_DIR). The tests call this, so a fresh
+# machine needs only go and the Go module proxy. Same scheme as hack/lint-manifests.sh.
+#
+#   helm      helm.sh/helm/v3           the chart in charts/alcazar: lint, template, install, upgrade
+#   promtool  github.com/prometheus/prometheus   alert rules, rule unit tests, metrics lint
+#
+# The Prometheus module is large (its service discovery pulls in every cloud SDK): the first build
+# takes several minutes. Neither module uses replace directives, so plain `go install m@v` works.
+#
+# Usage: hack/go-tool.sh helm|promtool
+set -euo pipefail
+
+HELM_MODULE=helm.sh/helm/v3/cmd/helm
+HELM_VERSION=v3.22.0
+PROMTOOL_MODULE=github.com/prometheus/prometheus/cmd/promtool
+# Prometheus publishes its Go module as v0.<major><minor>.<patch>: v0.316.0 is Prometheus 3.16.0.
+PROMTOOL_VERSION=v0.316.0
+PROMTOOL_RELEASE=3.16.0
+
+command -v go >/dev/null || { echo "go-tool: go is needed and not on PATH" >&2; exit 1; }
+cache="${ALCAZAR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}}/alcazar"
+
+tool() {
+  local name=$1 module=$2 version=$3 ldflags=${4:-}
+  local dir="$cache/tools/$name-$version"
+  if [[ ! -x "$dir/$name" ]]; then
+    echo "installing $name $version (go install, once)" >&2
+    # A per-process partial directory: two test files may ask at once; the loser's rename fails
+    # harmlessly because the winner's directory is already there.
+    local partial="$dir.partial-$$"
+    rm -rf "$partial"
+    mkdir -p "$partial"
+    GOBIN="$partial" CGO_ENABLED=0 go install -ldflags "$ldflags" "$module@$version" >&2
+    if [[ ! -x "$dir/$name" ]]; then
+      rm -rf "$dir"
+      mv "$partial" "$dir" 2>/dev/null || true
+    fi
+    rm -rf "$partial"
+  fi
+  echo "$dir/$name"
+}
+
+case "${1:-}" in
+  helm)
+    # Helm reports its version from ldflags; without them `helm version` says v3.x-unknown.
+    tool helm "$HELM_MODULE" "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    ;;
+  promtool)
+    tool promtool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" \
+      "-X github.com/prometheus/common/version.Version=$PROMTOOL_RELEASE"
+    ;;
+  *)
+    echo "usage: hack/go-tool.sh helm|promtool" >&2
+    exit 2
+    ;;
+esac
