@@ -5,11 +5,12 @@
 #
 #   helm      helm.sh/helm/v3           the chart in charts/alcazar: lint, template, install, upgrade
 #   promtool  github.com/prometheus/prometheus   alert rules, rule unit tests, metrics lint
+#   kubeconform  the version hack/lint-manifests.sh pins (same cache directory, built once for both)
 #
 # The Prometheus module is large (its service discovery pulls in every cloud SDK): the first build
 # takes several minutes. Neither module uses replace directives, so plain `go install m@v` works.
 #
-# Usage: hack/go-tool.sh helm|promtool
+# Usage: hack/go-tool.sh helm|promtool|kubeconform
 set -euo pipefail
 
 HELM_MODULE=helm.sh/helm/v3/cmd/helm
@@ -19,6 +20,7 @@ PROMTOOL_MODULE=github.com/prometheus/prometheus/cmd/promtool
 PROMTOOL_VERSION=v0.316.0
 PROMTOOL_RELEASE=3.16.0
 
+cd "$(dirname "$0")/.."
 command -v go >/dev/null || { echo "go-tool: go is needed and not on PATH" >&2; exit 1; }
 cache="${ALCAZAR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}}/alcazar"
 
@@ -51,8 +53,12 @@ case "${1:-}" in
     tool promtool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" \
       "-X github.com/prometheus/common/version.Version=$PROMTOOL_RELEASE"
     ;;
+  kubeconform)
+    pin() { sed -n "s/^$1=//p" hack/lint-manifests.sh; }
+    tool kubeconform "$(pin KUBECONFORM_MODULE)" "$(pin KUBECONFORM_VERSION)"
+    ;;
   *)
-    echo "usage: hack/go-tool.sh helm|promtool" >&2
+    echo "usage: hack/go-tool.sh helm|promtool|kubeconform" >&2
     exit 2
     ;;
 esac

@@ -16,8 +16,15 @@ describe('kubectl alcazar dispatch', () => {
   it('hands the rest of the command line to the named subcommand and returns its status', async () => {
     const seen: string[][] = [];
     const table: Subcommand[] = [
-      { name: 'status', summary: 's', run: async (argv) => (seen.push(argv), 0) },
-      { name: 'revoke', summary: 'r', run: async (argv) => (seen.push(argv), 7) },
+      { name: 'status', summary: 's', run: async () => 0 },
+      {
+        name: 'revoke',
+        summary: 'r',
+        run: async (argv) => {
+          seen.push(argv);
+          return 7;
+        },
+      },
     ];
     const { io } = capture();
     expect(await runPlugin(['revoke', 'ns/sa', '--yes'], table, io)).toBe(7);
