@@ -403,6 +403,24 @@ async function waitForReady(): Promise<void> {
   });
 }
 
+/**
+ * Until the controller has nothing left to do: every managed ServiceAccount in the cluster (other
+ * files leave namespaces behind) has its certificate and the queue is empty.
+ */
+async function waitForSettled(proc: ControllerProcess): Promise<void> {
+  await waitFor(
+    'every managed ServiceAccount certified and the queue empty',
+    async () => {
+      const ca = await getCertificateAuthority(customObjects);
+      const counts = ca.status;
+      if (typeof counts?.managedServiceAccounts !== 'number') return false;
+      if (counts.issuedCertificates !== counts.managedServiceAccounts) return false;
+      return sample(await scrape(proc), 'alcazar_workqueue_depth') === 0;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
+}
+
 async function cleanUpCluster(): Promise<void> {
   await run(helmBinary, ['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait'], { env: helmEnv });
   await leases.deleteNamespacedLease({ namespace: NAMESPACE, name: 'alcazar-leader' }).catch(() => undefined);
@@ -481,6 +499,7 @@ describe('helm install, upgrade and uninstall on the control plane', () => {
       body: { metadata: { name: 'web' } },
     });
     const before = await waitForWorkloadSecret(core, workloads.name, 'web');
+    await waitForSettled(controller!);
     const rootBefore = (await readSecret(core, NAMESPACE, CA_SECRET)) as V1Secret;
     const caBefore = await getCertificateAuthority(customObjects);
 
@@ -510,10 +529,7 @@ describe('helm install, upgrade and uninstall on the control plane', () => {
       body: { metadata: { name: 'after' } },
     });
     await waitForWorkloadSecret(core, workloads.name, 'after');
-    await waitFor('the work queue drained', async () => {
-      const text = await scrape(controller!);
-      return sample(text, 'alcazar_workqueue_depth') === 0 ? text : undefined;
-    });
+    await waitForSettled(controller!);
     const text = await scrape(controller!);
     const issued = text
       .split('\n')
