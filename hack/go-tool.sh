@@ -15,6 +15,8 @@ set -euo pipefail
 
 HELM_MODULE=helm.sh/helm/v3/cmd/helm
 HELM_VERSION=v3.22.0
+# The minor version of the k8s.io/client-go helm v3.22.0 requires (v0.37.0).
+HELM_K8S_MINOR=37
 PROMTOOL_MODULE=github.com/prometheus/prometheus/cmd/promtool
 # Prometheus publishes its Go module as v0.<major><minor>.<patch>: v0.316.0 is Prometheus 3.16.0.
 PROMTOOL_VERSION=v0.316.0
@@ -25,8 +27,8 @@ command -v go >/dev/null || { echo "go-tool: go is needed and not on PATH" >&2; 
 cache="${ALCAZAR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}}/alcazar"
 
 tool() {
-  local name=$1 module=$2 version=$3 ldflags=${4:-}
-  local dir="$cache/tools/$name-$version"
+  local name=$1 module=$2 version=$3 ldflags=${4:-} variant=${5:-}
+  local dir="$cache/tools/$name-$version$variant"
   if [[ ! -x "$dir/$name" ]]; then
     echo "installing $name $version (go install, once)" >&2
     # A per-process partial directory: two test files may ask at once; the loser's rename fails
@@ -46,8 +48,13 @@ tool() {
 
 case "${1:-}" in
   helm)
-    # Helm reports its version from ldflags; without them `helm version` says v3.x-unknown.
-    tool helm "$HELM_MODULE" "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    # Helm's release build sets these with ldflags (its Makefile): its version, and the Kubernetes
+    # version `helm template` and `helm lint` assume, from the k8s.io/client-go it builds with
+    # (v0.37 → 1.37). Without them that is 1.20, below the chart's kubeVersion.
+    k8s="helm.sh/helm/v3/pkg"
+    tool helm "$HELM_MODULE" "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+      -X $k8s/lint/rules.k8sVersionMajor=1 -X $k8s/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR \
+      -X $k8s/chartutil.k8sVersionMajor=1 -X $k8s/chartutil.k8sVersionMinor=$HELM_K8S_MINOR" "-k8s1.$HELM_K8S_MINOR"
     ;;
   promtool)
     tool promtool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" \
