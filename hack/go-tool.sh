@@ -4,19 +4,22 @@
 # machine needs only go and the Go module proxy. Same scheme as hack/lint-manifests.sh.
 #
 #   helm      helm.sh/helm/v3           the chart in charts/alcazar: lint, template, install, upgrade
+#   helm4     helm.sh/helm/v4           the same chart checks with Helm 4 (lint, template)
 #   promtool  github.com/prometheus/prometheus   alert rules, rule unit tests, metrics lint
 #   kubeconform  the version hack/lint-manifests.sh pins (same cache directory, built once for both)
 #
 # The Prometheus module is large (its service discovery pulls in every cloud SDK): the first build
 # takes several minutes. Neither module uses replace directives, so plain `go install m@v` works.
 #
-# Usage: hack/go-tool.sh helm|promtool|kubeconform
+# Usage: hack/go-tool.sh helm|helm4|promtool|kubeconform
 set -euo pipefail
 
 HELM_MODULE=helm.sh/helm/v3/cmd/helm
 HELM_VERSION=v3.22.0
 # The minor version of the k8s.io/client-go helm v3.22.0 requires (v0.37.0).
 HELM_K8S_MINOR=37
+HELM4_MODULE=helm.sh/helm/v4/cmd/helm
+HELM4_VERSION=v4.3.2
 PROMTOOL_MODULE=github.com/prometheus/prometheus/cmd/promtool
 # Prometheus publishes its Go module as v0.<major><minor>.<patch>: v0.316.0 is Prometheus 3.16.0.
 PROMTOOL_VERSION=v0.316.0
@@ -28,8 +31,9 @@ cache="${ALCAZAR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}}/alcazar"
 
 tool() {
   local name=$1 module=$2 version=$3 ldflags=${4:-} variant=${5:-}
-  local dir="$cache/tools/$name-$version$variant"
-  if [[ ! -x "$dir/$name" ]]; then
+  local dir="$cache/tools/$name-$version$variant" binary
+  binary=$(basename "$module")
+  if [[ ! -x "$dir/$binary" ]]; then
     echo "installing $name $version (go install, once)" >&2
     # A per-process partial directory: two test files may ask at once; the loser's rename fails
     # harmlessly because the winner's directory is already there.
@@ -37,13 +41,13 @@ tool() {
     rm -rf "$partial"
     mkdir -p "$partial"
     GOBIN="$partial" CGO_ENABLED=0 go install -ldflags "$ldflags" "$module@$version" >&2
-    if [[ ! -x "$dir/$name" ]]; then
+    if [[ ! -x "$dir/$binary" ]]; then
       rm -rf "$dir"
       mv "$partial" "$dir" 2>/dev/null || true
     fi
     rm -rf "$partial"
   fi
-  echo "$dir/$name"
+  echo "$dir/$binary"
 }
 
 case "${1:-}" in
@@ -56,6 +60,10 @@ case "${1:-}" in
       -X $k8s/lint/rules.k8sVersionMajor=1 -X $k8s/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR \
       -X $k8s/chartutil.k8sVersionMajor=1 -X $k8s/chartutil.k8sVersionMinor=$HELM_K8S_MINOR" "-k8s1.$HELM_K8S_MINOR"
     ;;
+  helm4)
+    # Helm 4 reads the Kubernetes version it assumes from its build information: no ldflags.
+    tool helm4 "$HELM4_MODULE" "$HELM4_VERSION" "-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION"
+    ;;
   promtool)
     tool promtool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" \
       "-X github.com/prometheus/common/version.Version=$PROMTOOL_RELEASE"
@@ -65,7 +73,7 @@ case "${1:-}" in
     tool kubeconform "$(pin KUBECONFORM_MODULE)" "$(pin KUBECONFORM_VERSION)"
     ;;
   *)
-    echo "usage: hack/go-tool.sh helm|promtool|kubeconform" >&2
+    echo "usage: hack/go-tool.sh helm|helm4|promtool|kubeconform" >&2
     exit 2
     ;;
 esac

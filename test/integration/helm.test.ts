@@ -240,6 +240,25 @@ describe('the chart', () => {
     );
   });
 
+  it('Helm 4 (helm.sh/helm/v4) lints it strictly and renders exactly what Helm 3 renders', async () => {
+    const helm4 = goTool('helm4');
+    const helm4Env = {
+      ...helmEnv,
+      HELM_CONFIG_HOME: join(workDir, 'config4'),
+      HELM_CACHE_HOME: join(workDir, 'cache4'),
+    };
+    expect(await runOk(helm4, ['version', '--short'], { env: helm4Env })).toMatch(/^v4\./);
+    for (const values of [[], ['--values', ALL_ON]]) {
+      expect(await runOk(helm4, ['lint', '--strict', CHART, ...values], { env: helm4Env })).toContain(
+        '0 chart(s) failed',
+      );
+      const args = ['template', RELEASE, CHART, '--namespace', NAMESPACE, '--include-crds', ...values];
+      const rendered4 = await runOk(helm4, args, { env: helm4Env });
+      expect(await kubeconformOk(rendered4)).toMatch(/Invalid: 0, Errors: 0, Skipped: 0/);
+      expect(loadObjects(rendered4)).toEqual(loadObjects(await helm(...args)));
+    }
+  }, 1_800_000);
+
   it('optional objects go away when turned off', async () => {
     const objects = await template(
       '--set',

@@ -4,7 +4,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '../../cluster/paths.js';
 
-export type GoTool = 'helm' | 'promtool' | 'kubeconform';
+export type GoTool = 'helm' | 'helm4' | 'promtool' | 'kubeconform';
 
 /** The tool's path; builds it first when it is not cached (minutes for helm and promtool). */
 export function goTool(name: GoTool): string {
