@@ -132,7 +132,7 @@ describe('kubectl alcazar', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('CA:          Ready');
     expect(text.stdout).toContain('trust domain: cluster.local');
-    expect(text.stdout).toMatch(/roots:\n {2}active [0-9a-f]{16}… {2}expires \S+ \(\d+d \d+h\)/);
+    expect(text.stdout).toMatch(/roots:\n {2}active {2}[0-9a-f]{16}… {2}expires \S+ \(\d+d \d+h\)/);
     expect(text.stdout).toContain('rotation:    Idle');
     expect(text.stdout).toMatch(/leader: {6}\S+, renewed \d+s ago\n/);
     expect(text.stdout).toContain('failing ServiceAccounts: 0');
@@ -206,7 +206,7 @@ describe('kubectl alcazar', () => {
       (r) => r.rotation.phase === 'Publishing' && r.roots.length === 2,
     );
     expect(text.stdout).toMatch(/^rotation: {4}Publishing since \S+/m);
-    expect(text.stdout).toMatch(/ {2}active [0-9a-f]{16}…/);
+    expect(text.stdout).toMatch(/ {2}active {2}[0-9a-f]{16}…/);
     expect(text.stdout).toMatch(/ {2}trusted [0-9a-f]{16}…/);
     const { report } = await statusJson();
     expect(report.roots.find((r) => r.active)?.fingerprintSha256).toBe(before[0]!.fingerprintSha256);
