@@ -249,4 +249,14 @@ describe('a real scrape of a running controller', () => {
  * "Metrics"): counters named `..._count` (not `_total`), the names existing dashboards query.
  * Renaming them would break those dashboards, so these, and only these, are accepted.
  */
-const CITADEL_CONTRACT: RegExp[] = [/^PLACEHOLDER$/];
+const CITADEL_COUNTERS = [
+  'citadel_secret_controller_svc_acc_created_cert_count',
+  'citadel_secret_controller_svc_acc_deleted_cert_count',
+  'citadel_secret_controller_secret_deleted_cert_count',
+  'citadel_secret_controller_csr_err_count',
+  'citadel_secret_controller_csr_sign_err_count',
+];
+const CITADEL_CONTRACT: RegExp[] = CITADEL_COUNTERS.flatMap((name) => [
+  new RegExp(`^${name} counter metrics should have "_total" suffix$`),
+  new RegExp(`^${name} non-histogram and non-summary metrics should not have "_count" suffix$`),
+]);
