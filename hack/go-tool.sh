@@ -8,8 +8,8 @@
 #   promtool  github.com/prometheus/prometheus   alert rules, rule unit tests, metrics lint
 #   kubeconform  the version hack/lint-manifests.sh pins (same cache directory, built once for both)
 #
-# The Prometheus module is large (its service discovery pulls in every cloud SDK): the first build
-# takes several minutes. Neither module uses replace directives, so plain `go install m@v` works.
+# The Prometheus module is large (its service discovery pulls in every cloud SDK); promtool is built
+# without service discovery (tag remove_all_sd), which it does not need here. Neither module uses replace directives, so plain `go install m@v` works.
 #
 # Usage: hack/go-tool.sh helm|helm4|promtool|kubeconform
 set -euo pipefail
@@ -65,8 +65,10 @@ case "${1:-}" in
     tool helm4 "$HELM4_MODULE" "$HELM4_VERSION" "-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION"
     ;;
   promtool)
-    tool promtool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" \
-      "-X github.com/prometheus/common/version.Version=$PROMTOOL_RELEASE"
+    # remove_all_sd leaves out every service-discovery plugin (AWS, Azure, GCE, Kubernetes, ...):
+    # they are most of the build, and rules, rule tests and metrics lint need none of them.
+    GOFLAGS="${GOFLAGS:-} -tags=remove_all_sd" tool promtool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" \
+      "-X github.com/prometheus/common/version.Version=$PROMTOOL_RELEASE" "-nosd"
     ;;
   kubeconform)
     pin() { sed -n "s/^$1=//p" hack/lint-manifests.sh; }
