@@ -279,4 +279,17 @@ describe('metrics', () => {
     const text = await createMetrics({ defaultMetrics: false }).scrape();
     expect(text).not.toContain('alcazar_workload_certificates{');
   });
+
+  it("keeps Node's default metrics but drops prom-client's gauges named *_total (a counter suffix)", async () => {
+    const text = await createMetrics().scrape();
+    expect(text).toContain('# TYPE nodejs_active_handles gauge');
+    expect(text).toContain('# TYPE process_resident_memory_bytes gauge');
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]) {
+      expect(text).not.toContain(`# TYPE ${name} `);
+    }
+  });
 });

@@ -46,6 +46,13 @@ const EXPIRY_BOUNDS: ReadonlyArray<readonly [ExpiryBucket, number]> = [
 /** Reconcile latencies run from sub-millisecond cache hits to multi-second API round trips and RSA keygen. */
 const RECONCILE_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** prom-client default metrics whose names break Prometheus conventions (gauges ending in _total). */
+const UNCONVENTIONAL_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
+
 /** Label values are codes, never messages: anything else is folded into `other` to bound cardinality. */
 const LABEL_VALUE = /^[A-Za-z0-9_.:-]{1,64}$/;
 export const boundedLabel = (value: string): string => (LABEL_VALUE.test(value) ? value : 'other');
@@ -255,7 +262,13 @@ export class Metrics {
     });
 
     for (const result of ['success', 'error']) this.reconciles.inc({ result }, 0);
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client also exports these three as gauges named *_total, which Prometheus reserves for
+      // counters (`promtool check metrics` flags them). The same counts stay available, by type,
+      // in nodejs_active_handles / _requests / _resources: sum them for the total.
+      for (const name of UNCONVENTIONAL_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
+    }
   }
 
   /** The Content-Type of `scrape()`'s output. */
