@@ -34,6 +34,7 @@ describe('defaultCaConfig', () => {
         selfSigned: { ttlMs: 87600 * HOUR, keyAlgorithm: 'ECDSA_P256', rotationThreshold: 0.2 },
       },
       namespaces: { managedByDefault: true, alwaysManaged: [] },
+      csr: { defaultValidityMs: 24 * HOUR, maxValidityMs: 2160 * HOUR },
     });
   });
 
@@ -103,6 +104,7 @@ spec:
         selfSigned: { ttlMs: 8760 * HOUR, keyAlgorithm: 'RSA_2048', rotationThreshold: 0.1 },
       },
       namespaces: { managedByDefault: false, alwaysManaged: ['istio-system', 'payments'] },
+      csr: { defaultValidityMs: 24 * HOUR, maxValidityMs: 2160 * HOUR },
     });
   });
 
@@ -194,6 +196,11 @@ spec:
       'spec.namespaces.alwaysManaged[1]: must be a namespace name',
     ],
     [{ namespaces: { alwaysManaged: ['a', 'b', 'a'] } }, "spec.namespaces.alwaysManaged[2]: lists 'a' twice"],
+    [{ csr: { maxValidity: '0s' } }, "spec.csr.maxValidity: must be longer than zero, got '0s'"],
+    [
+      { csr: { defaultValidity: '48h', maxValidity: '24h' } },
+      "spec.csr.defaultValidity: must not be longer than maxValidity (24h), got '48h'",
+    ],
     ['not an object', 'spec: Invalid input: expected object'],
   ])('rejects %j naming the field', (raw, expected) => {
     expect(expectInvalid(raw)).toContain(expected);
