@@ -4,6 +4,7 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ProcessSettings } from '../config/process.js';
+import { type CsrApi, type IssuedCertificateRecord, startCsrApi } from '../csr/index.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { eventsPath, RawApi } from '../kube/raw.js';
@@ -16,19 +17,28 @@ import { HeapCompactor } from './heap-compactor.js';
 import { ROTATE_REQUEST_ANNOTATION, RootRotationController } from './root-rotation/controller.js';
 import { TrustBundleController } from './trust-bundle/controller.js';
 import { WorkloadSecretsController } from './workload-secrets/controller.js';
+import { isManagedNamespace } from './workload-secrets/targeting.js';
 
 export interface RunningController {
   ready(): boolean;
   /** The bound /metrics, /healthz, /readyz port. */
   httpPort: number;
   metrics: Metrics;
+  /** The bound CSR API port; undefined when the API is off. */
+  csrPort?: number;
   stop(): Promise<void>;
+}
+
+export interface ControllerHooks {
+  /** Every certificate issued through the CSR API (for the issuance record). */
+  onCsrIssued?: (record: IssuedCertificateRecord) => void;
 }
 
 export async function startController(
   kubeConfig: KubeConfig,
   settings: ProcessSettings,
   log: Logger,
+  hooks: ControllerHooks = {},
 ): Promise<RunningController> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
@@ -100,6 +110,7 @@ export async function startController(
     canWrite,
     onChange: (state) => {
       reportAuthority(metrics, state);
+      csr?.authorityChanged();
       workloads.enqueueAll();
       trustBundles.enqueueAll();
       configuration.requestStatusUpdate();
@@ -162,6 +173,30 @@ export async function startController(
     onStatusChange: () => configuration.requestStatusUpdate(),
   });
 
+  const csr: CsrApi | undefined = settings.csr.enabled
+    ? await startCsrApi({
+        kubeConfig,
+        settings: settings.csr,
+        caNamespace: settings.caNamespace,
+        authority: () => authority.current,
+        config: () => configuration.current,
+        isManagedNamespace: (namespace) => {
+          if (!caches.namespaces.hasSynced) return undefined;
+          const ns = caches.namespaces.get(namespace);
+          if (!ns || ns.terminating) return false;
+          return isManagedNamespace(
+            namespace,
+            ns.labels,
+            configuration.current.namespaces,
+            settings.caNamespace,
+          );
+        },
+        metrics: metrics.csr,
+        log: log.child({ subsystem: 'csr-api' }),
+        onIssued: hooks.onCsrIssued,
+      })
+    : undefined;
+
   metrics.setQueueProbe(() => ({ depth: workloads.queue.depth, scheduled: workloads.queue.scheduled }));
   metrics.setCertificateExpiryProbe(() => workloads.certificateExpiries());
   metrics.setManagedServiceAccountsProbe(() => workloads.counts().managedServiceAccounts);
@@ -176,6 +211,7 @@ export async function startController(
         ...(elector
           ? [{ name: 'leader-election', ok: true, message: elector.isLeader() ? 'leader' : 'follower' }]
           : []),
+        ...(csr ? [csr.readiness()] : []),
       ],
     }),
   });
@@ -210,7 +246,9 @@ export async function startController(
     ready: () => caches.hasSynced && authority.current.status === 'ready',
     httpPort: http.port,
     metrics,
+    csrPort: csr?.port,
     stop: async () => {
+      await csr?.stop();
       // Drain every path that writes, then release the Lease so a successor takes over at
       // once without an in-flight write of ours landing after it starts.
       await rotation.stop();

@@ -156,7 +156,7 @@ export function callerOfCertificate(
 ): Caller | undefined {
   const verification = verifyChain({
     leaf: certificateDer,
-    intermediates: [authority.signerCertificateDer, ...decodeCertificatesPem(authority.chainPem)],
+    intermediates: [authority.signerCertificateDer, ...chainDersOf(authority)],
     roots: authority.rootBundlePem,
     at: now,
   });
@@ -170,6 +170,11 @@ export function callerOfCertificate(
   } catch {
     return undefined;
   }
+}
+
+/** The CA certificates that follow a leaf (none when a root signs directly). */
+export function chainDersOf(authority: SigningAuthority): Buffer[] {
+  return authority.chainPem.trim() === '' ? [] : decodeCertificatesPem(authority.chainPem);
 }
 
 /** Bounds how many async jobs run at once; the rest wait in order. */

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,12 +96,19 @@ describe('parseCsrPem', () => {
   });
 
   it('refuses a request whose signature was made by another key', () => {
-    const der = buildTestCsrDer({ uris: [ID] });
-    const other = buildTestCsrDer({ uris: [ID] });
-    // Same length (both P-256, same names); swap the public keys: offsets of the SPKI are equal.
-    const spkiStart = der.indexOf(Buffer.from('2a8648ce3d0201', 'hex')) - 4;
-    const spki = other.subarray(spkiStart, spkiStart + 91);
-    const forged = Buffer.concat([der.subarray(0, spkiStart), spki, der.subarray(spkiStart + 91)]);
+    const signer = testKey('P-256');
+    const claimed = testKey('P-256');
+    const spkiOf = (key: ReturnType<typeof testKey>) =>
+      createPublicKey(key).export({ format: 'der', type: 'spki' }) as Buffer;
+    const der = buildTestCsrDer({ privateKey: signer, uris: [ID] });
+    const at = der.indexOf(spkiOf(signer));
+    expect(at).toBeGreaterThan(0);
+    // Same length, so every enclosing length stays right: only the key changes.
+    const forged = Buffer.concat([
+      der.subarray(0, at),
+      spkiOf(claimed),
+      der.subarray(at + spkiOf(signer).length),
+    ]);
     expect(reasonOf(() => parseCsrDer(forged))).toBe('BadSignature');
   });
 
