@@ -296,6 +296,20 @@ describe('CSR API', () => {
     });
   });
 
+  it('answers a good caller while a flood of bad tokens waits for TokenReviews', async () => {
+    const token = await requestToken(core, ns, 'b');
+    const csr = buildTestCsrPem({ uris: [idOf(ns, 'b')] });
+    expect((await client.call({ csr }, token)).ok).toBe(true); // its review is now cached
+    // 200 distinct forged tokens: each needs a TokenReview, at most 8 run at once.
+    const flood = Array.from({ length: 200 }, (_, i) =>
+      client.call({ csr }, `${token.slice(0, -8)}forged${i}`),
+    );
+    const good = await client.call({ csr }, token);
+    expect(good.ok).toBe(true);
+    const refused = await Promise.all(flood);
+    expect(refused.every((o) => !o.ok && o.code === status.UNAUTHENTICATED)).toBe(true);
+  });
+
   it('never logs a token', async () => {
     const token = await requestToken(core, ns, 'a');
     await client.call({ csr: buildTestCsrPem({ uris: [idOf(ns, 'b')] }) }, token);

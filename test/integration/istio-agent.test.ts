@@ -58,9 +58,10 @@ const SECRET_TTL_S = 30;
 const replicaArgs = (identity: string) => [
   '--leader-elect',
   `--identity=${identity}`,
-  '--lease-duration=4s',
-  '--renew-deadline=3s',
-  '--retry-period=500ms',
+  // Roomier than ha.test.ts: on a loaded machine a 3 s renew deadline makes the leader flap.
+  '--lease-duration=10s',
+  '--renew-deadline=8s',
+  '--retry-period=1s',
   '--csr-port=0',
   '--csr-dns-names=istiod.istio-system.svc',
   '--root-rotation-check-interval=1s',
