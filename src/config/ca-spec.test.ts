@@ -41,6 +41,7 @@ describe('defaultCaConfig', () => {
         selfSigned: { ttlMs: 87600 * HOUR, keyAlgorithm: 'ECDSA_P256', rotationThreshold: 0.2 },
       },
       namespaces: { managedByDefault: true, alwaysManaged: [] },
+      csr: { defaultValidityMs: 24 * HOUR, maxValidityMs: 2160 * HOUR },
     });
   });
 
@@ -133,6 +134,7 @@ spec:
         selfSigned: { ttlMs: 8760 * HOUR, keyAlgorithm: 'RSA_2048', rotationThreshold: 0.1 },
       },
       namespaces: { managedByDefault: false, alwaysManaged: ['istio-system', 'payments'] },
+      csr: { defaultValidityMs: 24 * HOUR, maxValidityMs: 2160 * HOUR },
     });
   });
 
@@ -266,6 +268,11 @@ spec:
         },
       },
       'spec.workloadCertificates.dnsNames.allow[0].namespaceSelector.matchExpressions[0].values: must be empty for Exists',
+    ],
+    [{ csr: { maxValidity: '0s' } }, "spec.csr.maxValidity: must be longer than zero, got '0s'"],
+    [
+      { csr: { defaultValidity: '48h', maxValidity: '24h' } },
+      "spec.csr.defaultValidity: must not be longer than maxValidity (24h), got '48h'",
     ],
     ['not an object', 'spec: Invalid input: expected object'],
   ])('rejects %j naming the field', (raw, expected) => {

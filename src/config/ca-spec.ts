@@ -188,6 +188,24 @@ const namespacesSchema = z.object({
     }),
 });
 
+/** Istio's CSR API (src/csr/): lifetimes of certificates issued to agents. */
+const csrSchema = z
+  .object({
+    defaultValidity: durationString('positive').default('24h'),
+    maxValidity: durationString('positive').default('2160h'),
+  })
+  .superRefine((csr, ctx) => {
+    const defaultMs = durationMs(csr.defaultValidity);
+    const maxMs = durationMs(csr.maxValidity);
+    if (defaultMs !== undefined && maxMs !== undefined && defaultMs > maxMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['defaultValidity'],
+        message: `must not be longer than maxValidity (${csr.maxValidity}), got '${csr.defaultValidity}'`,
+      });
+    }
+  });
+
 /**
  * The spec as the apiserver stores it once defaulted: same field names, durations still strings.
  * Unknown fields are dropped, as the apiserver prunes them.
@@ -199,6 +217,7 @@ export const certificateAuthoritySpecSchema = z
     workloadCertificates: workloadCertificatesSchema.prefault({}),
     rootCA: rootCaSchema.prefault({}),
     namespaces: namespacesSchema.prefault({}),
+    csr: csrSchema.prefault({}),
   })
   .superRefine((spec, ctx) => {
     if (spec.rootCA.mode !== 'SelfSigned') return;
@@ -225,7 +244,7 @@ function msOf(text: string): number {
 }
 
 function resolveCaConfig(spec: CertificateAuthoritySpec) {
-  const { workloadCertificates: workload, rootCA, namespaces } = spec;
+  const { workloadCertificates: workload, rootCA, namespaces, csr } = spec;
   return {
     trustDomain: spec.trustDomain,
     clusterDomain: spec.clusterDomain,
@@ -248,6 +267,10 @@ function resolveCaConfig(spec: CertificateAuthoritySpec) {
     namespaces: {
       managedByDefault: namespaces.managedByDefault,
       alwaysManaged: [...namespaces.alwaysManaged],
+    },
+    csr: {
+      defaultValidityMs: msOf(csr.defaultValidity),
+      maxValidityMs: msOf(csr.maxValidity),
     },
   };
 }

@@ -211,6 +211,7 @@ describe('the CertificateAuthority CRD', () => {
         },
       },
     ],
+    ['the CSR API set', { csr: { maxValidity: '48h' } }],
     ['everything set', certificateAuthoritySpecSchema.parse({ trustDomain: 'x.y' })],
   ])('defaults a spec with %s the same way the zod schema does', (_, spec) => {
     expect(applyCrdDefaults(specSchema, spec)).toStrictEqual(certificateAuthoritySpecSchema.parse(spec));
@@ -318,6 +319,8 @@ describe('the CertificateAuthority CRD', () => {
     'workloadCertificates.minGracePeriod',
     'workloadCertificates.clockSkewAllowance',
     'rootCA.selfSigned.ttl',
+    'csr.defaultValidity',
+    'csr.maxValidity',
   ];
 
   it.each(durationFields)('lets the controller read every duration the CRD accepts for %s', (field) => {

@@ -37,6 +37,12 @@ describe('parseProcessSettings', () => {
       watchStallTimeoutMs: 300_000,
       rootRotation: { checkIntervalMs: 60_000, propagationDelayMs: 120_000 },
       events: { qps: 10, burst: 100 },
+      csr: {
+        enabled: true,
+        port: 15012,
+        dnsNames: ['alcazar.istio-system.svc', 'istiod.istio-system.svc'],
+        tokenAudiences: ['istio-ca'],
+      },
       leaderElection: {
         enabled: true,
         leaseName: 'alcazar-leader',
@@ -77,6 +83,10 @@ describe('parseProcessSettings', () => {
       '--root-rotation-propagation-delay=0s',
       '--event-qps=50',
       '--event-burst=500',
+      '--no-csr-enabled',
+      '--csr-port=0',
+      '--csr-dns-names=ca.example.com, istiod.security.svc',
+      '--csr-token-audiences=istio-ca,mesh',
     ]);
     expect(settings).toStrictEqual({
       help: false,
@@ -90,6 +100,12 @@ describe('parseProcessSettings', () => {
       watchStallTimeoutMs: 90_000,
       rootRotation: { checkIntervalMs: 10_000, propagationDelayMs: 0 },
       events: { qps: 50, burst: 500 },
+      csr: {
+        enabled: false,
+        port: 0,
+        dnsNames: ['ca.example.com', 'istiod.security.svc'],
+        tokenAudiences: ['istio-ca', 'mesh'],
+      },
       leaderElection: {
         enabled: false,
         leaseName: 'alcazar.leader',

@@ -4,9 +4,11 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ProcessSettings } from '../config/process.js';
+import { type CsrApi, type IssuedCertificateRecord, startCsrApi } from '../csr/index.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { eventsPath, RawApi } from '../kube/raw.js';
+import { defaultReservedDnsNames } from '../policy/dns-names.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { AuthorityController, type AuthorityState } from './authority/controller.js';
@@ -16,19 +18,28 @@ import { HeapCompactor } from './heap-compactor.js';
 import { ROTATE_REQUEST_ANNOTATION, RootRotationController } from './root-rotation/controller.js';
 import { TrustBundleController } from './trust-bundle/controller.js';
 import { WorkloadSecretsController } from './workload-secrets/controller.js';
+import { isManagedNamespace } from './workload-secrets/targeting.js';
 
 export interface RunningController {
   ready(): boolean;
   /** The bound /metrics, /healthz, /readyz port. */
   httpPort: number;
   metrics: Metrics;
+  /** The bound CSR API port; undefined when the API is off. */
+  csrPort?: number;
   stop(): Promise<void>;
+}
+
+export interface ControllerHooks {
+  /** Every certificate issued through the CSR API (for the issuance record). */
+  onCsrIssued?: (record: IssuedCertificateRecord) => void;
 }
 
 export async function startController(
   kubeConfig: KubeConfig,
   settings: ProcessSettings,
   log: Logger,
+  hooks: ControllerHooks = {},
 ): Promise<RunningController> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
@@ -100,6 +111,7 @@ export async function startController(
     canWrite,
     onChange: (state) => {
       reportAuthority(metrics, state);
+      csr?.authorityChanged();
       workloads.enqueueAll();
       trustBundles.enqueueAll();
       configuration.requestStatusUpdate();
@@ -126,6 +138,10 @@ export async function startController(
     workers: settings.workers,
     foreignRecheckMs: settings.resyncPeriodMs,
     metrics,
+    // The CSR API's serving names (and alcazar's defaults) are never a workload's to have.
+    reservedDnsNames: [
+      ...new Set([...defaultReservedDnsNames(settings.caNamespace), ...settings.csr.dnsNames]),
+    ],
   });
   const trustBundles: TrustBundleController = new TrustBundleController({
     caches,
@@ -162,6 +178,30 @@ export async function startController(
     onStatusChange: () => configuration.requestStatusUpdate(),
   });
 
+  const csr: CsrApi | undefined = settings.csr.enabled
+    ? await startCsrApi({
+        kubeConfig,
+        settings: settings.csr,
+        caNamespace: settings.caNamespace,
+        authority: () => authority.current,
+        config: () => configuration.current,
+        isManagedNamespace: (namespace) => {
+          if (!caches.namespaces.hasSynced) return undefined;
+          const ns = caches.namespaces.get(namespace);
+          if (!ns || ns.terminating) return false;
+          return isManagedNamespace(
+            namespace,
+            ns.labels,
+            configuration.current.namespaces,
+            settings.caNamespace,
+          );
+        },
+        metrics: metrics.csr,
+        log: log.child({ subsystem: 'csr-api' }),
+        onIssued: hooks.onCsrIssued,
+      })
+    : undefined;
+
   metrics.setQueueProbe(() => ({ depth: workloads.queue.depth, scheduled: workloads.queue.scheduled }));
   metrics.setCertificateExpiryProbe(() => workloads.certificateExpiries());
   metrics.setManagedServiceAccountsProbe(() => workloads.counts().managedServiceAccounts);
@@ -174,6 +214,7 @@ export async function startController(
         caches.syncCheck(),
         authorityCheck(authority.current, canWrite()),
         ...(elector ? [{ name: 'leader-election', ...elector.health() }] : []),
+        ...(csr ? [csr.readiness()] : []),
       ],
     }),
   });
@@ -208,7 +249,9 @@ export async function startController(
     ready: () => caches.hasSynced && authority.current.status === 'ready',
     httpPort: http.port,
     metrics,
+    csrPort: csr?.port,
     stop: async () => {
+      await csr?.stop();
       // Drain every path that writes, then release the Lease so a successor takes over at
       // once without an in-flight write of ours landing after it starts.
       await rotation.stop();

@@ -31,6 +31,14 @@ const METRIC_TYPES = {
   alcazar_root_certificate_expiry_timestamp_seconds: 'gauge',
   alcazar_workload_certificates: 'gauge',
   alcazar_managed_service_accounts: 'gauge',
+  citadel_server_csr_count: 'counter',
+  citadel_server_authentication_failure_count: 'counter',
+  citadel_server_csr_parsing_err_count: 'counter',
+  citadel_server_id_extraction_err_count: 'counter',
+  citadel_server_csr_sign_err_count: 'counter',
+  citadel_server_success_cert_issuance_count: 'counter',
+  alcazar_csr_request_duration_seconds: 'histogram',
+  alcazar_csr_token_reviews_total: 'counter',
 } as const;
 
 describe('metrics', () => {

@@ -12,6 +12,7 @@
 
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { CsrServerMetrics } from './csr-metrics.js';
 
 export interface RootCertificateMetric {
   fingerprintSha256: string;
@@ -100,6 +101,8 @@ export interface MetricsOptions {
 
 export class Metrics {
   readonly registry = new Registry();
+  /** The CSR API's metrics (src/csr/), on the same registry. */
+  readonly csr = new CsrServerMetrics(this.registry);
   private readonly now: () => number;
   private readonly log: Logger | undefined;
   private queueProbe: (() => QueueSnapshot) | undefined;

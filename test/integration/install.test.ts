@@ -23,8 +23,10 @@ import {
 } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildTestCsrPem } from '../../src/pki/csr-testing.js';
 import { repoRoot } from '../cluster/paths.js';
 import { type ControllerProcess, type LogLine, startController } from './support/controller.js';
+import { CsrClient, csrPort, requestToken } from './support/csr-client.js';
 import { adminKubeConfig, createTestNamespace, expectApiError } from './support/kube.js';
 import { waitFor } from './support/wait.js';
 import {
@@ -312,6 +314,34 @@ describe('the controller running as istio-system/alcazar', () => {
 
     await core.deleteNamespacedServiceAccount({ namespace: ns, name: 'checkout' });
     await waitForSecretGone(core, ns, 'istio.checkout');
+  });
+
+  it('serves the CSR API with this identity: its TokenReviews are allowed', async () => {
+    const ns = await namespace('inst-csr');
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'agent' } } });
+    const roots = await waitFor(
+      'the trust bundle',
+      async () =>
+        (
+          await core
+            .readNamespacedConfigMap({ namespace: ns, name: 'istio-ca-root-cert' })
+            .catch(() => undefined)
+        )?.data?.['root-cert.pem'],
+    );
+    const client = new CsrClient({
+      port: await csrPort(controller),
+      roots,
+      serverName: `alcazar.${CA_NAMESPACE}.svc`,
+    });
+    try {
+      const outcome = await client.call(
+        { csr: buildTestCsrPem({ uris: [`spiffe://cluster.local/ns/${ns}/sa/agent`] }) },
+        await requestToken(core, ns, 'agent'),
+      );
+      expect(outcome).toMatchObject({ ok: true });
+    } finally {
+      client.close();
+    }
   });
 
   describe('what the same token is refused', () => {
