@@ -34,6 +34,7 @@ describe('defaultCaConfig', () => {
         selfSigned: { ttlMs: 87600 * HOUR, keyAlgorithm: 'ECDSA_P256', rotationThreshold: 0.2 },
       },
       namespaces: { managedByDefault: true, alwaysManaged: [] },
+      revocation: { crlValidityMs: 24 * HOUR },
     });
   });
 
@@ -103,6 +104,7 @@ spec:
         selfSigned: { ttlMs: 8760 * HOUR, keyAlgorithm: 'RSA_2048', rotationThreshold: 0.1 },
       },
       namespaces: { managedByDefault: false, alwaysManaged: ['istio-system', 'payments'] },
+      revocation: { crlValidityMs: 24 * HOUR },
     });
   });
 

@@ -106,6 +106,12 @@ const namespacesSchema = z.object({
     }),
 });
 
+const revocationSchema = z.object({
+  crlValidity: durationString('positive')
+    .default('24h')
+    .refine((text) => (durationMs(text) ?? 60_000) >= 60_000, { error: 'must be at least 1m' }),
+});
+
 /**
  * The spec as the apiserver stores it once defaulted: same field names, durations still strings.
  * Unknown fields are dropped, as the apiserver prunes them.
@@ -116,6 +122,7 @@ export const certificateAuthoritySpecSchema = z
     workloadCertificates: workloadCertificatesSchema.prefault({}),
     rootCA: rootCaSchema.prefault({}),
     namespaces: namespacesSchema.prefault({}),
+    revocation: revocationSchema.prefault({}),
   })
   .superRefine((spec, ctx) => {
     if (spec.rootCA.mode !== 'SelfSigned') return;
@@ -142,7 +149,7 @@ function msOf(text: string): number {
 }
 
 function resolveCaConfig(spec: CertificateAuthoritySpec) {
-  const { workloadCertificates: workload, rootCA, namespaces } = spec;
+  const { workloadCertificates: workload, rootCA, namespaces, revocation } = spec;
   return {
     trustDomain: spec.trustDomain,
     workload: {
@@ -164,6 +171,7 @@ function resolveCaConfig(spec: CertificateAuthoritySpec) {
       managedByDefault: namespaces.managedByDefault,
       alwaysManaged: [...namespaces.alwaysManaged],
     },
+    revocation: { crlValidityMs: msOf(revocation.crlValidity) },
   };
 }
 

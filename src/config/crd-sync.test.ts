@@ -254,6 +254,7 @@ describe('the CertificateAuthority CRD', () => {
     'workloadCertificates.minGracePeriod',
     'workloadCertificates.clockSkewAllowance',
     'rootCA.selfSigned.ttl',
+    'revocation.crlValidity',
   ];
 
   it.each(durationFields)('lets the controller read every duration the CRD accepts for %s', (field) => {
