@@ -88,6 +88,8 @@ export interface PlanInput {
   policy: WorkloadPolicy;
   targeting: NamespaceTargeting;
   caNamespace: string;
+  /** The certificate's serial is listed by an applied CertificateRevocation. */
+  revoked?: boolean;
   now: number;
 }
 
@@ -107,7 +109,8 @@ export type Reason =
   | 'NamespaceNotManaged'
   | 'ForeignSecret'
   | 'CANotReady'
-  | 'NameTooLong';
+  | 'NameTooLong'
+  | 'Revoked';
 
 export type Decision =
   | { action: 'none'; recheckAt?: number }
@@ -191,6 +194,8 @@ export function plan(input: PlanInput): Decision {
   const spiffeId = spiffeIdFor(policy.trustDomain, input.namespace, input.serviceAccount);
   if (cert.uris.length !== 1 || cert.uris[0] !== spiffeId)
     return { action: 'reissue', reason: 'WrongIdentity' };
+  // A revoked certificate is replaced with a new key at once, whatever else is true of it.
+  if (input.revoked) return { action: 'reissue', reason: 'Revoked' };
   if (cert.signedBy === undefined || cert.signedBy !== ca.signerFingerprint) {
     return { action: 'reissue', reason: 'NotSignedByCurrentCA' };
   }
