@@ -267,8 +267,9 @@ export function crlSignedBy(der: Buffer, issuerCertificate: Buffer): boolean {
   }
 }
 
-/** Every `X509 CRL` block of a PEM text, as DER. */
+/** Every `X509 CRL` block of a PEM text, as DER; none for an empty text. */
 export function decodeCrlsPem(text: string | Uint8Array): Buffer[] {
+  if (Buffer.from(text).toString('utf8').trim() === '') return [];
   return decodePem(text)
     .filter((block) => block.type === 'X509 CRL')
     .map((block) => block.der);

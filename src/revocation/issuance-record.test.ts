@@ -41,3 +41,20 @@ describe('the issuance record', () => {
     expect(shardName(7)).toBe('alcazar-issued-07');
   });
 });
+
+describe('the RBAC for the issuance record', () => {
+  it('names exactly the shards the code writes', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { loadAll } = await import('js-yaml');
+    const docs = loadAll(
+      readFileSync(new URL('../../manifests/21-rbac-namespace.yaml', import.meta.url), 'utf8'),
+    ) as {
+      kind: string;
+      rules?: { resources: string[]; resourceNames?: string[]; verbs: string[] }[];
+    }[];
+    const role = docs.find((d) => d.kind === 'Role')!;
+    const rule = role.rules!.find((r) => r.resources.includes('configmaps'))!;
+    expect(rule.resourceNames).toEqual(Array.from({ length: SHARD_COUNT }, (_, i) => shardName(i)));
+    expect(rule.verbs).toEqual(['get', 'update']);
+  });
+});
