@@ -114,6 +114,7 @@ export async function startController(
       workloads.enqueueAll();
       trustBundles.enqueueAll();
       crl.enqueue();
+      crlPublisher.enqueueAll();
       configuration.requestStatusUpdate();
     },
     ...timing,

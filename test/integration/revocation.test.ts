@@ -116,7 +116,7 @@ describe('revoking a ServiceAccount', () => {
 
     expect(await handshakeWithCrl(server, before, crl)).toEqual({
       ok: false,
-      error: expect.stringMatching(/revoked/i),
+      error: expect.stringMatching(/REVOKED/i),
     });
     expect(await handshakeWithCrl(server, after, crl)).toEqual({ ok: true });
   });
@@ -170,7 +170,7 @@ describe('what may not be revoked', () => {
     };
     expect(await invalid('a', { serialNumbers: ['xyz'] })).toContain("'xyz' is not a serial number");
     expect(await invalid('b', { serviceAccountName: 'x', reason: 'bored' })).toMatch(
-      /Unsupported value: "bored"/,
+      /Unsupported value: \W*bored/,
     );
     expect(await invalid('c', {})).toContain('set serviceAccountName, serialNumbers, or both');
     await createRevocation(customObjects, ns, 'd', { serviceAccountName: 'default' });

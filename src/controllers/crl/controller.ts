@@ -1,10 +1,9 @@
 // Signs the CRL of every CA in use and keeps it in ConfigMap istio-ca-crl of the CA namespace: one
 // key on the work queue, re-examined on every revocation and CRL change, when the CA changes, and
 // after the requeue-after that plan() names (half the validity, or the next listed expiry).
-// CrlPublisher copies what this controller verified into every managed namespace.
+// CrlPublisher copies it, once every signer's CRL is in it, into every managed namespace.
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { sha256Hex } from '../../ca/authority.js';
 import type { CrlSigner } from '../../ca/crl-signers.js';
 import { parseCertificateRevocationSpec } from '../../config/revocation-spec.js';
 import { apiStatus } from '../../kube/client.js';
@@ -100,8 +99,9 @@ export class CrlController {
   readonly queue = new WorkQueue();
   private workers: Promise<void> | undefined;
   private readonly now: () => number;
-  /** The content of the CA namespace's istio-ca-crl last verified or written: what may be copied. */
-  private verified: { hash: string } | undefined;
+  private publishableMemo: { key: string; ok: boolean; expires: number } | undefined;
+  /** The last CRL number this process signed: numbers never repeat even if every copy was just lost. */
+  private lastNumber = 0n;
   private healthValue: CrlHealth = { state: 'unknown', message: 'no CRL signed yet' };
   private readonly caKey: string;
 
@@ -141,11 +141,30 @@ export class CrlController {
     return this.healthValue;
   }
 
-  /** The CA namespace's CRL text, when it is the one this controller verified or wrote. */
+  /**
+   * The CA namespace's CRL text, when every current signer has a CRL in it and none has expired:
+   * what the publisher may copy. Decided from the cache alone (memoised by content and signers),
+   * so it does not depend on when this controller last ran.
+   */
   publishable(): { text: string; hash: string } | undefined {
     const view = this.opts.caches.crls.get(this.caKey);
-    if (!view?.text || !this.verified || view.contentHash !== this.verified.hash) return undefined;
-    return { text: view.text, hash: this.verified.hash };
+    const sources = this.opts.sources();
+    if (!view?.text || !view.contentHash || !sources) return undefined;
+    const memoKey = `${view.contentHash}|${sources.signers.map((s) => s.fingerprint).join(',')}`;
+    if (this.publishableMemo?.key !== memoKey) {
+      const published = examinePublished(view, sources);
+      const covered = sources.signers.every((s) =>
+        published.crls.some((c) => c.signerFingerprint === s.fingerprint),
+      );
+      const expires = Math.min(...published.crls.map((c) => c.nextUpdate));
+      this.publishableMemo = {
+        key: memoKey,
+        ok: published.owned && published.wellFormed && covered,
+        expires,
+      };
+    }
+    const memo = this.publishableMemo;
+    return memo.ok && memo.expires > this.now() ? { text: view.text, hash: view.contentHash } : undefined;
   }
 
   private failed(err: unknown): void {
@@ -177,7 +196,7 @@ export class CrlController {
   }
 
   private highestCrlNumber(): bigint {
-    let highest = 0n;
+    let highest = this.lastNumber;
     for (const [, view] of this.opts.caches.crls.entries())
       if (view.highestCrlNumber > highest) highest = view.highestCrlNumber;
     return highest;
@@ -218,7 +237,6 @@ export class CrlController {
         );
         return;
       case 'none': {
-        this.verified = { hash: view!.contentHash! };
         const published = examinePublished(view!, sources!);
         this.setHealth(
           Math.min(...published.crls.map((c) => c.nextUpdate)),
@@ -239,8 +257,8 @@ export class CrlController {
             }).pem,
         );
         const text = crls.join('') + canonicalCrls(sources!.operatorPem);
+        this.lastNumber = decision.crlNumber;
         await this.write(view, text, decision.crlNumber, decision.nextUpdate, log);
-        this.verified = { hash: sha256Hex(text) };
         this.setHealth(decision.nextUpdate, decision.entries.length);
         log.info(
           {

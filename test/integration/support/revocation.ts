@@ -168,7 +168,8 @@ export async function handshakeWithCrl(
       ca: s.root,
       crl,
       requestCert: true,
-      rejectUnauthorized: true,
+      // Accept the connection to read the verdict (and its reason) instead of a bare reset.
+      rejectUnauthorized: false,
     });
     const finish = (outcome: { ok: true } | { ok: false; error: string }) => {
       clearTimeout(deadline);
@@ -177,8 +178,11 @@ export async function handshakeWithCrl(
     };
     const deadline = setTimeout(() => finish({ ok: false, error: 'no outcome within 10 s' }), 10_000);
     tlsServer.on('secureConnection', (socket) => {
+      const verdict = socket.authorized
+        ? ({ ok: true } as const)
+        : ({ ok: false, error: String(socket.authorizationError) } as const);
       socket.end('hello');
-      finish({ ok: true });
+      finish(verdict);
     });
     tlsServer.on('tlsClientError', (err) => finish({ ok: false, error: err.message }));
     tlsServer.listen(0, '127.0.0.1', () => {
