@@ -1,8 +1,13 @@
 // Revocation: a CertificateRevocation reissues the workload at once and lists the old certificate
 // in the CRL published as istio-ca-crl, which OpenSSL, Go and Node's tls honour.
+
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { normalizeSerialHex } from '../../src/pki/crl.js';
+import { repoRoot } from '../cluster/paths.js';
 import { type ControllerProcess, startController } from './support/controller.js';
 import { adminKubeConfig, createTestNamespace, expectApiError } from './support/kube.js';
 import {
@@ -28,6 +33,7 @@ import {
   waitForWorkloadSecret,
 } from './support/workload.js';
 
+const execFileAsync = promisify(execFile);
 const kc = adminKubeConfig();
 const core = kc.makeApiClient(CoreV1Api);
 const customObjects = kc.makeApiClient(CustomObjectsApi);
@@ -156,6 +162,40 @@ describe('what may not be revoked', () => {
     expect(conditionOf(ghost, 'Refused')?.message).toContain(`${ns}/ghost`);
     const nobody = await waitForDecision(customObjects, ns, 'nobody');
     expect(conditionOf(nobody, 'Refused')).toMatchObject({ reason: 'UnknownSerial' });
+  });
+
+  it('alcazar revoke creates the object and, with --wait, prints the outcome and exits by it', async () => {
+    const ns = await namespace('cli');
+    const before = await workload(ns, 'shop');
+    const revoke = async (...args: string[]) => {
+      try {
+        const { stdout } = await execFileAsync(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(repoRoot, 'src', 'cli', 'main.ts'),
+            'revoke',
+            `--kubeconfig=${inject('kubeconfig')}`,
+            ...args,
+          ],
+          { cwd: repoRoot },
+        );
+        return { code: 0, out: stdout };
+      } catch (err) {
+        const { code, stdout, stderr } = err as { code: number; stdout: string; stderr: string };
+        return { code, out: `${stdout}${stderr}` };
+      }
+    };
+    const applied = await revoke(`${ns}/shop`, '--reason', 'superseded', '--wait');
+    expect(applied.code, applied.out).toBe(0);
+    expect(applied.out).toContain(`revoked serial ${serialOf(before)}`);
+    const refused = await revoke('--serial', '0BADC0FFEE', '-n', ns, '--wait');
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain('refused (UnknownSerial)');
+    const usage = await revoke('--serial', 'zz', '-n', ns);
+    expect(usage.code).toBe(2);
+    expect(usage.out).toContain('not a hexadecimal serial number');
   });
 
   it('rejects an invalid serial, an unknown reason, an empty spec and a changed spec at the API', async () => {
