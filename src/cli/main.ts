@@ -6,6 +6,7 @@ import { startController } from '../controllers/manager.js';
 import { loadKubeConfig } from '../kube/client.js';
 import { createProcessLogger } from '../telemetry/logger.js';
 import { runInspectCommand } from './inspect/index.js';
+import { runRevokeCommand } from './revoke/command.js';
 import { Shutdown } from './shutdown.js';
 
 const USAGE = `usage: alcazar <command> [flags]
@@ -13,6 +14,7 @@ const USAGE = `usage: alcazar <command> [flags]
 commands:
   controller   run the certificate authority controller
   inspect      report on a workload Secret: identity, validity, chain, key match, renewal
+  revoke       revoke a ServiceAccount's certificates or serials: reissue, and list them in the CRL
 
 alcazar <command> --help lists its flags.`;
 
@@ -63,6 +65,8 @@ async function main(argv: string[]): Promise<number> {
       return runControllerCommand(rest);
     case 'inspect':
       return runInspectCommand(rest);
+    case 'revoke':
+      return runRevokeCommand(rest);
     case undefined:
     case '--help':
     case '-h':

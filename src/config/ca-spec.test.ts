@@ -42,6 +42,7 @@ describe('defaultCaConfig', () => {
       },
       namespaces: { managedByDefault: true, alwaysManaged: [] },
       csr: { defaultValidityMs: 24 * HOUR, maxValidityMs: 2160 * HOUR },
+      revocation: { crlValidityMs: 24 * HOUR },
     });
   });
 
@@ -135,6 +136,7 @@ spec:
       },
       namespaces: { managedByDefault: false, alwaysManaged: ['istio-system', 'payments'] },
       csr: { defaultValidityMs: 24 * HOUR, maxValidityMs: 2160 * HOUR },
+      revocation: { crlValidityMs: 24 * HOUR },
     });
   });
 

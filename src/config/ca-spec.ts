@@ -205,6 +205,11 @@ const csrSchema = z
       });
     }
   });
+const revocationSchema = z.object({
+  crlValidity: durationString('positive')
+    .default('24h')
+    .refine((text) => (durationMs(text) ?? 60_000) >= 60_000, { error: 'must be at least 1m' }),
+});
 
 /**
  * The spec as the apiserver stores it once defaulted: same field names, durations still strings.
@@ -218,6 +223,7 @@ export const certificateAuthoritySpecSchema = z
     rootCA: rootCaSchema.prefault({}),
     namespaces: namespacesSchema.prefault({}),
     csr: csrSchema.prefault({}),
+    revocation: revocationSchema.prefault({}),
   })
   .superRefine((spec, ctx) => {
     if (spec.rootCA.mode !== 'SelfSigned') return;
@@ -244,7 +250,7 @@ function msOf(text: string): number {
 }
 
 function resolveCaConfig(spec: CertificateAuthoritySpec) {
-  const { workloadCertificates: workload, rootCA, namespaces, csr } = spec;
+  const { workloadCertificates: workload, rootCA, namespaces, csr, revocation } = spec;
   return {
     trustDomain: spec.trustDomain,
     clusterDomain: spec.clusterDomain,
@@ -272,6 +278,7 @@ function resolveCaConfig(spec: CertificateAuthoritySpec) {
       defaultValidityMs: msOf(csr.defaultValidity),
       maxValidityMs: msOf(csr.maxValidity),
     },
+    revocation: { crlValidityMs: msOf(revocation.crlValidity) },
   };
 }
 

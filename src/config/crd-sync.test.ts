@@ -321,6 +321,7 @@ describe('the CertificateAuthority CRD', () => {
     'rootCA.selfSigned.ttl',
     'csr.defaultValidity',
     'csr.maxValidity',
+    'revocation.crlValidity',
   ];
 
   it.each(durationFields)('lets the controller read every duration the CRD accepts for %s', (field) => {

@@ -8,8 +8,16 @@ import type {
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { certificateRevocationResource as revocations } from '../config/revocation-spec.js';
+import { isNotFound } from '../kube/client.js';
 import { Informer, type WatchEnd } from '../kube/informer.js';
 import { listPage, type RawApi } from '../kube/raw.js';
+import { CRL_CONFIGMAP_NAME, type CrlConfigMapView, observeCrlConfigMap } from './crl/observe.js';
+import {
+  type CertificateRevocationObject,
+  observeRevocation,
+  type RevocationView,
+} from './revocation/observe.js';
 import { observeTrustBundle, TRUST_BUNDLE_NAME, type TrustBundleView } from './trust-bundle/observe.js';
 import {
   MANAGED_BY_LABEL,
@@ -30,6 +38,8 @@ export interface SharedCachesOptions {
   resyncPeriodMs: number;
   stallTimeoutMs: number;
   onWatchRestart?: (informer: string, reason: WatchEnd) => void;
+  /** Where the CRL is signed: its istio-ca-crl is kept with its text. */
+  caNamespace?: string;
 }
 
 export class SharedCaches {
@@ -39,6 +49,10 @@ export class SharedCaches {
   readonly workloadSecrets: Informer<V1Secret, ObservedSecret>;
   /** ConfigMaps named istio-ca-root-cert, in every namespace. */
   readonly trustBundles: Informer<V1ConfigMap, TrustBundleView>;
+  /** ConfigMaps named istio-ca-crl, in every namespace. */
+  readonly crls: Informer<V1ConfigMap, CrlConfigMapView>;
+  /** CertificateRevocations, in every namespace (none while the CRD is not installed). */
+  readonly revocations: Informer<CertificateRevocationObject, RevocationView>;
   /** Workload Secret content this process wrote, so its watch event need not be parsed again. */
   readonly writtenSecrets = new WrittenContents();
 
@@ -83,10 +97,48 @@ export class SharedCaches {
       },
       summarize: observeTrustBundle,
     });
+    this.crls = new Informer({
+      ...common('crls'),
+      source: {
+        watchPath: '/api/v1/configmaps',
+        fieldSelector: `metadata.name=${CRL_CONFIGMAP_NAME}`,
+        list: (o) => listPage(raw, '/api/v1/configmaps', o),
+      },
+      summarize: (cm) => observeCrlConfigMap(cm, opts.caNamespace ?? ''),
+    });
+    const revocationsPath = `/apis/${revocations.group}/${revocations.version}/${revocations.plural}`;
+    let crdMissingLogged = false;
+    this.revocations = new Informer({
+      ...common('certificaterevocations'),
+      source: {
+        watchPath: revocationsPath,
+        list: async (o) => {
+          try {
+            const page = await listPage<CertificateRevocationObject>(raw, revocationsPath, o);
+            crdMissingLogged = false;
+            return page;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+            // No CRD: nothing is revoked; the watch fails and the informer retries with backoff.
+            if (!crdMissingLogged) opts.log.warn('the CertificateRevocation CRD is not installed');
+            crdMissingLogged = true;
+            return { items: [], metadata: { resourceVersion: '0' } };
+          }
+        },
+      },
+      summarize: observeRevocation,
+    });
   }
 
   private get all() {
-    return [this.namespaces, this.serviceAccounts, this.workloadSecrets, this.trustBundles];
+    return [
+      this.namespaces,
+      this.serviceAccounts,
+      this.workloadSecrets,
+      this.trustBundles,
+      this.crls,
+      this.revocations,
+    ];
   }
 
   get hasSynced(): boolean {

@@ -3,18 +3,24 @@
 // election every replica keeps warm caches; only the Lease holder writes.
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../ca/authority.js';
+import { crlSigners, operatorCrlPem } from '../ca/crl-signers.js';
 import type { ProcessSettings } from '../config/process.js';
 import { type CsrApi, type IssuedCertificateRecord, startCsrApi } from '../csr/index.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { eventsPath, RawApi } from '../kube/raw.js';
 import { defaultReservedDnsNames } from '../policy/dns-names.js';
+import { IssuanceRecord } from '../revocation/issuance-record.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { AuthorityController, type AuthorityState } from './authority/controller.js';
 import { SharedCaches } from './caches.js';
 import { CertificateAuthorityController } from './certificate-authority/controller.js';
+import { CrlController } from './crl/controller.js';
+import { CrlPublisher } from './crl/publisher.js';
 import { HeapCompactor } from './heap-compactor.js';
+import { RevocationController } from './revocation/controller.js';
 import { ROTATE_REQUEST_ANNOTATION, RootRotationController } from './root-rotation/controller.js';
 import { TrustBundleController } from './trust-bundle/controller.js';
 import { WorkloadSecretsController } from './workload-secrets/controller.js';
@@ -73,6 +79,9 @@ export async function startController(
           void authority.reevaluate();
           workloads.enqueueAll();
           trustBundles.enqueueAll();
+          crl.enqueue();
+          crlPublisher.enqueueAll();
+          revocations.enqueueAll();
           configuration.requestStatusUpdate();
           void rotation.check();
         },
@@ -94,11 +103,13 @@ export async function startController(
       void authority.reevaluate();
       workloads.enqueueAll();
       trustBundles.enqueueAll();
+      crl.enqueue();
       void rotation.check();
     },
     authority: () => authority.current,
     counts: () => workloads.counts(),
     rotation: () => rotation.status,
+    crl: () => crl.health,
     events,
     ...timing,
   });
@@ -114,6 +125,8 @@ export async function startController(
       csr?.authorityChanged();
       workloads.enqueueAll();
       trustBundles.enqueueAll();
+      crl.enqueue();
+      crlPublisher.enqueueAll();
       configuration.requestStatusUpdate();
     },
     ...timing,
@@ -123,8 +136,10 @@ export async function startController(
     raw,
     log: log.child({ controller: 'caches' }),
     onWatchRestart: (informer, reason) => metrics.watchRestarted(informer, reason),
+    caNamespace: settings.caNamespace,
     ...timing,
   });
+  const issuanceRecord = new IssuanceRecord({ core, namespace: settings.caNamespace });
   const workloads: WorkloadSecretsController = new WorkloadSecretsController({
     caches,
     core,
@@ -142,6 +157,7 @@ export async function startController(
     reservedDnsNames: [
       ...new Set([...defaultReservedDnsNames(settings.caNamespace), ...settings.csr.dnsNames]),
     ],
+    record: issuanceRecord,
   });
   const trustBundles: TrustBundleController = new TrustBundleController({
     caches,
@@ -153,6 +169,42 @@ export async function startController(
     authority: () => authority.current,
     canWrite,
     workers: 2,
+  });
+  const crlContext = {
+    caches,
+    core,
+    events,
+    caNamespace: settings.caNamespace,
+    config: () => configuration.current,
+    authority: () => authority.current,
+    canWrite,
+  };
+  const crl: CrlController = new CrlController({
+    ...crlContext,
+    log: log.child({ controller: 'crl' }),
+    workers: 1,
+    metrics,
+    sources: () => {
+      const state = authority.current;
+      if (state.status !== 'ready') return undefined;
+      const secretName = state.authority.mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
+      const data = authority.caSecret(secretName)?.data;
+      return {
+        signers: crlSigners(state.authority, data),
+        operatorPem: operatorCrlPem(state.authority, data),
+      };
+    },
+  });
+  const crlPublisher = new CrlPublisher(
+    { ...crlContext, log: log.child({ controller: 'crl-publisher' }), workers: 2 },
+    crl,
+  );
+  const revocations = new RevocationController({
+    ...crlContext,
+    log: log.child({ controller: 'revocation' }),
+    workers: 1,
+    raw,
+    record: issuanceRecord,
   });
   const rotation: RootRotationController = new RootRotationController({
     core,
@@ -198,7 +250,11 @@ export async function startController(
         },
         metrics: metrics.csr,
         log: log.child({ subsystem: 'csr-api' }),
-        onIssued: hooks.onCsrIssued,
+        // Recorded before the chain is returned, so revoking the ServiceAccount covers it too.
+        onIssued: async (record) => {
+          await issuanceRecord.record({ ...record, issuedAt: new Date() });
+          hooks.onCsrIssued?.(record);
+        },
       })
     : undefined;
 
@@ -229,11 +285,15 @@ export async function startController(
       serviceAccounts: caches.serviceAccounts.size,
       secrets: caches.workloadSecrets.size,
       trustBundles: caches.trustBundles.size,
+      revocations: caches.revocations.size,
     },
     'caches synced',
   );
   workloads.start();
   trustBundles.start();
+  revocations.start();
+  crl.start();
+  crlPublisher.start();
   // The start-up burst is over once both first passes are; later bursts are the periodic relists.
   const compactor = new HeapCompactor({ log: log.child({ subsystem: 'heap' }) });
   void Promise.all([workloads.queue.whenIdle(), trustBundles.queue.whenIdle()]).then(() => {
@@ -255,7 +315,13 @@ export async function startController(
       // Drain every path that writes, then release the Lease so a successor takes over at
       // once without an in-flight write of ours landing after it starts.
       await rotation.stop();
-      await Promise.all([workloads.stop(), trustBundles.stop()]);
+      await Promise.all([
+        workloads.stop(),
+        trustBundles.stop(),
+        revocations.stop(),
+        crl.stop(),
+        crlPublisher.stop(),
+      ]);
       await Promise.all([authority.stop(), configuration.stop()]);
       await elector?.stop();
       compactor.stop();

@@ -32,7 +32,7 @@ export interface CsrApiOptions {
   metrics: CsrServerMetrics;
   log: Logger;
   /** Called for every certificate issued through the API (the issuance record). */
-  onIssued?: (record: IssuedCertificateRecord) => void;
+  onIssued?: (record: IssuedCertificateRecord) => void | Promise<void>;
   /** Replaces the API server's TokenReview (tests). */
   review?: TokenReviewer;
 }

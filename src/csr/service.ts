@@ -39,7 +39,8 @@ export interface CertificateServiceOptions {
   log: Logger;
   /** Signatures at once (default 4): the controller's own issuing shares the same threadpool. */
   maxConcurrentSignatures?: number;
-  onIssued?: (record: IssuedCertificateRecord) => void;
+  /** Awaited before the chain is returned: a certificate that cannot be recorded is not handed out. */
+  onIssued?: (record: IssuedCertificateRecord) => void | Promise<void>;
   now?: () => number;
 }
 
@@ -154,7 +155,7 @@ export class CertificateService {
       },
       'issued certificate for CSR',
     );
-    this.opts.onIssued?.(record);
+    await this.opts.onIssued?.(record);
     return chain;
   }
 

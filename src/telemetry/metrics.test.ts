@@ -39,6 +39,9 @@ const METRIC_TYPES = {
   citadel_server_success_cert_issuance_count: 'counter',
   alcazar_csr_request_duration_seconds: 'histogram',
   alcazar_csr_token_reviews_total: 'counter',
+  alcazar_crl_revoked_certificates: 'gauge',
+  alcazar_crl_next_update_timestamp_seconds: 'gauge',
+  alcazar_crl_sign_failures_total: 'counter',
 } as const;
 
 describe('metrics', () => {
@@ -48,6 +51,16 @@ describe('metrics', () => {
       expect(text, name).toMatch(new RegExp(`^# HELP ${name} \\S`, 'm'));
       expect(text, name).toContain(`# TYPE ${name} ${type}\n`);
     }
+  });
+
+  it('reports the CRL: listed certificates, nextUpdate in seconds, sign failures', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    metrics.setCrl({ nextUpdate: new Date(1_800_000_000_000), revoked: 3 });
+    metrics.crlSignFailed();
+    const text = await metrics.scrape();
+    expect(sample(text, 'alcazar_crl_revoked_certificates')).toBe(3);
+    expect(sample(text, 'alcazar_crl_next_update_timestamp_seconds')).toBe(1_800_000_000);
+    expect(sample(text, 'alcazar_crl_sign_failures_total')).toBe(1);
   });
 
   it('keeps Citadel counter names as they are: no _total appended', async () => {

@@ -129,6 +129,9 @@ export class Metrics {
   private readonly leader: Gauge;
   private readonly caReady: Gauge;
   private readonly rootExpiry: Gauge<'fingerprint' | 'active'>;
+  private readonly crlRevoked: Gauge;
+  private readonly crlNextUpdate: Gauge;
+  private readonly crlSignFailures: Counter;
 
   constructor(opts: MetricsOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -264,6 +267,22 @@ export class Metrics {
         this.readProbe('managed service accounts', this.managedServiceAccountsProbe, (n) => managed.set(n)),
     });
 
+    this.crlRevoked = new Gauge({
+      name: 'alcazar_crl_revoked_certificates',
+      help: 'Certificates listed in the published CRL (revoked and not yet expired).',
+      registers,
+    });
+    this.crlNextUpdate = new Gauge({
+      name: 'alcazar_crl_next_update_timestamp_seconds',
+      help: "The published CRL's nextUpdate, in unix seconds (the earliest, when several CAs sign one); 0 before the first CRL.",
+      registers,
+    });
+    this.crlSignFailures = new Counter({
+      name: 'alcazar_crl_sign_failures_total',
+      help: 'Failures to sign or publish the CRL; alcazar retries with backoff until it has re-signed it.',
+      registers,
+    });
+
     for (const result of ['success', 'error']) this.reconciles.inc({ result }, 0);
     if (opts.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.registry });
@@ -381,6 +400,18 @@ export class Metrics {
     }
     const active = roots.find((root) => root.active);
     this.citadelRootExpiry.set(active ? active.notAfter.getTime() / 1000 : 0);
+  }
+
+  // ---- revocation ----
+
+  /** The CRL just signed or verified: how many certificates it lists, and until when it is valid. */
+  setCrl(crl: { nextUpdate: Date; revoked: number }): void {
+    this.crlRevoked.set(crl.revoked);
+    this.crlNextUpdate.set(crl.nextUpdate.getTime() / 1000);
+  }
+
+  crlSignFailed(): void {
+    this.crlSignFailures.inc();
   }
 
   // ---- probes read at scrape time ----

@@ -23,6 +23,7 @@ import {
 } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { decodeCrlsPem, normalizeSerialHex, parseCrl } from '../../src/pki/crl.js';
 import { buildTestCsrPem } from '../../src/pki/csr-testing.js';
 import { repoRoot } from '../cluster/paths.js';
 import { type ControllerProcess, type LogLine, startController } from './support/controller.js';
@@ -344,6 +345,35 @@ describe('the controller running as istio-system/alcazar', () => {
     }
   });
 
+  it('applies a CertificateRevocation: status written, Secret reissued, istio-ca-crl published here and in istio-system', async () => {
+    const ns = await namespace('revk');
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'pay' } } });
+    const before = leafOf(await waitForWorkloadSecret(core, ns, 'pay'));
+    await customObjects.createNamespacedCustomObject({
+      group: 'alcazar.dev',
+      version: 'v1alpha1',
+      namespace: ns,
+      plural: 'certificaterevocations',
+      body: {
+        apiVersion: 'alcazar.dev/v1alpha1',
+        kind: 'CertificateRevocation',
+        metadata: { name: 'pay' },
+        spec: { serviceAccountName: 'pay', reason: 'keyCompromise' },
+      },
+    });
+    await waitForWorkloadSecret(core, ns, 'pay', (s) => leafOf(s).serialNumberHex !== before.serialNumberHex);
+    for (const where of [ns, CA_NAMESPACE]) {
+      const crl = await waitFor(`istio-ca-crl in ${where} listing the old serial`, async () => {
+        const cm = await core.readNamespacedConfigMap({ namespace: where, name: 'istio-ca-crl' });
+        const serials = decodeCrlsPem(cm.data?.['ca-crl.pem'] ?? '').flatMap((der) =>
+          parseCrl(der).entries.map((e) => e.serial),
+        );
+        return serials.includes(normalizeSerialHex(before.serialNumberHex)!) ? cm : undefined;
+      });
+      expect(crl.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('alcazar');
+    }
+  });
+
   describe('what the same token is refused', () => {
     let ns: string;
     beforeAll(async () => {
@@ -420,6 +450,12 @@ describe('the controller running as istio-system/alcazar', () => {
         fieldSelector: 'metadata.name=istio-ca-root-cert',
       });
       expect(named.items.every((cm) => cm.metadata?.name === 'istio-ca-root-cert')).toBe(true);
+      // In istio-system only its own ConfigMaps (the issuance record shards) can be read.
+      expect(
+        await expectApiError(
+          coreAsSa.readNamespacedConfigMap({ namespace: CA_NAMESPACE, name: 'kube-root-ca.crt' }),
+        ),
+      ).toBe(403);
     });
 
     it('Leases: only alcazar-leader in istio-system, and never deleting it', async () => {

@@ -4,12 +4,14 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  type V1ConfigMap,
   type V1Namespace,
   type V1Secret,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../ca/authority.js';
 import { CERTIFICATE_AUTHORITY_NAME, certificateAuthorityResource } from '../../config/ca-resource.js';
+import { CRL_CONFIGMAP_NAME } from '../../controllers/crl/observe.js';
 import { describeApiError, isNotFound } from '../../kube/client.js';
 import type { InspectTarget } from './args.js';
 import { DEFAULT_LEASE_NAME, explainMissingSecret } from './missing.js';
@@ -37,6 +39,8 @@ export interface InspectObservation {
   /** Read only when the Secret belongs to a ServiceAccount. */
   serviceAccount?: Read<V1ServiceAccount>;
   namespace: Read<V1Namespace>;
+  /** The CRL alcazar publishes (ConfigMap istio-ca-crl in the CA namespace). */
+  crl?: Read<V1ConfigMap>;
 }
 
 export type GatherResult =
@@ -66,12 +70,13 @@ export async function gatherObservation(
       message: await notFoundMessage(kubeConfig, secretRef, target, caNamespace, readSa(), now),
     };
 
-  const [certificateAuthority, selfSigned, pluggedIn, sa, ns] = await Promise.all([
+  const [certificateAuthority, selfSigned, pluggedIn, sa, ns, crl] = await Promise.all([
     readCertificateAuthority(kubeConfig),
     read(() => core.readNamespacedSecret({ namespace: caNamespace, name: SELF_SIGNED_SECRET })),
     read(() => core.readNamespacedSecret({ namespace: caNamespace, name: PLUGGED_IN_SECRET })),
     readSa(),
     read(() => core.readNamespace({ name: namespace })),
+    read(() => core.readNamespacedConfigMap({ namespace: caNamespace, name: CRL_CONFIGMAP_NAME })),
   ]);
   return {
     status: 'found',
@@ -82,6 +87,7 @@ export async function gatherObservation(
       caSecrets: { [SELF_SIGNED_SECRET]: selfSigned, [PLUGGED_IN_SECRET]: pluggedIn },
       ...(sa && { serviceAccount: sa }),
       namespace: ns,
+      crl,
     },
   };
 }

@@ -2,7 +2,13 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SELF_SIGNED_SECRET, SELF_SIGNED_SECRET_TYPE } from '../../ca/authority.js';
 import { renewAt } from '../../controllers/workload-secrets/renewal.js';
-import { generateKeyPair, privateKeyToPem } from '../../pki/index.js';
+import { buildCrl, normalizeSerialHex } from '../../pki/crl.js';
+import {
+  decodeCertificatesPem,
+  generateKeyPair,
+  inspectCertificate,
+  privateKeyToPem,
+} from '../../pki/index.js';
 import { createTestCa, issueTestLeaf, type TestCa } from '../../pki/testing.js';
 import type { InspectTarget } from './args.js';
 import { exitStatusOf, formatInspectText } from './format.js';
@@ -81,6 +87,29 @@ describe('buildInspectReport', () => {
   }
 
   const reasons = (report: InspectReport) => report.problems.map((p) => p.reason);
+
+  it('reports a certificate listed in the published CRL as revoked', async () => {
+    const secret = await workloadSecret();
+    const serial = normalizeSerialHex(
+      inspectCertificate(decodeCertificatesPem(Buffer.from(secret.data!['cert-chain.pem']!, 'base64'))[0]!)
+        .serialNumberHex,
+    )!;
+    const crl = (serials: string[]) =>
+      buildCrl({
+        issuer: ca.issuer,
+        crlNumber: 1n,
+        thisUpdate: new Date(now.getTime() - HOUR),
+        nextUpdate: new Date(now.getTime() + DAY),
+        entries: serials.map((s) => ({ serial: s, revokedAt: now, reason: 'keyCompromise' as const })),
+      }).pem;
+    const withCrl = (pem: string) =>
+      observation(secret, { crl: { ok: true, value: { data: { 'ca-crl.pem': pem } } } });
+    const revoked = await buildInspectReport(target, withCrl(crl([serial])), now);
+    expect(reasons(revoked)).toEqual(['Revoked']);
+    expect(revoked.problems[0]!.message).toContain('keyCompromise');
+    expect(exitStatusOf(revoked)).toBe(1);
+    expect(reasons(await buildInspectReport(target, withCrl(crl(['01'])), now))).toEqual([]);
+  });
 
   it('a Secret the controller issued is healthy: identity, both chains, key, renewal by the controller’s renewAt', async () => {
     const report = await buildInspectReport(target, observation(await workloadSecret()), now);

@@ -11,6 +11,7 @@ import {
 } from '../../ca/authority.js';
 import { CERTIFICATE_AUTHORITY_NAME } from '../../config/ca-resource.js';
 import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
+import { CRL_CONFIGMAP_NAME, CRL_KEY } from '../../controllers/crl/observe.js';
 import {
   isOwnedSecret,
   type ObservedSecret,
@@ -31,6 +32,7 @@ import {
   workloadSecretName,
 } from '../../controllers/workload-secrets/plan.js';
 import { type RenewalPolicy, renewAt } from '../../controllers/workload-secrets/renewal.js';
+import { decodeCrlsPem, normalizeSerialHex, parseCrl } from '../../pki/crl.js';
 import {
   type CertificateInfo,
   type ChainVerification,
@@ -161,6 +163,7 @@ export async function buildInspectReport(
     caBundle: checkChainAgainstCa(ca, leafData, now, problems),
   };
   const keyMatches = checkKey(secret, leafData, problems);
+  if (leafData) checkRevocation(observation, leafData.info, problems, warnings);
   const policy: RenewalPolicy = config.workload;
   const renewal = observed.certificate && renewAt(observed.certificate, policy);
 
@@ -416,6 +419,45 @@ function checkChainAgainstCa(
     });
   }
   return check;
+}
+
+/** A certificate listed in the published CRL is a problem: verifiers that honour the CRL refuse it. */
+function checkRevocation(
+  observation: InspectObservation,
+  info: CertificateInfo,
+  problems: Problem[],
+  warnings: Problem[],
+): void {
+  const read = observation.crl;
+  const source = `${observation.caNamespace}/${CRL_CONFIGMAP_NAME}`;
+  if (!read) return;
+  if (!read.ok) {
+    warnings.push({
+      reason: 'CrlUnavailable',
+      message: `cannot read ConfigMap ${source}: ${read.error}; revocation was not checked`,
+    });
+    return;
+  }
+  const text = read.value?.data?.[CRL_KEY];
+  if (!text) return;
+  const serial = normalizeSerialHex(info.serialNumberHex);
+  try {
+    for (const der of decodeCrlsPem(text)) {
+      const entry = parseCrl(der).entries.find((e) => e.serial === serial);
+      if (entry) {
+        problems.push({
+          reason: 'Revoked',
+          message: `serial ${info.serialNumberHex} is revoked (${entry.reason}, since ${entry.revokedAt.toISOString()}) in ConfigMap ${source}; alcazar reissues the Secret`,
+        });
+        return;
+      }
+    }
+  } catch (err) {
+    warnings.push({
+      reason: 'CrlUnreadable',
+      message: `ConfigMap ${source} holds no readable CRL: ${(err as Error).message}`,
+    });
+  }
 }
 
 function checkKey(secret: V1Secret, leafData: LeafData | undefined, problems: Problem[]): boolean | null {

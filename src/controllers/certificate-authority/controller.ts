@@ -18,6 +18,7 @@ import { apiStatus, describeApiError, isNotFound } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
 import { Informer, type ListPage } from '../../kube/informer.js';
 import type { AuthorityState } from '../authority/controller.js';
+import type { CrlHealth } from '../crl/controller.js';
 import type { RotationStatus } from '../root-rotation/controller.js';
 import type { WorkloadCounts } from '../workload-secrets/controller.js';
 import { type CaStatus, type Condition, desiredStatus, sameStatus } from './status.js';
@@ -45,6 +46,7 @@ export interface CertificateAuthorityControllerOptions {
   authority: () => AuthorityState;
   counts: () => WorkloadCounts;
   rotation: () => RotationStatus;
+  crl?: () => CrlHealth;
   events: EventSink;
   resyncPeriodMs: number;
   stallTimeoutMs: number;
@@ -190,6 +192,7 @@ export class CertificateAuthorityController {
       authority: this.opts.authority(),
       counts: this.opts.counts(),
       rotation: this.opts.rotation(),
+      ...(this.opts.crl && { crl: this.opts.crl() }),
       now: this.now(),
       transitionTime: (type: Condition['type'], s: Condition['status']) => this.conditionTime(type, s),
     });

@@ -2,11 +2,12 @@
 // configuration outcome, the CA state and the workload counts.
 import { type CaConfig, configAdjustments } from '../../config/ca-spec.js';
 import type { AuthorityState } from '../authority/controller.js';
+import type { CrlHealth } from '../crl/controller.js';
 import type { RotationStatus } from '../root-rotation/controller.js';
 import type { WorkloadCounts } from '../workload-secrets/controller.js';
 
 export interface Condition {
-  type: 'Ready' | 'ConfigValid' | 'CAReady' | 'RootExpiring';
+  type: 'Ready' | 'ConfigValid' | 'CAReady' | 'RootExpiring' | 'CRLValid';
   status: 'True' | 'False' | 'Unknown';
   reason: string;
   message: string;
@@ -40,6 +41,8 @@ export interface StatusInput {
   authority: AuthorityState;
   counts: WorkloadCounts;
   rotation: RotationStatus;
+  /** The published CRL's state; no CRLValid condition when absent. */
+  crl?: CrlHealth;
   now: number;
   transitionTime: (type: Condition['type'], status: Condition['status']) => string;
 }
@@ -101,7 +104,13 @@ export function desiredStatus(input: StatusInput): CaStatus {
     trustDomain: input.config.trustDomain,
     ...(activeRoot ? { rootExpiry: activeRoot.notAfter } : {}),
     roots,
-    conditions: [readyCondition, configCondition, caCondition, rootExpiringCondition(input, condition)],
+    conditions: [
+      readyCondition,
+      configCondition,
+      caCondition,
+      rootExpiringCondition(input, condition),
+      ...(input.crl ? [crlCondition(input.crl, input.now, condition)] : []),
+    ],
     ...input.counts,
     rotation: input.rotation,
   };
@@ -184,4 +193,33 @@ function validConfigCondition(
   const notes = configAdjustments(config);
   if (notes.length === 0) return condition('ConfigValid', true, 'Valid', 'the spec is valid and in effect');
   return condition('ConfigValid', true, 'ValidWithAdjustments', `the spec is in effect; ${notes.join('; ')}`);
+}
+
+/** False is alert-worthy: the CRL cannot be re-signed, and verifiers fail closed once it expires. */
+function crlCondition(
+  crl: CrlHealth,
+  now: number,
+  condition: (type: Condition['type'], ok: boolean | undefined, reason: string, message: string) => Condition,
+): Condition {
+  if (crl.state === 'unknown') return condition('CRLValid', undefined, 'Pending', crl.message);
+  if (crl.state === 'failing') {
+    const until =
+      crl.nextUpdate === undefined
+        ? ''
+        : `; the published CRL is valid until ${new Date(crl.nextUpdate).toISOString()}`;
+    return condition('CRLValid', false, 'SignFailed', `${crl.message}${until}`);
+  }
+  if (crl.nextUpdate <= now)
+    return condition(
+      'CRLValid',
+      false,
+      'Expired',
+      `the CRL expired at ${new Date(crl.nextUpdate).toISOString()}`,
+    );
+  return condition(
+    'CRLValid',
+    true,
+    'Signed',
+    `istio-ca-crl lists ${crl.revoked} revoked certificate(s), valid until ${new Date(crl.nextUpdate).toISOString()}`,
+  );
 }

@@ -31,6 +31,8 @@ export const ROTATE_REQUEST_ANNOTATION = 'alcazar.dev/rotate-root';
 const NEXT_CERT = 'next-ca-cert.pem';
 const NEXT_KEY = 'next-ca-key.pem';
 const PREVIOUS_CERT = 'previous-ca-cert.pem';
+/** Kept while Reissuing so the retiring root can still sign its CRL (src/ca/crl-signers.ts). */
+const PREVIOUS_KEY = 'previous-ca-key.pem';
 
 export interface RotationStatus {
   phase: RotationPhase;
@@ -183,6 +185,7 @@ export class RootRotationController {
         if (!data[NEXT_CERT] || !data[NEXT_KEY])
           throw new Error(`${SELF_SIGNED_SECRET} is in Publishing but holds no next root`);
         data[PREVIOUS_CERT] = data['ca-cert.pem']!;
+        data[PREVIOUS_KEY] = data['ca-key.pem']!;
         data['ca-cert.pem'] = data[NEXT_CERT];
         data['ca-key.pem'] = data[NEXT_KEY];
         delete data[NEXT_CERT];
@@ -198,6 +201,7 @@ export class RootRotationController {
           bundle.filter((der) => der.equals(active) || (previous !== undefined && !der.equals(previous))),
         );
         delete data[PREVIOUS_CERT];
+        delete data[PREVIOUS_KEY];
         delete annotations[PHASE_ANNOTATION];
         delete annotations[STARTED_ANNOTATION];
         message = 'root rotation finished: the old root is no longer trusted';

@@ -12,6 +12,7 @@ import type { InvolvedObject } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
 import { MERGE_PATCH_CONTENT, type RawApi, secretsPath } from '../../kube/raw.js';
 import { WorkQueue } from '../../kube/workqueue.js';
+import { normalizeSerialHex } from '../../pki/crl.js';
 import { encodePem } from '../../pki/pem.js';
 import {
   type DnsNameAuthorisation,
@@ -19,6 +20,7 @@ import {
   describeRefusedDnsNames,
   type RefusedDnsName,
 } from '../../policy/dns-names.js';
+import type { IssuanceRecord } from '../../revocation/issuance-record.js';
 import { errorReason, type Metrics } from '../../telemetry/metrics.js';
 import type { AuthorityState } from '../authority/controller.js';
 import type { ControllerContext } from '../context.js';
@@ -56,6 +58,8 @@ export interface WorkloadSecretsOptions extends ControllerContext {
   /** How long to wait before looking again at a ServiceAccount whose name is taken by a foreign Secret. */
   foreignRecheckMs: number;
   metrics?: Metrics;
+  /** Where superseded certificates that are still valid are recorded, so revoking their identity covers them. */
+  record?: Pick<IssuanceRecord, 'record'>;
   now?: () => number;
   /**
    * Names alcazar serves itself (the CSR API's serving certificate): never given to a workload
@@ -97,9 +101,29 @@ export class WorkloadSecretsController {
   /** Per key, the DNS names last refused, so each refusal is counted once, not at every reconcile. */
   private readonly refusedDnsNames = new Map<string, ReadonlySet<string>>();
 
+  /** Serials listed by applied CertificateRevocations, rebuilt after a revocation event. */
+  private revokedSerials: Set<string> | undefined;
+
   constructor(private readonly opts: WorkloadSecretsOptions) {
     this.now = opts.now ?? Date.now;
     this.reservedDnsNames = opts.reservedDnsNames ?? defaultReservedDnsNames(opts.caNamespace);
+    const onRevocation = (
+      _: string,
+      view: { revoked: { namespace?: string; serviceAccount?: string }[] },
+    ) => {
+      this.revokedSerials = undefined;
+      for (const entry of view.revoked) {
+        if (entry.namespace && entry.serviceAccount)
+          this.enqueue(`${entry.namespace}/${entry.serviceAccount}`);
+      }
+    };
+    opts.caches.revocations.subscribe({
+      added: onRevocation,
+      updated: (key, _, view) => onRevocation(key, view),
+      deleted: () => {
+        this.revokedSerials = undefined;
+      },
+    });
     this.serviceAccounts = opts.caches.serviceAccounts;
     this.namespaces = opts.caches.namespaces;
     this.secrets = opts.caches.workloadSecrets;
@@ -255,6 +279,17 @@ export class WorkloadSecretsController {
     return renewAt(certificate, workload) <= this.now();
   }
 
+  private isRevoked(serial: string): boolean {
+    if (!this.revokedSerials) {
+      this.revokedSerials = new Set();
+      for (const [, view] of this.opts.caches.revocations.entries())
+        for (const entry of view.revoked) this.revokedSerials.add(entry.serial);
+    }
+    if (this.revokedSerials.size === 0) return false;
+    const canonical = normalizeSerialHex(serial);
+    return canonical !== undefined && this.revokedSerials.has(canonical);
+  }
+
   private caView(): { view: CaView; state: AuthorityState } {
     const state = this.opts.authority();
     if (state.status !== 'ready') return { view: { ready: false, notReadyReason: state.message }, state };
@@ -286,6 +321,7 @@ export class WorkloadSecretsController {
       policy,
       targeting: config.namespaces,
       caNamespace: this.opts.caNamespace,
+      revoked: secret?.certificate !== undefined && this.isRevoked(secret.certificate.serial),
       now,
     });
     const managed =
@@ -493,9 +529,30 @@ export class WorkloadSecretsController {
   }
 
   private async reissue(ctx: ExecutionContext, reason: string): Promise<void> {
+    await this.recordSuperseded(ctx);
     const material = await this.mint(ctx);
     await this.patchSecret(ctx, this.remember(ctx, material));
     this.issuedEvent(ctx, reason, material.serialHex, material.notAfter);
+  }
+
+  /**
+   * The certificate being replaced may still be valid and in use: record it, so that revoking its
+   * ServiceAccount later covers it too. Best effort: a failure is logged, the reissue goes on.
+   */
+  private async recordSuperseded(ctx: ExecutionContext): Promise<void> {
+    const cert = ctx.secret?.certificate;
+    if (!this.opts.record || !cert || cert.notAfter <= ctx.now) return;
+    try {
+      await this.opts.record.record({
+        namespace: ctx.namespace,
+        serviceAccount: ctx.serviceAccount,
+        serial: cert.serial,
+        notAfter: new Date(cert.notAfter),
+        issuedAt: new Date(cert.notBefore),
+      });
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'could not record the superseded certificate');
+    }
   }
 
   /** The Secret data (base64) for freshly minted material, remembered so its watch event is not parsed again. */

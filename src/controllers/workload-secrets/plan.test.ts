@@ -219,6 +219,18 @@ describe('plan', () => {
     });
   });
 
+  it('reissues a revoked certificate with a new key at once, even when it is otherwise healthy', () => {
+    expect(plan(input({ revoked: true }))).toEqual({ action: 'reissue', reason: 'Revoked' });
+    expect(plan(input({ revoked: false }))).toMatchObject({ action: 'none' });
+  });
+
+  it('does not reissue a revoked certificate in a namespace that is no longer managed: it deletes it', () => {
+    const decision = plan(
+      input({ revoked: true, ns: { labels: { 'ca.istio.io/override': 'false' }, terminating: false } }),
+    );
+    expect(decision).toEqual({ action: 'delete', reason: 'NamespaceNotManaged' });
+  });
+
   it('reports a ServiceAccount whose Secret name would be too long', () => {
     const decision = plan(input({ serviceAccount: 'a'.repeat(250), secret: undefined }));
     expect(decision).toMatchObject({ action: 'report', reason: 'NameTooLong' });

@@ -101,6 +101,8 @@ export interface PlanInput {
   policy: WorkloadPolicy;
   targeting: NamespaceTargeting;
   caNamespace: string;
+  /** The certificate's serial is listed by an applied CertificateRevocation. */
+  revoked?: boolean;
   now: number;
 }
 
@@ -122,7 +124,8 @@ export type Reason =
   | 'NamespaceNotManaged'
   | 'ForeignSecret'
   | 'CANotReady'
-  | 'NameTooLong';
+  | 'NameTooLong'
+  | 'Revoked';
 
 export type Decision =
   | { action: 'none'; recheckAt?: number }
@@ -234,6 +237,8 @@ export function plan(input: PlanInput): Decision {
       message: `the certificate carries DNS names it may not have: ${describeRefusedDnsNames(carried)}`,
     };
   }
+  // A revoked certificate is replaced with a new key at once, whatever else is true of it.
+  if (input.revoked) return { action: 'reissue', reason: 'Revoked' };
   if (cert.signedBy === undefined || cert.signedBy !== ca.signerFingerprint) {
     return { action: 'reissue', reason: 'NotSignedByCurrentCA' };
   }
