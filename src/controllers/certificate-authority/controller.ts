@@ -13,7 +13,12 @@ import {
   CERTIFICATE_AUTHORITY_NAME,
   certificateAuthorityResource as resource,
 } from '../../config/ca-resource.js';
-import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
+import {
+  type CaConfig,
+  defaultCaConfig,
+  parseCertificateAuthoritySpec,
+  specFingerprint,
+} from '../../config/ca-spec.js';
 import { apiStatus, describeApiError, isNotFound } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
 import { Informer, type ListPage } from '../../kube/informer.js';
@@ -135,7 +140,7 @@ export class CertificateAuthorityController {
   }
 
   private applySpec(view: CaResourceView | undefined): void {
-    const specJson = JSON.stringify(view?.spec);
+    const specJson = specFingerprint(view?.spec);
     if (specJson !== this.lastSpecJson) {
       this.lastSpecJson = specJson;
       const result = parseCertificateAuthoritySpec(view?.spec);
