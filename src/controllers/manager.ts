@@ -7,6 +7,7 @@ import type { ProcessSettings } from '../config/process.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { eventsPath, RawApi } from '../kube/raw.js';
+import { fencedApiClient, WriteFence } from '../kube/write-fence.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { AuthorityController, type AuthorityState } from './authority/controller.js';
@@ -30,10 +31,13 @@ export async function startController(
   settings: ProcessSettings,
   log: Logger,
 ): Promise<RunningController> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
+  // Every write carries the fence's signal: refused unless leading, aborted when leadership ends.
+  let leading = () => true;
+  const fence = new WriteFence(() => leading());
+  const core = fencedApiClient(kubeConfig, CoreV1Api, fence);
+  const customObjects = fencedApiClient(kubeConfig, CustomObjectsApi, fence);
   const metrics = createMetrics({ log });
-  const raw = new RawApi(kubeConfig);
+  const raw = new RawApi(kubeConfig, undefined, fence);
   const events = new EventRecorder(
     (namespace, event) => raw.request('POST', eventsPath(namespace), event),
     log,
@@ -65,11 +69,15 @@ export async function startController(
           configuration.requestStatusUpdate();
           void rotation.check();
         },
-        onStoppedLeading: () => metrics.setLeader(false),
+        onStoppedLeading: () => {
+          fence.revoke('stopped leading');
+          metrics.setLeader(false);
+        },
       })
     : undefined;
   let settled = false;
   const canWrite = elector ? () => elector.isLeader() : () => true;
+  leading = canWrite;
   metrics.setLeader(!elector);
 
   // The controllers reference each other through callbacks; all are built before any starts.
