@@ -3,6 +3,7 @@
 // election every replica keeps warm caches; only the Lease holder writes.
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { ACCEPT_NEW_ROOT_ANNOTATION } from '../ca/root-history.js';
 import type { ProcessSettings } from '../config/process.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
@@ -10,6 +11,7 @@ import { eventsPath, RawApi } from '../kube/raw.js';
 import { fencedApiClient, WriteFence } from '../kube/write-fence.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { RootContinuity } from './authority/continuity.js';
 import { AuthorityController, type AuthorityState } from './authority/controller.js';
 import { SharedCaches } from './caches.js';
 import { CertificateAuthorityController } from './certificate-authority/controller.js';
@@ -97,6 +99,7 @@ export async function startController(
     counts: () => workloads.counts(),
     rotation: () => rotation.status,
     events,
+    caNamespace: settings.caNamespace,
     ...timing,
   });
   const authority: AuthorityController = new AuthorityController({
@@ -106,6 +109,15 @@ export async function startController(
     log: log.child({ controller: 'authority' }),
     config: () => configuration.current,
     canWrite,
+    continuity: new RootContinuity({
+      core,
+      namespace: settings.caNamespace,
+      log: log.child({ controller: 'authority' }),
+      events,
+      canWrite,
+      acceptRequest: () => configuration.annotation(ACCEPT_NEW_ROOT_ANNOTATION),
+      statusFingerprints: () => configuration.statusRootFingerprints(settings.caNamespace),
+    }),
     onChange: (state) => {
       reportAuthority(metrics, state);
       workloads.enqueueAll();

@@ -55,6 +55,8 @@ export interface CertificateAuthorityControllerOptions {
   stallTimeoutMs: number;
   statusIntervalMs?: number;
   now?: () => number;
+  /** Written to the status next to the roots, so they are only ever matched to this CA namespace. */
+  caNamespace?: string;
 }
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -119,6 +121,13 @@ export class CertificateAuthorityController {
 
   get current(): CaConfig {
     return this.config;
+  }
+
+  /** Root fingerprints the status records for this CA namespace (kept while no CA is loaded). */
+  statusRootFingerprints(caNamespace: string): string[] {
+    const status = this.informer.get(CERTIFICATE_AUTHORITY_NAME)?.status;
+    if (status?.caNamespace !== caNamespace) return [];
+    return (status.roots ?? []).map((root) => root.fingerprintSha256);
   }
 
   /** The value of an annotation on the CertificateAuthority, if it exists. */
@@ -197,6 +206,8 @@ export class CertificateAuthorityController {
       rotation: this.opts.rotation(),
       now: this.now(),
       transitionTime: (type: Condition['type'], s: Condition['status']) => this.conditionTime(type, s),
+      caNamespace: this.opts.caNamespace,
+      previous: view.status,
     });
     const expiring = status.conditions.find((c) => c.type === 'RootExpiring');
     if (expiring?.status === 'True') {

@@ -30,7 +30,7 @@ export const ROTATE_REQUEST_ANNOTATION = 'alcazar.dev/rotate-root';
 
 const NEXT_CERT = 'next-ca-cert.pem';
 const NEXT_KEY = 'next-ca-key.pem';
-const PREVIOUS_CERT = 'previous-ca-cert.pem';
+export const PREVIOUS_CERT = 'previous-ca-cert.pem';
 
 export interface RotationStatus {
   phase: RotationPhase;
