@@ -90,6 +90,10 @@ export class RootContinuity {
       // The record lacks the old root's certificate: published trust bundles still carry it.
       decision = decideMissingRoot({ ...input, publishedRoots: await this.publishedRoots() });
     }
+    if (decision.action === 'refuse' && (await this.existsOnServer(source))) {
+      // Our cache has not seen it yet (another replica just created it): the watch brings it.
+      return { action: 'create' };
+    }
     if (decision.action === 'refuse' && this.opts.canWrite()) {
       this.opts.events.record(
         {
@@ -104,6 +108,16 @@ export class RootContinuity {
     }
     if (decision.action === 'accept') this.acceptedRequest = decision.request;
     return decision;
+  }
+
+  private async existsOnServer(source: string): Promise<boolean> {
+    const name = source.slice(source.indexOf('/') + 1);
+    try {
+      await this.opts.core.readNamespacedSecret({ namespace: this.opts.namespace, name });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Roots found in a few istio-ca-root-cert ConfigMaps (another namespace's copy survives this one). */
