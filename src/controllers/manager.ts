@@ -45,7 +45,6 @@ export async function startController(
     log,
     {
       instance: settings.leaderElection.identity,
-      eventNamespace: settings.caNamespace,
       limits: settings.events,
       onDropped: (type) => metrics.eventDropped(type),
     },

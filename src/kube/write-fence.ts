@@ -6,6 +6,7 @@
 // AbortSignal from here: a write begun while not leading is refused before it
 // is sent, and every write in flight is aborted (its connection closed, so
 // nothing buffered is delivered later) the moment leadership ends.
+import { setMaxListeners } from 'node:events';
 import {
   type Configuration,
   createConfiguration,
@@ -18,8 +19,15 @@ export class NotLeaderError extends Error {
   override name = 'NotLeaderError';
 }
 
+/** One signal is shared by every write in flight: each adds an abort listener while it runs. */
+function sharedController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
+}
+
 export class WriteFence {
-  private current = new AbortController();
+  private current = sharedController();
 
   /** `isLeader` is read at the start of every write (with leader election off: always true). */
   constructor(private readonly isLeader: () => boolean) {}
@@ -37,7 +45,7 @@ export class WriteFence {
   /** Leadership ended: abort every write in flight. */
   revoke(reason: string): void {
     const ending = this.current;
-    this.current = new AbortController();
+    this.current = sharedController();
     ending.abort(new NotLeaderError(`write aborted: ${reason}`));
   }
 }

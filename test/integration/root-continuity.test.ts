@@ -130,9 +130,13 @@ describe('root continuity', () => {
     expect((status.roots as Array<{ fingerprintSha256: string }>).map((r) => r.fingerprintSha256)).toContain(
       activeRoot,
     );
+    // Events about a cluster-scoped object live in namespace default.
     const event = await waitFor('a RootMissing Warning Event', async () => {
-      const events = await core.listNamespacedEvent({ namespace: ca });
-      return events.items.find((e) => e.reason === 'RootMissing' && e.type === 'Warning');
+      const events = await core.listNamespacedEvent({ namespace: 'default' });
+      return events.items.find(
+        (e) =>
+          e.reason === 'RootMissing' && e.type === 'Warning' && e.message?.includes(`${ca}/istio-ca-secret`),
+      );
     });
     expect(event.involvedObject.kind).toBe('CertificateAuthority');
 
