@@ -32,39 +32,30 @@ export function rssMbOf(pid: number): number {
   return match ? Number(match[1]) / 1024 : Number.NaN;
 }
 
-/** Tampers with istio.<sa>; `donor` supplies another Secret's valid key or certificate. */
-export async function tamper(core: CoreV1Api, w: Workload, kind: TamperKind, donor: Workload): Promise<void> {
+/** What another workload's Secret held before the flood (read up front: it may be tampered with or gone later). */
+export interface Donor {
+  keyPem: string;
+  certChainPem: string;
+}
+
+/** Tampers with istio.<sa>; `donor` supplies another Secret's valid key or certificate (base64, as stored). */
+export async function tamper(core: CoreV1Api, w: Workload, kind: TamperKind, donor: Donor): Promise<void> {
   const name = `istio.${w.name}`;
   const patch = (data: Record<string, string | null>) =>
     core.patchNamespacedSecret({ namespace: w.namespace, name, body: { data } }, mergePatch);
   switch (kind) {
     case 'garbage-chain':
       return void (await patch({ 'cert-chain.pem': b64('-----BEGIN CERTIFICATE-----\nnot base64!\n') }));
-    case 'foreign-key': {
-      const other = await core.readNamespacedSecret({
-        namespace: donor.namespace,
-        name: `istio.${donor.name}`,
-      });
-      return void (await patch({ 'key.pem': other.data?.['key.pem'] ?? null }));
-    }
+    case 'foreign-key':
+      return void (await patch({ 'key.pem': donor.keyPem }));
     case 'dropped-key':
       return void (await patch({ 'key.pem': null }));
-    case 'wrong-bundle': {
-      const other = await core.readNamespacedSecret({
-        namespace: donor.namespace,
-        name: `istio.${donor.name}`,
-      });
+    case 'wrong-bundle':
       // A leaf where the root should be: a bundle that is not the CA's.
-      return void (await patch({ 'root-cert.pem': other.data?.['cert-chain.pem'] ?? null }));
-    }
+      return void (await patch({ 'root-cert.pem': donor.certChainPem }));
     case 'deleted':
       return void (await core.deleteNamespacedSecret({ namespace: w.namespace, name }));
   }
-}
-
-export interface FloodSample {
-  rssMb: number;
-  queueDepth: number;
 }
 
 export interface FloodResult {
@@ -97,24 +88,50 @@ export interface FloodOptions {
 
 /** Runs the burst and the tampering at once, samples RSS and queue depth, and waits for a clean audit. */
 export async function flood(opts: FloodOptions): Promise<FloodResult> {
-  const { core, namespaces } = opts;
+  const victims = opts.existing.slice(0, opts.tamper);
+  const donors: Donor[] = [];
+  await runPool(victims, 16, async (w, i) => {
+    const secret = await opts.core.readNamespacedSecret({ namespace: w.namespace, name: `istio.${w.name}` });
+    donors[i] = {
+      keyPem: secret.data?.['key.pem'] ?? '',
+      certChainPem: secret.data?.['cert-chain.pem'] ?? '',
+    };
+  });
   const idleRssMb = rssMbOf(opts.pid);
   let peakRssMb = idleRssMb;
   let maxQueueDepth = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      peakRssMb = Math.max(peakRssMb, rssMbOf(opts.pid));
-      maxQueueDepth = Math.max(maxQueueDepth, await opts.queueDepth().catch(() => 0));
+      try {
+        peakRssMb = Math.max(peakRssMb, rssMbOf(opts.pid));
+        maxQueueDepth = Math.max(maxQueueDepth, await opts.queueDepth());
+      } catch {
+        // the controller is gone: the caller's assertions say so
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
   })();
+  try {
+    const outcome = await burstAndConverge(opts, victims, donors);
+    return { ...outcome, idleRssMb, peakRssMb, maxQueueDepth };
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+}
+
+async function burstAndConverge(
+  opts: FloodOptions,
+  victims: readonly Workload[],
+  donors: readonly Donor[],
+): Promise<Omit<FloodResult, 'idleRssMb' | 'peakRssMb' | 'maxQueueDepth'>> {
+  const { core, namespaces } = opts;
   const started = Date.now();
   const newcomers = Array.from({ length: opts.burst }, (_, i) => ({
     namespace: namespaces[i % namespaces.length]!,
     name: `flood-${i}`,
   }));
-  const victims = opts.existing.slice(0, opts.tamper);
   const tampered = Object.fromEntries(TAMPER_KINDS.map((k) => [k, 0])) as Record<TamperKind, number>;
   await Promise.all([
     runPool(newcomers, opts.concurrency ?? 32, async (w) => {
@@ -125,8 +142,7 @@ export async function flood(opts: FloodOptions): Promise<FloodResult> {
     }),
     runPool(victims, 8, async (w, i) => {
       const kind = TAMPER_KINDS[i % TAMPER_KINDS.length]!;
-      const donor = opts.existing[(i + 1) % opts.existing.length]!;
-      await tamper(core, w, kind, donor);
+      await tamper(core, w, kind, donors[(i + 1) % donors.length]!);
       tampered[kind]++;
     }),
   ]);
@@ -138,18 +154,7 @@ export async function flood(opts: FloodOptions): Promise<FloodResult> {
     if (audit.problems.length === 0 || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 1_000));
   }
-  const convergedSeconds = (Date.now() - started) / 1000;
-  sampling = false;
-  await sampler;
-  return {
-    created: newcomers.length,
-    tampered,
-    idleRssMb,
-    peakRssMb,
-    maxQueueDepth,
-    convergedSeconds,
-    audit,
-  };
+  return { created: newcomers.length, tampered, convergedSeconds: (Date.now() - started) / 1000, audit };
 }
 
 /** Polls RSS until it is at most `limitMb` (true) or `timeoutMs` passes (false); returns the last reading. */
