@@ -299,6 +299,33 @@ function withoutNulls(value: unknown): unknown {
   return value;
 }
 
+/**
+ * The deepest field of the spec is 4 levels down. A CRD applied without its schema stores unknown
+ * fields unpruned, and parsing (recursively) a spec nested thousands of levels deep would overflow
+ * the stack instead of being reported.
+ */
+export const MAX_SPEC_DEPTH = 32;
+
+/** Whether arrays/objects nest more than `limit` levels; iterative, so any depth is safe to measure. */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue;
+    if (next.depth >= limit) return true;
+    for (const child of Object.values(next.value)) pending.push({ value: child, depth: next.depth + 1 });
+  }
+  return false;
+}
+
+/**
+ * A string that changes whenever the parse result can, for "did the spec change?" checks: its JSON,
+ * or one marker for every spec too deep to serialise (JSON.stringify recurses too; all such specs
+ * parse to the same error).
+ */
+export function specFingerprint(raw: unknown): string {
+  return nestedDeeperThan(raw, MAX_SPEC_DEPTH) ? 'too-deep' : String(JSON.stringify(raw));
+}
+
 /** From the raw `spec` of a CertificateAuthority (or undefined when there is none) to CaConfig. */
 export const caConfigSchema = z.preprocess(
   withoutNulls,
@@ -316,6 +343,9 @@ export type CaConfigParseResult = { ok: true; config: CaConfig } | { ok: false; 
  * e.g. "spec.workloadCertificates.ttl: must be longer than zero, got '0s'".
  */
 export function parseCertificateAuthoritySpec(raw: unknown): CaConfigParseResult {
+  if (nestedDeeperThan(raw, MAX_SPEC_DEPTH)) {
+    return { ok: false, message: `spec: nested more than ${MAX_SPEC_DEPTH} levels deep` };
+  }
   const result = caConfigSchema.safeParse(raw);
   if (result.success) return { ok: true, config: result.data };
   return { ok: false, message: formatIssues(result.error.issues, 'spec') };

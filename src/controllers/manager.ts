@@ -5,15 +5,18 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client
 import type { Logger } from 'pino';
 import { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../ca/authority.js';
 import { crlSigners, operatorCrlPem } from '../ca/crl-signers.js';
+import { ACCEPT_NEW_ROOT_ANNOTATION } from '../ca/root-history.js';
 import type { ProcessSettings } from '../config/process.js';
 import { type CsrApi, type IssuedCertificateRecord, startCsrApi } from '../csr/index.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { eventsPath, RawApi } from '../kube/raw.js';
+import { fencedApiClient, WriteFence } from '../kube/write-fence.js';
 import { defaultReservedDnsNames } from '../policy/dns-names.js';
 import { IssuanceRecord } from '../revocation/issuance-record.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { RootContinuity } from './authority/continuity.js';
 import { AuthorityController, type AuthorityState } from './authority/controller.js';
 import { SharedCaches } from './caches.js';
 import { CertificateAuthorityController } from './certificate-authority/controller.js';
@@ -47,16 +50,18 @@ export async function startController(
   log: Logger,
   hooks: ControllerHooks = {},
 ): Promise<RunningController> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
+  // Every write carries the fence's signal: refused unless leading, aborted when leadership ends.
+  let leading = () => true;
+  const fence = new WriteFence(() => leading());
+  const core = fencedApiClient(kubeConfig, CoreV1Api, fence);
+  const customObjects = fencedApiClient(kubeConfig, CustomObjectsApi, fence);
   const metrics = createMetrics({ log });
-  const raw = new RawApi(kubeConfig);
+  const raw = new RawApi(kubeConfig, undefined, fence);
   const events = new EventRecorder(
     (namespace, event) => raw.request('POST', eventsPath(namespace), event),
     log,
     {
       instance: settings.leaderElection.identity,
-      eventNamespace: settings.caNamespace,
       limits: settings.events,
       onDropped: (type) => metrics.eventDropped(type),
     },
@@ -85,11 +90,15 @@ export async function startController(
           configuration.requestStatusUpdate();
           void rotation.check();
         },
-        onStoppedLeading: () => metrics.setLeader(false),
+        onStoppedLeading: () => {
+          fence.revoke('stopped leading');
+          metrics.setLeader(false);
+        },
       })
     : undefined;
   let settled = false;
   const canWrite = elector ? () => elector.isLeader() : () => true;
+  leading = canWrite;
   metrics.setLeader(!elector);
 
   // The controllers reference each other through callbacks; all are built before any starts.
@@ -111,6 +120,7 @@ export async function startController(
     rotation: () => rotation.status,
     crl: () => crl.health,
     events,
+    caNamespace: settings.caNamespace,
     ...timing,
   });
   const authority: AuthorityController = new AuthorityController({
@@ -120,6 +130,15 @@ export async function startController(
     log: log.child({ controller: 'authority' }),
     config: () => configuration.current,
     canWrite,
+    continuity: new RootContinuity({
+      core,
+      namespace: settings.caNamespace,
+      log: log.child({ controller: 'authority' }),
+      events,
+      canWrite,
+      acceptRequest: () => configuration.annotation(ACCEPT_NEW_ROOT_ANNOTATION),
+      statusFingerprints: () => configuration.statusRootFingerprints(settings.caNamespace),
+    }),
     onChange: (state) => {
       reportAuthority(metrics, state);
       csr?.authorityChanged();
@@ -139,7 +158,12 @@ export async function startController(
     caNamespace: settings.caNamespace,
     ...timing,
   });
-  const issuanceRecord = new IssuanceRecord({ core, namespace: settings.caNamespace });
+  // Not fenced: every replica's CSR API records what it issues (shard merges retry on 409, so
+  // concurrent writers are safe), and a follower must be able to, or it could not issue at all.
+  const issuanceRecord = new IssuanceRecord({
+    core: kubeConfig.makeApiClient(CoreV1Api),
+    namespace: settings.caNamespace,
+  });
   const workloads: WorkloadSecretsController = new WorkloadSecretsController({
     caches,
     core,

@@ -263,6 +263,10 @@ describe('the controller running as istio-system/alcazar', () => {
     await core
       .deleteNamespacedSecret({ namespace: CA_NAMESPACE, name: 'istio-ca-secret' })
       .catch(() => undefined);
+    // ... and a record of its root would make this run refuse to create one (RootMissing).
+    await core
+      .deleteNamespacedConfigMap({ namespace: CA_NAMESPACE, name: 'alcazar-root-history' })
+      .catch(() => undefined);
     const sa = await serviceAccountKubeconfig();
     token = sa.kubeConfig;
     // With leader election, as the Deployment runs it: the Lease rules are exercised for real.

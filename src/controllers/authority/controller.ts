@@ -21,6 +21,7 @@ import type { CaConfig } from '../../config/ca-spec.js';
 import { describeApiError, isConflict } from '../../kube/client.js';
 import { Informer } from '../../kube/informer.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../workload-secrets/observe.js';
+import { type AcceptedRoot, acceptedRootSecret, type RootContinuity } from './continuity.js';
 
 export type AuthorityState =
   | { status: 'ready'; authority: SigningAuthority }
@@ -47,7 +48,12 @@ export interface AuthorityControllerOptions {
   resyncPeriodMs: number;
   stallTimeoutMs: number;
   now?: () => number;
+  /** Root continuity: records roots in use, refuses a new root when a recorded one is missing. */
+  continuity?: Pick<RootContinuity, 'whenMissing' | 'recordLoaded'>;
 }
+
+/** How often a missing root is looked for again (a restored Secret also wakes the informer). */
+const MISSING_ROOT_RECHECK_MS = 5_000;
 
 function toView(secret: V1Secret): CaSecretView {
   return {
@@ -72,6 +78,7 @@ export class AuthorityController {
   /** A failed create of the CA Secret is retried with backoff: no watch event would ever retry it. */
   private createRetry: { failures: number; timer?: NodeJS.Timeout } = { failures: 0 };
   private stopped = false;
+  private missingRecheck: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: AuthorityControllerOptions) {
@@ -120,6 +127,7 @@ export class AuthorityController {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.createRetry.timer);
+    clearTimeout(this.missingRecheck);
     await Promise.all(Object.values(this.informers).map((i) => i.stop()));
     await this.evaluation;
   }
@@ -173,10 +181,21 @@ export class AuthorityController {
       minRemainingMs: Math.max(config.workload.minGracePeriodMs, 60_000),
     };
     const fingerprint = `${mode}|${secret?.uid}|${secret?.resourceVersion}|${config.trustDomain}`;
-    if (fingerprint === this.evaluatedFrom && this.state.status !== 'pending') return;
+    if (fingerprint === this.evaluatedFrom && this.state.status !== 'pending') {
+      if (this.state.status === 'ready') await this.opts.continuity?.recordLoaded(this.state.authority);
+      return;
+    }
 
     if (!secret) {
       this.evaluatedFrom = '';
+      // A root held in memory is re-created as is; otherwise the record of roots used decides.
+      const remembered = mode === 'SelfSigned' && this.lastGoodSelfSigned !== undefined;
+      const decision = remembered ? undefined : await this.opts.continuity?.whenMissing(mode, source);
+      if (decision?.action === 'refuse') {
+        this.setState({ status: 'failed', reason: 'RootMissing', message: decision.message });
+        this.recheckMissingLater();
+        return;
+      }
       if (mode === 'PluggedIn') {
         this.setState({
           status: 'failed',
@@ -185,7 +204,7 @@ export class AuthorityController {
         });
         return;
       }
-      await this.createSelfSigned(config, source);
+      await this.createSelfSigned(config, source, decision?.action === 'accept' ? decision : undefined);
       return;
     }
 
@@ -204,6 +223,7 @@ export class AuthorityController {
         this.lastGoodSelfSigned = { data: secret.data, trustDomain: config.trustDomain };
       this.evaluatedFrom = fingerprint;
       this.setState({ status: 'ready', authority });
+      await this.opts.continuity?.recordLoaded(authority);
     } catch (err) {
       this.evaluatedFrom = fingerprint;
       if (err instanceof CaLoadError)
@@ -213,13 +233,13 @@ export class AuthorityController {
   }
 
   /** Creates istio-ca-secret: the root in use if it was deleted, otherwise a new one. Never overwrites. */
-  private async createSelfSigned(config: CaConfig, source: string): Promise<void> {
+  private async createSelfSigned(config: CaConfig, source: string, accepted?: AcceptedRoot): Promise<void> {
     if (!this.opts.canWrite()) {
       this.setState({ status: 'pending', message: `waiting for the leader to create ${source}` });
       return;
     }
     const restoring = this.lastGoodSelfSigned !== undefined;
-    const stringData = restoring
+    const generated = restoring
       ? undefined
       : await generateRootData({
           trustDomain: config.trustDomain,
@@ -227,6 +247,9 @@ export class AuthorityController {
           ttlMs: config.root.selfSigned.ttlMs,
           now: new Date(this.now()),
         });
+    const fromAccepted =
+      generated && accepted ? acceptedRootSecret(generated, accepted, this.now()) : undefined;
+    const stringData = fromAccepted?.stringData ?? generated;
     const data = restoring
       ? Object.fromEntries(
           Object.entries(this.lastGoodSelfSigned!.data).map(([k, v]) => [k, v.toString('base64')]),
@@ -240,6 +263,7 @@ export class AuthorityController {
             name: SELF_SIGNED_SECRET,
             namespace: this.opts.namespace,
             labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+            ...(fromAccepted ? { annotations: fromAccepted.annotations } : {}),
           },
           type: SELF_SIGNED_SECRET_TYPE,
           ...(data ? { data } : { stringData }),
@@ -247,6 +271,11 @@ export class AuthorityController {
       });
       this.createRetry.failures = 0;
       if (restoring) this.opts.log.warn(`${source} was deleted; re-created it with the root in use`);
+      else if (accepted)
+        this.opts.log.warn(
+          { request: accepted.request, previousRoots: accepted.previousRoots.length },
+          `accepted a new root in ${source}: the old roots stay trusted while every workload is reissued`,
+        );
       else
         this.opts.log.info(
           { trustDomain: config.trustDomain },
@@ -266,6 +295,13 @@ export class AuthorityController {
       });
       this.retryCreateLater();
     }
+  }
+
+  private recheckMissingLater(): void {
+    if (this.stopped) return;
+    clearTimeout(this.missingRecheck);
+    this.missingRecheck = setTimeout(() => void this.reevaluate(), MISSING_ROOT_RECHECK_MS);
+    this.missingRecheck.unref();
   }
 
   private retryCreateLater(): void {

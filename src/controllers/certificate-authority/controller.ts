@@ -13,7 +13,12 @@ import {
   CERTIFICATE_AUTHORITY_NAME,
   certificateAuthorityResource as resource,
 } from '../../config/ca-resource.js';
-import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
+import {
+  type CaConfig,
+  defaultCaConfig,
+  parseCertificateAuthoritySpec,
+  specFingerprint,
+} from '../../config/ca-spec.js';
 import { apiStatus, describeApiError, isNotFound } from '../../kube/client.js';
 import type { EventSink } from '../../kube/events.js';
 import { Informer, type ListPage } from '../../kube/informer.js';
@@ -52,6 +57,8 @@ export interface CertificateAuthorityControllerOptions {
   stallTimeoutMs: number;
   statusIntervalMs?: number;
   now?: () => number;
+  /** Written to the status next to the roots, so they are only ever matched to this CA namespace. */
+  caNamespace?: string;
 }
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -118,6 +125,13 @@ export class CertificateAuthorityController {
     return this.config;
   }
 
+  /** Root fingerprints the status records for this CA namespace (kept while no CA is loaded). */
+  statusRootFingerprints(caNamespace: string): string[] {
+    const status = this.informer.get(CERTIFICATE_AUTHORITY_NAME)?.status;
+    if (status?.caNamespace !== caNamespace) return [];
+    return (status.roots ?? []).map((root) => root.fingerprintSha256);
+  }
+
   /** The value of an annotation on the CertificateAuthority, if it exists. */
   annotation(name: string): string | undefined {
     return this.informer.get(CERTIFICATE_AUTHORITY_NAME)?.annotations[name];
@@ -137,7 +151,7 @@ export class CertificateAuthorityController {
   }
 
   private applySpec(view: CaResourceView | undefined): void {
-    const specJson = JSON.stringify(view?.spec);
+    const specJson = specFingerprint(view?.spec);
     if (specJson !== this.lastSpecJson) {
       this.lastSpecJson = specJson;
       const result = parseCertificateAuthoritySpec(view?.spec);
@@ -195,6 +209,8 @@ export class CertificateAuthorityController {
       ...(this.opts.crl && { crl: this.opts.crl() }),
       now: this.now(),
       transitionTime: (type: Condition['type'], s: Condition['status']) => this.conditionTime(type, s),
+      caNamespace: this.opts.caNamespace,
+      previous: view.status,
     });
     const expiring = status.conditions.find((c) => c.type === 'RootExpiring');
     if (expiring?.status === 'True') {

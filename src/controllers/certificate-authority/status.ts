@@ -24,6 +24,8 @@ export interface RootStatus {
 
 export interface CaStatus {
   observedGeneration: number;
+  /** The namespace of the CA Secrets the roots belong to. */
+  caNamespace?: string;
   trustDomain: string;
   rootExpiry?: string;
   roots: RootStatus[];
@@ -45,6 +47,9 @@ export interface StatusInput {
   crl?: CrlHealth;
   now: number;
   transitionTime: (type: Condition['type'], status: Condition['status']) => string;
+  caNamespace?: string;
+  /** The status as stored: its roots are kept while no CA is loaded (they record what was in use). */
+  previous?: CaStatus;
 }
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -97,10 +102,13 @@ export function desiredStatus(input: StatusInput): CaStatus {
           notAfter: iso(root.notAfter),
           active: root.fingerprintSha256 === authority.authority.activeRootFingerprint,
         }))
-      : [];
-  const activeRoot = roots.find((r) => r.active);
+      : input.previous?.caNamespace !== undefined && input.previous.caNamespace === input.caNamespace
+        ? (input.previous.roots ?? [])
+        : [];
+  const activeRoot = authority.status === 'ready' ? roots.find((r) => r.active) : undefined;
   return {
     observedGeneration: generation,
+    ...(input.caNamespace !== undefined ? { caNamespace: input.caNamespace } : {}),
     trustDomain: input.config.trustDomain,
     ...(activeRoot ? { rootExpiry: activeRoot.notAfter } : {}),
     roots,

@@ -30,9 +30,9 @@ export const ROTATE_REQUEST_ANNOTATION = 'alcazar.dev/rotate-root';
 
 const NEXT_CERT = 'next-ca-cert.pem';
 const NEXT_KEY = 'next-ca-key.pem';
-const PREVIOUS_CERT = 'previous-ca-cert.pem';
 /** Kept while Reissuing so the retiring root can still sign its CRL (src/ca/crl-signers.ts). */
 const PREVIOUS_KEY = 'previous-ca-key.pem';
+export const PREVIOUS_CERT = 'previous-ca-cert.pem';
 
 export interface RotationStatus {
   phase: RotationPhase;
