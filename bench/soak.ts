@@ -18,6 +18,7 @@ import { down, up } from '../test/cluster/controlplane.js';
 import { repoRoot } from '../test/cluster/paths.js';
 
 const { values: args } = parseArgs({
+  strict: true,
   options: {
     duration: { type: 'string', default: '10m' },
     'service-accounts': { type: 'string', default: '200' },
@@ -27,8 +28,27 @@ const { values: args } = parseArgs({
     'churn-every': { type: 'string', default: '5s' },
     'handshakes-per-second': { type: 'string', default: '20' },
     keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (args.help) {
+  console.log(`usage: npm run soak -- [flags]
+
+A long run on a control plane of its own (.local/cluster-soak): ServiceAccounts with short-lived
+certificates, a short-lived root (so several root rotations), ServiceAccount churn, mTLS handshakes
+between workloads that reload their Secrets, and periodic controller kills. Writes .local/soak/.
+
+  --duration D               how long to run (default 10m)
+  --service-accounts N       workloads (default 200)
+  --leaf-ttl D               workload certificate ttl (default 1m)
+  --root-ttl D               root ttl (default 15m)
+  --kill-every D             SIGKILL the controller this often (default 5m)
+  --churn-every D            delete and re-create a ServiceAccount this often (default 5s)
+  --handshakes-per-second N  mTLS handshakes per second (default 20)
+  --keep                     leave the control plane running at the end
+  -h, --help                 this text`);
+  process.exit(0);
+}
 const durationMs = parseDuration(args.duration!);
 const saCount = Number(args['service-accounts']);
 const leafTtl = args['leaf-ttl']!;

@@ -11,6 +11,10 @@
 // and a Quantity accepts a string or a number. $refs stay references into a `definitions` section
 // of each file, so recursive types (JSONSchemaProps in a CRD) need no special casing.
 //
+// The Prometheus Operator's PrometheusRule and ServiceMonitor (manifests/monitoring/, the chart's
+// monitoring toggles) are checked against the CRDs that operator publishes in its Go module
+// (example/prometheus-operator-crd/), fetched the same way and pinned below.
+//
 // Prints the schema directory; the result is cached under ~/.cache/alcazar/schemas/ (or
 // $ALCAZAR_CACHE_DIR), keyed by the Kubernetes version, the CRDs and this file.
 //
@@ -45,6 +49,25 @@ const SCHEMA_MAP_KEYWORDS = ['properties', 'patternProperties'] as const;
 
 const isSchema = (value: Json | undefined): value is Schema =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The Prometheus Operator release whose CRDs validate PrometheusRule and ServiceMonitor objects. */
+const PROMETHEUS_OPERATOR = 'github.com/prometheus-operator/prometheus-operator@v0.85.0';
+const PROMETHEUS_OPERATOR_CRDS = [
+  'monitoring.coreos.com_prometheusrules.yaml',
+  'monitoring.coreos.com_servicemonitors.yaml',
+];
+
+/** The Prometheus Operator's CRD files for the kinds alcazar ships, from the Go module cache. */
+export function prometheusOperatorCrdFiles(): string[] {
+  const out = execFileSync('go', ['mod', 'download', '-json', PROMETHEUS_OPERATOR], {
+    cwd: join(repoRoot, 'hack'),
+    encoding: 'utf8',
+  });
+  const info = JSON.parse(out) as { Dir?: string; Error?: string };
+  if (info.Error || !info.Dir)
+    throw new Error(`go mod download ${PROMETHEUS_OPERATOR} failed: ${info.Error ?? out}`);
+  return PROMETHEUS_OPERATOR_CRDS.map((f) => join(info.Dir!, 'example', 'prometheus-operator-crd', f));
+}
 
 /** The k8s.io/kubernetes module hack/controlplane pins: its version and its directory. */
 function kubernetesModule(): { version: string; dir: string } {
@@ -201,6 +224,7 @@ function main(): void {
     .filter((f) => /\.ya?ml$/.test(f))
     .sort()
     .map((f) => join(crdDir, f));
+  crdFiles.push(...prometheusOperatorCrdFiles());
   const key = createHash('sha256')
     .update(kubernetes.version)
     .update(readFileSync(fileURLToPath(import.meta.url)));
@@ -228,4 +252,4 @@ function main(): void {
   console.log(outDir);
 }
 
-main();
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

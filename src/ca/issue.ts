@@ -40,7 +40,7 @@ export async function issueWorkload(
     publicKey: keys.publicKey,
     spiffeId: request.spiffeId,
     dnsNames: request.dnsNames,
-    notBefore: new Date(request.now.getTime() - request.backdateMs),
+    notBefore: leafNotBefore(request, authority.signer.notBefore),
     notAfter,
     issuer: { certificate: authority.signerCertificateDer, privateKey: authority.signerKey },
     serialNumber: serial,
@@ -55,6 +55,17 @@ export async function issueWorkload(
     notAfter,
     leafDer: leaf.der,
   };
+}
+
+/**
+ * Backdated for clock skew, but never before the signer's own NotBefore: a leaf valid before its
+ * issuer fails path validation in strict verifiers during that window (a fresh root, a new CA).
+ */
+export function leafNotBefore(
+  request: Pick<WorkloadRequest, 'now' | 'backdateMs'>,
+  signerNotBefore: Date,
+): Date {
+  return new Date(Math.max(request.now.getTime() - request.backdateMs, signerNotBefore.getTime()));
 }
 
 /** As inspectCertificate shows a serial: whole bytes, so a leading zero nibble is kept (0x04fa…, not 4fa…). */

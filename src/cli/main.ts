@@ -4,14 +4,17 @@ import { hostname } from 'node:os';
 import { ProcessSettingsError, parseProcessSettings, processSettingsHelp } from '../config/process.js';
 import { startController } from '../controllers/manager.js';
 import { loadKubeConfig } from '../kube/client.js';
-import { createLogger } from '../telemetry/logger.js';
+import { createProcessLogger } from '../telemetry/logger.js';
 import { runInspectCommand } from './inspect/index.js';
+import { runRevokeCommand } from './revoke/command.js';
+import { Shutdown } from './shutdown.js';
 
 const USAGE = `usage: alcazar <command> [flags]
 
 commands:
   controller   run the certificate authority controller
   inspect      report on a workload Secret: identity, validity, chain, key match, renewal
+  revoke       revoke a ServiceAccount's certificates or serials: reissue, and list them in the CRL
 
 alcazar <command> --help lists its flags.`;
 
@@ -30,21 +33,27 @@ async function runControllerCommand(argv: string[]): Promise<number> {
     console.log(processSettingsHelp());
     return 0;
   }
-  const log = createLogger(settings.logLevel);
+  const log = createProcessLogger(settings.logLevel, settings.logFormat, process.stdout.isTTY === true);
+  // Listen before starting: a signal during start-up waits for the start, then stops cleanly.
+  const shutdown = new Shutdown({
+    signals: process,
+    say: (message, signal) => log.info({ signal }, message),
+    forceExit: (code) => {
+      log.flush();
+      process.exit(code);
+    },
+  });
   const kubeConfig = loadKubeConfig(settings.kubeconfig);
   log.info({ server: kubeConfig.getCurrentCluster()?.server, caNamespace: settings.caNamespace }, 'starting');
   const controller = await startController(kubeConfig, settings, log);
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info({ signal }, 'shutting down');
-      controller.stop().then(resolve, (err: unknown) => {
-        log.error({ err }, 'error while stopping');
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
+  await shutdown.requested;
+  try {
+    await controller.stop();
+    log.info('stopped');
+  } catch (err) {
+    log.error({ err }, 'error while stopping');
+  }
+  shutdown.dispose();
   log.flush();
   return 0;
 }
@@ -56,6 +65,8 @@ async function main(argv: string[]): Promise<number> {
       return runControllerCommand(rest);
     case 'inspect':
       return runInspectCommand(rest);
+    case 'revoke':
+      return runRevokeCommand(rest);
     case undefined:
     case '--help':
     case '-h':

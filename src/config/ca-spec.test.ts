@@ -1,6 +1,11 @@
 import { load } from 'js-yaml';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from './ca-spec.js';
+import {
+  type CaConfig,
+  configAdjustments,
+  defaultCaConfig,
+  parseCertificateAuthoritySpec,
+} from './ca-spec.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -22,18 +27,22 @@ describe('defaultCaConfig', () => {
   it('is pinned', () => {
     expect(defaultCaConfig()).toStrictEqual({
       trustDomain: 'cluster.local',
+      clusterDomain: 'cluster.local',
       workload: {
         ttlMs: 2160 * HOUR,
         keyAlgorithm: 'ECDSA_P256',
         gracePeriodRatio: 0.5,
         minGracePeriodMs: 10 * MINUTE,
         clockSkewMs: 5 * MINUTE,
+        dnsNames: { allow: [] },
       },
       root: {
         mode: 'SelfSigned',
         selfSigned: { ttlMs: 87600 * HOUR, keyAlgorithm: 'ECDSA_P256', rotationThreshold: 0.2 },
       },
       namespaces: { managedByDefault: true, alwaysManaged: [] },
+      csr: { defaultValidityMs: 24 * HOUR, maxValidityMs: 2160 * HOUR },
+      revocation: { crlValidityMs: 24 * HOUR },
     });
   });
 
@@ -79,6 +88,15 @@ spec:
     gracePeriodRatio: 0.25
     minGracePeriod: 1h30m
     clockSkewAllowance: 30s
+    dnsNames:
+      allow:
+        - namespaces: [payments]
+          patterns: [api.payments.example.com, "*.pay.example.com"]
+        - namespaceSelector:
+            matchLabels: {team: web}
+            matchExpressions: [{key: env, operator: In, values: [prod]}]
+          patterns: [www.example.com]
+  clusterDomain: corp.internal
   rootCA:
     mode: PluggedIn
     selfSigned:
@@ -91,18 +109,34 @@ spec:
 `) as { spec: unknown };
     expect(expectValid(manifest.spec)).toStrictEqual({
       trustDomain: 'prod.example.org',
+      clusterDomain: 'corp.internal',
       workload: {
         ttlMs: 24 * HOUR,
         keyAlgorithm: 'RSA_2048',
         gracePeriodRatio: 0.25,
         minGracePeriodMs: 90 * MINUTE,
         clockSkewMs: 30_000,
+        dnsNames: {
+          allow: [
+            { namespaces: ['payments'], patterns: ['api.payments.example.com', '*.pay.example.com'] },
+            {
+              namespaces: [],
+              namespaceSelector: {
+                matchLabels: { team: 'web' },
+                matchExpressions: [{ key: 'env', operator: 'In', values: ['prod'] }],
+              },
+              patterns: ['www.example.com'],
+            },
+          ],
+        },
       },
       root: {
         mode: 'PluggedIn',
         selfSigned: { ttlMs: 8760 * HOUR, keyAlgorithm: 'RSA_2048', rotationThreshold: 0.1 },
       },
       namespaces: { managedByDefault: false, alwaysManaged: ['istio-system', 'payments'] },
+      csr: { defaultValidityMs: 24 * HOUR, maxValidityMs: 2160 * HOUR },
+      revocation: { crlValidityMs: 24 * HOUR },
     });
   });
 
@@ -194,6 +228,54 @@ spec:
       'spec.namespaces.alwaysManaged[1]: must be a namespace name',
     ],
     [{ namespaces: { alwaysManaged: ['a', 'b', 'a'] } }, "spec.namespaces.alwaysManaged[2]: lists 'a' twice"],
+    [{ clusterDomain: 'Cluster.Local' }, "spec.clusterDomain: must be a DNS domain such as 'cluster.local'"],
+    [
+      { workloadCertificates: { dnsNames: { allow: [{ patterns: ['a.example.com'] }] } } },
+      'spec.workloadCertificates.dnsNames.allow[0].namespaces: a rule must select namespaces',
+    ],
+    [
+      { workloadCertificates: { dnsNames: { allow: [{ namespaces: ['a'], patterns: [] }] } } },
+      'spec.workloadCertificates.dnsNames.allow[0].patterns: must list at least one name',
+    ],
+    [
+      { workloadCertificates: { dnsNames: { allow: [{ namespaces: ['a'], patterns: ['*'] }] } } },
+      'spec.workloadCertificates.dnsNames.allow[0].patterns[0]: must be a lowercase DNS name',
+    ],
+    [
+      {
+        workloadCertificates: {
+          dnsNames: {
+            allow: [
+              {
+                namespaceSelector: { matchExpressions: [{ key: 'team', operator: 'In' }] },
+                patterns: ['a.example.com'],
+              },
+            ],
+          },
+        },
+      },
+      'spec.workloadCertificates.dnsNames.allow[0].namespaceSelector.matchExpressions[0].values: must not be empty for In',
+    ],
+    [
+      {
+        workloadCertificates: {
+          dnsNames: {
+            allow: [
+              {
+                namespaceSelector: { matchExpressions: [{ key: 'team', operator: 'Exists', values: ['x'] }] },
+                patterns: ['a.example.com'],
+              },
+            ],
+          },
+        },
+      },
+      'spec.workloadCertificates.dnsNames.allow[0].namespaceSelector.matchExpressions[0].values: must be empty for Exists',
+    ],
+    [{ csr: { maxValidity: '0s' } }, "spec.csr.maxValidity: must be longer than zero, got '0s'"],
+    [
+      { csr: { defaultValidity: '48h', maxValidity: '24h' } },
+      "spec.csr.defaultValidity: must not be longer than maxValidity (24h), got '48h'",
+    ],
     ['not an object', 'spec: Invalid input: expected object'],
   ])('rejects %j naming the field', (raw, expected) => {
     expect(expectInvalid(raw)).toContain(expected);
@@ -216,5 +298,21 @@ spec:
   it('does not compare durations that do not parse', () => {
     // Only the malformed field is reported, not a comparison with it.
     expect(expectInvalid({ workloadCertificates: { ttl: 'soon' } })).not.toContain('shorter than');
+  });
+});
+
+describe('configAdjustments', () => {
+  it('says when clockSkewAllowance is cut to a tenth of the ttl', () => {
+    const parsed = parseCertificateAuthoritySpec({
+      workloadCertificates: { ttl: '30m', clockSkewAllowance: '5m' },
+    });
+    if (!parsed.ok) throw new Error(parsed.message);
+    expect(configAdjustments(parsed.config)).toEqual([
+      'clockSkewAllowance 5m is more than a tenth of ttl 30m: NotBefore is backdated by 3m',
+    ]);
+  });
+
+  it('says nothing for the defaults', () => {
+    expect(configAdjustments(defaultCaConfig())).toEqual([]);
   });
 });

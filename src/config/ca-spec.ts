@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_KEY_ALGORITHM, KEY_ALGORITHM_NAMES } from '../pki/key-algorithms.js';
-import { tryParseDuration } from './duration.js';
+import { formatDuration, tryParseDuration } from './duration.js';
 import { formatIssues } from './issues.js';
 
 export const keyAlgorithmSchema = z.enum(KEY_ALGORITHM_NAMES);
@@ -62,6 +62,87 @@ const namespaceNameSchema = z
       "must be a namespace name: lowercase letters, digits and '-', starting and ending with a letter or digit",
   });
 
+/** A DNS name as it may stand in a certificate: lowercase labels, optionally `*.` first. */
+const DNS_NAME_PATTERN = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+
+const clusterDomainSchema = z
+  .string()
+  .min(1, { error: 'must not be empty' })
+  .max(253, { error: 'must be at most 253 characters' })
+  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/, {
+    error: "must be a DNS domain such as 'cluster.local': lowercase labels separated by '.'",
+  });
+
+const dnsNamePatternSchema = z
+  .string()
+  .max(253, { error: 'must be at most 253 characters' })
+  .regex(DNS_NAME_PATTERN, {
+    error: "must be a lowercase DNS name such as 'api.example.com', or '*.' and one, such as '*.example.com'",
+  });
+
+const labelSelectorRequirementSchema = z
+  .object({
+    key: z
+      .string()
+      .min(1, { error: 'must not be empty' })
+      .max(317, { error: 'must be at most 317 characters' }),
+    operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+    values: z
+      .array(z.string().max(63, { error: 'must be at most 63 characters' }))
+      .max(100)
+      .optional(),
+  })
+  .superRefine((requirement, ctx) => {
+    const count = requirement.values?.length ?? 0;
+    const needsValues = requirement.operator === 'In' || requirement.operator === 'NotIn';
+    if (needsValues && count === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['values'],
+        message: `must not be empty for ${requirement.operator}`,
+      });
+    if (!needsValues && count > 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['values'],
+        message: `must be empty for ${requirement.operator}`,
+      });
+  });
+
+const labelSelectorSchema = z.object({
+  matchLabels: z
+    .record(z.string(), z.string().max(63, { error: 'must be at most 63 characters' }))
+    .optional(),
+  matchExpressions: z.array(labelSelectorRequirementSchema).max(100).optional(),
+});
+
+/** One admin grant of DNS names beyond a namespace's own service domain. */
+const dnsNameAllowRuleSchema = z
+  .object({
+    namespaces: z
+      .array(namespaceNameSchema)
+      .max(1000)
+      .default(() => []),
+    namespaceSelector: labelSelectorSchema.optional(),
+    patterns: z.array(dnsNamePatternSchema).min(1, { error: 'must list at least one name' }).max(100),
+  })
+  .superRefine((rule, ctx) => {
+    if (rule.namespaces.length === 0 && rule.namespaceSelector === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['namespaces'],
+        message: 'a rule must select namespaces: list them in namespaces, or give a namespaceSelector',
+      });
+    }
+  });
+
+const dnsNamesSchema = z.object({
+  allow: z
+    .array(dnsNameAllowRuleSchema)
+    .max(100)
+    .default(() => []),
+});
+
 const workloadCertificatesSchema = z
   .object({
     ttl: durationString('positive').default('2160h'),
@@ -69,6 +150,7 @@ const workloadCertificatesSchema = z
     gracePeriodRatio: lifetimeShare.default(0.5),
     minGracePeriod: durationString('nonNegative').default('10m'),
     clockSkewAllowance: durationString('nonNegative').default('5m'),
+    dnsNames: dnsNamesSchema.prefault({}),
   })
   .superRefine((workload, ctx) => {
     const ttlMs = durationMs(workload.ttl);
@@ -107,6 +189,29 @@ const namespacesSchema = z.object({
     }),
 });
 
+/** Istio's CSR API (src/csr/): lifetimes of certificates issued to agents. */
+const csrSchema = z
+  .object({
+    defaultValidity: durationString('positive').default('24h'),
+    maxValidity: durationString('positive').default('2160h'),
+  })
+  .superRefine((csr, ctx) => {
+    const defaultMs = durationMs(csr.defaultValidity);
+    const maxMs = durationMs(csr.maxValidity);
+    if (defaultMs !== undefined && maxMs !== undefined && defaultMs > maxMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['defaultValidity'],
+        message: `must not be longer than maxValidity (${csr.maxValidity}), got '${csr.defaultValidity}'`,
+      });
+    }
+  });
+const revocationSchema = z.object({
+  crlValidity: durationString('positive')
+    .default('24h')
+    .refine((text) => (durationMs(text) ?? 60_000) >= 60_000, { error: 'must be at least 1m' }),
+});
+
 /**
  * The spec as the apiserver stores it once defaulted: same field names, durations still strings.
  * Unknown fields are dropped, as the apiserver prunes them.
@@ -114,9 +219,12 @@ const namespacesSchema = z.object({
 export const certificateAuthoritySpecSchema = z
   .object({
     trustDomain: trustDomainSchema.default('cluster.local'),
+    clusterDomain: clusterDomainSchema.default('cluster.local'),
     workloadCertificates: workloadCertificatesSchema.prefault({}),
     rootCA: rootCaSchema.prefault({}),
     namespaces: namespacesSchema.prefault({}),
+    csr: csrSchema.prefault({}),
+    revocation: revocationSchema.prefault({}),
   })
   .superRefine((spec, ctx) => {
     if (spec.rootCA.mode !== 'SelfSigned') return;
@@ -143,15 +251,17 @@ function msOf(text: string): number {
 }
 
 function resolveCaConfig(spec: CertificateAuthoritySpec) {
-  const { workloadCertificates: workload, rootCA, namespaces } = spec;
+  const { workloadCertificates: workload, rootCA, namespaces, csr, revocation } = spec;
   return {
     trustDomain: spec.trustDomain,
+    clusterDomain: spec.clusterDomain,
     workload: {
       ttlMs: msOf(workload.ttl),
       keyAlgorithm: workload.keyAlgorithm,
       gracePeriodRatio: workload.gracePeriodRatio,
       minGracePeriodMs: msOf(workload.minGracePeriod),
       clockSkewMs: msOf(workload.clockSkewAllowance),
+      dnsNames: { allow: structuredClone(workload.dnsNames.allow) },
     },
     root: {
       mode: rootCA.mode,
@@ -165,6 +275,11 @@ function resolveCaConfig(spec: CertificateAuthoritySpec) {
       managedByDefault: namespaces.managedByDefault,
       alwaysManaged: [...namespaces.alwaysManaged],
     },
+    csr: {
+      defaultValidityMs: msOf(csr.defaultValidity),
+      maxValidityMs: msOf(csr.maxValidity),
+    },
+    revocation: { crlValidityMs: msOf(revocation.crlValidity) },
   };
 }
 
@@ -185,6 +300,33 @@ function withoutNulls(value: unknown): unknown {
   return value;
 }
 
+/**
+ * The deepest field of the spec is 4 levels down. A CRD applied without its schema stores unknown
+ * fields unpruned, and parsing (recursively) a spec nested thousands of levels deep would overflow
+ * the stack instead of being reported.
+ */
+export const MAX_SPEC_DEPTH = 32;
+
+/** Whether arrays/objects nest more than `limit` levels; iterative, so any depth is safe to measure. */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue;
+    if (next.depth >= limit) return true;
+    for (const child of Object.values(next.value)) pending.push({ value: child, depth: next.depth + 1 });
+  }
+  return false;
+}
+
+/**
+ * A string that changes whenever the parse result can, for "did the spec change?" checks: its JSON,
+ * or one marker for every spec too deep to serialise (JSON.stringify recurses too; all such specs
+ * parse to the same error).
+ */
+export function specFingerprint(raw: unknown): string {
+  return nestedDeeperThan(raw, MAX_SPEC_DEPTH) ? 'too-deep' : String(JSON.stringify(raw));
+}
+
 /** From the raw `spec` of a CertificateAuthority (or undefined when there is none) to CaConfig. */
 export const caConfigSchema = z.preprocess(
   withoutNulls,
@@ -202,6 +344,9 @@ export type CaConfigParseResult = { ok: true; config: CaConfig } | { ok: false; 
  * e.g. "spec.workloadCertificates.ttl: must be longer than zero, got '0s'".
  */
 export function parseCertificateAuthoritySpec(raw: unknown): CaConfigParseResult {
+  if (nestedDeeperThan(raw, MAX_SPEC_DEPTH)) {
+    return { ok: false, message: `spec: nested more than ${MAX_SPEC_DEPTH} levels deep` };
+  }
   const result = caConfigSchema.safeParse(raw);
   if (result.success) return { ok: true, config: result.data };
   return { ok: false, message: formatIssues(result.error.issues, 'spec') };
@@ -213,4 +358,20 @@ export function defaultCaConfig(): CaConfig {
   if (!result.ok)
     throw new Error(`the built-in CertificateAuthority defaults are invalid: ${result.message}`);
   return result.config;
+}
+
+/** How far NotBefore is backdated: the skew allowance, but at most a tenth of a short lifetime. */
+export function backdateMs(ttlMs: number, clockSkewMs: number): number {
+  return Math.min(clockSkewMs, Math.floor(ttlMs / 10));
+}
+
+/** Values in effect that differ from what the spec says, in words for the ConfigValid condition. */
+export function configAdjustments(config: CaConfig): string[] {
+  const { ttlMs, clockSkewMs } = config.workload;
+  const backdate = backdateMs(ttlMs, clockSkewMs);
+  if (backdate === clockSkewMs) return [];
+  return [
+    `clockSkewAllowance ${formatDuration(clockSkewMs)} is more than a tenth of ttl ${formatDuration(ttlMs)}: ` +
+      `NotBefore is backdated by ${formatDuration(backdate)}`,
+  ];
 }

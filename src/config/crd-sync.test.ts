@@ -179,9 +179,9 @@ describe('the CertificateAuthority CRD', () => {
     });
   });
 
-  it('gives every spec field a default', () => {
+  it('gives every spec field a default (fields of list items excepted: an item is written whole)', () => {
     walk(specSchema, 'spec', (node, path) => {
-      if (!path.endsWith('[]')) expect(node.default, `default of ${path}`).toBeDefined();
+      if (!path.includes('[]')) expect(node.default, `default of ${path}`).toBeDefined();
     });
   });
 
@@ -199,6 +199,20 @@ describe('the CertificateAuthority CRD', () => {
     ['one field set', { workloadCertificates: { ttl: '24h' } }],
     ['one section set', { rootCA: { mode: 'PluggedIn', selfSigned: { ttl: '1000h' } } }],
     ['lists set', { namespaces: { alwaysManaged: ['a', 'b'] } }],
+    [
+      'DNS name allow rules set',
+      {
+        workloadCertificates: {
+          dnsNames: {
+            allow: [
+              { patterns: ['a.example.com'], namespaceSelector: { matchLabels: { team: 'a' } } },
+              { namespaces: ['b'], patterns: ['*.example.com'] },
+            ],
+          },
+        },
+      },
+    ],
+    ['the CSR API set', { csr: { maxValidity: '48h' } }],
     ['everything set', certificateAuthoritySpecSchema.parse({ trustDomain: 'x.y' })],
   ])('defaults a spec with %s the same way the zod schema does', (_, spec) => {
     expect(applyCrdDefaults(specSchema, spec)).toStrictEqual(certificateAuthoritySpecSchema.parse(spec));
@@ -233,6 +247,21 @@ describe('the CertificateAuthority CRD', () => {
       ],
     ],
     [
+      'clusterDomain',
+      [
+        'cluster.local',
+        'corp',
+        'a-b.example',
+        'Cluster.local',
+        '',
+        'a..b',
+        '-a.b',
+        'a_b',
+        `${'x'.repeat(63)}.y`,
+        'x'.repeat(64),
+      ],
+    ],
+    [
       'namespaces.alwaysManaged.[]',
       ['istio-system', 'a', '0a', '-a', 'a-', 'A', 'a.b', 'x'.repeat(63), 'x'.repeat(64)],
     ],
@@ -244,6 +273,42 @@ describe('the CertificateAuthority CRD', () => {
       const zodValue = field.endsWith('[]') ? [sample] : sample;
       expect(zodAccepts(zodField, zodValue), `${field} = ${JSON.stringify(sample)}`).toBe(crdAccepts);
     }
+  });
+
+  it('agrees with zod on which DNS name patterns an allow rule accepts', () => {
+    const schema = child(specSchema, 'workloadCertificates.dnsNames.allow.[].patterns.[]');
+    for (const sample of [
+      'api.example.com',
+      '*.example.com',
+      'localhost',
+      '*.svc',
+      '*',
+      '*.*.example.com',
+      'a.*.example.com',
+      'API.example.com',
+      'a..example.com',
+      '-a.example.com',
+      'a_b.example.com',
+      'example.com.',
+      `${'x'.repeat(63)}.com`,
+      `${'x'.repeat(64)}.com`,
+      `${'a.'.repeat(126)}b`,
+      `${'a.'.repeat(127)}b`,
+    ]) {
+      const crdAccepts = openApiProblems(schema, sample, 'pattern').length === 0;
+      const spec = {
+        workloadCertificates: { dnsNames: { allow: [{ namespaces: ['n'], patterns: [sample] }] } },
+      };
+      expect(certificateAuthoritySpecSchema.safeParse(spec).success, sample).toBe(crdAccepts);
+    }
+  });
+
+  it('offers the same label selector operators', () => {
+    const operator = child(
+      specSchema,
+      'workloadCertificates.dnsNames.allow.[].namespaceSelector.matchExpressions.[].operator',
+    );
+    expect(operator.enum).toEqual(['In', 'NotIn', 'Exists', 'DoesNotExist']);
   });
 
   it.each(['workloadCertificates.gracePeriodRatio', 'rootCA.selfSigned.rotationThreshold'])(
@@ -262,6 +327,9 @@ describe('the CertificateAuthority CRD', () => {
     'workloadCertificates.minGracePeriod',
     'workloadCertificates.clockSkewAllowance',
     'rootCA.selfSigned.ttl',
+    'csr.defaultValidity',
+    'csr.maxValidity',
+    'revocation.crlValidity',
   ];
 
   it.each(durationFields)('lets the controller read every duration the CRD accepts for %s', (field) => {

@@ -11,6 +11,8 @@ import { formatDuration, tryParseDuration } from './duration.js';
 
 export const logLevelSchema = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 export type LogLevel = z.infer<typeof logLevelSchema>;
+export const logFormatSchema = z.enum(['auto', 'json', 'pretty']);
+export type LogFormat = z.infer<typeof logFormatSchema>;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -62,6 +64,19 @@ const booleanText = z.string().transform((text, ctx) => {
   return z.NEVER;
 });
 
+/** A comma-separated list of at least one item, each checked by `item`; blanks around commas are ignored. */
+function commaList(item: z.ZodType<string, string>) {
+  return z
+    .string()
+    .transform((text) =>
+      text
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part !== ''),
+    )
+    .pipe(z.array(item).min(1, { error: 'must name at least one value' }));
+}
+
 /** Every setting as text (from a flag, the environment or the default), checked and converted. */
 const settingsTextSchema = z
   .object({
@@ -69,6 +84,7 @@ const settingsTextSchema = z
     kubeconfig: z.string().optional(),
     caNamespace: dnsLabel,
     logLevel: z.string().pipe(logLevelSchema),
+    logFormat: z.string().pipe(logFormatSchema),
     httpPort: wholeNumber(0, 65535),
     workers: wholeNumber(1, 64),
     resyncPeriod: positiveDurationMs,
@@ -83,6 +99,10 @@ const settingsTextSchema = z
     rootRotationPropagationDelay: nonNegativeDurationMs,
     eventQps: wholeNumber(1, 1000),
     eventBurst: wholeNumber(1, 10000),
+    csrEnabled: booleanText,
+    csrPort: wholeNumber(0, 65535),
+    csrDnsNames: commaList(dnsSubdomain).optional(),
+    csrTokenAudiences: commaList(z.string().min(1).max(253)),
   })
   .superRefine(
     (settings, ctx) => {
@@ -148,6 +168,13 @@ const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
     value: 'LEVEL',
     default: 'info',
     description: `one of ${logLevelSchema.options.join(', ')}`,
+  },
+  logFormat: {
+    flag: 'log-format',
+    env: 'ALCAZAR_LOG_FORMAT',
+    value: 'FORMAT',
+    default: 'auto',
+    description: 'json, pretty (human-readable), or auto: pretty when stdout is a terminal',
   },
   httpPort: {
     flag: 'http-port',
@@ -249,6 +276,35 @@ const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
     default: '100',
     description: 'Events that may be written at once before --event-qps applies',
   },
+  csrEnabled: {
+    flag: 'csr-enabled',
+    env: 'ALCAZAR_CSR_ENABLED',
+    default: 'true',
+    description:
+      "serve Istio's CSR API (istio.v1.auth.IstioCertificateService) on --csr-port (--no-csr-enabled or --csr-enabled=false: off)",
+  },
+  csrPort: {
+    flag: 'csr-port',
+    env: 'ALCAZAR_CSR_PORT',
+    value: 'PORT',
+    default: '15012',
+    description: "gRPC port of the CSR API, istiod's port; 0 picks a free port (logged)",
+  },
+  csrDnsNames: {
+    flag: 'csr-dns-names',
+    env: 'ALCAZAR_CSR_DNS_NAMES',
+    value: 'NAMES',
+    description:
+      "comma-separated DNS names of the CSR API's serving certificate (default: alcazar.<ca-namespace>.svc,istiod.<ca-namespace>.svc)",
+  },
+  csrTokenAudiences: {
+    flag: 'csr-token-audiences',
+    env: 'ALCAZAR_CSR_TOKEN_AUDIENCES',
+    value: 'AUDIENCES',
+    default: 'istio-ca',
+    description:
+      "comma-separated audiences a caller's ServiceAccount token must carry (checked by TokenReview)",
+  },
 };
 
 const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
@@ -271,6 +327,7 @@ const processSettingsSchema = settingsTextSchema.transform((text) => ({
   kubeconfig: text.kubeconfig === '' ? undefined : text.kubeconfig,
   caNamespace: text.caNamespace,
   logLevel: text.logLevel,
+  logFormat: text.logFormat,
   httpPort: text.httpPort,
   workers: text.workers,
   resyncPeriodMs: text.resyncPeriod,
@@ -280,6 +337,12 @@ const processSettingsSchema = settingsTextSchema.transform((text) => ({
     propagationDelayMs: text.rootRotationPropagationDelay,
   },
   events: { qps: text.eventQps, burst: text.eventBurst },
+  csr: {
+    enabled: text.csrEnabled,
+    port: text.csrPort,
+    dnsNames: text.csrDnsNames ?? [`alcazar.${text.caNamespace}.svc`, `istiod.${text.caNamespace}.svc`],
+    tokenAudiences: text.csrTokenAudiences,
+  },
   leaderElection: {
     enabled: text.leaderElect,
     leaseName: text.leaseName,

@@ -12,6 +12,7 @@ import type {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { certificateAuthorityResource } from '../config/ca-resource.js';
+import { certificateRevocationResource as revocations } from '../config/revocation-spec.js';
 import { isNotFound } from '../kube/client.js';
 import type { Clock } from '../kube/clock.js';
 import {
@@ -36,6 +37,12 @@ import {
   type CertificateAuthorityObject,
   caResourceView,
 } from './certificate-authority/view.js';
+import { CRL_CONFIGMAP_NAME, type CrlConfigMapView, observeCrlConfigMap } from './crl/observe.js';
+import {
+  type CertificateRevocationObject,
+  observeRevocation,
+  type RevocationView,
+} from './revocation/observe.js';
 import { SharedState } from './shared-state.js';
 import { observeTrustBundle, type TrustBundleView } from './trust-bundle/observe.js';
 import {
@@ -57,7 +64,7 @@ export interface SharedCachesOptions {
   stallTimeoutMs: number;
   onWatchRestart?: (informer: string, reason: WatchEnd) => void;
   clock?: Clock;
-  /** Where the CA Secrets live; without it the CA-side informers watch nothing. */
+  /** Where the CA Secrets live and the CRL is signed; without it the CA-side informers watch nothing. */
   caNamespace?: string;
   watch?: WatchSource;
 }
@@ -76,6 +83,10 @@ export class SharedCaches {
     typeof SELF_SIGNED_SECRET | typeof PLUGGED_IN_SECRET,
     Informer<V1Secret, CaSecretView>
   >;
+  /** ConfigMaps named istio-ca-crl, in every namespace. */
+  readonly crls: Informer<V1ConfigMap, CrlConfigMapView>;
+  /** CertificateRevocations, in every namespace (none while the CRD is not installed). */
+  readonly revocations: Informer<CertificateRevocationObject, RevocationView>;
   /** Workload Secret content this process wrote, so its watch event need not be parsed again. */
   readonly writtenSecrets = new WrittenContents();
   readonly state = new SharedState();
@@ -126,6 +137,37 @@ export class SharedCaches {
       },
       summarize: observeTrustBundle,
     });
+    this.crls = new Informer({
+      ...common('crls'),
+      source: {
+        watchPath: '/api/v1/configmaps',
+        fieldSelector: `metadata.name=${CRL_CONFIGMAP_NAME}`,
+        list: lister('/api/v1/configmaps'),
+      },
+      summarize: (cm) => observeCrlConfigMap(cm, this.caNamespace),
+    });
+    const revocationsPath = `/apis/${revocations.group}/${revocations.version}/${revocations.plural}`;
+    let revocationCrdMissingLogged = false;
+    this.revocations = new Informer({
+      ...common('certificaterevocations'),
+      source: {
+        watchPath: revocationsPath,
+        list: async (o) => {
+          try {
+            const page = await listPage<CertificateRevocationObject>(raw, revocationsPath, o);
+            revocationCrdMissingLogged = false;
+            return page;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+            // No CRD: nothing is revoked; the watch fails and the informer retries with backoff.
+            if (!revocationCrdMissingLogged) log.warn('the CertificateRevocation CRD is not installed');
+            revocationCrdMissingLogged = true;
+            return { items: [], metadata: { resourceVersion: '0' } } as ListPage<CertificateRevocationObject>;
+          }
+        },
+      },
+      summarize: observeRevocation,
+    });
 
     const crPath = clusterCustomObjectPath(certificateAuthorityResource);
     let crdMissingLogged = false;
@@ -170,10 +212,14 @@ export class SharedCaches {
 
   /** The workload-side caches (the CA-side ones start first, in startCa). */
   private get all(): Informer<KubernetesObject, unknown>[] {
-    return [this.namespaces, this.serviceAccounts, this.workloadSecrets, this.trustBundles] as Informer<
-      KubernetesObject,
-      unknown
-    >[];
+    return [
+      this.namespaces,
+      this.serviceAccounts,
+      this.workloadSecrets,
+      this.trustBundles,
+      this.crls,
+      this.revocations,
+    ] as Informer<KubernetesObject, unknown>[];
   }
 
   private get caSide(): Informer<KubernetesObject, unknown>[] {
@@ -195,6 +241,14 @@ export class SharedCaches {
   async startCa(): Promise<void> {
     for (const informer of this.caSide) informer.start();
     await Promise.all(this.caSide.map((i) => i.waitForSync()));
+  }
+
+  /** For /readyz: which caches have not synced, and why, when a list or watch keeps failing. */
+  syncCheck(): { name: 'caches-synced'; ok: boolean; message?: string } {
+    const waiting = [...this.caSide, ...this.all].filter((i) => !i.hasSynced || i.lastFailure);
+    if (waiting.length === 0) return { name: 'caches-synced', ok: true };
+    const message = waiting.map((i) => `${i.name}: ${i.lastFailure ?? 'listing'}`).join('; ');
+    return { name: 'caches-synced', ok: !waiting.some((i) => !i.hasSynced), message };
   }
 
   async start(): Promise<void> {

@@ -3,18 +3,28 @@
 // election every replica keeps warm caches; only the Lease holder writes.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { ACCEPT_NEW_ROOT_ANNOTATION } from '../ca/root-history.js';
 import type { ProcessSettings } from '../config/process.js';
+import { type CsrApi, type IssuedCertificateRecord, startCsrApi } from '../csr/index.js';
 import { systemClock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { eventsPath, RawApi } from '../kube/raw.js';
+import { fencedApiClient, WriteFence } from '../kube/write-fence.js';
+import { isManagedNamespace } from '../model/targeting.js';
+import { defaultReservedDnsNames } from '../policy/dns-names.js';
+import { IssuanceRecord } from '../revocation/issuance-record.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { RootContinuity } from './authority/continuity.js';
 import { AuthorityController } from './authority/controller.js';
 import type { AuthorityState } from './authority/state.js';
 import { SharedCaches } from './caches.js';
 import { CertificateAuthorityController } from './certificate-authority/controller.js';
+import { CrlController } from './crl/controller.js';
+import { CrlPublisher } from './crl/publisher.js';
 import { HeapCompactor } from './heap-compactor.js';
+import { RevocationController } from './revocation/controller.js';
 import { RootRotationController } from './root-rotation/controller.js';
 import { TrustBundleController } from './trust-bundle/controller.js';
 import { WorkloadSecretsController } from './workload-secrets/controller.js';
@@ -24,23 +34,33 @@ export interface RunningController {
   /** The bound /metrics, /healthz, /readyz port. */
   httpPort: number;
   metrics: Metrics;
+  /** The bound CSR API port; undefined when the API is off. */
+  csrPort?: number;
   stop(): Promise<void>;
+}
+
+export interface ControllerHooks {
+  /** Every certificate issued through the CSR API (for the issuance record). */
+  onCsrIssued?: (record: IssuedCertificateRecord) => void;
 }
 
 export async function startController(
   kubeConfig: KubeConfig,
   settings: ProcessSettings,
   log: Logger,
+  hooks: ControllerHooks = {},
 ): Promise<RunningController> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
+  // Every write carries the fence's signal: refused unless leading, aborted when leadership ends.
+  let leading = () => true;
+  const fence = new WriteFence(() => leading());
+  const core = fencedApiClient(kubeConfig, CoreV1Api, fence);
   const metrics = createMetrics({ log });
-  const raw = new RawApi(kubeConfig);
+  const raw = new RawApi(kubeConfig, undefined, fence);
   const events = new EventRecorder(
     (namespace, event) => raw.request('POST', eventsPath(namespace), event),
     log,
     {
       instance: settings.leaderElection.identity,
-      eventNamespace: settings.caNamespace,
       limits: settings.events,
       onDropped: (type) => metrics.eventDropped(type),
     },
@@ -75,6 +95,7 @@ export async function startController(
           state.leading.set(true);
         },
         onStoppedLeading: () => {
+          fence.revoke('stopped leading');
           metrics.setLeader(false);
           state.leading.set(false);
         },
@@ -82,9 +103,16 @@ export async function startController(
     : undefined;
   const canWrite = elector ? () => elector.isLeader() : () => true;
   state.leading.set(!elector);
+  leading = canWrite;
   metrics.setLeader(!elector);
   state.authority.subscribe((next) => reportAuthority(metrics, next));
 
+  // Not fenced: every replica's CSR API records what it issues (shard merges retry on 409, so
+  // concurrent writers are safe), and a follower must be able to, or it could not issue at all.
+  const issuanceRecord = new IssuanceRecord({
+    core: kubeConfig.makeApiClient(CoreV1Api),
+    namespace: settings.caNamespace,
+  });
   // Each controller subscribes to the caches and shared state it watches; none calls another.
   const workloads = new WorkloadSecretsController({
     caches,
@@ -100,6 +128,11 @@ export async function startController(
     foreignRecheckMs: settings.resyncPeriodMs,
     metrics,
     clock,
+    // The CSR API's serving names (and alcazar's defaults) are never a workload's to have.
+    reservedDnsNames: [
+      ...new Set([...defaultReservedDnsNames(settings.caNamespace), ...settings.csr.dnsNames]),
+    ],
+    record: issuanceRecord,
   });
   const trustBundles = new TrustBundleController({
     caches,
@@ -121,6 +154,7 @@ export async function startController(
     canWrite,
     workloads: workloads.queries,
     events,
+    caNamespace: settings.caNamespace,
     clock,
   });
   const authority = new AuthorityController({
@@ -130,6 +164,47 @@ export async function startController(
     log: log.child({ controller: 'authority' }),
     canWrite,
     clock,
+    continuity: new RootContinuity({
+      core,
+      namespace: settings.caNamespace,
+      log: log.child({ controller: 'authority' }),
+      events,
+      canWrite,
+      acceptRequest: () => caches.certificateAuthority?.annotations[ACCEPT_NEW_ROOT_ANNOTATION],
+      statusFingerprints: () => {
+        const status = caches.certificateAuthority?.status;
+        if (status?.caNamespace !== settings.caNamespace) return [];
+        return (status.roots ?? []).map((root) => root.fingerprintSha256);
+      },
+      now: () => clock.now(),
+    }),
+  });
+  const crlContext = {
+    caches,
+    core,
+    raw,
+    events,
+    caNamespace: settings.caNamespace,
+    config: () => state.config.current,
+    authority: () => state.authority.current,
+    canWrite,
+    clock,
+  };
+  const crl = new CrlController({
+    ...crlContext,
+    log: log.child({ controller: 'crl' }),
+    workers: 1,
+    metrics,
+  });
+  const crlPublisher = new CrlPublisher(
+    { ...crlContext, log: log.child({ controller: 'crl-publisher' }), workers: 2 },
+    crl,
+  );
+  const revocations = new RevocationController({
+    ...crlContext,
+    log: log.child({ controller: 'revocation' }),
+    workers: 1,
+    record: issuanceRecord,
   });
   const rotation = new RootRotationController({
     caches,
@@ -144,6 +219,35 @@ export async function startController(
     clock,
   });
 
+  const csr: CsrApi | undefined = settings.csr.enabled
+    ? await startCsrApi({
+        kubeConfig,
+        settings: settings.csr,
+        caNamespace: settings.caNamespace,
+        authority: () => state.authority.current,
+        authorityChanges: state.authority,
+        config: () => state.config.current,
+        isManagedNamespace: (namespace) => {
+          if (!caches.namespaces.hasSynced) return undefined;
+          const ns = caches.namespaces.get(namespace);
+          if (!ns || ns.terminating) return false;
+          return isManagedNamespace(
+            namespace,
+            ns.labels,
+            state.config.current.namespaces,
+            settings.caNamespace,
+          );
+        },
+        metrics: metrics.csr,
+        log: log.child({ subsystem: 'csr-api' }),
+        // Recorded before the chain is returned, so revoking the ServiceAccount covers it too.
+        onIssued: async (record) => {
+          await issuanceRecord.record({ ...record, issuedAt: new Date() });
+          hooks.onCsrIssued?.(record);
+        },
+      })
+    : undefined;
+
   metrics.setQueueProbe(() => ({ depth: workloads.queue.depth, scheduled: workloads.queue.scheduled }));
   metrics.setCertificateExpiryProbe(() => workloads.certificateExpiries());
   metrics.setManagedServiceAccountsProbe(() => workloads.counts().managedServiceAccounts);
@@ -153,11 +257,10 @@ export async function startController(
     log: log.child({ subsystem: 'http' }),
     readiness: () => ({
       checks: [
-        { name: 'caches-synced', ok: caches.hasSynced },
+        caches.syncCheck(),
         authorityCheck(authority.current, canWrite()),
-        ...(elector
-          ? [{ name: 'leader-election', ok: true, message: elector.isLeader() ? 'leader' : 'follower' }]
-          : []),
+        ...(elector ? [{ name: 'leader-election', ...elector.health() }] : []),
+        ...(csr ? [csr.readiness()] : []),
       ],
     }),
   });
@@ -173,11 +276,15 @@ export async function startController(
       serviceAccounts: caches.serviceAccounts.size,
       secrets: caches.workloadSecrets.size,
       trustBundles: caches.trustBundles.size,
+      revocations: caches.revocations.size,
     },
     'caches synced',
   );
   workloads.start();
   trustBundles.start();
+  revocations.start();
+  crl.start();
+  crlPublisher.start();
   // The start-up burst is over once both first passes are; later bursts are the periodic relists.
   const compactor = new HeapCompactor({ log: log.child({ subsystem: 'heap' }) });
   void Promise.all([workloads.queue.whenIdle(), trustBundles.queue.whenIdle()]).then(() => {
@@ -191,11 +298,19 @@ export async function startController(
     ready: () => caches.hasSynced && authority.current.status === 'ready',
     httpPort: http.port,
     metrics,
+    csrPort: csr?.port,
     stop: async () => {
+      await csr?.stop();
       // Drain every path that writes, then release the Lease so a successor takes over at
       // once without an in-flight write of ours landing after it starts.
       await rotation.stop();
-      await Promise.all([workloads.stop(), trustBundles.stop()]);
+      await Promise.all([
+        workloads.stop(),
+        trustBundles.stop(),
+        revocations.stop(),
+        crl.stop(),
+        crlPublisher.stop(),
+      ]);
       await Promise.all([authority.stop(), configuration.stop()]);
       await elector?.stop();
       compactor.stop();

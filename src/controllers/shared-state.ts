@@ -5,6 +5,7 @@
 import type { CaConfig } from '../config/ca-spec.js';
 import { defaultCaConfig } from '../config/ca-spec.js';
 import type { AuthorityState } from './authority/state.js';
+import type { CrlHealth } from './crl/health.js';
 import type { RotationStatus } from './root-rotation/status.js';
 
 export class SharedValue<T> {
@@ -48,6 +49,8 @@ export class SharedState {
   );
   /** Undefined until the rotation controller has looked once. */
   readonly rotation = new SharedValue<RotationStatus | undefined>(undefined, sameJson);
+  /** Whether the CA namespace's CRL is current (the CRL controller's, for the status). */
+  readonly crl = new SharedValue<CrlHealth>({ state: 'unknown', message: 'no CRL signed yet' }, sameJson);
   /** Whether this replica may write (holds the Lease, or runs without leader election). */
   readonly leading = new SharedValue<boolean>(true);
   /** Workload keys whose last reconcile did not reach the desired state. */

@@ -7,18 +7,18 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventRecorder, type EventType } from './events.js';
 
 function recorder(limits: { qps: number; burst: number }) {
-  const written: Array<{ type: string; reason: string; name: string }> = [];
+  const written: Array<{ type: string; reason: string; name: string; namespace?: string }> = [];
   const pending: Array<() => void> = [];
   let hold = false;
-  const write = (_namespace: string, event: CoreV1Event) => {
+  const write = (namespace: string, event: CoreV1Event) => {
     written.push({ type: event.type!, reason: event.reason!, name: event.involvedObject.name! });
+    if (namespace !== event.involvedObject.namespace) written.at(-1)!.namespace = namespace;
     if (!hold) return Promise.resolve(event);
     return new Promise((resolve) => pending.push(() => resolve(event)));
   };
   const dropped: EventType[] = [];
   const events = new EventRecorder(write, pino({ level: 'silent' }), {
     instance: 'test',
-    eventNamespace: 'ca',
     limits,
     onDropped: (type) => dropped.push(type),
   });
@@ -44,6 +44,17 @@ describe('EventRecorder', () => {
   });
   afterEach(() => {
     vi.useRealTimers();
+  });
+
+  it('writes an Event about a cluster-scoped object to namespace default, as the API server requires', async () => {
+    const r = recorder({ qps: 10, burst: 10 });
+    const ca = { apiVersion: 'alcazar.dev/v1alpha1', kind: 'CertificateAuthority', name: 'default' };
+    r.events.record(ca, 'Warning', 'RootMissing', 'gone');
+    await vi.runAllTimersAsync();
+    await r.events.whenIdle();
+    expect(r.written).toEqual([
+      { type: 'Warning', reason: 'RootMissing', name: 'default', namespace: 'default' },
+    ]);
   });
 
   it('writes the same Event about the same object once per window', async () => {

@@ -25,6 +25,7 @@ export interface EventSink {
 }
 
 const COMPONENT = 'alcazar';
+const CLUSTER_SCOPED_EVENT_NAMESPACE = 'default';
 const MAX_MESSAGE = 1024;
 /** Events being written at once. */
 const MAX_IN_FLIGHT = 4;
@@ -41,7 +42,6 @@ export interface EventLimits {
 
 export interface EventRecorderOptions {
   instance: string;
-  eventNamespace: string;
   dedupeWindowMs?: number;
   limits?: EventLimits;
   onDropped?: (type: EventType) => void;
@@ -162,7 +162,9 @@ export class EventRecorder implements EventSink {
   }
 
   private async write({ object, type, reason, message, at }: PendingEvent): Promise<void> {
-    const namespace = object.namespace ?? this.opts.eventNamespace;
+    // The API server takes an Event about a cluster-scoped object (the CertificateAuthority) only
+    // in namespace "default", as client-go's recorder writes them.
+    const namespace = object.namespace ?? CLUSTER_SCOPED_EVENT_NAMESPACE;
     const timestamp = new Date(at);
     try {
       await this.writeEvent(namespace, {

@@ -102,6 +102,8 @@ export class Informer<R extends KubernetesObject, T> {
   private readonly subscribers: InformerHandlers<T>[] = [];
   private readonly clock: Clock;
   private readonly watchSource: WatchSource;
+  /** Why the last list or watch failed, until one works again. */
+  private failure: string | undefined;
 
   constructor(private readonly opts: InformerOptions<R, T>) {
     if (opts.handlers) this.subscribers.push(opts.handlers);
@@ -123,6 +125,15 @@ export class Informer<R extends KubernetesObject, T> {
 
   get hasSynced(): boolean {
     return this.synced;
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  /** For readiness: why this informer is not listing and watching, if it is not. */
+  get lastFailure(): string | undefined {
+    return this.failure;
   }
 
   get size(): number {
@@ -167,6 +178,7 @@ export class Informer<R extends KubernetesObject, T> {
       try {
         if (resourceVersion === undefined) {
           resourceVersion = await this.relist();
+          this.failure = undefined;
         }
         const resyncAt = this.clock.now() + jitter(this.opts.resyncPeriodMs);
         let end: WatchEnd;
@@ -187,6 +199,7 @@ export class Informer<R extends KubernetesObject, T> {
         resourceVersion = undefined;
         this.opts.onWatchRestart?.('error');
         const delay = Math.min(200 * 2 ** Math.min(failures, 8), 30_000);
+        this.failure = describeApiError(err);
         log.warn(
           { informer: this.opts.name, err: describeApiError(err), retryInMs: delay },
           'list/watch failed; retrying',

@@ -28,7 +28,7 @@ import {
   V1MicroTime,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeApiError, isConflict, isNotFound } from './client.js';
+import { apiStatus, describeApiError, isConflict, isNotFound } from './client.js';
 import { type Clock, sleep, systemClock, type Timer } from './clock.js';
 
 export interface LeaderElectionOptions {
@@ -250,6 +250,24 @@ function describeFailure(err: unknown, timeoutMs: number): string {
   return describeApiError(err);
 }
 
+/**
+ * describeFailure, plus what to do about the failures a person can fix: a missing namespace
+ * (nothing can lead until it exists) and a refused request (RBAC).
+ */
+function explainFailure(err: unknown, opts: { namespace: string; renewDeadlineMs: number }): string {
+  const described = describeFailure(err, opts.renewDeadlineMs);
+  const status = apiStatus(err);
+  if (status === 404 && /namespaces? "[^"]*" not found/.test(described)) {
+    return `${described}; create the namespace (kubectl create namespace ${opts.namespace}) or set --ca-namespace to the namespace alcazar is installed in`;
+  }
+  if (status === 403)
+    return `${described}; the controller's RBAC must allow get/create/update of Leases in ${opts.namespace}`;
+  return described;
+}
+
+/** A failure that persists is logged again at most this often. */
+const FAILURE_LOG_INTERVAL_MS = 60_000;
+
 const jitter = (ms: number, share = 0.2) => Math.round(ms * (1 + share * Math.random()));
 
 /** Attempts per round: a conflict (409) re-reads the Lease once and decides again. */
@@ -278,6 +296,8 @@ export class LeaderElector {
   private wake: (() => void) | undefined;
   private deadlineTimer: Timer | undefined;
   private leaderWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  /** Why the last round failed, while rounds keep failing; undefined once one succeeds. */
+  private failing: { message: string; since: number; loggedAt: number; repeats: number } | undefined;
 
   constructor(private readonly opts: LeaderElectionOptions) {
     if (!(opts.retryPeriodMs < opts.renewDeadlineMs && opts.renewDeadlineMs < opts.leaseDurationMs)) {
@@ -308,6 +328,17 @@ export class LeaderElector {
    */
   isLeader(): boolean {
     return this.leading && renewalIsFresh(this.lastRenewAt, this.now(), this.opts.renewDeadlineMs);
+  }
+
+  /**
+   * For /readyz: fails while rounds keep failing (an API error, a missing namespace, a
+   * refused request), saying why; a follower that sees another holder is healthy.
+   */
+  health(): { ok: boolean; message: string } {
+    if (this.failing) return { ok: false, message: this.failing.message };
+    if (this.isLeader()) return { ok: true, message: 'leader' };
+    const holder = this.lastSeenHolder;
+    return { ok: true, message: holder ? `follower (leader: ${holder})` : 'follower' };
   }
 
   /** Resolves when leadership is acquired (at once if held); rejects if stop() comes first. */
@@ -354,11 +385,9 @@ export class LeaderElector {
       const startedAt = this.now();
       try {
         await this.attempt(startedAt);
+        this.recovered();
       } catch (err) {
-        this.log.warn(
-          { err: describeFailure(err, this.opts.renewDeadlineMs), leading: this.leading },
-          this.leading ? 'renewing the lease failed' : 'acquiring the lease failed',
-        );
+        this.failed(err);
       }
       this.checkDeadline();
       if (this.stopping) return;
@@ -527,6 +556,34 @@ export class LeaderElector {
         'releasing the lease failed; a successor waits for it to expire',
       );
     }
+  }
+
+  /**
+   * A failed round: logged when the reason changes, and then once a minute with a count, so an
+   * endless failure is visible without a line every retry period.
+   */
+  private failed(err: unknown): void {
+    const verb = this.leading ? 'renew' : 'acquire';
+    const { namespace, leaseName } = this.opts;
+    const message = `cannot ${verb} Lease ${namespace}/${leaseName}: ${explainFailure(err, this.opts)}`;
+    const now = this.now();
+    const same = this.failing?.message === message;
+    if (same && this.failing && now - this.failing.loggedAt < FAILURE_LOG_INTERVAL_MS) {
+      this.failing.repeats += 1;
+      return;
+    }
+    const repeats = same ? this.failing?.repeats : undefined;
+    this.failing = { message, since: same ? (this.failing?.since ?? now) : now, loggedAt: now, repeats: 0 };
+    this.log.warn({ leading: this.leading, ...(repeats ? { failedAgain: repeats } : {}) }, message);
+  }
+
+  private recovered(): void {
+    if (!this.failing) return;
+    this.log.info(
+      { failedForMs: Math.round(this.now() - this.failing.since) },
+      'the Lease is reachable again',
+    );
+    this.failing = undefined;
   }
 
   private noteHolder(holder: string): void {

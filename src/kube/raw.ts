@@ -28,6 +28,8 @@ export class RawApi implements ApiRequester {
   constructor(
     private readonly kubeConfig: KubeConfig,
     private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
+    /** Writes (not GETs) carry its signal: see write-fence.ts. */
+    private readonly fence?: { signalForWrite(): AbortSignal },
   ) {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('no cluster in the kubeconfig');
@@ -38,6 +40,9 @@ export class RawApi implements ApiRequester {
   async request<T>(method: HttpMethod, path: string, body?: unknown, contentType = JSON_CONTENT): Promise<T> {
     const options: https.RequestOptions = { method, headers: { Accept: JSON_CONTENT } };
     await this.kubeConfig.applyToHTTPSOptions(options);
+    const signal = method === 'GET' ? undefined : this.fence?.signalForWrite();
+    if (signal?.aborted) throw signal.reason;
+    if (signal) options.signal = signal;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers = options.headers as Record<string, string | number>;
     if (payload) {
@@ -64,7 +69,7 @@ export class RawApi implements ApiRequester {
           else reject(apiException(code, parsed, res.headers));
         });
       });
-      req.on('error', reject);
+      req.on('error', (err) => reject(signal?.aborted ? signal.reason : err));
       req.setTimeout(this.timeoutMs, () =>
         req.destroy(new Error(`${method} ${path}: no answer within ${this.timeoutMs} ms`)),
       );

@@ -1,9 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CertificateParseError } from './certificate-parser.js';
+import { CertificateParseError, parseCertificate } from './certificate-parser.js';
 import { inspectCertificate } from './inspect.js';
 import { encodePem } from './pem.js';
 import { createTestCa, issueTestLeaf, type TestCa, type TestLeaf } from './testing.js';
+import { verifyChain } from './verify.js';
 
 const T0 = new Date('2025-01-01T00:00:00Z');
 
@@ -65,5 +66,33 @@ describe('inspectCertificate', () => {
     const value = typeof input === 'function' ? input() : input;
     expect(() => inspectCertificate(value)).toThrow(CertificateParseError);
     expect(() => inspectCertificate(value)).toThrow(message);
+  });
+});
+
+describe('hostile certificates (found by test/fuzz, seed 20261130)', () => {
+  /** The leaf with its EC point's 0x04 (uncompressed) prefix replaced: OpenSSL opens it, then fails on the key. */
+  function withBrokenPublicKey(der: Buffer): Buffer {
+    const spki = parseCertificate(der).subjectPublicKeyInfoDer;
+    const at = der.indexOf(spki) + spki.length - 65; // the point: 0x04 || X || Y
+    expect(der[at]).toBe(0x04);
+    const broken = Buffer.from(der);
+    broken[at] = 0x80;
+    return broken;
+  }
+
+  it('reports a public key OpenSSL cannot decode as a CertificateParseError, not a crypto error', () => {
+    const broken = withBrokenPublicKey(leaf.certificate.der);
+    expect(() => new X509Certificate(broken)).not.toThrow();
+    expect(() => inspectCertificate(broken)).toThrow(CertificateParseError);
+    expect(() => inspectCertificate(broken)).toThrow(/cannot read the certificate's public key/);
+  });
+
+  it('makes verifyChain answer Unparsable for such a leaf instead of throwing', () => {
+    const result = verifyChain({
+      leaf: withBrokenPublicKey(leaf.certificate.der),
+      roots: [ca.root.der],
+      at: T0,
+    });
+    expect(result).toMatchObject({ ok: false, reason: 'Unparsable' });
   });
 });

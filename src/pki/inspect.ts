@@ -62,6 +62,18 @@ export function openWithNode(der: Buffer): X509Certificate {
   }
 }
 
+/**
+ * The certificate's public key. OpenSSL parses the key lazily: a certificate whose key bytes are not a
+ * valid key (an EC point that is not on the curve, a truncated RSA modulus) opens fine and throws here.
+ */
+function publicKeyOf(x509: X509Certificate) {
+  try {
+    return x509.publicKey;
+  } catch (error) {
+    throw new CertificateParseError(`cannot read the certificate's public key: ${(error as Error).message}`);
+  }
+}
+
 /** The CertificateInfo of a certificate already parsed both ways. */
 export function describeCertificate(parsed: ParsedCertificate, x509: X509Certificate): CertificateInfo {
   try {
@@ -99,7 +111,7 @@ function describeExtensions(parsed: ParsedCertificate, x509: X509Certificate): C
     dnsNames: altNames.dnsNames,
     sanCritical: subjectAltName?.critical ?? false,
     fingerprintSha256: createHash('sha256').update(parsed.der).digest('hex'),
-    publicKeyAlgorithm: keyAlgorithmOf(x509.publicKey),
+    publicKeyAlgorithm: keyAlgorithmOf(publicKeyOf(x509)),
     ...(subjectKeyId && { subjectKeyId: decodeSubjectKeyIdentifier(subjectKeyId.value).toString('hex') }),
     ...(authorityKeyIdValue && { authorityKeyId: authorityKeyIdValue.toString('hex') }),
   };

@@ -84,6 +84,7 @@ export async function issueTestLeaf(
     algorithm?: KeyAlgorithm;
     keys?: KeyPair;
     lifetimeMs?: number;
+    dnsNames?: string[];
   },
 ): Promise<TestLeaf> {
   const keys = options.keys ?? (await generateKeyPair(options.algorithm ?? 'ECDSA_P256'));
@@ -98,6 +99,7 @@ export async function issueTestLeaf(
     notBefore: options.notBefore,
     notAfter: new Date(options.notBefore.getTime() + (options.lifetimeMs ?? DAY_MS)),
     issuer,
+    ...(options.dnsNames && { dnsNames: options.dnsNames }),
   });
   return { keys, spiffeId, certificate };
 }

@@ -1,4 +1,6 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
+import type { LogFormat } from '../config/process.js';
 
 export type { Logger };
 
@@ -8,19 +10,58 @@ export type { Logger };
  * as a second line of defence.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { component: 'alcazar' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: {
-        paths: ['data', '*.data', 'stringData', '*.stringData', 'privateKey', '*.privateKey', 'key', '*.key'],
-        censor: '[redacted]',
-      },
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    destination,
+  return pino(loggerOptions(level), destination);
+}
+
+/**
+ * The controller's logger: JSON, or one readable line per event for a person at a terminal
+ * (pino-pretty, a development dependency: an image without it logs JSON and says why).
+ */
+export function createProcessLogger(level: string, format: LogFormat, stdoutIsTerminal: boolean): Logger {
+  const wantPretty = format === 'pretty' || (format === 'auto' && stdoutIsTerminal);
+  if (!wantPretty) return createLogger(level);
+  const pretty = loadPrettyPrinter();
+  if (!pretty) {
+    const log = createLogger(level);
+    if (format === 'pretty') log.warn('--log-format=pretty needs the pino-pretty package; logging JSON');
+    return log;
+  }
+  return createLogger(
+    level,
+    pretty({
+      colorize: stdoutIsTerminal,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname,component',
+      singleLine: true,
+      sync: true,
+    }),
   );
+}
+
+type PrettyFactory = (options: Record<string, unknown>) => pino.DestinationStream;
+
+function loadPrettyPrinter(): PrettyFactory | undefined {
+  try {
+    const loaded = createRequire(import.meta.url)('pino-pretty') as
+      | PrettyFactory
+      | { default: PrettyFactory };
+    return typeof loaded === 'function' ? loaded : loaded.default;
+  } catch {
+    return undefined;
+  }
+}
+
+function loggerOptions(level: string): pino.LoggerOptions {
+  return {
+    level,
+    base: { component: 'alcazar' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: {
+      paths: ['data', '*.data', 'stringData', '*.stringData', 'privateKey', '*.privateKey', 'key', '*.key'],
+      censor: '[redacted]',
+    },
+    formatters: { level: (label) => ({ level: label }) },
+  };
 }
 
 /** A logger bound to one object, so every line about it carries its namespace and name. */

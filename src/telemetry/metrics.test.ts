@@ -31,6 +31,17 @@ const METRIC_TYPES = {
   alcazar_root_certificate_expiry_timestamp_seconds: 'gauge',
   alcazar_workload_certificates: 'gauge',
   alcazar_managed_service_accounts: 'gauge',
+  citadel_server_csr_count: 'counter',
+  citadel_server_authentication_failure_count: 'counter',
+  citadel_server_csr_parsing_err_count: 'counter',
+  citadel_server_id_extraction_err_count: 'counter',
+  citadel_server_csr_sign_err_count: 'counter',
+  citadel_server_success_cert_issuance_count: 'counter',
+  alcazar_csr_request_duration_seconds: 'histogram',
+  alcazar_csr_token_reviews_total: 'counter',
+  alcazar_crl_revoked_certificates: 'gauge',
+  alcazar_crl_next_update_timestamp_seconds: 'gauge',
+  alcazar_crl_sign_failures_total: 'counter',
 } as const;
 
 describe('metrics', () => {
@@ -40,6 +51,16 @@ describe('metrics', () => {
       expect(text, name).toMatch(new RegExp(`^# HELP ${name} \\S`, 'm'));
       expect(text, name).toContain(`# TYPE ${name} ${type}\n`);
     }
+  });
+
+  it('reports the CRL: listed certificates, nextUpdate in seconds, sign failures', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    metrics.setCrl({ nextUpdate: new Date(1_800_000_000_000), revoked: 3 });
+    metrics.crlSignFailed();
+    const text = await metrics.scrape();
+    expect(sample(text, 'alcazar_crl_revoked_certificates')).toBe(3);
+    expect(sample(text, 'alcazar_crl_next_update_timestamp_seconds')).toBe(1_800_000_000);
+    expect(sample(text, 'alcazar_crl_sign_failures_total')).toBe(1);
   });
 
   it('keeps Citadel counter names as they are: no _total appended', async () => {
@@ -90,6 +111,18 @@ describe('metrics', () => {
     expect(sample(text, 'alcazar_certificates_issued_total{reason="Missing"}')).toBe(1);
     expect(sample(text, 'alcazar_certificates_issued_total{reason="RenewalDue"}')).toBe(2);
     expect(sample(text, 'alcazar_certificate_renewals_total')).toBe(2);
+  });
+
+  it('counts refused DNS names by reason, every reason present from the start', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    expect(sample(await metrics.scrape(), 'alcazar_dns_names_refused_total{reason="Reserved"}')).toBe(0);
+    metrics.dnsNameRefused('Reserved');
+    metrics.dnsNameRefused('OutsideNamespace');
+    metrics.dnsNameRefused('OutsideNamespace');
+    const text = await metrics.scrape();
+    expect(sample(text, 'alcazar_dns_names_refused_total{reason="Reserved"}')).toBe(1);
+    expect(sample(text, 'alcazar_dns_names_refused_total{reason="OutsideNamespace"}')).toBe(2);
+    expect(sample(text, 'alcazar_dns_names_refused_total{reason="Invalid"}')).toBe(0);
   });
 
   it('folds a label value that looks like a message into "other"', async () => {
@@ -266,5 +299,18 @@ describe('metrics', () => {
   it('emits no certificate buckets before a probe is set', async () => {
     const text = await createMetrics({ defaultMetrics: false }).scrape();
     expect(text).not.toContain('alcazar_workload_certificates{');
+  });
+
+  it("keeps Node's default metrics but drops prom-client's gauges named *_total (a counter suffix)", async () => {
+    const text = await createMetrics().scrape();
+    expect(text).toContain('# TYPE nodejs_active_handles gauge');
+    expect(text).toContain('# TYPE process_resident_memory_bytes gauge');
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]) {
+      expect(text).not.toContain(`# TYPE ${name} `);
+    }
   });
 });

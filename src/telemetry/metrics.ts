@@ -12,6 +12,7 @@
 
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { CsrServerMetrics } from './csr-metrics.js';
 
 export interface RootCertificateMetric {
   fingerprintSha256: string;
@@ -45,6 +46,13 @@ const EXPIRY_BOUNDS: ReadonlyArray<readonly [ExpiryBucket, number]> = [
 
 /** Reconcile latencies run from sub-millisecond cache hits to multi-second API round trips and RSA keygen. */
 const RECONCILE_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** prom-client default metrics whose names break Prometheus conventions (gauges ending in _total). */
+const UNCONVENTIONAL_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
 
 /** Label values are codes, never messages: anything else is folded into `other` to bound cardinality. */
 const LABEL_VALUE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -93,6 +101,8 @@ export interface MetricsOptions {
 
 export class Metrics {
   readonly registry = new Registry();
+  /** The CSR API's metrics (src/csr/), on the same registry. */
+  readonly csr = new CsrServerMetrics(this.registry);
   private readonly now: () => number;
   private readonly log: Logger | undefined;
   private queueProbe: (() => QueueSnapshot) | undefined;
@@ -115,9 +125,13 @@ export class Metrics {
   private readonly reconcileDuration: Histogram;
   private readonly watchRestarts: Counter<'informer' | 'reason'>;
   private readonly eventsDropped: Counter<'type'>;
+  private readonly dnsNamesRefused: Counter<'reason'>;
   private readonly leader: Gauge;
   private readonly caReady: Gauge;
   private readonly rootExpiry: Gauge<'fingerprint' | 'active'>;
+  private readonly crlRevoked: Gauge;
+  private readonly crlNextUpdate: Gauge;
+  private readonly crlSignFailures: Counter;
 
   constructor(opts: MetricsOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -210,6 +224,13 @@ export class Metrics {
       registers,
     });
     for (const type of ['Normal', 'Warning']) this.eventsDropped.inc({ type }, 0);
+    this.dnsNamesRefused = new Counter({
+      name: 'alcazar_dns_names_refused_total',
+      help: 'DNS names a ServiceAccount asked for (alcazar.dev/dns-names) and was refused, each counted when first refused, by reason (OutsideNamespace, Reserved, Invalid).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['OutsideNamespace', 'Reserved', 'Invalid']) this.dnsNamesRefused.inc({ reason }, 0);
     this.leader = new Gauge({
       name: 'alcazar_leader',
       help: '1 while this replica holds the leader lease and may write, 0 otherwise.',
@@ -246,8 +267,30 @@ export class Metrics {
         this.readProbe('managed service accounts', this.managedServiceAccountsProbe, (n) => managed.set(n)),
     });
 
+    this.crlRevoked = new Gauge({
+      name: 'alcazar_crl_revoked_certificates',
+      help: 'Certificates listed in the published CRL (revoked and not yet expired).',
+      registers,
+    });
+    this.crlNextUpdate = new Gauge({
+      name: 'alcazar_crl_next_update_timestamp_seconds',
+      help: "The published CRL's nextUpdate, in unix seconds (the earliest, when several CAs sign one); 0 before the first CRL.",
+      registers,
+    });
+    this.crlSignFailures = new Counter({
+      name: 'alcazar_crl_sign_failures_total',
+      help: 'Failures to sign or publish the CRL; alcazar retries with backoff until it has re-signed it.',
+      registers,
+    });
+
     for (const result of ['success', 'error']) this.reconciles.inc({ result }, 0);
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client also exports these three as gauges named *_total, which Prometheus reserves for
+      // counters (`promtool check metrics` flags them). The same counts stay available, by type,
+      // in nodejs_active_handles / _requests / _resources: sum them for the total.
+      for (const name of UNCONVENTIONAL_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
+    }
   }
 
   /** The Content-Type of `scrape()`'s output. */
@@ -329,6 +372,11 @@ export class Metrics {
     return (reason) => this.watchRestarted(informer, reason);
   }
 
+  /** A requested DNS name was left out of a workload certificate; `reason` is the policy's code. */
+  dnsNameRefused(reason: string): void {
+    this.dnsNamesRefused.inc({ reason: boundedLabel(reason) });
+  }
+
   eventDropped(type: 'Normal' | 'Warning'): void {
     this.eventsDropped.inc({ type });
   }
@@ -352,6 +400,18 @@ export class Metrics {
     }
     const active = roots.find((root) => root.active);
     this.citadelRootExpiry.set(active ? active.notAfter.getTime() / 1000 : 0);
+  }
+
+  // ---- revocation ----
+
+  /** The CRL just signed or verified: how many certificates it lists, and until when it is valid. */
+  setCrl(crl: { nextUpdate: Date; revoked: number }): void {
+    this.crlRevoked.set(crl.revoked);
+    this.crlNextUpdate.set(crl.nextUpdate.getTime() / 1000);
+  }
+
+  crlSignFailed(): void {
+    this.crlSignFailures.inc();
   }
 
   // ---- probes read at scrape time ----

@@ -131,6 +131,37 @@ describe('alcazar inspect', () => {
     expect(report.healthy).toBe(true);
   });
 
+  it('names a ServiceAccount asks for and may not have: listed in dnsNamesRefused and the text, the Secret still healthy', async () => {
+    const ns = workloadNamespace.name;
+    const wanted = `api.${ns}.svc`;
+    await core.createNamespacedServiceAccount({
+      namespace: ns,
+      body: {
+        metadata: {
+          name: 'greedy',
+          annotations: {
+            'alcazar.dev/dns-names': `${wanted},istiod.${caNamespace.name}.svc,www.bank.example`,
+          },
+        },
+      },
+    });
+    await waitForWorkloadSecret(core, ns, 'greedy');
+    const run = await inspect(`${ns}/greedy`, '-o', 'json');
+
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as InspectReport;
+    expect(report.dnsNames).toEqual([wanted]);
+    expect(report.dnsNamesRefused.map((r) => [r.name, r.reason])).toEqual([
+      [`istiod.${caNamespace.name}.svc`, 'Reserved'],
+      ['www.bank.example', 'OutsideNamespace'],
+    ]);
+    expect(report.warnings.map((w) => w.reason)).toEqual(['DNSNameRefused', 'DNSNameRefused']);
+    const text = await inspect(`${ns}/greedy`);
+    expect(text.stdout).toMatch(
+      /DNS names refused: +istiod\.\S+ \(Reserved\), www\.bank\.example \(OutsideNamespace\)/,
+    );
+  });
+
   it('a Secret that does not exist exits 3 with its name on stderr', async () => {
     const ns = workloadNamespace.name;
     const run = await inspect(`${ns}/nobody`);

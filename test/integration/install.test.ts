@@ -23,8 +23,11 @@ import {
 } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { decodeCrlsPem, normalizeSerialHex, parseCrl } from '../../src/pki/crl.js';
+import { buildTestCsrPem } from '../../src/pki/csr-testing.js';
 import { repoRoot } from '../cluster/paths.js';
 import { type ControllerProcess, type LogLine, startController } from './support/controller.js';
+import { CsrClient, csrPort, requestToken } from './support/csr-client.js';
 import { adminKubeConfig, createTestNamespace, expectApiError } from './support/kube.js';
 import { waitFor } from './support/wait.js';
 import {
@@ -260,6 +263,10 @@ describe('the controller running as istio-system/alcazar', () => {
     await core
       .deleteNamespacedSecret({ namespace: CA_NAMESPACE, name: 'istio-ca-secret' })
       .catch(() => undefined);
+    // ... and a record of its root would make this run refuse to create one (RootMissing).
+    await core
+      .deleteNamespacedConfigMap({ namespace: CA_NAMESPACE, name: 'alcazar-root-history' })
+      .catch(() => undefined);
     const sa = await serviceAccountKubeconfig();
     token = sa.kubeConfig;
     // With leader election, as the Deployment runs it: the Lease rules are exercised for real.
@@ -312,6 +319,63 @@ describe('the controller running as istio-system/alcazar', () => {
 
     await core.deleteNamespacedServiceAccount({ namespace: ns, name: 'checkout' });
     await waitForSecretGone(core, ns, 'istio.checkout');
+  });
+
+  it('serves the CSR API with this identity: its TokenReviews are allowed', async () => {
+    const ns = await namespace('inst-csr');
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'agent' } } });
+    const roots = await waitFor(
+      'the trust bundle',
+      async () =>
+        (
+          await core
+            .readNamespacedConfigMap({ namespace: ns, name: 'istio-ca-root-cert' })
+            .catch(() => undefined)
+        )?.data?.['root-cert.pem'],
+    );
+    const client = new CsrClient({
+      port: await csrPort(controller),
+      roots,
+      serverName: `alcazar.${CA_NAMESPACE}.svc`,
+    });
+    try {
+      const outcome = await client.call(
+        { csr: buildTestCsrPem({ uris: [`spiffe://cluster.local/ns/${ns}/sa/agent`] }) },
+        await requestToken(core, ns, 'agent'),
+      );
+      expect(outcome).toMatchObject({ ok: true });
+    } finally {
+      client.close();
+    }
+  });
+
+  it('applies a CertificateRevocation: status written, Secret reissued, istio-ca-crl published here and in istio-system', async () => {
+    const ns = await namespace('revk');
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'pay' } } });
+    const before = leafOf(await waitForWorkloadSecret(core, ns, 'pay'));
+    await customObjects.createNamespacedCustomObject({
+      group: 'alcazar.dev',
+      version: 'v1alpha1',
+      namespace: ns,
+      plural: 'certificaterevocations',
+      body: {
+        apiVersion: 'alcazar.dev/v1alpha1',
+        kind: 'CertificateRevocation',
+        metadata: { name: 'pay' },
+        spec: { serviceAccountName: 'pay', reason: 'keyCompromise' },
+      },
+    });
+    await waitForWorkloadSecret(core, ns, 'pay', (s) => leafOf(s).serialNumberHex !== before.serialNumberHex);
+    for (const where of [ns, CA_NAMESPACE]) {
+      const crl = await waitFor(`istio-ca-crl in ${where} listing the old serial`, async () => {
+        const cm = await core.readNamespacedConfigMap({ namespace: where, name: 'istio-ca-crl' });
+        const serials = decodeCrlsPem(cm.data?.['ca-crl.pem'] ?? '').flatMap((der) =>
+          parseCrl(der).entries.map((e) => e.serial),
+        );
+        return serials.includes(normalizeSerialHex(before.serialNumberHex)!) ? cm : undefined;
+      });
+      expect(crl.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('alcazar');
+    }
   });
 
   describe('what the same token is refused', () => {
@@ -390,6 +454,12 @@ describe('the controller running as istio-system/alcazar', () => {
         fieldSelector: 'metadata.name=istio-ca-root-cert',
       });
       expect(named.items.every((cm) => cm.metadata?.name === 'istio-ca-root-cert')).toBe(true);
+      // In istio-system only its own ConfigMaps (the issuance record shards) can be read.
+      expect(
+        await expectApiError(
+          coreAsSa.readNamespacedConfigMap({ namespace: CA_NAMESPACE, name: 'kube-root-ca.crt' }),
+        ),
+      ).toBe(403);
     });
 
     it('Leases: only alcazar-leader in istio-system, and never deleting it', async () => {

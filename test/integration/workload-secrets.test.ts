@@ -193,10 +193,13 @@ describe('workload Secrets', () => {
   });
 
   it('DNS names from the alcazar.dev/dns-names annotation become DNS SANs; bad ones are reported', async () => {
+    // Names of the ServiceAccount's own namespace; other names need an allow rule (tenant-isolation.test.ts).
     const ns = await namespace();
-    await serviceAccount(ns, 'web', { 'alcazar.dev/dns-names': 'web.shop.svc, WEB.example.com,not_valid!' });
+    await serviceAccount(ns, 'web', {
+      'alcazar.dev/dns-names': `web.${ns}.svc, WEB.${ns}.svc.cluster.local,not_valid!`,
+    });
     const secret = await waitForWorkloadSecret(core, ns, 'web');
-    expect(leafOf(secret).dnsNames.sort()).toEqual(['web.example.com', 'web.shop.svc']);
+    expect(leafOf(secret).dnsNames.sort()).toEqual([`web.${ns}.svc`, `web.${ns}.svc.cluster.local`]);
     const warning = await waitFor('an InvalidDnsNames warning', async () =>
       (await eventsFor(ns, 'web')).find((e) => e.reason === 'InvalidDnsNames'),
     );

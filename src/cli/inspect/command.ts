@@ -38,7 +38,7 @@ export async function runInspectCommand(argv: string[], io: InspectIo = processI
     io.err(`alcazar inspect: cannot load the kubeconfig: ${(err as Error).message}`);
     return EXIT.usage;
   }
-  const gathered = await gatherObservation(kubeConfig, args.target, args.caNamespace);
+  const gathered = await gatherObservation(kubeConfig, args.target, args.caNamespace, io.now());
   if (gathered.status !== 'found') {
     io.err(gathered.message);
     return gathered.status === 'notFound' ? EXIT.notFound : EXIT.unreadable;

@@ -57,6 +57,7 @@ describe('formatInspectText', () => {
       expectedSpiffeId: 'spiffe://cluster.local/ns/shop/sa/cart',
       spiffeIdMatches: true,
       dnsNames: [],
+      dnsNamesRefused: [],
       serial: 'ab',
       keyType: 'ECDSA_P256',
       issuer: 'O=cluster.local',

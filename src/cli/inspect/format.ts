@@ -82,6 +82,7 @@ export function formatInspectText(report: InspectReport, now: Date): string {
     ['Trust domain', `${report.trustDomain} (from ${report.configSource})`],
     ['SPIFFE ID', identity],
     ['DNS SANs', report.dnsNames.join(', ') || 'none'],
+    ['DNS names refused', report.dnsNamesRefused.map((r) => `${r.name} (${r.reason})`).join(', ') || 'none'],
     ['Serial', report.serial ?? 'unknown'],
     ['Key type', report.keyType ?? 'unknown'],
     ['Issuer', report.issuer === null ? 'unknown' : report.issuer || '(empty)'],

@@ -1,16 +1,20 @@
 // Reading the API for `alcazar inspect`: the workload Secret and what judging it needs, by GETs only.
 import {
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  type V1ConfigMap,
   type V1Namespace,
   type V1Secret,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { certificateAuthorityResource } from '../../config/ca-resource.js';
+import { CRL_CONFIGMAP_NAME } from '../../controllers/crl/observe.js';
 import { describeApiError, isNotFound } from '../../kube/client.js';
 import { CERTIFICATE_AUTHORITY_NAME, PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../model/names.js';
 import type { InspectTarget } from './args.js';
+import { DEFAULT_LEASE_NAME, explainMissingSecret } from './missing.js';
 
 /** One GET: the object, `undefined` when it does not exist, or why it could not be read. */
 export type Read<T> = { ok: true; value: T | undefined } | { ok: false; error: string };
@@ -35,6 +39,8 @@ export interface InspectObservation {
   /** Read only when the Secret belongs to a ServiceAccount. */
   serviceAccount?: Read<V1ServiceAccount>;
   namespace: Read<V1Namespace>;
+  /** The CRL alcazar publishes (ConfigMap istio-ca-crl in the CA namespace). */
+  crl?: Read<V1ConfigMap>;
 }
 
 export type GatherResult =
@@ -46,9 +52,9 @@ export async function gatherObservation(
   kubeConfig: KubeConfig,
   target: InspectTarget,
   caNamespace: string,
+  now: Date = new Date(),
 ): Promise<GatherResult> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
   const { namespace, secretName, serviceAccount } = target;
   const secretRef = `Secret ${namespace}/${secretName}`;
   const readSa = () =>
@@ -59,22 +65,18 @@ export async function gatherObservation(
   const secret = await read(() => core.readNamespacedSecret({ namespace, name: secretName }));
   if (!secret.ok) return { status: 'unreadable', message: `cannot read ${secretRef}: ${secret.error}` };
   if (!secret.value)
-    return { status: 'notFound', message: await notFoundMessage(secretRef, target, readSa()) };
+    return {
+      status: 'notFound',
+      message: await notFoundMessage(kubeConfig, secretRef, target, caNamespace, readSa(), now),
+    };
 
-  const [certificateAuthority, selfSigned, pluggedIn, sa, ns] = await Promise.all([
-    read(
-      () =>
-        customObjects.getClusterCustomObject({
-          group: certificateAuthorityResource.group,
-          version: certificateAuthorityResource.version,
-          plural: certificateAuthorityResource.plural,
-          name: CERTIFICATE_AUTHORITY_NAME,
-        }) as Promise<{ spec?: unknown }>,
-    ),
+  const [certificateAuthority, selfSigned, pluggedIn, sa, ns, crl] = await Promise.all([
+    readCertificateAuthority(kubeConfig),
     read(() => core.readNamespacedSecret({ namespace: caNamespace, name: SELF_SIGNED_SECRET })),
     read(() => core.readNamespacedSecret({ namespace: caNamespace, name: PLUGGED_IN_SECRET })),
     readSa(),
     read(() => core.readNamespace({ name: namespace })),
+    read(() => core.readNamespacedConfigMap({ namespace: caNamespace, name: CRL_CONFIGMAP_NAME })),
   ]);
   return {
     status: 'found',
@@ -85,21 +87,57 @@ export async function gatherObservation(
       caSecrets: { [SELF_SIGNED_SECRET]: selfSigned, [PLUGGED_IN_SECRET]: pluggedIn },
       ...(sa && { serviceAccount: sa }),
       namespace: ns,
+      crl,
     },
   };
 }
 
-/** "Secret shop/istio.cart not found", with a hint about the ServiceAccount when there is one. */
+/** "Secret shop/istio.cart not found", with what stands in the way of its being written. */
 async function notFoundMessage(
+  kubeConfig: KubeConfig,
   secretRef: string,
   target: InspectTarget,
+  caNamespace: string,
   sa: Promise<Read<V1ServiceAccount>> | undefined,
+  now: Date,
 ): Promise<string> {
   const message = `${secretRef} not found`;
-  const saRead = await sa;
-  if (!saRead?.ok) return message;
-  const saRef = `ServiceAccount ${target.namespace}/${target.serviceAccount}`;
-  return saRead.value
-    ? `${message} (${saRef} exists: is the controller running, and is namespace ${target.namespace} managed?)`
-    : `${message} (${saRef} does not exist either)`;
+  if (!sa || target.serviceAccount === undefined) return message;
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const coordination = kubeConfig.makeApiClient(CoordinationV1Api);
+  const [saRead, workloadNamespace, caNamespaceObject, lease, certificateAuthority] = await Promise.all([
+    sa,
+    read(() => core.readNamespace({ name: target.namespace })),
+    read(() => core.readNamespace({ name: caNamespace })),
+    read(() => coordination.readNamespacedLease({ namespace: caNamespace, name: DEFAULT_LEASE_NAME })),
+    readCertificateAuthority(kubeConfig),
+  ]);
+  const hint = explainMissingSecret(
+    {
+      namespace: target.namespace,
+      serviceAccount: target.serviceAccount,
+      caNamespace,
+      leaseName: DEFAULT_LEASE_NAME,
+      sa: saRead,
+      workloadNamespace,
+      caNamespaceObject,
+      lease,
+      certificateAuthority,
+    },
+    now,
+  );
+  return `${message}: ${hint}`;
+}
+
+function readCertificateAuthority(kubeConfig: KubeConfig) {
+  const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
+  return read(
+    () =>
+      customObjects.getClusterCustomObject({
+        group: certificateAuthorityResource.group,
+        version: certificateAuthorityResource.version,
+        plural: certificateAuthorityResource.plural,
+        name: CERTIFICATE_AUTHORITY_NAME,
+      }) as Promise<{ spec?: unknown; status?: { conditions?: [] } }>,
+  );
 }

@@ -2,7 +2,13 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SELF_SIGNED_SECRET, SELF_SIGNED_SECRET_TYPE } from '../../ca/authority.js';
 import { renewAt } from '../../controllers/workload-secrets/renewal.js';
-import { generateKeyPair, privateKeyToPem } from '../../pki/index.js';
+import { buildCrl, normalizeSerialHex } from '../../pki/crl.js';
+import {
+  decodeCertificatesPem,
+  generateKeyPair,
+  inspectCertificate,
+  privateKeyToPem,
+} from '../../pki/index.js';
 import { createTestCa, issueTestLeaf, type TestCa } from '../../pki/testing.js';
 import type { InspectTarget } from './args.js';
 import { exitStatusOf, formatInspectText } from './format.js';
@@ -32,9 +38,16 @@ describe('buildInspectReport', () => {
   });
 
   async function workloadSecret(
-    options: { serviceAccount?: string; lifetimeMs?: number; notBefore?: Date; root?: string } = {},
+    options: {
+      serviceAccount?: string;
+      lifetimeMs?: number;
+      notBefore?: Date;
+      root?: string;
+      dnsNames?: string[];
+    } = {},
   ): Promise<V1Secret> {
     const leaf = await issueTestLeaf(ca.issuer, {
+      ...(options.dnsNames && { dnsNames: options.dnsNames }),
       notBefore: options.notBefore ?? issuedAt,
       namespace: 'shop',
       serviceAccount: options.serviceAccount ?? 'cart',
@@ -74,6 +87,29 @@ describe('buildInspectReport', () => {
   }
 
   const reasons = (report: InspectReport) => report.problems.map((p) => p.reason);
+
+  it('reports a certificate listed in the published CRL as revoked', async () => {
+    const secret = await workloadSecret();
+    const serial = normalizeSerialHex(
+      inspectCertificate(decodeCertificatesPem(Buffer.from(secret.data!['cert-chain.pem']!, 'base64'))[0]!)
+        .serialNumberHex,
+    )!;
+    const crl = (serials: string[]) =>
+      buildCrl({
+        issuer: ca.issuer,
+        crlNumber: 1n,
+        thisUpdate: new Date(now.getTime() - HOUR),
+        nextUpdate: new Date(now.getTime() + DAY),
+        entries: serials.map((s) => ({ serial: s, revokedAt: now, reason: 'keyCompromise' as const })),
+      }).pem;
+    const withCrl = (pem: string) =>
+      observation(secret, { crl: { ok: true, value: { data: { 'ca-crl.pem': pem } } } });
+    const revoked = await buildInspectReport(target, withCrl(crl([serial])), now);
+    expect(reasons(revoked)).toEqual(['Revoked']);
+    expect(revoked.problems[0]!.message).toContain('keyCompromise');
+    expect(exitStatusOf(revoked)).toBe(1);
+    expect(reasons(await buildInspectReport(target, withCrl(crl(['01'])), now))).toEqual([]);
+  });
 
   it('a Secret the controller issued is healthy: identity, both chains, key, renewal by the controller’s renewAt', async () => {
     const report = await buildInspectReport(target, observation(await workloadSecret()), now);
@@ -226,6 +262,79 @@ describe('buildInspectReport', () => {
     expect(report.controller).toBeNull();
     expect(report.healthy).toBe(true);
     expect(report.warnings.map((w) => w.reason)).toEqual(['NotManagedByAlcazar']);
+  });
+
+  it('names refused by the DNS name policy are a warning, with which and why', async () => {
+    const report = await buildInspectReport(
+      target,
+      observation(await workloadSecret({ dnsNames: ['api.shop.svc'] }), {
+        serviceAccount: {
+          ok: true,
+          value: {
+            metadata: {
+              name: 'cart',
+              uid: 'sa-uid',
+              annotations: {
+                'alcazar.dev/dns-names': 'api.shop.svc,istiod.istio-system.svc,www.bank.example',
+              },
+            },
+          },
+        },
+      }),
+      now,
+    );
+    expect(report.healthy).toBe(true);
+    expect(report.dnsNamesRefused.map((r) => [r.name, r.reason])).toEqual([
+      ['istiod.istio-system.svc', 'Reserved'],
+      ['www.bank.example', 'OutsideNamespace'],
+    ]);
+    expect(report.warnings.map((w) => w.reason)).toEqual(['DNSNameRefused', 'DNSNameRefused']);
+    expect(report.controller).toEqual({ action: 'none', reason: null, message: 'nothing to do' });
+    expect(formatInspectText(report, now)).toMatch(
+      /DNS names refused: +istiod\.istio-system\.svc \(Reserved\), www\.bank\.example \(OutsideNamespace\)/,
+    );
+  });
+
+  it('a certificate carrying a name the policy does not allow is a problem the controller would fix', async () => {
+    const secret = await workloadSecret({ dnsNames: ['www.bank.example'] });
+    const report = await buildInspectReport(target, observation(secret), now);
+    expect(reasons(report)).toEqual(['DnsNameNotAllowed']);
+    expect(report.problems[0]!.message).toContain('www.bank.example, which is outside namespace shop');
+    expect(report.controller).toMatchObject({ action: 'reissue', reason: 'DnsNameNotAllowed' });
+    expect(report.controller!.message).toContain('DnsNameNotAllowed');
+  });
+
+  it('an allow rule in the CertificateAuthority makes the same name healthy', async () => {
+    const secret = await workloadSecret({ dnsNames: ['www.bank.example'] });
+    const report = await buildInspectReport(
+      target,
+      observation(secret, {
+        certificateAuthority: {
+          ok: true,
+          value: {
+            spec: {
+              workloadCertificates: {
+                dnsNames: { allow: [{ namespaces: ['shop'], patterns: ['*.bank.example'] }] },
+              },
+            },
+          },
+        },
+        serviceAccount: {
+          ok: true,
+          value: {
+            metadata: {
+              name: 'cart',
+              uid: 'sa-uid',
+              annotations: { 'alcazar.dev/dns-names': 'www.bank.example' },
+            },
+          },
+        },
+      }),
+      now,
+    );
+    expect(report.problems).toEqual([]);
+    expect(report.dnsNamesRefused).toEqual([]);
+    expect(report.controller).toMatchObject({ action: 'none' });
   });
 
   it('a Secret missing its data reports what is missing', async () => {

@@ -10,6 +10,7 @@ import {
   type SigningAuthority,
 } from '../../ca/authority.js';
 import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
+import { CRL_CONFIGMAP_NAME, CRL_KEY } from '../../controllers/crl/observe.js';
 import {
   isOwnedSecret,
   type ObservedSecret,
@@ -20,6 +21,7 @@ import {
   signedByAuthority,
 } from '../../controllers/workload-secrets/observe.js';
 import {
+  authorisedDnsNames,
   caViewOf,
   type Decision,
   plan,
@@ -30,6 +32,7 @@ import {
 } from '../../controllers/workload-secrets/plan.js';
 import { type RenewalPolicy, renewAt } from '../../controllers/workload-secrets/renewal.js';
 import { CERTIFICATE_AUTHORITY_NAME } from '../../model/names.js';
+import { decodeCrlsPem, normalizeSerialHex, parseCrl } from '../../pki/crl.js';
 import {
   type CertificateInfo,
   type ChainVerification,
@@ -41,6 +44,7 @@ import {
   validateWorkloadLeaf,
   verifyChain,
 } from '../../pki/index.js';
+import { authoriseDnsNames, defaultReservedDnsNames, type RefusedDnsName } from '../../policy/dns-names.js';
 import type { InspectTarget } from './args.js';
 import { describeTimeLeft, formatDurationShort } from './format.js';
 import type { CaSecretName, InspectObservation, Read } from './gather.js';
@@ -64,6 +68,11 @@ export interface ChainCheck {
  *   expectedSpiffeId  spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>, or null
  *   spiffeIdMatches   spiffeId === expectedSpiffeId; null when nothing is expected
  *   dnsNames, serial (hex), keyType (ECDSA_P256 | RSA_2048 | other), issuer, subject, fingerprintSha256
+ *   dnsNamesRefused   [{name, reason, why}]: names the ServiceAccount's alcazar.dev/dns-names asks for
+ *                     that the DNS name policy leaves out (reason Invalid | Reserved | OutsideNamespace);
+ *                     also a DNSNameRefused warning. A certificate that carries a name the policy does
+ *                     not allow is a DnsNameNotAllowed problem. The reserved names are the defaults
+ *                     for --ca-namespace.
  *   notBefore, notAfter   ISO 8601
  *   timeLeft          "89d 23h", or "expired 2d 4h ago"; timeLeftSeconds is negative once expired
  *   expired, notYetValid
@@ -94,6 +103,7 @@ export interface InspectReport {
   expectedSpiffeId: string | null;
   spiffeIdMatches: boolean | null;
   dnsNames: string[];
+  dnsNamesRefused: RefusedDnsName[];
   serial: string | null;
   keyType: string | null;
   issuer: string | null;
@@ -153,11 +163,13 @@ export async function buildInspectReport(
     caBundle: checkChainAgainstCa(ca, leafData, now, problems),
   };
   const keyMatches = checkKey(secret, leafData, problems);
+  if (leafData) checkRevocation(observation, leafData.info, problems, warnings);
   const policy: RenewalPolicy = config.workload;
   const renewal = observed.certificate && renewAt(observed.certificate, policy);
 
   const info = leafData?.info;
   const spiffeId = info?.uris.length === 1 ? info.uris[0]! : null;
+  const dnsNamesRefused = checkDnsNames(target, observation, config, info, problems, warnings);
   return {
     secret: {
       namespace: target.namespace,
@@ -178,6 +190,7 @@ export async function buildInspectReport(
     expectedSpiffeId,
     spiffeIdMatches: expectedSpiffeId === null || !info ? null : spiffeId === expectedSpiffeId,
     dnsNames: info?.dnsNames ?? [],
+    dnsNamesRefused,
     serial: info?.serialNumberHex ?? null,
     keyType: info?.publicKeyAlgorithm ?? null,
     issuer: info?.issuer ?? null,
@@ -408,6 +421,45 @@ function checkChainAgainstCa(
   return check;
 }
 
+/** A certificate listed in the published CRL is a problem: verifiers that honour the CRL refuse it. */
+function checkRevocation(
+  observation: InspectObservation,
+  info: CertificateInfo,
+  problems: Problem[],
+  warnings: Problem[],
+): void {
+  const read = observation.crl;
+  const source = `${observation.caNamespace}/${CRL_CONFIGMAP_NAME}`;
+  if (!read) return;
+  if (!read.ok) {
+    warnings.push({
+      reason: 'CrlUnavailable',
+      message: `cannot read ConfigMap ${source}: ${read.error}; revocation was not checked`,
+    });
+    return;
+  }
+  const text = read.value?.data?.[CRL_KEY];
+  if (!text) return;
+  const serial = normalizeSerialHex(info.serialNumberHex);
+  try {
+    for (const der of decodeCrlsPem(text)) {
+      const entry = parseCrl(der).entries.find((e) => e.serial === serial);
+      if (entry) {
+        problems.push({
+          reason: 'Revoked',
+          message: `serial ${info.serialNumberHex} is revoked (${entry.reason}, since ${entry.revokedAt.toISOString()}) in ConfigMap ${source}; alcazar reissues the Secret`,
+        });
+        return;
+      }
+    }
+  } catch (err) {
+    warnings.push({
+      reason: 'CrlUnreadable',
+      message: `ConfigMap ${source} holds no readable CRL: ${(err as Error).message}`,
+    });
+  }
+}
+
 function checkKey(secret: V1Secret, leafData: LeafData | undefined, problems: Problem[]): boolean | null {
   const pem = dataOf(secret, 'key.pem');
   if (!pem || !leafData) return null;
@@ -426,6 +478,46 @@ function checkKey(secret: V1Secret, leafData: LeafData | undefined, problems: Pr
     });
   }
   return matches;
+}
+
+/**
+ * The DNS name policy applied as the controller applies it: names the certificate carries but may
+ * not have are a problem; names the ServiceAccount asks for and is refused are a warning.
+ */
+function checkDnsNames(
+  target: InspectTarget,
+  observation: InspectObservation,
+  config: CaConfig,
+  info: CertificateInfo | undefined,
+  problems: Problem[],
+  warnings: Problem[],
+): RefusedDnsName[] {
+  const labels = observation.namespace.ok ? (observation.namespace.value?.metadata?.labels ?? {}) : undefined;
+  if (labels === undefined) return [];
+  const policy = workloadPolicy(config, defaultReservedDnsNames(observation.caNamespace));
+  const ns = { labels, terminating: false };
+  for (const refused of info
+    ? authoriseDnsNames(
+        info.dnsNames,
+        { namespace: target.namespace, namespaceLabels: labels },
+        policy.dnsNames,
+      ).refused
+    : []) {
+    problems.push({
+      reason: 'DnsNameNotAllowed',
+      message: `the certificate carries ${refused.name}, which ${refused.why}`,
+    });
+  }
+  const saRead = observation.serviceAccount;
+  if (!saRead?.ok || !saRead.value) return [];
+  const { refused } = authorisedDnsNames(target.namespace, observeServiceAccount(saRead.value), ns, policy);
+  for (const r of refused) {
+    warnings.push({
+      reason: 'DNSNameRefused',
+      message: `alcazar.dev/dns-names asks for ${r.name}, which ${r.why}: left out`,
+    });
+  }
+  return refused;
 }
 
 /**
@@ -473,7 +565,7 @@ function controllerView(
     ...(ns && { ns: observeNamespace(ns) }),
     secret: observed,
     ca: ca.ok ? caViewOf(ca.authority) : { ready: false, notReadyReason: ca.message },
-    policy: workloadPolicy(config),
+    policy: workloadPolicy(config, defaultReservedDnsNames(observation.caNamespace)),
     targeting: config.namespaces,
     caNamespace: observation.caNamespace,
     now: now.getTime(),
@@ -499,5 +591,7 @@ export function describeDecision(decision: Decision): string {
   const text = DECISION_TEXT[decision.action];
   if (decision.action === 'none') return text;
   if (decision.action === 'report') return `${text} ${decision.reason}: ${decision.message}`;
+  if (decision.action === 'reissue' && decision.message)
+    return `${text} (${decision.reason}: ${decision.message})`;
   return `${text} (${decision.reason})`;
 }

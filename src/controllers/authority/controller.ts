@@ -6,6 +6,10 @@
 //   never replaced (Istio #17739). A deleted Secret is re-created from the
 //   root already in use, so a deletion cannot fork the trust domain.
 // - Plugged-in mode: cacerts is read and validated; a change is picked up live.
+// Root continuity (continuity.ts): every root loaded is recorded; when the CA
+// Secret is missing and no root is held in memory, the record decides whether
+// a new root may be made, must not be (RootMissing, looked at again every few
+// seconds), or was accepted by the operator.
 // The result is published in the shared state (caches.state.authority); the
 // controllers that sign or report watch it there.
 import type { Logger } from 'pino';
@@ -27,7 +31,9 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../model/names.js';
 import type { SharedCaches } from '../caches.js';
 import { startOneKeyLoop } from '../reconcile-loop.js';
 import { sameAuthorityState } from '../shared-state.js';
-import { type AuthorityDecision, planAuthority } from './plan.js';
+import type { RootContinuity } from './continuity.js';
+import { acceptedRootSecret } from './continuity.js';
+import { type AcceptedRoot, type AuthorityDecision, planAuthority } from './plan.js';
 import type { AuthorityState, CaSecretView } from './state.js';
 
 export type { AuthorityState, CaSecretView } from './state.js';
@@ -42,6 +48,8 @@ export interface AuthorityControllerOptions {
   /** Only the leader creates or re-creates the CA Secret. */
   canWrite: () => boolean;
   clock?: Clock;
+  /** Root continuity: records roots in use, refuses a new root when a recorded one is missing. */
+  continuity?: Pick<RootContinuity, 'whenMissing' | 'recordLoaded'>;
 }
 
 export class AuthorityController {
@@ -96,15 +104,21 @@ export class AuthorityController {
     const config = this.opts.caches.state.config.current;
     const name = config.root.mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
     const secret = this.opts.caches.caSecret(name);
+    const source = `${this.opts.namespace}/${name}`;
+    // A root held in memory is re-created as is; otherwise the record of roots used decides.
+    const remembered = config.root.mode === 'SelfSigned' && this.lastGoodSelfSigned !== undefined;
+    const missing =
+      secret || remembered ? undefined : await this.opts.continuity?.whenMissing(config.root.mode, source);
     const decision = planAuthority({
       mode: config.root.mode,
-      source: `${this.opts.namespace}/${name}`,
+      source,
       secret,
       trustDomain: config.trustDomain,
       evaluatedFrom: this.evaluatedFrom,
       state: this.current,
       canWrite: this.opts.canWrite(),
-      haveLastGood: this.lastGoodSelfSigned !== undefined,
+      haveLastGood: remembered,
+      missing,
     });
     await this.execute(decision, config, secret);
   }
@@ -113,18 +127,25 @@ export class AuthorityController {
     const mode = config.root.mode;
     const source = `${this.opts.namespace}/${mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET}`;
     switch (decision.action) {
-      case 'none':
+      case 'none': {
+        const current = this.current;
+        if (current.status === 'ready') await this.opts.continuity?.recordLoaded(current.authority);
         return;
+      }
       case 'publish':
         this.evaluatedFrom = '';
         this.publish(decision.state);
+        if (decision.recheckAfterMs !== undefined) this.queue.addAfter(KEY, decision.recheckAfterMs);
         return;
-      case 'load':
+      case 'load': {
         this.evaluatedFrom = decision.inputKey;
-        this.publish(await this.load(config, secret!, source));
+        const loaded = await this.load(config, secret!, source);
+        this.publish(loaded);
+        if (loaded.status === 'ready') await this.opts.continuity?.recordLoaded(loaded.authority);
         return;
+      }
       case 'create':
-        await this.createSelfSigned(config, source, decision.restore);
+        await this.createSelfSigned(config, source, decision.restore, decision.accepted);
         return;
     }
   }
@@ -177,31 +198,50 @@ export class AuthorityController {
   }
 
   /** Creates istio-ca-secret: the root in use if it was deleted, otherwise a new one. Never overwrites. */
-  private async createSelfSigned(config: CaConfig, source: string, restore: boolean): Promise<void> {
+  private async createSelfSigned(
+    config: CaConfig,
+    source: string,
+    restore: boolean,
+    accepted: AcceptedRoot | undefined,
+  ): Promise<void> {
     const { log, namespace } = this.opts;
-    const contents = restore
-      ? {
+    const generated = restore
+      ? undefined
+      : await generateRootData({
+          trustDomain: config.trustDomain,
+          keyAlgorithm: config.root.selfSigned.keyAlgorithm,
+          ttlMs: config.root.selfSigned.ttlMs,
+          now: new Date(this.clock.now()),
+        });
+    // An accepted new root starts out as a rotation in its Reissuing phase, trusting the old roots.
+    const fromAccepted =
+      generated && accepted ? acceptedRootSecret(generated, accepted, this.clock.now()) : undefined;
+    const contents = generated
+      ? { stringData: fromAccepted?.stringData ?? generated }
+      : {
           data: Object.fromEntries(
             Object.entries(this.lastGoodSelfSigned!).map(([k, v]) => [k, v.toString('base64')]),
           ),
-        }
-      : {
-          stringData: await generateRootData({
-            trustDomain: config.trustDomain,
-            keyAlgorithm: config.root.selfSigned.keyAlgorithm,
-            ttlMs: config.root.selfSigned.ttlMs,
-            now: new Date(this.clock.now()),
-          }),
         };
     try {
       await this.opts.raw.request('POST', secretsPath(namespace), {
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: { name: SELF_SIGNED_SECRET, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } },
+        metadata: {
+          name: SELF_SIGNED_SECRET,
+          namespace,
+          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+          ...(fromAccepted ? { annotations: fromAccepted.annotations } : {}),
+        },
         type: SELF_SIGNED_SECRET_TYPE,
         ...contents,
       });
       if (restore) log.warn(`${source} was deleted; re-created it with the root in use`);
+      else if (accepted)
+        log.warn(
+          { request: accepted.request, previousRoots: accepted.previousRoots.length },
+          `accepted a new root in ${source}: the old roots stay trusted while every workload is reissued`,
+        );
       else log.info({ trustDomain: config.trustDomain }, `generated a new self-signed root in ${source}`);
     } catch (err) {
       if (isConflict(err)) {

@@ -1,7 +1,7 @@
 // The running configuration from the CertificateAuthority's spec, decided
 // purely: a valid spec takes effect; an invalid one is reported and the last
 // valid configuration stays.
-import { type CaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
+import { type CaConfig, parseCertificateAuthoritySpec, specFingerprint } from '../../config/ca-spec.js';
 
 export type ConfigurationDecision =
   | { action: 'none' }
@@ -10,10 +10,11 @@ export type ConfigurationDecision =
 
 export function planConfiguration(
   spec: unknown,
+  /** specFingerprint of the spec last decided. */
   lastSpecJson: string,
   current: CaConfig,
 ): ConfigurationDecision {
-  if (JSON.stringify(spec) === lastSpecJson) return { action: 'none' };
+  if (specFingerprint(spec) === lastSpecJson) return { action: 'none' };
   const result = parseCertificateAuthoritySpec(spec);
   if (!result.ok) return { action: 'reject', message: result.message };
   return {

@@ -6,7 +6,7 @@
 // leadership changes, and every status interval for the counts.
 import type { Logger } from 'pino';
 import { certificateAuthorityResource as resource } from '../../config/ca-resource.js';
-import type { CaConfig } from '../../config/ca-spec.js';
+import { type CaConfig, specFingerprint } from '../../config/ca-spec.js';
 import { apiStatus } from '../../kube/client.js';
 import { type Clock, systemClock } from '../../kube/clock.js';
 import type { EventSink } from '../../kube/events.js';
@@ -32,11 +32,13 @@ export interface CertificateAuthorityControllerOptions {
   events: EventSink;
   statusIntervalMs?: number;
   clock?: Clock;
+  /** Written to the status next to the roots, so they are only ever matched to this CA namespace. */
+  caNamespace?: string;
 }
 
 export class CertificateAuthorityController {
   readonly queue: WorkQueue;
-  private lastSpecJson = 'undefined';
+  private lastSpecJson = specFingerprint(undefined);
   private conditionTimes = new Map<string, { status: string; at: string }>();
   private workers: Promise<void> | undefined;
   private readonly clock: Clock;
@@ -48,12 +50,26 @@ export class CertificateAuthorityController {
     const enqueue = () => this.queue.add(KEY);
     caches.certificateAuthorities.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
     const { state } = caches;
-    for (const value of [state.config, state.specError, state.authority, state.rotation, state.leading])
+    for (const value of [
+      state.config,
+      state.specError,
+      state.authority,
+      state.rotation,
+      state.crl,
+      state.leading,
+    ])
       (value as { subscribe(fn: () => void): void }).subscribe(enqueue);
   }
 
   get current(): CaConfig {
     return this.opts.caches.state.config.current;
+  }
+
+  /** Root fingerprints the status records for this CA namespace (kept while no CA is loaded). */
+  statusRootFingerprints(caNamespace: string): string[] {
+    const status = this.opts.caches.certificateAuthority?.status;
+    if (status?.caNamespace !== caNamespace) return [];
+    return (status.roots ?? []).map((root) => root.fingerprintSha256);
   }
 
   /** The value of an annotation on the CertificateAuthority, if it exists. */
@@ -93,7 +109,7 @@ export class CertificateAuthorityController {
     const { state } = this.opts.caches;
     const spec = this.opts.caches.certificateAuthority?.spec;
     const decision = planConfiguration(spec, this.lastSpecJson, state.config.current);
-    this.lastSpecJson = JSON.stringify(spec);
+    this.lastSpecJson = specFingerprint(spec);
     switch (decision.action) {
       case 'none':
         return;
@@ -135,8 +151,11 @@ export class CertificateAuthorityController {
       authority: caches.state.authority.current,
       counts: this.opts.workloads.counts(),
       rotation: caches.state.rotation.current!,
+      crl: caches.state.crl.current,
       now: this.clock.now(),
       transitionTime: (type: Condition['type'], s: Condition['status']) => this.conditionTime(type, s),
+      caNamespace: this.opts.caNamespace,
+      previous: view.status,
     });
     const expiring = status.conditions.find((c) => c.type === 'RootExpiring');
     if (expiring?.status === 'True') {

@@ -38,6 +38,26 @@ function input(over: Partial<StatusInput> = {}): StatusInput {
 const condition = (status: CaStatus, type: string) => status.conditions.find((c) => c.type === type);
 
 describe('desiredStatus', () => {
+  it('reports the CRL: Signed while current, SignFailed when it cannot be re-signed, Expired past nextUpdate', () => {
+    expect(condition(desiredStatus(input()), 'CRLValid')).toBeUndefined();
+    const current = desiredStatus(
+      input({ crl: { state: 'current', nextUpdate: now + 3_600_000, revoked: 2 } }),
+    );
+    expect(condition(current, 'CRLValid')).toMatchObject({ status: 'True', reason: 'Signed' });
+    expect(condition(current, 'CRLValid')?.message).toContain('2 revoked');
+    const failing = desiredStatus(
+      input({
+        crl: { state: 'failing', nextUpdate: now + 60_000, message: 'cannot sign or publish the CRL: boom' },
+      }),
+    );
+    expect(condition(failing, 'CRLValid')).toMatchObject({ status: 'False', reason: 'SignFailed' });
+    expect(condition(failing, 'CRLValid')?.message).toContain('boom');
+    const expired = desiredStatus(input({ crl: { state: 'current', nextUpdate: now, revoked: 0 } }));
+    expect(condition(expired, 'CRLValid')).toMatchObject({ status: 'False', reason: 'Expired' });
+    const pending = desiredStatus(input({ crl: { state: 'unknown', message: 'no CRL signed yet' } }));
+    expect(condition(pending, 'CRLValid')).toMatchObject({ status: 'Unknown', reason: 'Pending' });
+  });
+
   it('is Ready with the root, counts and observed generation when config and CA are good', () => {
     const status = desiredStatus(input());
     expect(condition(status, 'Ready')).toMatchObject({ status: 'True', observedGeneration: 3 });

@@ -1,12 +1,13 @@
 // The status the CertificateAuthority should show, derived purely from the
 // configuration outcome, the CA state and the workload counts.
-import type { CaConfig } from '../../config/ca-spec.js';
+import { type CaConfig, configAdjustments } from '../../config/ca-spec.js';
 import type { AuthorityState } from '../authority/controller.js';
+import type { CrlHealth } from '../crl/health.js';
 import type { RotationStatus } from '../root-rotation/controller.js';
 import type { WorkloadCounts } from '../workload-secrets/controller.js';
 
 export interface Condition {
-  type: 'Ready' | 'ConfigValid' | 'CAReady' | 'RootExpiring';
+  type: 'Ready' | 'ConfigValid' | 'CAReady' | 'RootExpiring' | 'CRLValid';
   status: 'True' | 'False' | 'Unknown';
   reason: string;
   message: string;
@@ -23,6 +24,8 @@ export interface RootStatus {
 
 export interface CaStatus {
   observedGeneration: number;
+  /** The namespace of the CA Secrets the roots belong to. */
+  caNamespace?: string;
   trustDomain: string;
   rootExpiry?: string;
   roots: RootStatus[];
@@ -40,8 +43,13 @@ export interface StatusInput {
   authority: AuthorityState;
   counts: WorkloadCounts;
   rotation: RotationStatus;
+  /** The published CRL's state; no CRLValid condition when absent. */
+  crl?: CrlHealth;
   now: number;
   transitionTime: (type: Condition['type'], status: Condition['status']) => string;
+  caNamespace?: string;
+  /** The status as stored: its roots are kept while no CA is loaded (they record what was in use). */
+  previous?: CaStatus;
 }
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -66,7 +74,7 @@ export function desiredStatus(input: StatusInput): CaStatus {
   };
   const configValid = input.specError === undefined;
   const configCondition = configValid
-    ? condition('ConfigValid', true, 'Valid', 'the spec is valid and in effect')
+    ? validConfigCondition(input.config, condition)
     : condition(
         'ConfigValid',
         false,
@@ -94,14 +102,23 @@ export function desiredStatus(input: StatusInput): CaStatus {
           notAfter: iso(root.notAfter),
           active: root.fingerprintSha256 === authority.authority.activeRootFingerprint,
         }))
-      : [];
-  const activeRoot = roots.find((r) => r.active);
+      : input.previous?.caNamespace !== undefined && input.previous.caNamespace === input.caNamespace
+        ? (input.previous.roots ?? [])
+        : [];
+  const activeRoot = authority.status === 'ready' ? roots.find((r) => r.active) : undefined;
   return {
     observedGeneration: generation,
+    ...(input.caNamespace !== undefined ? { caNamespace: input.caNamespace } : {}),
     trustDomain: input.config.trustDomain,
     ...(activeRoot ? { rootExpiry: activeRoot.notAfter } : {}),
     roots,
-    conditions: [readyCondition, configCondition, caCondition, rootExpiringCondition(input, condition)],
+    conditions: [
+      readyCondition,
+      configCondition,
+      caCondition,
+      rootExpiringCondition(input, condition),
+      ...(input.crl ? [crlCondition(input.crl, input.now, condition)] : []),
+    ],
     ...input.counts,
     rotation: input.rotation,
   };
@@ -174,4 +191,43 @@ function rootExpiringCondition(
         'RootValid',
         'the signing certificate is not near expiry, or rotation is handling it',
       );
+}
+
+/** Valid; or valid with a value that policy adjusts, which the user should see rather than guess. */
+function validConfigCondition(
+  config: CaConfig,
+  condition: (type: Condition['type'], ok: boolean, reason: string, message: string) => Condition,
+): Condition {
+  const notes = configAdjustments(config);
+  if (notes.length === 0) return condition('ConfigValid', true, 'Valid', 'the spec is valid and in effect');
+  return condition('ConfigValid', true, 'ValidWithAdjustments', `the spec is in effect; ${notes.join('; ')}`);
+}
+
+/** False is alert-worthy: the CRL cannot be re-signed, and verifiers fail closed once it expires. */
+function crlCondition(
+  crl: CrlHealth,
+  now: number,
+  condition: (type: Condition['type'], ok: boolean | undefined, reason: string, message: string) => Condition,
+): Condition {
+  if (crl.state === 'unknown') return condition('CRLValid', undefined, 'Pending', crl.message);
+  if (crl.state === 'failing') {
+    const until =
+      crl.nextUpdate === undefined
+        ? ''
+        : `; the published CRL is valid until ${new Date(crl.nextUpdate).toISOString()}`;
+    return condition('CRLValid', false, 'SignFailed', `${crl.message}${until}`);
+  }
+  if (crl.nextUpdate <= now)
+    return condition(
+      'CRLValid',
+      false,
+      'Expired',
+      `the CRL expired at ${new Date(crl.nextUpdate).toISOString()}`,
+    );
+  return condition(
+    'CRLValid',
+    true,
+    'Signed',
+    `istio-ca-crl lists ${crl.revoked} revoked certificate(s), valid until ${new Date(crl.nextUpdate).toISOString()}`,
+  );
 }

@@ -53,6 +53,8 @@ const KEY = 'root';
 /** While a rotation is under way, progress is looked at this long after a cache event (coalesced). */
 const PROGRESS_DELAY_MS = 1_000;
 
+export { PREVIOUS_CERT } from './step.js';
+
 export interface RootRotationOptions {
   caches: SharedCaches;
   raw: ApiRequester;

@@ -13,6 +13,8 @@ import type { RotationDecision } from './plan.js';
 export const NEXT_CERT = 'next-ca-cert.pem';
 export const NEXT_KEY = 'next-ca-key.pem';
 export const PREVIOUS_CERT = 'previous-ca-cert.pem';
+/** Kept while Reissuing so the retiring root can still sign its CRL (src/ca/crl-signers.ts). */
+export const PREVIOUS_KEY = 'previous-ca-key.pem';
 
 export interface CaSecretContents {
   data: Record<string, string>;
@@ -55,6 +57,7 @@ export function rotationStep(input: StepInput): CaSecretContents & { message: st
       if (!data[NEXT_CERT] || !data[NEXT_KEY])
         throw new Error(`${SELF_SIGNED_SECRET} is in Publishing but holds no next root`);
       data[PREVIOUS_CERT] = data['ca-cert.pem']!;
+      data[PREVIOUS_KEY] = data['ca-key.pem']!;
       data['ca-cert.pem'] = data[NEXT_CERT];
       data['ca-key.pem'] = data[NEXT_KEY];
       delete data[NEXT_CERT];
@@ -71,6 +74,7 @@ export function rotationStep(input: StepInput): CaSecretContents & { message: st
         bundle.filter((der) => der.equals(active) || (previous !== undefined && !der.equals(previous))),
       );
       delete data[PREVIOUS_CERT];
+      delete data[PREVIOUS_KEY];
       delete annotations[PHASE_ANNOTATION];
       delete annotations[STARTED_ANNOTATION];
       delete annotations[PHASE_SINCE_ANNOTATION];

@@ -10,6 +10,7 @@ const ours = (over: Partial<TrustBundleView> = {}): TrustBundleView => ({
   dataKeys: ['root-cert.pem'],
   bundleHash: 'h1',
   ...over,
+  contentHash: 'bundleHash' in over ? over.bundleHash : 'h1',
 });
 
 describe('planTrustBundle', () => {
@@ -28,13 +29,13 @@ describe('planTrustBundle', () => {
       'a new bundle is published',
       { managed: true, terminating: false, bundleHash: 'h2', configMap: ours() },
       'update',
-      'StaleBundle',
+      'StaleContent',
     ],
     [
       'an edited bundle is reverted',
       { managed: true, terminating: false, bundleHash: 'h1', configMap: ours({ bundleHash: undefined }) },
       'update',
-      'StaleBundle',
+      'StaleContent',
     ],
     [
       'a removed label is restored',

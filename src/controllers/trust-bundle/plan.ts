@@ -1,4 +1,5 @@
-// What to do about one namespace's trust bundle ConfigMap. Pure.
+// What to do about one namespace's trust bundle ConfigMap. Pure; the shared publisher's plan.
+import { type PublishedConfigMapDecision, planPublishedConfigMap } from '../published-configmap/plan.js';
 import { TRUST_BUNDLE_KEY, TRUST_BUNDLE_NAME, type TrustBundleView } from './observe.js';
 
 export interface TrustBundleInput {
@@ -9,12 +10,7 @@ export interface TrustBundleInput {
   bundleHash?: string;
 }
 
-export type TrustBundleDecision =
-  | { action: 'none' }
-  | { action: 'create' }
-  | { action: 'update'; reason: 'StaleBundle' | 'Edited' }
-  | { action: 'delete' }
-  | { action: 'report'; reason: 'ForeignConfigMap'; message: string };
+export type TrustBundleDecision = PublishedConfigMapDecision;
 
 export function planTrustBundle({
   managed,
@@ -22,18 +18,12 @@ export function planTrustBundle({
   configMap,
   bundleHash,
 }: TrustBundleInput): TrustBundleDecision {
-  if (!managed) return configMap?.owned ? { action: 'delete' } : { action: 'none' };
-  if (terminating || bundleHash === undefined) return { action: 'none' };
-  if (!configMap) return { action: 'create' };
-  if (!configMap.owned) {
-    return {
-      action: 'report',
-      reason: 'ForeignConfigMap',
-      message: `ConfigMap ${TRUST_BUNDLE_NAME} exists but is not managed by alcazar (istiod may own it); it is left untouched`,
-    };
-  }
-  if (configMap.bundleHash !== bundleHash) return { action: 'update', reason: 'StaleBundle' };
-  const onlyOurKey = configMap.dataKeys.length === 1 && configMap.dataKeys[0] === TRUST_BUNDLE_KEY;
-  if (!configMap.labelled || !onlyOurKey) return { action: 'update', reason: 'Edited' };
-  return { action: 'none' };
+  return planPublishedConfigMap({
+    name: TRUST_BUNDLE_NAME,
+    key: TRUST_BUNDLE_KEY,
+    managed,
+    terminating,
+    configMap,
+    contentHash: bundleHash,
+  });
 }

@@ -7,6 +7,14 @@ import { systemClock } from '../../kube/clock.js';
 import type { InvolvedObject } from '../../kube/events.js';
 import { WorkQueue } from '../../kube/workqueue.js';
 import { spiffeIdFor, workloadSecretName } from '../../model/names.js';
+import { isManagedNamespace } from '../../model/targeting.js';
+import { normalizeSerialHex } from '../../pki/crl.js';
+import {
+  defaultReservedDnsNames,
+  describeRefusedDnsNames,
+  type RefusedDnsName,
+} from '../../policy/dns-names.js';
+import type { IssuanceRecord } from '../../revocation/issuance-record.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { AuthorityState } from '../authority/state.js';
 import type { ControllerContext } from '../context.js';
@@ -14,6 +22,7 @@ import { startReconcileLoop } from '../reconcile-loop.js';
 import { WorkloadKeyIndex } from './key-index.js';
 import { type ObservedSecret, signedByAuthority } from './observe.js';
 import {
+  authorisedDnsNames,
   type CaView,
   caViewOf,
   createForbiddenIsExpected,
@@ -34,7 +43,14 @@ export interface WorkloadSecretsOptions extends ControllerContext {
   /** How long to wait before looking again at a ServiceAccount whose name is taken by a foreign Secret. */
   foreignRecheckMs: number;
   metrics?: Metrics;
+  /** Where superseded certificates that are still valid are recorded, so revoking their identity covers them. */
+  record?: Pick<IssuanceRecord, 'record'>;
   now?: () => number;
+  /**
+   * Names alcazar serves itself (the CSR API's serving certificate): never given to a workload
+   * unless an allow rule names them. Default: defaultReservedDnsNames(caNamespace).
+   */
+  reservedDnsNames?: readonly string[];
 }
 
 interface Reconciling extends Omit<WorkloadTarget, 'authority'> {
@@ -54,6 +70,12 @@ export class WorkloadSecretsController {
   private readonly writer: WorkloadSecretWriter;
   private workers: Promise<void> | undefined;
   private readonly now: () => number;
+  private readonly reservedDnsNames: readonly string[];
+  /** Per key, the DNS names last refused, so each refusal is counted once, not at every reconcile. */
+  private readonly refusedDnsNames = new Map<string, ReadonlySet<string>>();
+
+  /** Serials listed by applied CertificateRevocations, rebuilt after a revocation event. */
+  private revokedSerials: Set<string> | undefined;
 
   constructor(private readonly opts: WorkloadSecretsOptions) {
     const clock = opts.clock ?? systemClock;
@@ -63,11 +85,31 @@ export class WorkloadSecretsController {
     this.queries = new WorkloadQueries(opts.caches, opts.caNamespace);
     this.keys = new WorkloadKeyIndex(opts.caches, this.queue, this.now);
     this.writer = new WorkloadSecretWriter(opts.raw, opts.caches, opts.metrics);
+    this.reservedDnsNames = opts.reservedDnsNames ?? defaultReservedDnsNames(opts.caNamespace);
     // A new configuration, a new CA or a new leader: every ServiceAccount is looked at again.
     const { state } = opts.caches;
     state.config.subscribe(() => this.enqueueAll());
     state.authority.subscribe(() => this.enqueueAll());
     state.leading.subscribe((leading) => leading && this.enqueueAll());
+    // An applied revocation: the ServiceAccounts it lists are reissued.
+    const onRevocation = (
+      _: string,
+      view: { revoked: { namespace?: string; serviceAccount?: string }[] },
+    ) => {
+      this.revokedSerials = undefined;
+      for (const entry of view.revoked) {
+        if (entry.namespace && entry.serviceAccount)
+          this.keys.enqueue(`${entry.namespace}/${entry.serviceAccount}`);
+      }
+    };
+    opts.caches.revocations.subscribe({
+      added: onRevocation,
+      updated: (key, _, view) => onRevocation(key, view),
+      deleted: () => {
+        this.revokedSerials = undefined;
+      },
+    });
+    opts.caches.serviceAccounts.subscribe({ deleted: (key) => this.refusedDnsNames.delete(key) });
   }
 
   /** Starts the workers; the shared caches must have synced. */
@@ -115,6 +157,17 @@ export class WorkloadSecretsController {
     return this.queries.certificateExpiries();
   }
 
+  private isRevoked(serial: string): boolean {
+    if (!this.revokedSerials) {
+      this.revokedSerials = new Set();
+      for (const [, view] of this.opts.caches.revocations.entries())
+        for (const entry of view.revoked) this.revokedSerials.add(entry.serial);
+    }
+    if (this.revokedSerials.size === 0) return false;
+    const canonical = normalizeSerialHex(serial);
+    return canonical !== undefined && this.revokedSerials.has(canonical);
+  }
+
   async reconcile(key: string): Promise<void> {
     if (!this.opts.canWrite()) return;
     const { caches } = this.opts;
@@ -124,18 +177,27 @@ export class WorkloadSecretsController {
     const sa = caches.serviceAccounts.get(key);
     const cached = caches.workloadSecrets.get(`${namespace}/${workloadSecretName(serviceAccount)}`);
     const now = this.now();
+    const ns = caches.namespaces.get(namespace);
+    const policy = workloadPolicy(config, this.reservedDnsNames);
     const decision = plan({
       namespace,
       serviceAccount,
       sa,
-      ns: caches.namespaces.get(namespace),
+      ns,
       secret: cached && withSigner(cached, state),
       ca: caView(state),
-      policy: workloadPolicy(config),
+      policy,
       targeting: config.namespaces,
       caNamespace: this.opts.caNamespace,
+      revoked: cached?.certificate !== undefined && this.isRevoked(cached.certificate.serial),
       now,
     });
+    const managed =
+      sa !== undefined &&
+      ns !== undefined &&
+      !ns.terminating &&
+      isManagedNamespace(namespace, ns.labels, config.namespaces, this.opts.caNamespace);
+    const dnsNames = managed ? authorisedDnsNames(namespace, sa, ns, policy) : { allowed: [], refused: [] };
     const log = this.opts.log.child({ namespace, serviceAccount });
     const involved: InvolvedObject = {
       apiVersion: 'v1',
@@ -145,6 +207,7 @@ export class WorkloadSecretsController {
       uid: sa?.uid,
     };
     if (sa?.dnsNamesError) this.opts.events.record(involved, 'Warning', 'InvalidDnsNames', sa.dnsNamesError);
+    this.reportRefusedDnsNames(key, involved, log, dnsNames.refused);
     const authority = state.status === 'ready' ? state.authority : undefined;
     const target = {
       key,
@@ -157,6 +220,7 @@ export class WorkloadSecretsController {
       now,
       log,
       involved,
+      dnsNames: dnsNames.allowed,
     };
     await this.execute(decision, target);
     log.debug(
@@ -167,6 +231,30 @@ export class WorkloadSecretsController {
     if (decision.action === 'none' && decision.recheckAt !== undefined) {
       this.queue.addAfter(key, decision.recheckAt - now);
     }
+  }
+
+  /**
+   * Refused names: a Warning Event on the ServiceAccount (the recorder writes the same one at most
+   * once per window) and the metric, counted once per name newly refused.
+   */
+  private reportRefusedDnsNames(
+    key: string,
+    involved: InvolvedObject,
+    log: ControllerContext['log'],
+    refused: readonly RefusedDnsName[],
+  ): void {
+    const before = this.refusedDnsNames.get(key);
+    if (refused.length === 0) {
+      this.refusedDnsNames.delete(key);
+      return;
+    }
+    const message = `DNS names left out of the certificate: ${describeRefusedDnsNames(refused)}`;
+    this.opts.events.record(involved, 'Warning', 'DNSNameRefused', message);
+    const fresh = refused.filter((r) => !before?.has(r.name));
+    if (fresh.length === 0) return;
+    log.warn({ refused: fresh.map((r) => ({ name: r.name, reason: r.reason })) }, 'DNS names refused');
+    for (const r of fresh) this.opts.metrics?.dnsNameRefused(r.reason);
+    this.refusedDnsNames.set(key, new Set(refused.map((r) => r.name)));
   }
 
   /** Carries out one decision; what the API answers is handed back to `plan` functions, never judged here. */
@@ -187,7 +275,13 @@ export class WorkloadSecretsController {
         return;
       case 'delete':
       case 'recreate':
-        await this.writer.delete(r.namespace, r.secret!, secretName);
+        this.keys.deleting(r.key, true);
+        try {
+          await this.writer.delete(r.namespace, r.secret!, secretName);
+        } catch (err) {
+          this.keys.deleting(r.key, false);
+          throw err;
+        }
         r.log.info({ reason: decision.reason, secret: secretName }, 'deleted workload Secret');
         if (decision.reason === 'ServiceAccountDeleted') this.opts.metrics?.serviceAccountSecretDeleted();
         if (decision.action === 'delete' && r.sa) {
@@ -219,15 +313,39 @@ export class WorkloadSecretsController {
       }
       case 'reissue': {
         const t = signing(r);
+        await this.recordSuperseded(r);
         const material = await this.writer.mint(t);
         await this.writer.reissue(t, material);
         this.issued(r, decision.reason, material.serialHex, material.notAfter);
+        if (decision.reason === 'DnsNameNotAllowed' && decision.message) {
+          this.opts.events.record(r.involved, 'Warning', 'DNSNameRemoved', `reissued: ${decision.message}`);
+        }
         return;
       }
       case 'refreshBundle':
         await this.writer.refreshBundle(signing(r));
         r.log.info({ reason: decision.reason }, 'refreshed root bundle of workload Secret');
         return;
+    }
+  }
+
+  /**
+   * The certificate being replaced may still be valid and in use: record it, so that revoking its
+   * ServiceAccount later covers it too. Best effort: a failure is logged, the reissue goes on.
+   */
+  private async recordSuperseded(r: Reconciling): Promise<void> {
+    const cert = r.secret?.certificate;
+    if (!this.opts.record || !cert || cert.notAfter <= r.now) return;
+    try {
+      await this.opts.record.record({
+        namespace: r.namespace,
+        serviceAccount: r.serviceAccount,
+        serial: cert.serial,
+        notAfter: new Date(cert.notAfter),
+        issuedAt: new Date(cert.notBefore),
+      });
+    } catch (err) {
+      r.log.warn({ err: (err as Error).message }, 'could not record the superseded certificate');
     }
   }
 

@@ -12,6 +12,8 @@ export class WorkloadKeyIndex {
   private readonly keysByNamespace = new Map<string, Set<string>>();
   /** Keys whose Secret was seen deleted: a create for them heals, rather than serves a new ServiceAccount. */
   private readonly secretDeleted = new Set<string>();
+  /** Keys whose Secret we are deleting ourselves: that deletion is no one else's to count. */
+  private readonly deletingOurselves = new Set<string>();
 
   constructor(
     private readonly caches: SharedCaches,
@@ -38,7 +40,8 @@ export class WorkloadKeyIndex {
       deleted: (key) => {
         const [namespace, name] = splitKey(key);
         const sa = serviceAccountOfSecret(name);
-        if (sa) this.secretDeleted.add(`${namespace}/${sa}`);
+        const saKey = sa && `${namespace}/${sa}`;
+        if (saKey && !this.deletingOurselves.delete(saKey)) this.secretDeleted.add(saKey);
         this.enqueueSecret(key, false);
       },
     });
@@ -54,6 +57,12 @@ export class WorkloadKeyIndex {
     return this.secretDeleted.delete(key);
   }
 
+  /** Around our own delete of the key's Secret: its deletion event is then not counted as someone else's. */
+  deleting(key: string, ours: boolean): void {
+    if (ours) this.deletingOurselves.add(key);
+    else this.deletingOurselves.delete(key);
+  }
+
   private track(key: string): void {
     const [namespace] = splitKey(key);
     const keys = this.keysByNamespace.get(namespace) ?? new Set<string>();
@@ -63,6 +72,7 @@ export class WorkloadKeyIndex {
   }
 
   private untrack(key: string): void {
+    this.secretDeleted.delete(key);
     const [namespace, name] = splitKey(key);
     if (!this.caches.workloadSecrets.get(`${namespace}/${workloadSecretName(name)}`))
       this.keysByNamespace.get(namespace)?.delete(key);
@@ -83,7 +93,7 @@ export class WorkloadKeyIndex {
   }
 
   /** Expired or due certificates (e.g. found at start-up after downtime) go before everything else. */
-  private enqueue(key: string): void {
+  enqueue(key: string): void {
     const [namespace, sa] = splitKey(key);
     const certificate = this.caches.workloadSecrets.get(
       `${namespace}/${workloadSecretName(sa)}`,

@@ -16,6 +16,7 @@ import {
 } from '../../pki/index.js';
 import { Oid } from '../../pki/oids.js';
 import { encodeCertificatesPem } from '../../pki/pem.js';
+import { isDnsName } from '../../policy/dns-names.js';
 import type { NamespaceView, SecretView, ServiceAccountView } from './plan.js';
 
 // Moved to src/model/names.ts; re-exported here for existing imports.
@@ -25,9 +26,6 @@ export {
   MANAGED_BY_VALUE,
   SERVICE_ACCOUNT_ANNOTATION,
 } from '../../model/names.js';
-
-const DNS_NAME =
-  /^(?=.{1,253}$)(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 
 export interface ObservedSecret extends SecretView {
   /** The leaf, for checking which CA signed it. */
@@ -52,11 +50,11 @@ export function observeServiceAccount(sa: V1ServiceAccount): ServiceAccountView 
         .filter(Boolean),
     ),
   ];
-  const invalid = names.filter((n) => !DNS_NAME.test(n));
+  const invalid = names.filter((n) => !isDnsName(n));
   if (invalid.length > 0) {
     view.dnsNamesError = `annotation ${DNS_NAMES_ANNOTATION} has invalid DNS names: ${invalid.join(', ')}`;
   }
-  view.dnsNames = names.filter((n) => DNS_NAME.test(n)).sort();
+  view.dnsNames = names.filter((n) => isDnsName(n)).sort();
   return view;
 }
 

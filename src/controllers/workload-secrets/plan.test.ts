@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
 import {
   type CaView,
   type PlanInput,
@@ -7,6 +8,7 @@ import {
   serviceAccountOfSecret,
   spiffeIdFor,
   WORKLOAD_SECRET_TYPE,
+  workloadPolicy,
   workloadSecretName,
 } from './plan.js';
 import { backdateMs, gracePeriodMs, jitterFraction, renewAt } from './renewal.js';
@@ -61,6 +63,8 @@ function input(overrides: Partial<PlanInput> = {}): PlanInput {
       keyAlgorithm: 'ECDSA_P256',
       gracePeriodRatio: 0.5,
       minGracePeriodMs: 10 * 60_000,
+      ttlMs: 90 * DAY,
+      dnsNames: { clusterDomain: 'cluster.local', allow: [], reservedDnsNames: ['istiod.istio-system.svc'] },
     },
     targeting: { managedByDefault: true, alwaysManaged: [] },
     caNamespace: 'istio-system',
@@ -156,6 +160,12 @@ describe('plan', () => {
       'DnsNamesChanged',
     ],
     [
+      'a shortened ttl reissues a certificate that outlives a fresh one',
+      { policy: { ...input().policy, ttlMs: DAY } },
+      'reissue',
+      'TTLShortened',
+    ],
+    [
       'a certificate inside its grace period is renewed',
       { secret: healthySecret({}, { notBefore: now - 50 * DAY, notAfter: now + 40 * DAY }) },
       'reissue',
@@ -209,9 +219,133 @@ describe('plan', () => {
     });
   });
 
+  it('reissues a revoked certificate with a new key at once, even when it is otherwise healthy', () => {
+    expect(plan(input({ revoked: true }))).toEqual({ action: 'reissue', reason: 'Revoked' });
+    expect(plan(input({ revoked: false }))).toMatchObject({ action: 'none' });
+  });
+
+  it('does not reissue a revoked certificate in a namespace that is no longer managed: it deletes it', () => {
+    const decision = plan(
+      input({ revoked: true, ns: { labels: { 'ca.istio.io/override': 'false' }, terminating: false } }),
+    );
+    expect(decision).toEqual({ action: 'delete', reason: 'NamespaceNotManaged' });
+  });
+
   it('reports a ServiceAccount whose Secret name would be too long', () => {
     const decision = plan(input({ serviceAccount: 'a'.repeat(250), secret: undefined }));
     expect(decision).toMatchObject({ action: 'report', reason: 'NameTooLong' });
+  });
+});
+
+describe('plan: DNS names', () => {
+  const withRule = (patterns: string[], namespaces = ['shop']) => ({
+    ...input().policy,
+    dnsNames: { ...input().policy.dnsNames, allow: [{ namespaces, patterns }] },
+  });
+  const requesting = (...dnsNames: string[]) => ({ sa: { uid: 'sa-uid', dnsNames } });
+  const carrying = (...dnsNames: string[]) => ({ secret: healthySecret({}, { dnsNames }) });
+
+  it('a requested name outside the namespace is not a reason to reissue a certificate without it', () => {
+    expect(plan(input(requesting('www.bank.example', 'kubernetes.default.svc'))).action).toBe('none');
+  });
+
+  it('a certificate carrying a name the ServiceAccount may not have is reissued, saying which and why', () => {
+    const decision = plan(
+      input({
+        ...requesting('www.bank.example', 'api.shop.svc'),
+        ...carrying('api.shop.svc', 'www.bank.example'),
+      }),
+    );
+    expect(decision).toMatchObject({ action: 'reissue', reason: 'DnsNameNotAllowed' });
+    expect(decision).toHaveProperty(
+      'message',
+      expect.stringContaining('www.bank.example is outside namespace shop'),
+    );
+  });
+
+  it('a certificate carrying a reserved name is reissued even when it asks for it', () => {
+    const decision = plan(
+      input({ ...requesting('istiod.istio-system.svc'), ...carrying('istiod.istio-system.svc') }),
+    );
+    expect(decision).toMatchObject({ action: 'reissue', reason: 'DnsNameNotAllowed' });
+    expect(decision).toHaveProperty(
+      'message',
+      expect.stringContaining("reserved for alcazar's own serving certificate"),
+    );
+  });
+
+  it('removing the allow rule reissues without the name; with the rule the certificate is current', () => {
+    const state = { ...requesting('api.example.com'), ...carrying('api.example.com') };
+    expect(plan(input({ ...state, policy: withRule(['api.example.com']) })).action).toBe('none');
+    expect(plan(input(state))).toMatchObject({ action: 'reissue', reason: 'DnsNameNotAllowed' });
+    expect(plan(input({ ...state, policy: withRule(['api.example.com'], ['other']) }))).toMatchObject({
+      reason: 'DnsNameNotAllowed',
+    });
+  });
+
+  it('adding an allow rule for a requested name reissues with it', () => {
+    expect(
+      plan(input({ ...requesting('api.example.com'), policy: withRule(['*.example.com']) })),
+    ).toMatchObject({
+      action: 'reissue',
+      reason: 'DnsNamesChanged',
+    });
+  });
+
+  it('a namespace label that a selector rule matches grants the name; losing it takes it away', () => {
+    const policy = {
+      ...input().policy,
+      dnsNames: {
+        ...input().policy.dnsNames,
+        allow: [
+          {
+            namespaces: [],
+            namespaceSelector: { matchLabels: { tier: 'edge' } },
+            patterns: ['edge.example.com'],
+          },
+        ],
+      },
+    };
+    const labelled = { ns: { labels: { tier: 'edge' }, terminating: false }, policy };
+    expect(plan(input({ ...requesting('edge.example.com'), ...labelled }))).toMatchObject({
+      reason: 'DnsNamesChanged',
+    });
+    expect(
+      plan(input({ ...requesting('edge.example.com'), ...carrying('edge.example.com'), ...labelled })).action,
+    ).toBe('none');
+    expect(
+      plan(input({ ...requesting('edge.example.com'), ...carrying('edge.example.com'), policy })),
+    ).toMatchObject({
+      reason: 'DnsNameNotAllowed',
+    });
+  });
+
+  it('takes the cluster domain and allow rules from the CertificateAuthority, the reserved names from the caller', () => {
+    const parsed = parseCertificateAuthoritySpec({
+      clusterDomain: 'corp.internal',
+      workloadCertificates: {
+        dnsNames: { allow: [{ namespaces: ['shop'], patterns: ['api.example.com'] }] },
+      },
+    });
+    if (!parsed.ok) throw new Error(parsed.message);
+    expect(workloadPolicy(parsed.config, ['ca.example.com']).dnsNames).toEqual({
+      clusterDomain: 'corp.internal',
+      allow: [{ namespaces: ['shop'], patterns: ['api.example.com'] }],
+      reservedDnsNames: ['ca.example.com'],
+    });
+  });
+
+  it('a name no longer allowed outranks renewal and algorithm changes as the reason', () => {
+    const decision = plan(
+      input({
+        secret: healthySecret(
+          {},
+          { dnsNames: ['www.bank.example'], notBefore: now - 50 * DAY, notAfter: now + 40 * DAY },
+        ),
+        policy: { ...input().policy, keyAlgorithm: 'RSA_2048' },
+      }),
+    );
+    expect(decision).toMatchObject({ reason: 'DnsNameNotAllowed' });
   });
 });
 

@@ -5,6 +5,12 @@ import type { SigningAuthority } from '../../ca/authority.js';
 import type { CaConfig } from '../../config/ca-spec.js';
 import { DATA_KEYS, spiffeIdFor, WORKLOAD_SECRET_TYPE, workloadSecretName } from '../../model/names.js';
 import { isManagedNamespace, type NamespaceTargeting } from '../../model/targeting.js';
+import {
+  authoriseDnsNames,
+  type DnsNameAuthorisation,
+  type DnsNamePolicy,
+  describeRefusedDnsNames,
+} from '../../policy/dns-names.js';
 import { type RenewalPolicy, renewAt } from './renewal.js';
 
 // Moved to src/model/names.ts; re-exported here for existing imports.
@@ -21,7 +27,7 @@ const MAX_NAME_LENGTH = 253;
 
 export interface ServiceAccountView {
   uid: string;
-  /** Extra DNS SANs requested by annotation, already validated. */
+  /** Extra DNS SANs requested by annotation, syntax already checked; not yet authorised. */
   dnsNames: string[];
   /** Set when the annotation could not be used; the Secret is still issued without extra names. */
   dnsNamesError?: string;
@@ -72,7 +78,14 @@ export interface CaView {
 export interface WorkloadPolicy extends RenewalPolicy {
   trustDomain: string;
   keyAlgorithm: string;
+  /** The configured lifetime: a certificate that would outlive a fresh one is reissued. */
+  ttlMs: number;
+  /** Which requested DNS SANs a ServiceAccount may have. */
+  dnsNames: DnsNamePolicy;
 }
+
+/** Slack before a certificate counts as outliving the ttl, so clock noise never reissues. */
+export const TTL_SLACK_MS = 60_000;
 
 export interface PlanInput {
   namespace: string;
@@ -84,6 +97,8 @@ export interface PlanInput {
   policy: WorkloadPolicy;
   targeting: NamespaceTargeting;
   caNamespace: string;
+  /** The certificate's serial is listed by an applied CertificateRevocation. */
+  revoked?: boolean;
   now: number;
 }
 
@@ -92,24 +107,27 @@ export type Reason =
   | 'WrongType'
   | 'InvalidData'
   | 'WrongIdentity'
+  | 'DnsNameNotAllowed'
   | 'NotSignedByCurrentCA'
   | 'StaleRootBundle'
   | 'StaleChain'
   | 'KeyAlgorithmChanged'
   | 'DnsNamesChanged'
+  | 'TTLShortened'
   | 'Expired'
   | 'RenewalDue'
   | 'ServiceAccountDeleted'
   | 'NamespaceNotManaged'
   | 'ForeignSecret'
   | 'CANotReady'
-  | 'NameTooLong';
+  | 'NameTooLong'
+  | 'Revoked';
 
 export type Decision =
   | { action: 'none'; recheckAt?: number }
   | { action: 'create'; reason: Reason }
-  /** Mint a new key and certificate into the existing Secret. */
-  | { action: 'reissue'; reason: Reason }
+  /** Mint a new key and certificate into the existing Secret; `message` says why, when a reason alone does not. */
+  | { action: 'reissue'; reason: Reason; message?: string }
   /** Keep key and certificate; rewrite root-cert.pem (and the chain) only. */
   | { action: 'refreshBundle'; reason: Reason }
   /** Delete and create again: for what an update cannot fix (the type is immutable). */
@@ -118,14 +136,33 @@ export type Decision =
   /** Someone else's Secret stands at our name: touch nothing, report it. */
   | { action: 'report'; reason: Reason; message: string };
 
-/** The slice of the configuration that decides about workload certificates. */
-export function workloadPolicy(config: CaConfig): WorkloadPolicy {
+/**
+ * The slice of the configuration that decides about workload certificates. `reservedDnsNames`:
+ * the names alcazar serves itself (see defaultReservedDnsNames), which no workload may have.
+ */
+export function workloadPolicy(config: CaConfig, reservedDnsNames: readonly string[]): WorkloadPolicy {
   return {
     trustDomain: config.trustDomain,
     keyAlgorithm: config.workload.keyAlgorithm,
     gracePeriodRatio: config.workload.gracePeriodRatio,
     minGracePeriodMs: config.workload.minGracePeriodMs,
+    ttlMs: config.workload.ttlMs,
+    dnsNames: {
+      clusterDomain: config.clusterDomain,
+      allow: config.workload.dnsNames.allow,
+      reservedDnsNames,
+    },
   };
+}
+
+/** The ServiceAccount's requested DNS names, split into those its certificate gets and those refused. */
+export function authorisedDnsNames(
+  namespace: string,
+  sa: ServiceAccountView,
+  ns: NamespaceView,
+  policy: WorkloadPolicy,
+): DnsNameAuthorisation {
+  return authoriseDnsNames(sa.dnsNames, { namespace, namespaceLabels: ns.labels }, policy.dnsNames);
 }
 
 /** What plan needs to know of a loaded CA. */
@@ -179,12 +216,26 @@ export function plan(input: PlanInput): Decision {
   const spiffeId = spiffeIdFor(policy.trustDomain, input.namespace, input.serviceAccount);
   if (cert.uris.length !== 1 || cert.uris[0] !== spiffeId)
     return { action: 'reissue', reason: 'WrongIdentity' };
+  const subject = { namespace: input.namespace, namespaceLabels: ns.labels };
+  const carried = authoriseDnsNames(cert.dnsNames, subject, policy.dnsNames).refused;
+  if (carried.length > 0) {
+    return {
+      action: 'reissue',
+      reason: 'DnsNameNotAllowed',
+      message: `the certificate carries DNS names it may not have: ${describeRefusedDnsNames(carried)}`,
+    };
+  }
+  // A revoked certificate is replaced with a new key at once, whatever else is true of it.
+  if (input.revoked) return { action: 'reissue', reason: 'Revoked' };
   if (cert.signedBy === undefined || cert.signedBy !== ca.signerFingerprint) {
     return { action: 'reissue', reason: 'NotSignedByCurrentCA' };
   }
   if (cert.notAfter <= now) return { action: 'reissue', reason: 'Expired' };
   if (cert.keyAlgorithm !== policy.keyAlgorithm) return { action: 'reissue', reason: 'KeyAlgorithmChanged' };
-  if (!sameSet(cert.dnsNames, sa.dnsNames)) return { action: 'reissue', reason: 'DnsNamesChanged' };
+  if (!sameSet(cert.dnsNames, authorisedDnsNames(input.namespace, sa, ns, policy).allowed))
+    return { action: 'reissue', reason: 'DnsNamesChanged' };
+  // The ttl was shortened since: the certificate outlives one issued now under today's policy.
+  if (cert.notAfter > now + policy.ttlMs + TTL_SLACK_MS) return { action: 'reissue', reason: 'TTLShortened' };
   const due = renewAt(cert, policy);
   if (due <= now) return { action: 'reissue', reason: 'RenewalDue' };
   if (secret.rootBundleHash !== ca.rootBundleHash)

@@ -37,7 +37,4 @@ export function renewAt(
   return Math.round(cert.notAfter - grace - grace * JITTER_SHARE * jitterFraction(cert.serial));
 }
 
-/** How far NotBefore is backdated: the skew allowance, but at most a tenth of a short lifetime. */
-export function backdateMs(ttlMs: number, clockSkewMs: number): number {
-  return Math.min(clockSkewMs, Math.floor(ttlMs / 10));
-}
+export { backdateMs } from '../../config/ca-spec.js';

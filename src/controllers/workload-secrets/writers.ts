@@ -25,8 +25,10 @@ import { backdateMs } from './renewal.js';
 export interface WorkloadTarget {
   namespace: string;
   serviceAccount: string;
-  /** The ServiceAccount's uid (the Secret's owner) and requested DNS names. */
-  sa?: { uid: string; dnsNames: string[] };
+  /** The ServiceAccount's uid (the Secret's owner). */
+  sa?: { uid: string };
+  /** The DNS SANs the certificate gets: the requested ones the policy allows. */
+  dnsNames: readonly string[];
   /** The Secret as cached, for patches and deletes guarded by its resourceVersion/uid. */
   secret?: ObservedSecret;
   config: CaConfig;
@@ -54,7 +56,7 @@ export class WorkloadSecretWriter {
     try {
       return await issueWorkload(t.authority, {
         spiffeId: spiffeIdFor(t.config.trustDomain, t.namespace, t.serviceAccount),
-        dnsNames: t.sa?.dnsNames ?? [],
+        dnsNames: t.dnsNames,
         keyAlgorithm: workload.keyAlgorithm,
         ttlMs: workload.ttlMs,
         backdateMs: backdateMs(workload.ttlMs, workload.clockSkewMs),

@@ -29,6 +29,20 @@ export interface InjectedFailure {
   times?: number;
 }
 
+/** One request as the proxy saw it: the record of what reached the apiserver through it, and when. */
+export interface ProxyRecord {
+  method: string;
+  path: string;
+  /** Date.now() when the whole request had arrived at the proxy. */
+  receivedAt: number;
+  /** Date.now() when it was sent on to the apiserver; unset if it never was. */
+  forwardedAt?: number;
+  /** The apiserver's answer. */
+  status?: number;
+  /** Answered by the proxy itself (an injected status), reset, or lost in a partition. */
+  outcome?: 'injected' | 'reset' | 'lost';
+}
+
 /** Runs before a request is forwarded; the request waits for it. */
 export type RequestHook = (method: string, path: string) => Promise<void> | void;
 
@@ -48,6 +62,8 @@ export interface ApiProxy {
   /** A kubeconfig (file) that reaches the apiserver through this proxy. */
   readonly kubeconfig: string;
   readonly stats: ProxyStats;
+  /** Every request, in arrival order. */
+  readonly records: readonly ProxyRecord[];
   /** Open watch streams. */
   readonly openWatches: number;
   /**
@@ -74,6 +90,19 @@ export interface ApiProxy {
    * hook that throws fails the request with a 502. `undefined` removes it.
    */
   beforeForward(hook: RequestHook | undefined): void;
+  /**
+   * A network partition between the client and the apiserver. 'hang': requests are black-holed
+   * (held, never answered) and watch streams go silent; 'refuse': from now on new requests have
+   * their connection reset, as a network gives up after a while (requests already held keep
+   * hanging). `heal()` ends it.
+   */
+  partition(mode: 'hang' | 'refuse'): void;
+  /**
+   * The partition heals. A held request whose sender is still waiting on its connection is
+   * delivered now, as TCP delivers what it buffered once the path is back; one whose sender gave
+   * up (closed the connection) is lost. Watch streams end cleanly, so clients watch again.
+   */
+  heal(): void;
   close(): Promise<void>;
 }
 
@@ -127,6 +156,10 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
   let heldRequests: Array<() => void> = [];
   let failure: InjectedFailure | undefined;
   let requestHook: RequestHook | undefined;
+  const records: ProxyRecord[] = [];
+  let partitioned: 'hang' | 'refuse' | undefined;
+  let partitionHeld: Array<{ req: IncomingMessage; res: ServerResponse; body: Buffer; record: ProxyRecord }> =
+    [];
 
   const deliver = (stream: WatchStream, lines: string[]) => {
     if (lines.length === 0) return;
@@ -144,8 +177,9 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
     if (!stream.res.writableEnded) stream.res.end();
   };
 
-  const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse) => {
+  const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, record?: ProxyRecord) => {
     const watch = /[?&]watch=(true|1)(&|$)/.test(req.url ?? '');
+    if (record) record.forwardedAt = Date.now();
     const upstreamReq = httpsRequest(
       {
         host: upstreamUrl.hostname,
@@ -156,6 +190,7 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
         agent,
       },
       (upstream) => {
+        if (record) record.status = upstream.statusCode;
         const headers = forwardedHeaders(upstream.headers, false);
         if (!watch || upstream.statusCode !== 200) {
           res.writeHead(upstream.statusCode ?? 502, headers);
@@ -215,12 +250,28 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const watch = /[?&]watch=(true|1)(&|$)/.test(req.url ?? '');
+      const record: ProxyRecord = {
+        method: req.method ?? 'GET',
+        path: req.url ?? '/',
+        receivedAt: Date.now(),
+      };
+      records.push(record);
+      if (partitioned === 'refuse') {
+        record.outcome = 'reset';
+        req.socket.destroy();
+        return;
+      }
+      if (partitioned === 'hang') {
+        partitionHeld.push({ req, res, body: Buffer.concat(chunks), record });
+        return;
+      }
       if (
         failure &&
         (failure.watches !== false || !watch) &&
         (failure.match?.(req.method ?? 'GET', req.url ?? '/') ?? true)
       ) {
         stats.injected[failure.status] = (stats.injected[failure.status] ?? 0) + 1;
+        record.outcome = 'injected';
         const refused = failure;
         if (refused.times !== undefined && --refused.times <= 0) failure = undefined;
         res.writeHead(refused.status, {
@@ -234,10 +285,10 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
       const proceed = () => {
         if (holding) {
           stats.held++;
-          heldRequests.push(() => forward(req, body, res));
+          heldRequests.push(() => forward(req, body, res, record));
           return;
         }
-        forward(req, body, res);
+        forward(req, body, res, record);
       };
       if (!requestHook) return proceed();
       Promise.resolve(requestHook(req.method ?? 'GET', req.url ?? '/')).then(proceed, () => {
@@ -272,6 +323,7 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
     url,
     kubeconfig,
     stats,
+    records,
     get openWatches() {
       return watches.size;
     },
@@ -308,11 +360,28 @@ export async function startApiProxy(state: ClusterState): Promise<ApiProxy> {
     beforeForward: (hook) => {
       requestHook = hook;
     },
+    partition: (mode) => {
+      partitioned = mode;
+      frozen = { drop: true };
+    },
+    heal: () => {
+      partitioned = undefined;
+      endAll();
+      frozen = undefined;
+      const held = partitionHeld;
+      partitionHeld = [];
+      for (const { req, res, body, record } of held) {
+        if (res.destroyed || req.socket.destroyed) record.outcome = 'lost';
+        else forward(req, body, res, record);
+      }
+    },
     close: async () => {
       failure = undefined;
       requestHook = undefined;
       holding = false;
       frozen = undefined;
+      partitioned = undefined;
+      for (const { res } of partitionHeld.splice(0)) res.destroy();
       for (const go of heldRequests.splice(0)) go();
       endAll();
       server.closeAllConnections();

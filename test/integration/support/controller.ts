@@ -61,6 +61,8 @@ export async function startController(opts: StartOptions): Promise<ControllerPro
       `--ca-namespace=${opts.caNamespace}`,
       '--log-level=debug',
       '--http-port=0',
+      // Files run one at a time, but a file may run several replicas: no fixed port.
+      '--csr-port=0',
       '--no-leader-elect',
       ...(opts.args ?? []),
     ],

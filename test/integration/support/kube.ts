@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { ApiException, type CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 
 /** The admin kubeconfig of the control plane the global setup started. */
@@ -46,4 +48,46 @@ export async function createTestNamespace(
       }
     },
   };
+}
+
+/**
+ * A kubeconfig for the same API server, authenticated as the ServiceAccount namespace/name with a
+ * fresh TokenRequest token (1 h), written (mode 0600) into `dir`. What a pod of that
+ * ServiceAccount would get, so a controller run with it has exactly that RBAC identity.
+ */
+export async function serviceAccountKubeConfig(
+  admin: KubeConfig,
+  namespace: string,
+  name: string,
+  dir: string,
+): Promise<{ path: string; kubeConfig: KubeConfig }> {
+  const core = admin.makeApiClient(CoreV1Api);
+  const request = await core.createNamespacedServiceAccountToken({
+    namespace,
+    name,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const token = request.status?.token;
+  if (!token) throw new Error('the TokenRequest returned no token');
+  const cluster = admin.getCurrentCluster();
+  if (!cluster) throw new Error('the admin kubeconfig has no cluster');
+  const kubeConfig = new KubeConfig();
+  const user = `${namespace}-${name}`;
+  kubeConfig.loadFromOptions({
+    clusters: [
+      {
+        name: 'test',
+        server: cluster.server,
+        caData: cluster.caData,
+        caFile: cluster.caFile,
+        skipTLSVerify: false,
+      },
+    ],
+    users: [{ name: user, token }],
+    contexts: [{ name: user, cluster: 'test', user }],
+    currentContext: user,
+  });
+  const path = join(dir, `${user}.kubeconfig`);
+  writeFileSync(path, kubeConfig.exportConfig(), { mode: 0o600 });
+  return { path, kubeConfig };
 }

@@ -1,0 +1,350 @@
+// Signs the CRL of every CA in use and keeps it in ConfigMap istio-ca-crl of the CA namespace: one
+// key on the work queue, re-examined on every revocation and CRL change, when the CA changes, and
+// after the requeue-after that plan() names (half the validity, or the next listed expiry).
+// CrlPublisher copies it, once every signer's CRL is in it, into every managed namespace.
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { type CrlSigner, crlSigners, operatorCrlPem } from '../../ca/crl-signers.js';
+import { parseCertificateRevocationSpec } from '../../config/revocation-spec.js';
+import { apiStatus } from '../../kube/client.js';
+import { systemClock } from '../../kube/clock.js';
+import { WorkQueue } from '../../kube/workqueue.js';
+import { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../model/names.js';
+import { buildCrl, crlSignedBy, decodeCrlsPem, parseCrl } from '../../pki/crl.js';
+import { decodePem } from '../../pki/pem.js';
+import type { Metrics } from '../../telemetry/metrics.js';
+import type { ControllerContext } from '../context.js';
+import { startReconcileLoop } from '../reconcile-loop.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../workload-secrets/observe.js';
+import type { CrlHealth } from './health.js';
+import {
+  CRL_CONFIGMAP_NAME,
+  CRL_KEY,
+  CRL_NEXT_UPDATE_ANNOTATION,
+  CRL_NUMBER_ANNOTATION,
+  type CrlConfigMapView,
+} from './observe.js';
+import { entriesKey, type PublishedCrlConfigMap, planCrl, type RevokedForCrl } from './plan.js';
+
+export interface CrlSources {
+  signers: CrlSigner[];
+  /** The operator's CRLs (plugged-in cacerts ca-crl.pem), published after ours. */
+  operatorPem: string;
+}
+
+export interface CrlControllerOptions extends ControllerContext {
+  /** The signers and the operator's CRLs; by default derived from the shared authority and CA Secret. */
+  sources?: () => CrlSources | undefined;
+  metrics?: Metrics;
+  now?: () => number;
+}
+
+export type { CrlHealth } from './health.js';
+
+const KEY = 'crl';
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** The operator's CRL blocks re-encoded, so that formatting does not count as an edit. */
+function canonicalCrls(pem: string): string {
+  try {
+    return decodeCrlsPem(pem)
+      .map(
+        (der) =>
+          `-----BEGIN X509 CRL-----\n${der
+            .toString('base64')
+            .replace(/(.{64})/g, '$1\n')
+            .replace(/\n$/, '')}\n-----END X509 CRL-----\n`,
+      )
+      .join('');
+  } catch {
+    return '';
+  }
+}
+
+/** What is in the CA namespace's istio-ca-crl, checked against the signers. */
+export function examinePublished(view: CrlConfigMapView, sources: CrlSources): PublishedCrlConfigMap {
+  const result: PublishedCrlConfigMap = { owned: view.owned, crls: [], wellFormed: false };
+  if (view.text === undefined) return result;
+  let blocks: ReturnType<typeof decodePem>;
+  try {
+    blocks = decodePem(view.text);
+  } catch {
+    return result;
+  }
+  const others: Buffer[] = [];
+  for (const block of blocks) {
+    if (block.type !== 'X509 CRL') return result;
+    const signer = sources.signers.find((s) => crlSignedBy(block.der, s.certificateDer));
+    if (!signer) {
+      others.push(block.der);
+      continue;
+    }
+    const parsed = parseCrl(block.der);
+    result.crls.push({
+      signerFingerprint: signer.fingerprint,
+      crlNumber: parsed.crlNumber ?? 0n,
+      thisUpdate: parsed.thisUpdate.getTime(),
+      nextUpdate: parsed.nextUpdate?.getTime() ?? 0,
+      entriesKey: entriesKey(parsed.entries),
+    });
+  }
+  const operator = decodeCrlsPem(sources.operatorPem || '');
+  const othersMatch = others.length === operator.length && others.every((der, i) => der.equals(operator[i]!));
+  const onlyOurKey = view.dataKeys.length === 1 && view.dataKeys[0] === CRL_KEY;
+  result.wellFormed = othersMatch && onlyOurKey;
+  return result;
+}
+
+export class CrlController {
+  readonly queue: WorkQueue;
+  private workers: Promise<void> | undefined;
+  private readonly now: () => number;
+  private readonly sources: () => CrlSources | undefined;
+  private publishableMemo: { key: string; ok: boolean; expires: number } | undefined;
+  /** The last CRL number this process signed: numbers never repeat even if every copy was just lost. */
+  private lastNumber = 0n;
+  private readonly caKey: string;
+
+  constructor(private readonly opts: CrlControllerOptions) {
+    const clock = opts.clock ?? systemClock;
+    this.now = opts.now ?? (() => clock.now());
+    this.queue = new WorkQueue({ clock });
+    this.sources = opts.sources ?? (() => this.sourcesFromCaches());
+    this.caKey = `${opts.caNamespace}/${CRL_CONFIGMAP_NAME}`;
+    const enqueue = () => this.queue.add(KEY);
+    // A new CA, a new configuration (the CRL validity) or a new leader: sign or check again.
+    const { state } = opts.caches;
+    state.authority.subscribe(enqueue);
+    state.config.subscribe(enqueue);
+    state.leading.subscribe((leading) => leading && enqueue());
+    opts.caches.revocations.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
+    const onCrl = (key: string) => {
+      if (key === this.caKey) this.queue.add(KEY);
+    };
+    opts.caches.crls.subscribe({ added: onCrl, updated: onCrl, deleted: onCrl });
+  }
+
+  start(): void {
+    this.workers = startReconcileLoop({
+      queue: this.queue,
+      workers: 1,
+      reconcile: () => this.reconcile(),
+      log: this.opts.log,
+      describeKey: () => ({ configMap: this.caKey }),
+      onError: (_, err) => this.failed(err),
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    await this.workers;
+  }
+
+  /** After the CA or the configuration changed. */
+  enqueue(): void {
+    this.queue.add(KEY);
+  }
+
+  get health(): CrlHealth {
+    return this.opts.caches.state.crl.current;
+  }
+
+  /** The CA's CRL signers (the retiring root too, while a rotation keeps its key) and the operator's CRLs. */
+  private sourcesFromCaches(): CrlSources | undefined {
+    const state = this.opts.caches.state.authority.current;
+    if (state.status !== 'ready') return undefined;
+    const secretName = state.authority.mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
+    const data = this.opts.caches.caSecret(secretName)?.data;
+    return { signers: crlSigners(state.authority, data), operatorPem: operatorCrlPem(state.authority, data) };
+  }
+
+  /**
+   * The CA namespace's CRL text, when every current signer has a CRL in it and none has expired:
+   * what the publisher may copy. Decided from the cache alone (memoised by content and signers),
+   * so it does not depend on when this controller last ran.
+   */
+  publishable(): { text: string; hash: string } | undefined {
+    const view = this.opts.caches.crls.get(this.caKey);
+    const sources = this.sources();
+    if (!view?.text || !view.contentHash || !sources) return undefined;
+    const memoKey = `${view.contentHash}|${sources.signers.map((s) => s.fingerprint).join(',')}`;
+    if (this.publishableMemo?.key !== memoKey) {
+      const published = examinePublished(view, sources);
+      const covered = sources.signers.every((s) =>
+        published.crls.some((c) => c.signerFingerprint === s.fingerprint),
+      );
+      const expires = Math.min(...published.crls.map((c) => c.nextUpdate));
+      this.publishableMemo = {
+        key: memoKey,
+        ok: published.owned && published.wellFormed && covered,
+        expires,
+      };
+    }
+    const memo = this.publishableMemo;
+    return memo.ok && memo.expires > this.now() ? { text: view.text, hash: view.contentHash } : undefined;
+  }
+
+  private failed(err: unknown): void {
+    this.opts.metrics?.crlSignFailed();
+    const previous = this.health;
+    const nextUpdate = previous.state === 'unknown' ? undefined : previous.nextUpdate;
+    this.opts.caches.state.crl.set({
+      state: 'failing',
+      ...(nextUpdate !== undefined && { nextUpdate }),
+      message: `cannot sign or publish the CRL: ${(err as Error).message}`,
+    });
+  }
+
+  private revoked(): RevokedForCrl[] {
+    const entries: RevokedForCrl[] = [];
+    for (const [, view] of this.opts.caches.revocations.entries()) {
+      if (!view.decided?.applied) continue;
+      const parsed = parseCertificateRevocationSpec(view.spec);
+      const reason = parsed.ok ? parsed.request.reason : 'unspecified';
+      for (const entry of view.revoked) {
+        entries.push({
+          serial: entry.serial,
+          notAfter: entry.notAfter,
+          revokedAt: view.revokedAt ?? view.createdAt,
+          reason,
+        });
+      }
+    }
+    return entries;
+  }
+
+  private highestCrlNumber(): bigint {
+    let highest = this.lastNumber;
+    for (const [, view] of this.opts.caches.crls.entries())
+      if (view.highestCrlNumber > highest) highest = view.highestCrlNumber;
+    return highest;
+  }
+
+  private async reconcile(): Promise<void> {
+    if (!this.opts.canWrite()) return;
+    const sources = this.sources();
+    const view = this.opts.caches.crls.get(this.caKey);
+    const now = this.now();
+    const validityMs = this.opts.config().revocation.crlValidityMs;
+    const revoked = this.revoked();
+    const decision = planCrl({
+      signers: sources?.signers.map((s) => s.fingerprint),
+      revoked,
+      validityMs,
+      ...(view && sources && { published: examinePublished(view, sources) }),
+      highestCrlNumber: this.highestCrlNumber(),
+      now,
+    });
+    const log = this.opts.log.child({ namespace: this.opts.caNamespace, configMap: CRL_CONFIGMAP_NAME });
+    switch (decision.action) {
+      case 'wait':
+        return;
+      case 'report':
+        log.warn({ reason: decision.reason }, decision.message);
+        this.opts.events.record(
+          {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            namespace: this.opts.caNamespace,
+            name: CRL_CONFIGMAP_NAME,
+            uid: view?.uid,
+          },
+          'Warning',
+          decision.reason,
+          decision.message,
+        );
+        return;
+      case 'none': {
+        const published = examinePublished(view!, sources!);
+        this.setHealth(
+          Math.min(...published.crls.map((c) => c.nextUpdate)),
+          published.crls[0] ? countEntries(published.crls[0].entriesKey) : 0,
+        );
+        this.queue.addAfter(KEY, decision.recheckAt - now);
+        return;
+      }
+      case 'sign': {
+        const crls = sources!.signers.map(
+          (signer) =>
+            buildCrl({
+              issuer: { certificate: signer.certificateDer, privateKey: signer.privateKey },
+              crlNumber: decision.crlNumber,
+              thisUpdate: new Date(decision.thisUpdate),
+              nextUpdate: new Date(decision.nextUpdate),
+              entries: decision.entries,
+            }).pem,
+        );
+        const text = crls.join('') + canonicalCrls(sources!.operatorPem);
+        this.lastNumber = decision.crlNumber;
+        await this.write(view, text, decision.crlNumber, decision.nextUpdate, log);
+        this.setHealth(decision.nextUpdate, decision.entries.length);
+        log.info(
+          {
+            reason: decision.reason,
+            crlNumber: decision.crlNumber.toString(),
+            revoked: decision.entries.length,
+            issuers: crls.length,
+            nextUpdate: new Date(decision.nextUpdate).toISOString(),
+          },
+          'signed CRL',
+        );
+        // Look again at half the validity (the plan of the next pass names the exact moment).
+        this.queue.addAfter(KEY, (decision.nextUpdate - now) / 2);
+        return;
+      }
+    }
+  }
+
+  private setHealth(nextUpdate: number, revoked: number): void {
+    this.opts.caches.state.crl.set({ state: 'current', nextUpdate, revoked });
+    this.opts.metrics?.setCrl({ nextUpdate: new Date(nextUpdate), revoked });
+  }
+
+  private async write(
+    view: CrlConfigMapView | undefined,
+    text: string,
+    crlNumber: bigint,
+    nextUpdate: number,
+    log: Logger,
+  ): Promise<void> {
+    const { core, caNamespace: namespace } = this.opts;
+    const annotations = {
+      [CRL_NUMBER_ANNOTATION]: crlNumber.toString(),
+      [CRL_NEXT_UPDATE_ANNOTATION]: new Date(nextUpdate).toISOString(),
+    };
+    const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE };
+    if (!view) {
+      try {
+        await core.createNamespacedConfigMap({
+          namespace,
+          body: {
+            metadata: { name: CRL_CONFIGMAP_NAME, namespace, labels, annotations },
+            data: { [CRL_KEY]: text },
+          },
+        });
+      } catch (err) {
+        if (apiStatus(err) === 409) log.debug('istio-ca-crl exists already: the cache is behind');
+        throw err;
+      }
+      return;
+    }
+    const data: Record<string, string | null> = { [CRL_KEY]: text };
+    for (const key of view.dataKeys) if (key !== CRL_KEY) data[key] = null;
+    await core.patchNamespacedConfigMap(
+      {
+        namespace,
+        name: CRL_CONFIGMAP_NAME,
+        body: {
+          metadata: { resourceVersion: view.resourceVersion, labels, annotations },
+          data,
+          binaryData: null,
+        },
+      },
+      mergePatch,
+    );
+  }
+}
+
+function countEntries(key: string): number {
+  return key === '' ? 0 : key.split(',').length;
+}

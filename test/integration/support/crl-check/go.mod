@@ -1,0 +1,3 @@
+module alcazar.dev/crlcheck
+
+go 1.22
