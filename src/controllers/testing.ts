@@ -5,7 +5,7 @@ import { generateRootData } from '../ca/self-signed.js';
 import type { EventSink, EventType, InvolvedObject } from '../kube/events.js';
 import { FakeApiServer } from '../kube/fake-api.js';
 import { FakeClock, settle } from '../kube/fake-clock.js';
-import { AuthorityController } from './authority/controller.js';
+import { AuthorityController, type AuthorityControllerOptions } from './authority/controller.js';
 import { SharedCaches } from './caches.js';
 import type { ControllerContext } from './context.js';
 
@@ -96,7 +96,11 @@ export function controllerTestBed(): ControllerTestBed {
 }
 
 /** An AuthorityController on the bed (not started). */
-export function authorityOn(bed: ControllerTestBed, canWrite = true): AuthorityController {
+export function authorityOn(
+  bed: ControllerTestBed,
+  canWrite = true,
+  continuity?: AuthorityControllerOptions['continuity'],
+): AuthorityController {
   return new AuthorityController({
     caches: bed.caches,
     raw: bed.api,
@@ -104,6 +108,7 @@ export function authorityOn(bed: ControllerTestBed, canWrite = true): AuthorityC
     log: bed.log,
     canWrite: () => canWrite,
     clock: bed.clock,
+    continuity,
   });
 }
 

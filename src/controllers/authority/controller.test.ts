@@ -3,7 +3,7 @@ import { defaultCaConfig } from '../../config/ca-spec.js';
 import { SELF_SIGNED_SECRET } from '../../model/names.js';
 import { authorityOn, CA_NAMESPACE, type ControllerTestBed, controllerTestBed } from '../testing.js';
 import type { AuthorityController } from './controller.js';
-import { planAuthority } from './plan.js';
+import { MISSING_ROOT_RECHECK_MS, planAuthority } from './plan.js';
 
 const secretsPath = `/api/v1/namespaces/${CA_NAMESPACE}/secrets`;
 let bed: ControllerTestBed;
@@ -54,6 +54,34 @@ describe('planAuthority', () => {
     });
   });
 
+  it('refuses a new root when continuity says a recorded root is missing, and looks again later', () => {
+    const missing = { action: 'refuse' as const, message: 'root abc is gone', missingFingerprint: 'abc' };
+    for (const mode of ['SelfSigned', 'PluggedIn'] as const) {
+      expect(planAuthority({ ...base, mode, secret: undefined, missing })).toEqual({
+        action: 'publish',
+        state: { status: 'failed', reason: 'RootMissing', message: 'root abc is gone' },
+        recheckAfterMs: MISSING_ROOT_RECHECK_MS,
+      });
+    }
+  });
+
+  it('creates an accepted new root with the old roots, but restores a root held in memory first', () => {
+    const missing = { action: 'accept' as const, request: 'r1', previousRoots: [] };
+    expect(planAuthority({ ...base, secret: undefined, missing })).toEqual({
+      action: 'create',
+      restore: false,
+      accepted: missing,
+    });
+    expect(planAuthority({ ...base, secret: undefined, missing, canWrite: false })).toMatchObject({
+      action: 'publish',
+      state: { status: 'pending' },
+    });
+    expect(planAuthority({ ...base, secret: undefined, haveLastGood: true })).toEqual({
+      action: 'create',
+      restore: true,
+    });
+  });
+
   it('does not validate an unchanged Secret again', () => {
     const secret = { uid: 'u', resourceVersion: '7' };
     const first = planAuthority({ ...base, secret });
@@ -84,6 +112,34 @@ describe('AuthorityController', () => {
     });
     await authority.reevaluate();
     expect(authority.current.status).toBe('ready');
+  });
+
+  it('refuses to make a root while continuity says one is missing, asks again on the clock, records what loads', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    let refuse = true;
+    const asked: string[] = [];
+    const recorded: string[] = [];
+    controller = authorityOn(bed, true, {
+      whenMissing: async (mode, source) => {
+        asked.push(`${mode} ${source}`);
+        return refuse
+          ? { action: 'refuse', message: `${source} is missing`, missingFingerprint: 'ab' }
+          : { action: 'create' };
+      },
+      recordLoaded: async (authority) => {
+        recorded.push(authority.generation);
+      },
+    });
+    await controller.start();
+    expect(controller.current).toMatchObject({ status: 'failed', reason: 'RootMissing' });
+    expect(asked).toEqual([`SelfSigned ${CA_NAMESPACE}/${SELF_SIGNED_SECRET}`]);
+    expect(bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath)).toHaveLength(0);
+    refuse = false;
+    await bed.clock.advance(MISSING_ROOT_RECHECK_MS);
+    await bed.until('the CA', () => controller!.current.status === 'ready');
+    expect(asked.length).toBeGreaterThanOrEqual(2);
+    expect(recorded.length).toBeGreaterThanOrEqual(1);
   });
 
   it('takes a 409 on create as another replica winning the race, without failing', async () => {
