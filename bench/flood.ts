@@ -26,8 +26,25 @@ const { values } = parseArgs({
     namespaces: { type: 'string', default: '20' },
     'rss-allowance-mb': { type: 'string', default: '40' },
     keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (values.help) {
+  console.log(`usage: npm run flood -- [flags]
+
+A flood against the real controller on a control plane of its own (.local/cluster-flood): the
+--tampered ServiceAccounts get their Secrets first, then --burst new ServiceAccounts are created at
+once while each of those Secrets is tampered with. Reports nothing lost, the largest work-queue
+depth, and RSS before / peak / after; writes .local/flood/flood-<time>.json.
+
+  --burst N             ServiceAccounts created in the burst (default 10000)
+  --tampered N          Secrets tampered with during it (default 1000)
+  --namespaces N        namespaces they are spread over (default 20)
+  --rss-allowance-mb N  how far above a fresh idle controller RSS may end (default 40)
+  --keep                leave the control plane running
+  -h, --help            this text`);
+  process.exit(0);
+}
 const burst = Number(values.burst);
 const tampered = Number(values.tampered);
 const namespaceCount = Number(values.namespaces);

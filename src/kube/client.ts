@@ -63,3 +63,16 @@ export function describeApiError(err: unknown): string {
   }
   return err instanceof Error ? err.message : String(err);
 }
+
+/** One GET: the object, `undefined` when it does not exist, or why it could not be read. */
+export type Read<T> = { ok: true; value: T | undefined } | { ok: false; error: string };
+
+/** Runs one GET, turning 404 into `undefined` and any other failure into its explanation. */
+export async function readOptional<T>(call: () => Promise<T>): Promise<Read<T>> {
+  try {
+    return { ok: true, value: await call() };
+  } catch (err) {
+    if (isNotFound(err)) return { ok: true, value: undefined };
+    return { ok: false, error: describeApiError(err) };
+  }
+}

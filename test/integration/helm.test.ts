@@ -157,12 +157,16 @@ describe('the chart', () => {
         'CertificateAuthority',
         'ClusterRole',
         'ClusterRoleBinding',
+        // CertificateAuthority and CertificateRevocation
+        'CustomResourceDefinition',
         'CustomResourceDefinition',
         'Deployment',
         'NetworkPolicy',
         'PodDisruptionBudget',
         'Role',
         'RoleBinding',
+        // metrics, and the CSR API
+        'Service',
         'Service',
         'ServiceAccount',
       ].sort(),
@@ -198,6 +202,7 @@ describe('the chart', () => {
       '--http-port=9500',
       '--log-level=debug',
       '--csr-port=15012',
+      '--csr-dns-names=platform-ca-ca.alcazar-ca.svc,istiod.alcazar-ca.svc',
       '--workers=32',
       '--event-qps=20',
     ]);

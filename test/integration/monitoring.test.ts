@@ -255,6 +255,13 @@ const CITADEL_COUNTERS = [
   'citadel_secret_controller_secret_deleted_cert_count',
   'citadel_secret_controller_csr_err_count',
   'citadel_secret_controller_csr_sign_err_count',
+  // Citadel's CSR server (Istio's CSR API, src/csr/).
+  'citadel_server_csr_count',
+  'citadel_server_authentication_failure_count',
+  'citadel_server_csr_parsing_err_count',
+  'citadel_server_id_extraction_err_count',
+  'citadel_server_csr_sign_err_count',
+  'citadel_server_success_cert_issuance_count',
 ];
 const CITADEL_CONTRACT: RegExp[] = CITADEL_COUNTERS.flatMap((name) => [
   new RegExp(`^${name} counter metrics should have "_total" suffix$`),

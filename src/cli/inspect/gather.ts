@@ -11,22 +11,14 @@ import {
 } from '@kubernetes/client-node';
 import { certificateAuthorityResource } from '../../config/ca-resource.js';
 import { CRL_CONFIGMAP_NAME } from '../../controllers/crl/observe.js';
-import { describeApiError, isNotFound } from '../../kube/client.js';
+import { type Read, readOptional } from '../../kube/client.js';
 import { CERTIFICATE_AUTHORITY_NAME, PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../model/names.js';
 import type { InspectTarget } from './args.js';
 import { DEFAULT_LEASE_NAME, explainMissingSecret } from './missing.js';
 
-/** One GET: the object, `undefined` when it does not exist, or why it could not be read. */
-export type Read<T> = { ok: true; value: T | undefined } | { ok: false; error: string };
+export type { Read };
 
-async function read<T>(call: () => Promise<T>): Promise<Read<T>> {
-  try {
-    return { ok: true, value: await call() };
-  } catch (err) {
-    if (isNotFound(err)) return { ok: true, value: undefined };
-    return { ok: false, error: describeApiError(err) };
-  }
-}
+const read = readOptional;
 
 export type CaSecretName = typeof SELF_SIGNED_SECRET | typeof PLUGGED_IN_SECRET;
 

@@ -12,20 +12,12 @@ import {
 import { CERTIFICATE_AUTHORITY_NAME, certificateAuthorityResource } from '../../config/ca-resource.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../controllers/workload-secrets/observe.js';
 import { WORKLOAD_SECRET_TYPE } from '../../controllers/workload-secrets/plan.js';
-import { describeApiError, isNotFound } from '../../kube/client.js';
+import { type Read, readOptional } from '../../kube/client.js';
 import { decodeCertificatesPem, inspectCertificate } from '../../pki/index.js';
 
-/** One read: the value, `undefined` when it does not exist, or why it could not be read. */
-export type Read<T> = { ok: true; value: T | undefined } | { ok: false; error: string };
+export type { Read };
 
-async function read<T>(call: () => Promise<T>): Promise<Read<T>> {
-  try {
-    return { ok: true, value: await call() };
-  } catch (err) {
-    if (isNotFound(err)) return { ok: true, value: undefined };
-    return { ok: false, error: describeApiError(err) };
-  }
-}
+const read = readOptional;
 
 /** The CertificateAuthority as stored: only the fields the report reads. */
 export interface CertificateAuthorityObject {
