@@ -1,4 +1,6 @@
+import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Metrics } from '../../telemetry/metrics.js';
 import {
   type ControllerTestBed,
   controllerContext,
@@ -16,7 +18,7 @@ afterEach(() => bed.stop());
 
 const secretPath = (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`;
 
-async function start(setup: (bed: ControllerTestBed) => void = () => {}) {
+async function start(setup: (bed: ControllerTestBed) => void = () => {}, metrics?: Metrics) {
   bed = controllerTestBed();
   bed.namespace('shop');
   bed.api.seed('/api/v1/namespaces/shop/serviceaccounts/cart', { metadata: { name: 'cart' } });
@@ -24,7 +26,7 @@ async function start(setup: (bed: ControllerTestBed) => void = () => {}) {
   await bed.start();
   await readyAuthority(bed);
   controller = bed.track(
-    new WorkloadSecretsController({ ...controllerContext(bed), foreignRecheckMs: 600_000 }),
+    new WorkloadSecretsController({ ...controllerContext(bed), foreignRecheckMs: 600_000, metrics }),
   );
   controller.start(); // subscribing told it about every cached ServiceAccount already
   await controller.queue.whenIdle();
@@ -79,5 +81,56 @@ describe('WorkloadSecretsController', () => {
     expect(after.data['key.pem']).toBe(before.data['key.pem']);
     expect(Buffer.from(after.data['root-cert.pem'], 'base64').toString()).toContain(newRoot);
     expect(bed.events.reasons()).toEqual(['CertificateIssued']); // no new certificate
+  });
+
+  it('issues only the DNS names the policy allows, and reports the refused ones once', async () => {
+    const c = await start((b) =>
+      b.api.seed('/api/v1/namespaces/shop/serviceaccounts/web', {
+        metadata: { name: 'web', annotations: { 'alcazar.dev/dns-names': 'web.shop.svc,api.bank.svc' } },
+      }),
+    );
+    const secret = bed.api.get(secretPath('shop', 'istio.web'))!;
+    const leaf = new X509Certificate(
+      Buffer.from(secret.data['cert-chain.pem'], 'base64').toString().split('-----END CERTIFICATE-----')[0] +
+        '-----END CERTIFICATE-----\n',
+    );
+    expect(leaf.subjectAltName).toContain('DNS:web.shop.svc');
+    expect(leaf.subjectAltName).not.toContain('api.bank.svc');
+    expect(bed.events.reasons()).toContain('DNSNameRefused');
+    // Looking again changes nothing: the certificate already has exactly the allowed names.
+    c.enqueueAll();
+    await c.queue.whenIdle();
+    expect(bed.api.get(secretPath('shop', 'istio.web'))!.metadata?.resourceVersion).toBe(
+      secret.metadata?.resourceVersion,
+    );
+  });
+
+  it('counts only a deletion of someone else as a deleted Secret, not its own delete', async () => {
+    const created: string[] = [];
+    const metrics = new Proxy(
+      {},
+      {
+        get: (_, name) =>
+          name === 'timeReconcile'
+            ? (fn: () => Promise<void>) => fn()
+            : name === 'workloadSecretCreated'
+              ? (why: string) => created.push(why)
+              : () => {},
+      },
+    ) as Metrics;
+    const c = await start(() => {}, metrics);
+    expect(created).toEqual(['serviceAccount']);
+    // The ServiceAccount goes: alcazar deletes the Secret itself.
+    await bed.api.request('DELETE', '/api/v1/namespaces/shop/serviceaccounts/cart');
+    await bed.until('the Secret deleted', () => bed.api.get(secretPath('shop', 'istio.cart')) === undefined);
+    await c.queue.whenIdle();
+    // A new ServiceAccount of the same name is a new one served, not a deleted Secret healed.
+    bed.api.seed('/api/v1/namespaces/shop/serviceaccounts/cart', { metadata: { name: 'cart' } });
+    await bed.until('the Secret again', () => bed.api.get(secretPath('shop', 'istio.cart')) !== undefined);
+    expect(created).toEqual(['serviceAccount', 'serviceAccount']);
+    // Someone else deleting it is: the Secret is healed and counted as such.
+    await bed.api.request('DELETE', secretPath('shop', 'istio.cart'));
+    await bed.until('the Secret healed', () => created.length === 3);
+    expect(created[2]).toBe('secretDeleted');
   });
 });
