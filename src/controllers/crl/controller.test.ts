@@ -1,10 +1,18 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../ca/authority.js';
 import type { CrlSigner } from '../../ca/crl-signers.js';
-import { buildCrl } from '../../pki/crl.js';
+import { buildCrl, crlSignedBy, decodeCrlsPem } from '../../pki/crl.js';
 import { createTestCa, type TestCa } from '../../pki/testing.js';
-import { examinePublished } from './controller.js';
+import {
+  CA_NAMESPACE,
+  type ControllerTestBed,
+  controllerContext,
+  controllerTestBed,
+  readyAuthority,
+} from '../testing.js';
+import { CrlController, examinePublished } from './controller.js';
 import type { CrlConfigMapView } from './observe.js';
+import { CrlPublisher } from './publisher.js';
 
 const now = new Date(Date.UTC(2026, 10, 30, 12));
 let roots: TestCa[];
@@ -73,5 +81,38 @@ describe('examinePublished', () => {
         operatorPem: '',
       }).wellFormed,
     ).toBe(false);
+  });
+});
+
+describe('CrlController on the shared caches', () => {
+  let bed: ControllerTestBed;
+  afterEach(() => bed.stop());
+
+  it('signs istio-ca-crl once the CA is ready, publishes its health, and the publisher copies it', async () => {
+    bed = controllerTestBed();
+    bed.namespace('shop');
+    await bed.start();
+    const context = controllerContext(bed);
+    const crl = bed.track(new CrlController({ ...context, workers: 1 }));
+    const publisher = bed.track(new CrlPublisher(context, crl));
+    crl.start();
+    publisher.start();
+    expect(bed.caches.state.crl.current.state).toBe('unknown');
+    // The CA becoming ready is all it hears of: through the shared state, no call from anyone.
+    await readyAuthority(bed);
+    await bed.until('the CRL', () => bed.caches.state.crl.current.state === 'current');
+    const source = bed.api.get(`/api/v1/namespaces/${CA_NAMESPACE}/configmaps/istio-ca-crl`);
+    const [der] = decodeCrlsPem(source?.data?.['ca-crl.pem'] ?? '');
+    const state = bed.caches.state.authority.current;
+    expect(state.status).toBe('ready');
+    if (state.status !== 'ready') return;
+    expect(crlSignedBy(der!, state.authority.signerCertificateDer)).toBe(true);
+    expect(crl.queue.scheduled).toBe(1); // looked at again at half the validity
+    await bed.until('the copy in shop', () =>
+      Boolean(bed.api.get('/api/v1/namespaces/shop/configmaps/istio-ca-crl')),
+    );
+    expect(bed.api.get('/api/v1/namespaces/shop/configmaps/istio-ca-crl')?.data?.['ca-crl.pem']).toBe(
+      source?.data?.['ca-crl.pem'],
+    );
   });
 });

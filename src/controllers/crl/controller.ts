@@ -2,12 +2,12 @@
 // key on the work queue, re-examined on every revocation and CRL change, when the CA changes, and
 // after the requeue-after that plan() names (half the validity, or the next listed expiry).
 // CrlPublisher copies it, once every signer's CRL is in it, into every managed namespace.
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type CrlSigner, crlSigners, operatorCrlPem } from '../../ca/crl-signers.js';
 import { parseCertificateRevocationSpec } from '../../config/revocation-spec.js';
 import { apiStatus } from '../../kube/client.js';
 import { systemClock } from '../../kube/clock.js';
+import { type ApiRequester, configMapsPath, MERGE_PATCH_CONTENT } from '../../kube/raw.js';
 import { WorkQueue } from '../../kube/workqueue.js';
 import { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../model/names.js';
 import { buildCrl, crlSignedBy, decodeCrlsPem, parseCrl } from '../../pki/crl.js';
@@ -33,6 +33,8 @@ export interface CrlSources {
 }
 
 export interface CrlControllerOptions extends ControllerContext {
+  /** Writes go through this (the API server, or an in-memory one in tests). */
+  raw: ApiRequester;
   /** The signers and the operator's CRLs; by default derived from the shared authority and CA Secret. */
   sources?: () => CrlSources | undefined;
   metrics?: Metrics;
@@ -42,7 +44,6 @@ export interface CrlControllerOptions extends ControllerContext {
 export type { CrlHealth } from './health.js';
 
 const KEY = 'crl';
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /** The operator's CRL blocks re-encoded, so that formatting does not count as an edit. */
 function canonicalCrls(pem: string): string {
@@ -307,7 +308,7 @@ export class CrlController {
     nextUpdate: number,
     log: Logger,
   ): Promise<void> {
-    const { core, caNamespace: namespace } = this.opts;
+    const { raw, caNamespace: namespace } = this.opts;
     const annotations = {
       [CRL_NUMBER_ANNOTATION]: crlNumber.toString(),
       [CRL_NEXT_UPDATE_ANNOTATION]: new Date(nextUpdate).toISOString(),
@@ -315,12 +316,11 @@ export class CrlController {
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE };
     if (!view) {
       try {
-        await core.createNamespacedConfigMap({
-          namespace,
-          body: {
-            metadata: { name: CRL_CONFIGMAP_NAME, namespace, labels, annotations },
-            data: { [CRL_KEY]: text },
-          },
+        await raw.request('POST', configMapsPath(namespace), {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: CRL_CONFIGMAP_NAME, namespace, labels, annotations },
+          data: { [CRL_KEY]: text },
         });
       } catch (err) {
         if (apiStatus(err) === 409) log.debug('istio-ca-crl exists already: the cache is behind');
@@ -330,17 +330,11 @@ export class CrlController {
     }
     const data: Record<string, string | null> = { [CRL_KEY]: text };
     for (const key of view.dataKeys) if (key !== CRL_KEY) data[key] = null;
-    await core.patchNamespacedConfigMap(
-      {
-        namespace,
-        name: CRL_CONFIGMAP_NAME,
-        body: {
-          metadata: { resourceVersion: view.resourceVersion, labels, annotations },
-          data,
-          binaryData: null,
-        },
-      },
-      mergePatch,
+    await raw.request(
+      'PATCH',
+      configMapsPath(namespace, CRL_CONFIGMAP_NAME),
+      { metadata: { resourceVersion: view.resourceVersion, labels, annotations }, data, binaryData: null },
+      MERGE_PATCH_CONTENT,
     );
   }
 }
