@@ -179,7 +179,7 @@ export class RootRotationController {
       return;
     }
     if (!this.opts.canWrite()) return;
-    await this.apply(decision, config, request, now);
+    await this.apply(decision, config, request, now, secret.resourceVersion);
   }
 
   /** Carries out one step: the new contents come from rotationStep; only the write happens here. */
@@ -188,11 +188,18 @@ export class RootRotationController {
     config: CaConfig,
     request: string | undefined,
     now: number,
+    decidedOn: string,
   ): Promise<void> {
     const { raw, namespace, log } = this.opts;
     const path = secretsPath(namespace, SELF_SIGNED_SECRET);
     // Read fresh: the write below replaces exactly this version or fails with 409.
     const secret = await raw.request<V1Secret>('GET', path);
+    // The decision was made on the cached version; a newer one (e.g. our own last step, its watch
+    // event not yet in) gets a new look when its event arrives, never a step meant for the old one.
+    if (secret.metadata?.resourceVersion !== decidedOn) {
+      log.debug({ step: decision.action }, `${SELF_SIGNED_SECRET} changed since the decision; looking again`);
+      return;
+    }
     const nextRoot =
       decision.action === 'start'
         ? await generateRootData({
