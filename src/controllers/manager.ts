@@ -108,6 +108,10 @@ export async function startController(
     log: log.child({ controller: 'certificateauthority' }),
     canWrite,
     statusSettled: () => settled,
+    onRequest: () => {
+      void authority.reevaluate();
+      void rotation.check();
+    },
     onConfigChange: () => {
       void authority.reevaluate();
       workloads.enqueueAll();

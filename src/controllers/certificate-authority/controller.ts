@@ -48,6 +48,8 @@ export interface CertificateAuthorityControllerOptions {
   /** False until the counts and rotation state are known (caches synced, first rotation check). */
   statusSettled?: () => boolean;
   onConfigChange: (config: CaConfig, previous: CaConfig) => void;
+  /** An alcazar.dev/ annotation (an on-demand request such as rotate-root) changed. */
+  onRequest?: () => void;
   authority: () => AuthorityState;
   counts: () => WorkloadCounts;
   rotation: () => RotationStatus;
@@ -68,6 +70,7 @@ export class CertificateAuthorityController {
   private specError: string | undefined;
   private crdMissingLogged = false;
   private lastSpecJson = 'undefined';
+  private lastRequests: string | undefined;
   private readonly informer: Informer<CertificateAuthorityObject, CaResourceView>;
   private statusTimer: NodeJS.Timeout | undefined;
   private statusWrite: Promise<void> = Promise.resolve();
@@ -151,6 +154,12 @@ export class CertificateAuthorityController {
   }
 
   private applySpec(view: CaResourceView | undefined): void {
+    // A changed on-demand annotation (rotate-root, accept-new-root) is acted on at once.
+    const requests = JSON.stringify(
+      Object.entries(view?.annotations ?? {}).filter(([name]) => name.startsWith('alcazar.dev/')),
+    );
+    if (this.lastRequests !== undefined && requests !== this.lastRequests) this.opts.onRequest?.();
+    this.lastRequests = requests;
     const specJson = specFingerprint(view?.spec);
     if (specJson !== this.lastSpecJson) {
       this.lastSpecJson = specJson;
@@ -229,7 +238,15 @@ export class CertificateAuthorityController {
     const { group, version, plural } = resource;
     try {
       await this.opts.customObjects.patchClusterCustomObjectStatus(
-        { group, version, plural, name: CERTIFICATE_AUTHORITY_NAME, body: { status } },
+        {
+          group,
+          version,
+          plural,
+          name: CERTIFICATE_AUTHORITY_NAME,
+          // A merge patch only adds: fields the status no longer has (phaseSince after Idle) are nulled.
+          body: { status: withRemovals(view.status, status) },
+          fieldManager: FIELD_MANAGER,
+        },
         mergePatch,
       );
     } catch (err) {
@@ -237,3 +254,21 @@ export class CertificateAuthorityController {
     }
   }
 }
+
+/** Who wrote the status, as managedFields shows it. */
+export const FIELD_MANAGER = 'alcazar';
+
+/**
+ * `desired`, plus a null for every object field `previous` has and `desired` lacks, so that a
+ * JSON merge patch removes it. Arrays and values are replaced whole, as merge patches do.
+ */
+export function withRemovals(previous: unknown, desired: unknown): unknown {
+  if (!isPlainObject(previous) || !isPlainObject(desired)) return desired;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(previous)) if (!(key in desired)) out[key] = null;
+  for (const [key, value] of Object.entries(desired)) out[key] = withRemovals(previous[key], value);
+  return out;
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -28,6 +28,9 @@ export const HANDLED_REQUEST_ANNOTATION = 'alcazar.dev/rotation-request';
 /** Set this annotation on the CertificateAuthority to a new value to rotate the root now. */
 export const ROTATE_REQUEST_ANNOTATION = 'alcazar.dev/rotate-root';
 
+/** How often a rotation under way is looked at (at most; --root-rotation-check-interval when Idle). */
+const ACTIVE_ROTATION_CHECK_MS = 2_000;
+
 const NEXT_CERT = 'next-ca-cert.pem';
 const NEXT_KEY = 'next-ca-key.pem';
 /** Kept while Reissuing so the retiring root can still sign its CRL (src/ca/crl-signers.ts). */
@@ -62,6 +65,9 @@ export class RootRotationController {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
   private progressHeld: { phase: RotationPhase; since: number } | undefined;
+  private stopped = false;
+  /** resourceVersion of istio-ca-secret that our last write replaced, until the cache moves past it. */
+  private replacedVersion: string | undefined;
   private statusValue: RotationStatus = { phase: 'Idle', message: 'no rotation under way' };
   private readonly now: () => number;
 
@@ -75,16 +81,29 @@ export class RootRotationController {
 
   /** Starts the periodic checks; resolves when the first one is done. */
   start(): Promise<void> {
-    const tick = () => {
-      const done = this.check();
-      this.timer = setTimeout(tick, this.opts.checkIntervalMs * (0.9 + 0.2 * Math.random()));
-      this.timer.unref();
-      return done;
-    };
-    return tick();
+    return this.check();
+  }
+
+  /**
+   * The periodic check; while a rotation is under way, often enough that the status follows each
+   * phase within seconds (progress is read from the caches, so a check costs no API call).
+   */
+  private nextCheckInMs(): number {
+    const jittered = this.opts.checkIntervalMs * (0.9 + 0.2 * Math.random());
+    const active = this.statusValue.phase !== 'Idle' || this.replacedVersion !== undefined;
+    return active ? Math.min(jittered, ACTIVE_ROTATION_CHECK_MS) : jittered;
+  }
+
+  /** The next periodic check, counted from the end of the last one (whatever started it). */
+  private schedule(): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.check(), this.nextCheckInMs());
+    this.timer.unref();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
   }
@@ -92,9 +111,11 @@ export class RootRotationController {
   /** Looks at the rotation now; checks never overlap. */
   check(): Promise<void> {
     this.running = this.running.then(() =>
-      this.step().catch((err: unknown) => {
-        this.opts.log.warn({ err: describeApiError(err) }, 'root rotation step failed; will retry');
-      }),
+      this.step()
+        .catch((err: unknown) => {
+          this.opts.log.warn({ err: describeApiError(err) }, 'root rotation step failed; will retry');
+        })
+        .then(() => this.schedule()),
     );
     return this.running;
   }
@@ -110,6 +131,9 @@ export class RootRotationController {
     const state = this.opts.authority.current;
     const secret = this.opts.authority.caSecret(SELF_SIGNED_SECRET);
     if (config.root.mode !== 'SelfSigned' || state.status !== 'ready' || !secret) return;
+    // The cache still shows the version our last write replaced: decide once it has caught up.
+    if (secret.resourceVersion === this.replacedVersion) return;
+    this.replacedVersion = undefined;
     const phase = phaseOf(secret.annotations[PHASE_ANNOTATION]);
     const phaseSince = Date.parse(secret.annotations[PHASE_SINCE_ANNOTATION] ?? '') || 0;
     const request = this.opts.rotateRequest();
@@ -226,6 +250,7 @@ export class RootRotationController {
       if (isConflict(err)) return; // changed meanwhile: the next check decides again on the new state
       throw err;
     }
+    this.replacedVersion = secret.metadata?.resourceVersion;
     this.progressHeld = undefined;
     log.info({ step: decision.action }, message);
     this.opts.events.record(
