@@ -3,6 +3,7 @@
 // edits of PEM. Positions are taken modulo the current length, so every edit
 // applies to any seed and shrinks towards the start of the input.
 import fc from 'fast-check';
+import { pemBegin, pemEnd } from '../../src/pki/testing.js';
 
 export type ByteEdit =
   | { kind: 'set'; at: number; value: number }
@@ -133,10 +134,10 @@ const pemChars = fc.constantFrom(...'-=:/+ \t\r\nABEGINDKYRTCFaz019'.split(''));
 const pemText = fc.oneof(
   fc.string({ unit: pemChars, maxLength: 24 }),
   fc.constantFrom(
-    '-----BEGIN CERTIFICATE-----',
-    '-----END CERTIFICATE-----',
-    '-----BEGIN EC PRIVATE KEY-----',
-    '-----END PRIVATE KEY-----',
+    pemBegin('CERTIFICATE'),
+    pemEnd('CERTIFICATE'),
+    pemBegin('EC PRIVATE KEY'),
+    pemEnd('PRIVATE KEY'),
     '-----BEGIN ',
     'Proc-Type: 4,ENCRYPTED',
     '====',

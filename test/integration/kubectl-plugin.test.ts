@@ -171,7 +171,7 @@ describe('kubectl alcazar', { timeout: 400_000 }, () => {
     await waitForStatus('healthy again', 0, (r) => r.problems.length === 0);
   });
 
-  it('status: CA not ready — plugged-in mode without cacerts (exit 1, with the reason)', async () => {
+  it('status: CA not ready — switched to plugged-in mode without cacerts (exit 1, with the reason)', async () => {
     await customObjects.patchClusterCustomObject(
       { ...CA, body: { spec: { rootCA: { mode: 'PluggedIn' } } } },
       mergePatch,
@@ -183,9 +183,10 @@ describe('kubectl alcazar', { timeout: 400_000 }, () => {
         (r) => r.certificateAuthority.ready === 'False',
       );
       expect(text.code).toBe(1);
-      expect(text.stdout).toMatch(/^CA: {10}NOT READY \(MissingSecret\): /m);
+      // This CA namespace has signed with a self-signed root: a missing cacerts is a vanished root.
+      expect(text.stdout).toMatch(/^CA: {10}NOT READY \(RootMissing\): .*cacerts is missing/m);
       expect(text.stdout).toContain('root mode:   PluggedIn');
-      expect(text.stdout).toMatch(/ {2}- CA not ready: MissingSecret: /);
+      expect(text.stdout).toMatch(/ {2}- CA not ready: RootMissing: /);
     } finally {
       await customObjects.patchClusterCustomObject(
         { ...CA, body: { spec: { rootCA: { mode: 'SelfSigned' } } } },

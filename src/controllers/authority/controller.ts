@@ -71,6 +71,8 @@ export class AuthorityController {
       informer.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
     caches.state.config.subscribe(enqueue);
     caches.state.leading.subscribe((leading) => leading && enqueue());
+    // An operator's accept-new-root annotation is acted on at once, not at the next RootMissing recheck.
+    caches.certificateAuthorities.subscribe({ added: enqueue, updated: enqueue });
   }
 
   get current(): AuthorityState {
