@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  AuthorizationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -37,6 +38,7 @@ const admin = adminKubeConfig();
 const core = admin.makeApiClient(CoreV1Api);
 const customObjects = admin.makeApiClient(CustomObjectsApi);
 const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+const authorization = admin.makeApiClient(AuthorizationV1Api);
 const cleanups: Array<() => Promise<void>> = [];
 let caNamespace: string;
 let controller: ControllerProcess;
@@ -69,6 +71,24 @@ async function grant(namespace: string, user: string, rules: V1PolicyRule[]): Pr
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
       subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
     },
+  });
+  // The authorizer learns of a new binding through its own watch: wait until it applies.
+  const [rule] = rules;
+  await waitFor(`RBAC for ${user} in ${namespace} to take effect`, async () => {
+    const review = await authorization.createSubjectAccessReview({
+      body: {
+        spec: {
+          user,
+          resourceAttributes: {
+            namespace,
+            group: rule?.apiGroups?.[0] ?? '',
+            resource: rule?.resources?.[0] ?? '',
+            verb: rule?.verbs?.[0] ?? 'get',
+          },
+        },
+      },
+    });
+    return review.status?.allowed === true;
   });
 }
 
