@@ -290,6 +290,10 @@ describe('root rotation on demand (issue #11)', () => {
       async () => ((await rotationStatus()).phase === 'Idle' ? rotationStatus() : undefined),
       { ...followed, timeoutMs: 30_000 },
     );
+    // The poller may be asleep when Idle comes: let it record Idle before it stops.
+    await waitFor('the poller to record Idle after the rotation', async () =>
+      seen.length > 1 && seen.at(-1) === 'Idle' ? true : undefined,
+    );
     polling = false;
     await poller;
     expect(idle).not.toHaveProperty('phaseSince');
