@@ -3,7 +3,10 @@
 // mutators turn these into the near-valid input that reaches deep into a
 // parser, which purely random bytes rarely do.
 import type { KeyObject } from 'node:crypto';
+import { encodeCertificateRequest } from '../../src/csr/protocol.js';
 import { parseCertificate } from '../../src/pki/certificate-parser.js';
+import { buildCrl } from '../../src/pki/crl.js';
+import { buildTestCsrDer, buildTestCsrPem, testKey } from '../../src/pki/csr-testing.js';
 import { generateKeyPair, privateKeyToPem } from '../../src/pki/keys.js';
 import { encodePem } from '../../src/pki/pem.js';
 import { createTestCa, createTestIntermediate, issueTestLeaf } from '../../src/pki/testing.js';
@@ -20,6 +23,11 @@ export interface Corpus {
   /** A valid istio-ca-secret's data and a valid cacerts' data. */
   selfSignedData: Record<string, Buffer>;
   pluggedInData: Record<string, Buffer>;
+  /** PKCS#10 requests (ECDSA and RSA, with SPIFFE and DNS names) and CRLs (empty and with entries). */
+  csrs: Buffer[];
+  crls: Buffer[];
+  /** Encoded IstioCertificateRequest messages, as an agent sends them. */
+  csrMessages: Buffer[];
   /** A valid CertificateAuthority spec with every field set. */
   caSpec: Record<string, unknown>;
   now: Date;
@@ -51,7 +59,32 @@ export async function buildCorpus(): Promise<Corpus> {
     rsaLeaf.certificate.der,
   ];
   const extensionValues = certificates.flatMap((der) => parseCertificate(der).extensions.map((e) => e.value));
+  const spiffe = 'spiffe://cluster.local/ns/default/sa/fuzz';
+  const csrs = [
+    buildTestCsrDer({ uris: [spiffe] }),
+    buildTestCsrDer({ privateKey: testKey('RSA-2048'), uris: [spiffe], dnsNames: ['fuzz.default.svc'] }),
+  ];
+  const crlIssuer = { certificate: ca.root.der, privateKey: ca.keys.privateKey };
+  const crl = (entries: number) =>
+    buildCrl({
+      issuer: crlIssuer,
+      crlNumber: BigInt(entries + 1),
+      thisUpdate: notBefore,
+      nextUpdate: new Date(now.getTime() + 3_600_000),
+      entries: Array.from({ length: entries }, (_, i) => ({
+        serial: (0x1000 + i).toString(16),
+        revokedAt: notBefore,
+        reason: 'keyCompromise' as const,
+      })),
+    }).der;
+  const csrMessages = [
+    encodeCertificateRequest({ csr: buildTestCsrPem({ uris: [spiffe] }), validityDurationSeconds: 3600 }),
+    encodeCertificateRequest({ csr: buildTestCsrPem({ uris: [spiffe] }), validityDurationSeconds: 0 }),
+  ];
   return {
+    csrs,
+    crls: [crl(0), crl(3)],
+    csrMessages,
     certificates,
     extensionValues,
     privateKeyDers: [...keyDers(ecLeaf.keys.privateKey), ...keyDers(rsaKeys.privateKey)],

@@ -1,7 +1,6 @@
-// Every parser of outside bytes, as a fuzz target. To add one (a CSR or CRL
-// parser, say), append an entry to `fuzzTargets`; `derParser` covers the
-// usual case of a function from DER bytes to a value that throws its own error:
-//   derParser('csr', 'parseCsr(der)', (c) => c.csrs, parseCsr, [CsrError]),
+// Every parser of outside bytes, as a fuzz target. To add one, append an entry
+// to `fuzzTargets`; `derParser` covers the usual case of a function from DER
+// bytes to a value that throws its own error (see 'csr' below).
 import fc from 'fast-check';
 import {
   CaLoadError,
@@ -14,7 +13,11 @@ import { parseCertificateAuthoritySpec } from '../../src/config/ca-spec.js';
 import { tryParseDuration } from '../../src/config/duration.js';
 import { observeTrustBundle } from '../../src/controllers/trust-bundle/observe.js';
 import { observeSecret } from '../../src/controllers/workload-secrets/observe.js';
+import { jwtExpiry } from '../../src/csr/authenticate.js';
+import { decodeCertificateRequest, ProtocolError } from '../../src/csr/protocol.js';
 import { CertificateParseError, parseCertificate } from '../../src/pki/certificate-parser.js';
+import { CrlError, crlSignedBy, decodeCrlsPem, parseCrl } from '../../src/pki/crl.js';
+import { CsrError, parseCsrDer, parseCsrPem } from '../../src/pki/csr.js';
 import {
   type DerElement,
   DerError,
@@ -327,6 +330,65 @@ export const fuzzTargets: FuzzTarget<unknown>[] = [
     run: (spec) => {
       const result = parseCertificateAuthoritySpec(spec instanceof NestedSpec ? spec.build() : spec);
       bound(typeof result.ok === 'boolean', 'no result');
+    },
+    expected: [],
+  }),
+  // The CSR API's untrusted input, outermost first: the gRPC message, the PEM in it, the PKCS#10 DER.
+  target<Buffer>({
+    name: 'csr-message',
+    about: 'decodeCertificateRequest(IstioCertificateRequest bytes from the network)',
+    input: (corpus) => mutatedBytes(() => corpus().csrMessages),
+    run: (bytes) => {
+      const request = decodeCertificateRequest(bytes);
+      bound(
+        request.csr.length <= bytes.length,
+        `a ${request.csr.length}-character CSR from ${bytes.length} bytes`,
+      );
+    },
+    expected: [ProtocolError],
+  }),
+  target<string>({
+    name: 'csr-pem',
+    about: 'parseCsrPem(text)',
+    input: (corpus) => hostilePem(() => corpus().csrs.map((der) => encodePem('CERTIFICATE REQUEST', der))),
+    run: (pem) => parseCsrPem(pem),
+    expected: [CsrError],
+  }),
+  derParser('csr', 'parseCsrDer(der), self-signature included', (c) => c.csrs, parseCsrDer, [CsrError]),
+  // CRLs: alcazar parses its own istio-ca-crl back, and a plugged-in CA's CRLs come from the operator.
+  derParser('crl', 'parseCrl(der)', (c) => c.crls, parseCrl, [CrlError]),
+  target<Buffer>({
+    name: 'crl-signature',
+    about: 'crlSignedBy(der, issuer) on hostile CRLs',
+    input: (corpus) => hostileDer(() => corpus().crls),
+    run: (der, corpus) => {
+      const signed = crlSignedBy(der, corpus.certificates[0]!);
+      bound(typeof signed === 'boolean', 'no answer');
+    },
+    expected: [CrlError],
+  }),
+  target<string>({
+    name: 'crl-pem',
+    about: 'decodeCrlsPem(text)',
+    input: (corpus) => hostilePem(() => corpus().crls.map((der) => encodePem('X509 CRL', der))),
+    run: (pem) => decodeCrlsPem(pem),
+    expected: [PemError, CrlError],
+  }),
+  target<string>({
+    name: 'jwt-expiry',
+    about: 'jwtExpiry(bearer token): read before any TokenReview',
+    input: () =>
+      fc.oneof(
+        fc.string({ maxLength: 200 }),
+        fc
+          .tuple(fc.string(), fc.jsonValue({ maxDepth: 3 }), fc.string())
+          .map(([h, payload, sig]) =>
+            [h, Buffer.from(JSON.stringify(payload) ?? '').toString('base64url'), sig].join('.'),
+          ),
+      ),
+    run: (token) => {
+      const exp = jwtExpiry(token);
+      bound(exp === undefined || Number.isFinite(exp), `a non-finite expiry from ${JSON.stringify(token)}`);
     },
     expected: [],
   }),
