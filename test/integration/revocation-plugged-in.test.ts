@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { buildCrl, crlSignedBy, decodeCrlsPem, normalizeSerialHex, parseCrl } from '../../src/pki/crl.js';
+import { buildCrl, crlSignedBy, decodeCrlsPem, parseCrl } from '../../src/pki/crl.js';
 import { privateKeyToPem } from '../../src/pki/keys.js';
 import { decodeCertificatesPem } from '../../src/pki/pem.js';
 import { createTestCa, createTestIntermediate, type TestCa } from '../../src/pki/testing.js';
@@ -18,13 +18,14 @@ import {
   crlText,
   listedSerials,
   opensslVerifyWithCrl,
+  serialOf,
   waitForCrl,
   waitForDecision,
+  waitForReissued,
 } from './support/revocation.js';
 import { waitFor } from './support/wait.js';
 import {
   getCertificateAuthority,
-  leafOf,
   setCertificateAuthoritySpec,
   waitForWorkloadSecret,
 } from './support/workload.js';
@@ -32,8 +33,6 @@ import {
 const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
 const { core, customObjects } = harness;
 const HOUR_MS = 3_600_000;
-
-const serialOf = (secret: V1Secret) => normalizeSerialHex(leafOf(secret).serialNumberHex)!;
 
 /** cacerts data for `signer` (PEM certificate and key) under the test root. */
 function cacerts(ca: TestCa, signerPem: string, signerKeyPem: string, extra: Record<string, string> = {}) {
@@ -140,13 +139,7 @@ describe('revocation with a plugged-in CA', () => {
     });
     const decided = await waitForDecision(customObjects, ns, 'cart-leak');
     expect(conditionOf(decided, 'Applied')).toMatchObject({ status: 'True', reason: 'Revoked' });
-    const after = await waitForWorkloadSecret(
-      core,
-      ns,
-      'cart',
-      (s) => serialOf(s) !== serialOf(before),
-      20_000,
-    );
+    const after = await waitForReissued(core, ns, 'cart', before);
 
     const published = await waitForCrl(core, ns, 'the revoked serial', (t) =>
       listedSerials(t).has(serialOf(before)),

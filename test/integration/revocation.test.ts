@@ -20,8 +20,10 @@ import {
   listedSerials,
   opensslVerifyWithCrl,
   readCrlConfigMap,
+  serialOf,
   waitForCrl,
   waitForDecision,
+  waitForReissued,
 } from './support/revocation.js';
 import { waitFor } from './support/wait.js';
 import {
@@ -47,8 +49,6 @@ async function namespace(prefix: string) {
   cleanups.push(ns.remove);
   return ns.name;
 }
-
-const serialOf = (secret: V1Secret) => normalizeSerialHex(leafOf(secret).serialNumberHex)!;
 
 async function workload(ns: string, sa: string): Promise<V1Secret> {
   await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
@@ -82,13 +82,7 @@ describe('revoking a ServiceAccount', () => {
       reason: 'keyCompromise',
     });
 
-    const after = await waitForWorkloadSecret(
-      core,
-      ns,
-      'cart',
-      (s) => serialOf(s) !== serialOf(before),
-      20_000,
-    );
+    const after = await waitForReissued(core, ns, 'cart', before);
     expect(after.data!['key.pem']).not.toBe(before.data!['key.pem']);
     const decided = await waitForDecision(customObjects, ns, 'cart-leak');
     expect(conditionOf(decided, 'Applied')).toMatchObject({ status: 'True', reason: 'Revoked' });

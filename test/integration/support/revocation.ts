@@ -8,11 +8,11 @@ import { connect, createServer } from 'node:tls';
 import { promisify } from 'node:util';
 import type { CoreV1Api, CustomObjectsApi, V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import type { CertificateRevocationObject } from '../../../src/controllers/revocation/observe.js';
-import { decodeCrlsPem, parseCrl } from '../../../src/pki/crl.js';
+import { decodeCrlsPem, normalizeSerialHex, parseCrl } from '../../../src/pki/crl.js';
 import { repoRoot } from '../../cluster/paths.js';
 import { statusCodeOf } from './kube.js';
 import { waitFor } from './wait.js';
-import { pemsOf } from './workload.js';
+import { leafOf, pemsOf, waitForWorkloadSecret } from './workload.js';
 
 const execFileAsync = promisify(execFile);
 const resource = { group: 'alcazar.dev', version: 'v1alpha1', plural: 'certificaterevocations' };
@@ -58,6 +58,26 @@ export async function readCrlConfigMap(core: CoreV1Api, namespace: string): Prom
     if (statusCodeOf(err) === 404) return undefined;
     throw err;
   }
+}
+
+/** The leaf's serial as canonical hex, the form CRL entries and revocation status use. */
+export const serialOf = (secret: V1Secret): string => normalizeSerialHex(leafOf(secret).serialNumberHex)!;
+
+/** Waits until istio.<sa> carries a certificate other than `before`'s. */
+export function waitForReissued(
+  core: CoreV1Api,
+  namespace: string,
+  serviceAccount: string,
+  before: V1Secret,
+  timeoutMs = 20_000,
+): Promise<V1Secret> {
+  return waitForWorkloadSecret(
+    core,
+    namespace,
+    serviceAccount,
+    (s) => serialOf(s) !== serialOf(before),
+    timeoutMs,
+  );
 }
 
 export const crlText = (cm: V1ConfigMap | undefined) => cm?.data?.['ca-crl.pem'] ?? '';
