@@ -1,11 +1,11 @@
 import { ApiException, type KubeConfig, type V1Lease, type V1MicroTime } from '@kubernetes/client-node';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LeaderElector } from './leader-election.js';
 import {
   claimSpec,
   decide,
   decideWithoutLease,
-  LeaderElector,
   type LeaseRecord,
   leaseDurationSecondsFor,
   leaseRecordOf,
@@ -16,7 +16,7 @@ import {
   renewalIsFresh,
   UNSEEN_HOLDER,
   unseenWrite,
-} from './leader-election.js';
+} from './lease.js';
 
 const record = (over: Partial<LeaseRecord> = {}): LeaseRecord => ({
   holderIdentity: 'other',
