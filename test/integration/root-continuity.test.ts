@@ -5,16 +5,16 @@
 // Secret is restored, and makes a new root only when the operator accepts
 // one — then as an overlapping rotation from the old root.
 import { createHash } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { V1Secret } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
 import { privateKeyToPem } from '../../src/pki/keys.js';
 import { decodeCertificatesPem } from '../../src/pki/pem.js';
 import { createTestCa } from '../../src/pki/testing.js';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace } from './support/kube.js';
+import type { ControllerProcess } from './support/controller.js';
+import { useHarness } from './support/harness.js';
+import { readyz } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
 import {
-  deleteCertificateAuthority,
   getCertificateAuthority,
   mergePatch,
   readSecret,
@@ -22,20 +22,8 @@ import {
   waitForWorkloadSecret,
 } from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const customObjects = kc.makeApiClient(CustomObjectsApi);
-const cleanups: Array<() => Promise<void>> = [];
-let controller: ControllerProcess | undefined;
-
-afterEach(async () => {
-  await controller?.stop();
-  controller = undefined;
-  await deleteCertificateAuthority(customObjects);
-});
-afterAll(async () => {
-  await Promise.all(cleanups.map((c) => c()));
-});
+const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
+const { core, customObjects } = harness;
 
 const args = ['--root-rotation-check-interval=1s', '--root-rotation-propagation-delay=1s'];
 const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex');
@@ -43,20 +31,10 @@ const certsOf = (secret: V1Secret | undefined, key: string) =>
   decodeCertificatesPem(Buffer.from(secret?.data?.[key] ?? '', 'base64'));
 
 async function namespaces() {
-  const ca = await createTestNamespace(core, 'ca');
-  const ns = await createTestNamespace(core, 'continuity');
-  cleanups.push(ca.remove, ns.remove);
-  await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'one' } } });
-  return { ca: ca.name, ns: ns.name };
-}
-
-async function readyz(proc: ControllerProcess): Promise<{ status: number; body: string }> {
-  const line = await proc.waitForLog(
-    'the http port',
-    (l) => l.msg === 'serving /metrics, /healthz and /readyz',
-  );
-  const res = await fetch(`http://127.0.0.1:${line.port}/readyz`, { signal: AbortSignal.timeout(5_000) });
-  return { status: res.status, body: await res.text() };
+  const ca = await harness.namespace('ca');
+  const ns = await harness.namespace('continuity');
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'one' } } });
+  return { ca, ns };
 }
 
 const history = async (ca: string) =>
@@ -67,7 +45,7 @@ const rootMissingLine = (proc: ControllerProcess) =>
 
 /** Runs a controller until the root is recorded, stops it, and deletes the CA Secret behind its back. */
 async function loseRootWhileDown(ca: string, ns: string, secretName: string) {
-  controller = await startController({ caNamespace: ca, args });
+  const controller = await harness.controller({ caNamespace: ca, args });
   const leaf = await waitForWorkloadSecret(core, ns, 'one');
   const backup = (await readSecret(core, ca, secretName))!;
   const activeRoot = sha256(certsOf(backup, secretName === 'cacerts' ? 'root-cert.pem' : 'ca-cert.pem')[0]!);
@@ -75,7 +53,6 @@ async function loseRootWhileDown(ca: string, ns: string, secretName: string) {
     (await history(ca))?.data?.fingerprints?.includes(activeRoot) ? true : undefined,
   );
   await controller.stop();
-  controller = undefined;
   await core.deleteNamespacedSecret({ namespace: ca, name: secretName });
   return { leaf, backup, activeRoot };
 }
@@ -85,7 +62,7 @@ describe('root continuity', () => {
     const { ca, ns } = await namespaces();
     const { leaf, backup, activeRoot } = await loseRootWhileDown(ca, ns, 'istio-ca-secret');
 
-    controller = await startController({ caNamespace: ca, args });
+    const controller = await harness.controller({ caNamespace: ca, args });
     const line = await rootMissingLine(controller);
     expect(line.msg).toContain(activeRoot.slice(0, 16));
     expect(line.msg).toContain(`alcazar.dev/accept-new-root=${activeRoot}`);
@@ -107,7 +84,7 @@ describe('root continuity', () => {
       },
     });
     await controller.waitForLog('the restored CA to load', (l) => l.msg === 'CA loaded');
-    await waitFor('readyz', async () => ((await readyz(controller!)).status === 200 ? true : undefined));
+    await waitFor('readyz', async () => ((await readyz(controller)).status === 200 ? true : undefined));
     expect((await readSecret(core, ns, 'istio.one'))?.data?.['cert-chain.pem']).toBe(
       leaf.data?.['cert-chain.pem'],
     );
@@ -118,7 +95,7 @@ describe('root continuity', () => {
     await setCertificateAuthoritySpec(customObjects, {});
     const { leaf, activeRoot } = await loseRootWhileDown(ca, ns, 'istio-ca-secret');
 
-    controller = await startController({ caNamespace: ca, args });
+    const controller = await harness.controller({ caNamespace: ca, args });
     await rootMissingLine(controller);
     const status = await waitFor('Ready=False RootMissing in the status', async () => {
       const cr = await getCertificateAuthority(customObjects);
@@ -201,7 +178,7 @@ describe('root continuity', () => {
     await setCertificateAuthoritySpec(customObjects, { rootCA: { mode: 'PluggedIn' } });
     const { backup } = await loseRootWhileDown(ca, ns, 'cacerts');
 
-    controller = await startController({ caNamespace: ca, args });
+    const controller = await harness.controller({ caNamespace: ca, args });
     const line = await rootMissingLine(controller);
     expect(line.msg).toContain('cacerts is missing');
     expect((await readyz(controller)).status).toBe(503);
