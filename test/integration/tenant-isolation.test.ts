@@ -16,11 +16,12 @@ import {
   type V1PolicyRule,
   type V1Secret,
 } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { privateKeyToPem } from '../../src/pki/index.js';
 import { createTestCa, issueTestLeaf } from '../../src/pki/testing.js';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace, expectApiError } from './support/kube.js';
+import type { ControllerProcess } from './support/controller.js';
+import { useHarness } from './support/harness.js';
+import { expectApiError } from './support/kube.js';
 import { sample, scrape } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
 import {
@@ -34,12 +35,10 @@ import {
   waitForWorkloadSecret,
 } from './support/workload.js';
 
-const admin = adminKubeConfig();
-const core = admin.makeApiClient(CoreV1Api);
-const customObjects = admin.makeApiClient(CustomObjectsApi);
+const harness = useHarness({ certificateAuthority: true });
+const { kc: admin, core, customObjects } = harness;
 const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
 const authorization = admin.makeApiClient(AuthorizationV1Api);
-const cleanups: Array<() => Promise<void>> = [];
 let caNamespace: string;
 let controller: ControllerProcess;
 
@@ -47,15 +46,14 @@ let controller: ControllerProcess;
 
 /** The admin's kubeconfig, impersonating `user` (who gets no groups but system:authenticated). */
 function impersonating(user: string): KubeConfig {
-  const base = adminKubeConfig();
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: base.clusters,
-    users: base.users.map((u) =>
-      u.name === base.getCurrentUser()?.name ? { ...u, impersonateUser: user } : u,
+    clusters: admin.clusters,
+    users: admin.users.map((u) =>
+      u.name === admin.getCurrentUser()?.name ? { ...u, impersonateUser: user } : u,
     ),
-    contexts: base.contexts,
-    currentContext: base.currentContext,
+    contexts: admin.contexts,
+    currentContext: admin.currentContext,
   });
   return kc;
 }
@@ -110,13 +108,12 @@ interface Tenant {
 }
 
 async function tenant(prefix: string, labels: Record<string, string> = {}): Promise<Tenant> {
-  const ns = await createTestNamespace(core, prefix, labels);
-  cleanups.push(ns.remove);
-  const user = `${ns.name}-member`;
-  await grant(ns.name, user, TENANT_RULES);
+  const namespace = await harness.namespace(prefix, labels);
+  const user = `${namespace}-member`;
+  await grant(namespace, user, TENANT_RULES);
   const kc = impersonating(user);
   return {
-    namespace: ns.name,
+    namespace,
     user,
     core: kc.makeApiClient(CoreV1Api),
     customObjects: kc.makeApiClient(CustomObjectsApi),
@@ -153,17 +150,9 @@ const serialOf = (secret: V1Secret) => leafOf(secret).serialNumberHex;
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
 beforeAll(async () => {
-  const ca = await createTestNamespace(core, 'ca');
-  cleanups.push(ca.remove);
-  caNamespace = ca.name;
+  caNamespace = await harness.namespace('ca');
   await deleteCertificateAuthority(customObjects);
-  controller = await startController({ caNamespace });
-});
-
-afterAll(async () => {
-  await controller?.stop();
-  await deleteCertificateAuthority(customObjects);
-  await Promise.all(cleanups.splice(0).map((c) => c()));
+  controller = await harness.controller({ caNamespace });
 });
 
 // ---- namespace members ----
@@ -486,7 +475,7 @@ describe('a namespace labeller (may patch one Namespace)', () => {
         ],
       },
     });
-    cleanups.push(async () => {
+    harness.defer(async () => {
       await rbac.deleteClusterRoleBinding({ name }).catch(() => undefined);
       await rbac.deleteClusterRole({ name }).catch(() => undefined);
     });
