@@ -5,26 +5,19 @@
 // CA namespace. After each: every ServiceAccount has exactly one valid Secret
 // chaining to the one root, and nothing is orphaned.
 import { randomBytes } from 'node:crypto';
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import type { V1Secret } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
 import { decodeCertificatesPem, inspectCertificate } from '../../src/pki/index.js';
-import { readState, startComponent, stopComponent } from '../cluster/controlplane.js';
+import { type ClusterState, startComponent, stopComponent } from '../cluster/controlplane.js';
 import { compactEtcd, etcdRevision, restartApiserver } from '../cluster/faults.js';
-import { type ApiProxy, startApiProxy } from './support/api-proxy.js';
 import { type Audit, auditNamespaces, type CaRoots, caRootsOf, describeAudit } from './support/audit.js';
-import {
-  type ControllerProcess,
-  type LogLine,
-  type StartOptions,
-  startController,
-} from './support/controller.js';
+import type { ControllerProcess, LogLine, StartOptions } from './support/controller.js';
+import { useHarness } from './support/harness.js';
 import { recordKeyDigests } from './support/key-digests.js';
-import { adminKubeConfig, createTestNamespace } from './support/kube.js';
 import { ensureServiceAccount, runPool } from './support/load.js';
 import { watchRestarts } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
 import {
-  deleteCertificateAuthority,
   mergePatch,
   opensslVerify,
   readSecret,
@@ -32,60 +25,29 @@ import {
   waitForWorkloadSecret,
 } from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const customObjects = kc.makeApiClient(CustomObjectsApi);
-const leases = kc.makeApiClient(CoordinationV1Api);
-const state = readState();
+// Namespaces go after each test, not at the end: a later test's CA would otherwise reissue their Secrets.
+const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
+const { core, customObjects, leases } = harness;
 const CA_SECRET = 'istio-ca-secret';
 
 /** Progress on stdout, so a slow or stuck run shows where it is. */
 const step = (what: string) => console.log(`[faults ${new Date().toISOString().slice(11, 23)}] ${what}`);
 
-const controllers: ControllerProcess[] = [];
-const proxies: ApiProxy[] = [];
-const cleanups: Array<() => Promise<void>> = [];
-/** Set when a test changed how kube-apiserver runs; afterEach restores the standard flags. */
-let apiserverChanged = false;
+const controller = (opts: StartOptions) => harness.controller(opts);
+const proxy = () => harness.apiProxy();
+const namespace = (prefix: string) => harness.namespace(prefix);
 
-afterEach(async () => {
-  step('cleaning up');
-  await Promise.all(controllers.splice(0).map((c) => c.stop()));
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-  if (apiserverChanged && state) {
-    await restartApiserver(state);
-    apiserverChanged = false;
-  }
-  await deleteCertificateAuthority(customObjects);
-  // Namespaces go now, not at the end: a later test's CA would otherwise reissue their Secrets.
-  await Promise.all(cleanups.splice(0).map((release) => release()));
-  step('cleaned up');
-});
-
-function clusterState() {
-  if (!state || state.kubeconfig !== inject('kubeconfig'))
-    throw new Error(
-      'the test control plane state (ALCAZAR_CLUSTER_DIR) does not match the kubeconfig in use',
-    );
-  return state;
-}
-
-async function controller(opts: StartOptions): Promise<ControllerProcess> {
-  const proc = await startController(opts);
-  controllers.push(proc);
-  return proc;
-}
-
-async function proxy(): Promise<ApiProxy> {
-  const p = await startApiProxy(clusterState());
-  proxies.push(p);
-  return p;
-}
-
-async function namespace(prefix: string): Promise<string> {
-  const ns = await createTestNamespace(core, prefix);
-  cleanups.push(ns.remove);
-  return ns.name;
+/**
+ * Runs `change`, which stops kube-apiserver and starts it again (perhaps with etcd changed in
+ * between); should it fail half-way, cleanup restarts kube-apiserver with its standard flags.
+ */
+async function apiserverOutage(cluster: ClusterState, change: () => Promise<void>): Promise<void> {
+  let done = false;
+  harness.defer(async () => {
+    if (!done) await restartApiserver(cluster);
+  });
+  await change();
+  done = true;
 }
 
 /** Polls the audit of `namespaces` until it finds nothing wrong; fails with what is still wrong. */
@@ -127,7 +89,7 @@ const relisted = (reason: string) => (l: LogLine) =>
 
 describe('the apiserver goes away', () => {
   it('restarting kube-apiserver while 500 ServiceAccounts are created: the controller reconnects, every one gets exactly one valid Secret', async () => {
-    const cluster = clusterState();
+    const cluster = harness.controlPlane();
     const ca = await namespace('ca');
     const proc = await controller({ caNamespace: ca });
     const caBefore = await waitFor('istio-ca-secret', () => readSecret(core, ca, CA_SECRET));
@@ -141,15 +103,13 @@ describe('the apiserver goes away', () => {
     await runPool(work, 16, async ({ ns, name }) => {
       await ensureServiceAccount(core, ns, name);
       if (++created === 150) {
-        apiserverChanged = true; // restored by afterEach if the restart below fails half-way
-        outage = (async () => {
+        outage = apiserverOutage(cluster, async () => {
           timeline.stopping = Date.now() - started;
           await stopComponent(cluster, 'kube-apiserver', 3_000);
           timeline.stopped = Date.now() - started;
           await startComponent(cluster, 'kube-apiserver');
           timeline.restarted = Date.now() - started;
-          apiserverChanged = false;
-        })();
+        });
       }
     });
     timeline.allCreated = Date.now() - started;
@@ -182,7 +142,7 @@ describe('the apiserver goes away', () => {
   }, 300_000);
 
   it('a watch resumed from a compacted resourceVersion gets 410 Gone, relists, and converges on what changed in the gap', async () => {
-    const cluster = clusterState();
+    const cluster = harness.controlPlane();
     const ca = await namespace('ca');
     const api = await proxy();
     const proc = await controller({ caNamespace: ca, kubeconfig: api.kubeconfig });
@@ -204,12 +164,12 @@ describe('the apiserver goes away', () => {
     // the current revision: a watch resumed from the controller's last resourceVersion can only
     // be refused, whether the cache or etcd answers it.
     const revision = await etcdRevision(cluster);
-    apiserverChanged = true;
     step(`restarting kube-apiserver; compacting etcd at revision ${revision}`);
-    await stopComponent(cluster, 'kube-apiserver', 3_000);
-    await compactEtcd(cluster, revision);
-    await startComponent(cluster, 'kube-apiserver');
-    apiserverChanged = false;
+    await apiserverOutage(cluster, async () => {
+      await stopComponent(cluster, 'kube-apiserver', 3_000);
+      await compactEtcd(cluster, revision);
+      await startComponent(cluster, 'kube-apiserver');
+    });
     step("releasing the controller's traffic");
     api.release(); // the open watches end cleanly: the controller resumes them from where it was
 
