@@ -14,13 +14,7 @@ import type { ControllerProcess } from './support/controller.js';
 import { useHarness } from './support/harness.js';
 import { readyz } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
-import {
-  getCertificateAuthority,
-  mergePatch,
-  readSecret,
-  setCertificateAuthoritySpec,
-  waitForWorkloadSecret,
-} from './support/workload.js';
+import * as workloads from './support/workload.js';
 
 const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
 const { core, customObjects } = harness;
@@ -46,8 +40,8 @@ const rootMissingLine = (proc: ControllerProcess) =>
 /** Runs a controller until the root is recorded, stops it, and deletes the CA Secret behind its back. */
 async function loseRootWhileDown(ca: string, ns: string, secretName: string) {
   const controller = await harness.controller({ caNamespace: ca, args });
-  const leaf = await waitForWorkloadSecret(core, ns, 'one');
-  const backup = (await readSecret(core, ca, secretName))!;
+  const leaf = await workloads.waitForWorkloadSecret(core, ns, 'one');
+  const backup = (await workloads.readSecret(core, ca, secretName))!;
   const activeRoot = sha256(certsOf(backup, secretName === 'cacerts' ? 'root-cert.pem' : 'ca-cert.pem')[0]!);
   await waitFor('the root to be recorded', async () =>
     (await history(ca))?.data?.fingerprints?.includes(activeRoot) ? true : undefined,
@@ -70,8 +64,8 @@ describe('root continuity', () => {
     expect(ready.status).toBe(503);
     expect(ready.body).toContain('ca-loaded');
     // No new root, and the workload keeps the certificate it had.
-    expect(await readSecret(core, ca, 'istio-ca-secret')).toBeUndefined();
-    const unchanged = await readSecret(core, ns, 'istio.one');
+    expect(await workloads.readSecret(core, ca, 'istio-ca-secret')).toBeUndefined();
+    const unchanged = await workloads.readSecret(core, ns, 'istio.one');
     expect(unchanged?.data?.['cert-chain.pem']).toBe(leaf.data?.['cert-chain.pem']);
 
     // Restoring the Secret from the backup: alcazar resumes with it and reissues nothing.
@@ -85,20 +79,20 @@ describe('root continuity', () => {
     });
     await controller.waitForLog('the restored CA to load', (l) => l.msg === 'CA loaded');
     await waitFor('readyz', async () => ((await readyz(controller)).status === 200 ? true : undefined));
-    expect((await readSecret(core, ns, 'istio.one'))?.data?.['cert-chain.pem']).toBe(
+    expect((await workloads.readSecret(core, ns, 'istio.one'))?.data?.['cert-chain.pem']).toBe(
       leaf.data?.['cert-chain.pem'],
     );
   });
 
   it('reports RootMissing in the CertificateAuthority status and an Event, and accepts a new root on the annotation, overlapping with the old one', async () => {
     const { ca, ns } = await namespaces();
-    await setCertificateAuthoritySpec(customObjects, {});
+    await workloads.setCertificateAuthoritySpec(customObjects, {});
     const { leaf, activeRoot } = await loseRootWhileDown(ca, ns, 'istio-ca-secret');
 
     const controller = await harness.controller({ caNamespace: ca, args });
     await rootMissingLine(controller);
     const status = await waitFor('Ready=False RootMissing in the status', async () => {
-      const cr = await getCertificateAuthority(customObjects);
+      const cr = await workloads.getCertificateAuthority(customObjects);
       const ready = cr.status?.conditions?.find((c) => c.type === 'Ready');
       return ready?.status === 'False' && ready.reason === 'RootMissing' ? cr.status : undefined;
     });
@@ -125,9 +119,9 @@ describe('root continuity', () => {
         name: 'default',
         body: { metadata: { annotations: { 'alcazar.dev/accept-new-root': activeRoot } } },
       },
-      mergePatch,
+      workloads.mergePatch,
     );
-    const created = await waitFor('a new root', () => readSecret(core, ca, 'istio-ca-secret'), {
+    const created = await waitFor('a new root', () => workloads.readSecret(core, ca, 'istio-ca-secret'), {
       timeoutMs: 30_000,
     });
     const newRoot = certsOf(created, 'ca-cert.pem')[0]!;
@@ -135,7 +129,7 @@ describe('root continuity', () => {
     // Overlap: the old root is still trusted next to the new one while workloads are reissued.
     expect(certsOf(created, 'root-cert.pem').map(sha256)).toEqual([activeRoot, sha256(newRoot)]);
     expect(created.metadata?.annotations?.['alcazar.dev/rotation-phase']).toBe('Reissuing');
-    const reissued = await waitForWorkloadSecret(
+    const reissued = await workloads.waitForWorkloadSecret(
       core,
       ns,
       'one',
@@ -146,7 +140,7 @@ describe('root continuity', () => {
     const done = await waitFor(
       'the old root to be retired',
       async () => {
-        const secret = await readSecret(core, ca, 'istio-ca-secret');
+        const secret = await workloads.readSecret(core, ca, 'istio-ca-secret');
         return secret && !secret.metadata?.annotations?.['alcazar.dev/rotation-phase'] ? secret : undefined;
       },
       { timeoutMs: 60_000 },
@@ -175,7 +169,7 @@ describe('root continuity', () => {
         },
       },
     });
-    await setCertificateAuthoritySpec(customObjects, { rootCA: { mode: 'PluggedIn' } });
+    await workloads.setCertificateAuthoritySpec(customObjects, { rootCA: { mode: 'PluggedIn' } });
     const { backup } = await loseRootWhileDown(ca, ns, 'cacerts');
 
     const controller = await harness.controller({ caNamespace: ca, args });
@@ -188,6 +182,6 @@ describe('root continuity', () => {
       body: { metadata: { name: 'cacerts' }, data: backup.data },
     });
     await controller.waitForLog('the restored cacerts to load', (l) => l.msg === 'CA loaded');
-    expect(await readSecret(core, ca, 'istio-ca-secret')).toBeUndefined();
+    expect(await workloads.readSecret(core, ca, 'istio-ca-secret')).toBeUndefined();
   });
 });
