@@ -15,15 +15,7 @@ import { expectApiError, statusCodeOf } from './support/kube.js';
 import { ensureServiceAccount } from './support/load.js';
 import { withLogExcerpt } from './support/log-excerpt.js';
 import { waitFor } from './support/wait.js';
-import {
-  getCertificateAuthority,
-  leafOf,
-  mergePatch,
-  opensslVerify,
-  readSecret,
-  setCertificateAuthoritySpec,
-  waitForWorkloadSecret,
-} from './support/workload.js';
+import * as workloads from './support/workload.js';
 
 // Each describe says when its controllers, namespaces and CertificateAuthority go (cleanUp).
 const harness = useHarness({ certificateAuthority: true });
@@ -82,19 +74,19 @@ describe('Secrets at our names', () => {
     ];
     for (const [sa, data] of cases) {
       await ensureServiceAccount(core, ns, sa);
-      await waitForWorkloadSecret(core, ns, sa);
+      await workloads.waitForWorkloadSecret(core, ns, sa);
       const broken = await core.patchNamespacedSecret(
         { namespace: ns, name: `istio.${sa}`, body: { data } },
-        mergePatch,
+        workloads.mergePatch,
       );
-      const fixed = await waitForWorkloadSecret(
+      const fixed = await workloads.waitForWorkloadSecret(
         core,
         ns,
         sa,
         (s) => s.metadata?.resourceVersion !== broken.metadata?.resourceVersion,
       );
       expect(problemsOf(fixed, ns, sa, undefined, roots)).toEqual([]);
-      expect(opensslVerify(fixed)).toContain('OK');
+      expect(workloads.opensslVerify(fixed)).toContain('OK');
       const issued = await controller.waitForLog(
         `the reissue of ${sa}`,
         (l) =>
@@ -145,7 +137,7 @@ describe('Secrets at our names', () => {
       );
       expect(logged.msg).toContain(`istio.${sa}`);
       await reconciledAfter(from, ns, sa);
-      const after = await readSecret(core, ns, `istio.${sa}`);
+      const after = await workloads.readSecret(core, ns, `istio.${sa}`);
       expect(after?.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
       expect(after?.type).toBe(before.type);
       expect(after?.data).toEqual(before.data);
@@ -156,7 +148,7 @@ describe('Secrets at our names', () => {
       await core.deleteNamespacedServiceAccount({ namespace: ns, name: sa });
     for (const [sa, before] of Object.entries(foreign)) {
       await reconciledAfter(beforeDelete, ns, sa, 'none');
-      expect((await readSecret(core, ns, `istio.${sa}`))?.metadata?.resourceVersion).toBe(
+      expect((await workloads.readSecret(core, ns, `istio.${sa}`))?.metadata?.resourceVersion).toBe(
         before.metadata?.resourceVersion,
       );
     }
@@ -174,14 +166,14 @@ describe('Secrets at our names', () => {
       },
     });
     await ensureServiceAccount(core, ns, 'typed2');
-    const replaced = await waitForWorkloadSecret(
+    const replaced = await workloads.waitForWorkloadSecret(
       core,
       ns,
       'typed2',
       (s) => s.metadata?.uid !== ours.metadata?.uid,
     );
     expect(replaced.type).toBe('istio.io/key-and-cert');
-    expect(opensslVerify(replaced)).toContain('OK');
+    expect(workloads.opensslVerify(replaced)).toContain('OK');
     // Seen before its ServiceAccount it is an orphan, seen after it has the wrong type: deleted either way.
     await controller.waitForLog(
       'the deletion',
@@ -201,9 +193,9 @@ describe('Secrets at our names', () => {
     const tooLong = `t${'b'.repeat(252)}`; // a legal ServiceAccount name whose Secret name cannot exist
     for (const sa of ['a.b.c', longest, tooLong]) await ensureServiceAccount(core, ns, sa);
     for (const sa of ['a.b.c', longest, 'default']) {
-      const secret = await waitForWorkloadSecret(core, ns, sa);
-      expect(leafOf(secret).uris).toEqual([`spiffe://cluster.local/ns/${ns}/sa/${sa}`]);
-      expect(opensslVerify(secret)).toContain('OK');
+      const secret = await workloads.waitForWorkloadSecret(core, ns, sa);
+      expect(workloads.leafOf(secret).uris).toEqual([`spiffe://cluster.local/ns/${ns}/sa/${sa}`]);
+      expect(workloads.opensslVerify(secret)).toContain('OK');
     }
     const warning = await waitForWarning(ns, tooLong, 'NameTooLong');
     expect(warning.message).toContain('253');
@@ -222,7 +214,7 @@ describe('Secrets at our names', () => {
 
 describe('a CA the controller cannot use', () => {
   afterEach(harness.cleanUp);
-  const conditionOf = (ca: Awaited<ReturnType<typeof getCertificateAuthority>>, type: string) =>
+  const conditionOf = (ca: Awaited<ReturnType<typeof workloads.getCertificateAuthority>>, type: string) =>
     ca.status?.conditions?.find((c) => c.type === type);
 
   const cases = [
@@ -244,7 +236,7 @@ describe('a CA the controller cannot use', () => {
   ];
   for (const c of cases) {
     it(`istio-ca-secret with ${c.what}: refused with reason ${c.reason} in the log and the status, never replaced, nothing issued`, async () => {
-      await setCertificateAuthoritySpec(customObjects, {});
+      await workloads.setCertificateAuthoritySpec(customObjects, {});
       const ca = await namespace('ca');
       const created = await core.createNamespacedSecret({
         namespace: ca,
@@ -259,7 +251,7 @@ describe('a CA the controller cannot use', () => {
       );
       expect(error.msg).toContain(`${ca}/istio-ca-secret`);
       const status = await waitFor('Ready=False in the CertificateAuthority status', async () => {
-        const resource = await getCertificateAuthority(customObjects);
+        const resource = await workloads.getCertificateAuthority(customObjects);
         return conditionOf(resource, 'Ready')?.status === 'False' &&
           conditionOf(resource, 'Ready')?.reason === c.reason
           ? resource
@@ -270,8 +262,8 @@ describe('a CA the controller cannot use', () => {
         'initial reconcile finished',
         (l) => l.msg === 'initial reconcile finished' && l.controller === 'workload-secrets',
       );
-      expect(await readSecret(core, ns, 'istio.app')).toBeUndefined();
-      const after = await readSecret(core, ca, 'istio-ca-secret');
+      expect(await workloads.readSecret(core, ns, 'istio.app')).toBeUndefined();
+      const after = await workloads.readSecret(core, ca, 'istio-ca-secret');
       expect(after?.metadata?.resourceVersion).toBe(created.metadata?.resourceVersion);
       expect(after?.type).toBe(c.type);
       expect(controller.lines.some((l) => String(l.msg).startsWith('generated a new self-signed root'))).toBe(
@@ -289,7 +281,7 @@ describe('a CA the controller cannot use', () => {
     for (const [spec, field] of cases) {
       let message = '';
       const code = await expectApiError(
-        setCertificateAuthoritySpec(customObjects, spec).catch((err: unknown) => {
+        workloads.setCertificateAuthoritySpec(customObjects, spec).catch((err: unknown) => {
           const body = (err as { body?: unknown }).body;
           message = typeof body === 'string' ? body : JSON.stringify(body ?? '');
           throw err;
@@ -298,7 +290,9 @@ describe('a CA the controller cannot use', () => {
       expect(code, JSON.stringify(spec)).toBe(422);
       expect(message).toContain(field);
     }
-    expect(statusCodeOf(await getCertificateAuthority(customObjects).catch((e: unknown) => e))).toBe(404);
+    expect(
+      statusCodeOf(await workloads.getCertificateAuthority(customObjects).catch((e: unknown) => e)),
+    ).toBe(404);
   });
 });
 
@@ -317,12 +311,16 @@ describe('an apiserver that answers 429 and 500 for a while', () => {
     const proc = await harness.controller({ caNamespace: ca, kubeconfig: api.kubeconfig });
     await proc.waitForLog('the refused creation', (l) => l.reason === 'CreateFailed' && l.level === 'error');
     await ensureServiceAccount(core, ns, 'app');
-    const caSecret = await waitFor('istio-ca-secret', () => readSecret(core, ca, 'istio-ca-secret'), {
-      timeoutMs: 60_000,
-    });
+    const caSecret = await waitFor(
+      'istio-ca-secret',
+      () => workloads.readSecret(core, ca, 'istio-ca-secret'),
+      {
+        timeoutMs: 60_000,
+      },
+    );
     expect(caSecret.type).toBe('istio.io/ca-root');
-    const secret = await waitForWorkloadSecret(core, ns, 'app', undefined, 60_000);
-    expect(opensslVerify(secret)).toContain('OK');
+    const secret = await workloads.waitForWorkloadSecret(core, ns, 'app', undefined, 60_000);
+    expect(workloads.opensslVerify(secret)).toContain('OK');
     expect(api.stats.injected[500]).toBe(2);
     expect(
       proc.lines.filter((l) => String(l.msg).startsWith('generated a new self-signed root')),
@@ -335,7 +333,7 @@ describe('an apiserver that answers 429 and 500 for a while', () => {
     const ns = await namespace('flaky');
     const proc = await harness.controller({ caNamespace: ca, kubeconfig: api.kubeconfig });
     await ensureServiceAccount(core, ns, 'steady');
-    await withLogExcerpt(proc, waitForWorkloadSecret(core, ns, 'steady'));
+    await withLogExcerpt(proc, workloads.waitForWorkloadSecret(core, ns, 'steady'));
     const from = proc.lines.length;
     const since = () => proc.lines.slice(from);
     const failuresOf = (sa: string) =>
