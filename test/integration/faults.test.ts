@@ -17,13 +17,7 @@ import { recordKeyDigests } from './support/key-digests.js';
 import { ensureServiceAccount, runPool } from './support/load.js';
 import { watchRestarts } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
-import {
-  mergePatch,
-  opensslVerify,
-  readSecret,
-  setCertificateAuthoritySpec,
-  waitForWorkloadSecret,
-} from './support/workload.js';
+import * as workloads from './support/workload.js';
 
 // Namespaces go after each test, not at the end: a later test's CA would otherwise reissue their Secrets.
 const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
@@ -92,7 +86,7 @@ describe('the apiserver goes away', () => {
     const cluster = harness.controlPlane();
     const ca = await namespace('ca');
     const proc = await controller({ caNamespace: ca });
-    const caBefore = await waitFor('istio-ca-secret', () => readSecret(core, ca, CA_SECRET));
+    const caBefore = await waitFor('istio-ca-secret', () => workloads.readSecret(core, ca, CA_SECRET));
     const spaces = await Promise.all(Array.from({ length: 5 }, () => namespace('mint')));
     const work = Array.from({ length: 500 }, (_, i) => ({ ns: spaces[i % spaces.length]!, name: `sa-${i}` }));
 
@@ -132,12 +126,12 @@ describe('the apiserver goes away', () => {
     expect(
       proc.lines.filter((l) => String(l.msg).startsWith('generated a new self-signed root')),
     ).toHaveLength(1);
-    const caAfter = await readSecret(core, ca, CA_SECRET);
+    const caAfter = await workloads.readSecret(core, ca, CA_SECRET);
     expect(caAfter?.metadata?.uid).toBe(caBefore.metadata?.uid);
     expect(caAfter?.metadata?.resourceVersion).toBe(caBefore.metadata?.resourceVersion);
     for (const i of [0, 149, 499]) {
-      const secret = await waitForWorkloadSecret(core, work[i]!.ns, work[i]!.name);
-      expect(opensslVerify(secret)).toContain('OK');
+      const secret = await workloads.waitForWorkloadSecret(core, work[i]!.ns, work[i]!.name);
+      expect(workloads.opensslVerify(secret)).toContain('OK');
     }
   }, 300_000);
 
@@ -149,7 +143,7 @@ describe('the apiserver goes away', () => {
     const ns = await namespace('gap');
     for (const sa of ['keep', 'drop', 'heal']) await ensureServiceAccount(core, ns, sa);
     await converged([ns], () => caRootsOf(core, ca), { serviceAccounts: 4 });
-    const healed = await waitForWorkloadSecret(core, ns, 'heal');
+    const healed = await workloads.waitForWorkloadSecret(core, ns, 'heal');
     const expiredBefore = await watchRestarts(proc, 'serviceaccounts', 'expired');
     const from = proc.lines.length;
 
@@ -194,7 +188,9 @@ describe('the apiserver goes away', () => {
       'istio.heal',
       'istio.keep',
     ]);
-    expect((await readSecret(core, ns, 'istio.heal'))?.metadata?.uid).not.toBe(healed.metadata?.uid);
+    expect((await workloads.readSecret(core, ns, 'istio.heal'))?.metadata?.uid).not.toBe(
+      healed.metadata?.uid,
+    );
     expect(audit.problems).toEqual([]);
   });
 
@@ -245,7 +241,7 @@ describe('the controller is killed', () => {
     });
     await first.kill();
     const issuedByFirst = issuedIn(first, [ns]).length;
-    const caSecret = (await readSecret(core, ca, CA_SECRET))!;
+    const caSecret = (await workloads.readSecret(core, ca, CA_SECRET))!;
     const atKill = new Map(
       (
         await core.listNamespacedSecret({
@@ -288,11 +284,11 @@ describe('the controller is killed', () => {
     const ns = await namespace('rot');
     const names = Array.from({ length: 40 }, (_, i) => `w-${i}`);
     await runPool(names, 16, (name) => ensureServiceAccount(core, ns, name));
-    await setCertificateAuthoritySpec(customObjects, {});
+    await workloads.setCertificateAuthoritySpec(customObjects, {});
     const args = ['--root-rotation-check-interval=300ms', '--root-rotation-propagation-delay=2s'];
     const first = await controller({ caNamespace: ca, args });
     await converged([ns], () => caRootsOf(core, ca), { serviceAccounts: names.length + 1 });
-    const original = (await readSecret(core, ca, CA_SECRET))!;
+    const original = (await workloads.readSecret(core, ca, CA_SECRET))!;
     const oldRoot = fingerprintOf(decoded(original, 'ca-cert.pem'));
 
     const request = `faults-${randomBytes(3).toString('hex')}`;
@@ -304,7 +300,7 @@ describe('the controller is killed', () => {
         name: 'default',
         body: { metadata: { annotations: { 'alcazar.dev/rotate-root': request } } },
       },
-      mergePatch,
+      workloads.mergePatch,
     );
     await first.waitForLog('the new root activated', (l) => l.step === 'activate', 60_000);
     const activated = first.lines.length;
@@ -315,7 +311,7 @@ describe('the controller is killed', () => {
     );
     await first.kill();
 
-    const atKill = (await readSecret(core, ca, CA_SECRET))!;
+    const atKill = (await workloads.readSecret(core, ca, CA_SECRET))!;
     expect(atKill.metadata?.annotations?.['alcazar.dev/rotation-phase']).toBe('Reissuing');
     const newRoot = fingerprintOf(decoded(atKill, 'ca-cert.pem'));
     expect(newRoot).not.toBe(oldRoot);
@@ -323,7 +319,7 @@ describe('the controller is killed', () => {
 
     const second = await controller({ caNamespace: ca, args });
     await second.waitForLog('the rotation to finish', (l) => l.step === 'retire', 60_000);
-    const final = (await readSecret(core, ca, CA_SECRET))!;
+    const final = (await workloads.readSecret(core, ca, CA_SECRET))!;
     expect(final.metadata?.uid).toBe(original.metadata?.uid);
     expect(final.metadata?.annotations?.['alcazar.dev/rotation-phase']).toBeUndefined();
     expect(final.metadata?.annotations?.['alcazar.dev/rotation-request']).toBe(request);
