@@ -7,9 +7,9 @@ import { useHarness } from './support/harness.js';
 import { readyz, sample, scrape } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
 import {
+  annotateCertificateAuthority,
   getCertificateAuthority,
   leafOf,
-  mergePatch,
   setCertificateAuthoritySpec,
   waitForSecretGone,
   waitForWorkloadSecret,
@@ -158,16 +158,7 @@ describe('root rotation on demand', () => {
       return (obj.status?.roots as unknown[] | undefined)?.length === 1 && obj;
     });
     expect((ca.status?.rotation as { phase?: string } | undefined)?.phase).toBe('Idle');
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/rotate-root': String(Date.now()) } } },
-      },
-      mergePatch,
-    );
+    await annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': String(Date.now()) });
     const rotation = async () =>
       (await getCertificateAuthority(customObjects)).status?.rotation as
         | { phase: string; phaseSince?: string; startedAt?: string }

@@ -111,16 +111,9 @@ describe('root continuity', () => {
     });
     expect(event.involvedObject.kind).toBe('CertificateAuthority');
 
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/accept-new-root': activeRoot } } },
-      },
-      workloads.mergePatch,
-    );
+    await workloads.annotateCertificateAuthority(customObjects, {
+      'alcazar.dev/accept-new-root': activeRoot,
+    });
     const created = await waitFor('a new root', () => workloads.readSecret(core, ca, 'istio-ca-secret'), {
       timeoutMs: 30_000,
     });

@@ -180,16 +180,7 @@ describe('root rotation', () => {
       (await caSecret()).metadata?.annotations?.['alcazar.dev/rotation-phase'] ?? 'Idle';
     const started = Date.now();
     const timeline: Record<string, number> = {};
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/rotate-root': 'test-1' } } },
-      },
-      workloads.mergePatch,
-    );
+    await workloads.annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': 'test-1' });
     await waitFor('phase Publishing', async () => (await phaseOf()) === 'Publishing', { timeoutMs: 30_000 });
     timeline.publishing = Date.now() - started;
 
@@ -258,16 +249,7 @@ describe('root rotation on demand (issue #11)', () => {
       const rotation = await rotationStatus();
       return rotation.phase === phase ? rotation : undefined;
     };
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/rotate-root': 'on-demand-1' } } },
-      },
-      workloads.mergePatch,
-    );
+    await workloads.annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': 'on-demand-1' });
     const followed = { timeoutMs: 10_000, intervalMs: 100 };
     const publishing = await waitFor('the status to show Publishing', phaseShown('Publishing'), followed);
     expect(publishing.startedAt).toBeDefined();
