@@ -292,16 +292,7 @@ describe('the controller is killed', () => {
     const oldRoot = fingerprintOf(decoded(original, 'ca-cert.pem'));
 
     const request = `faults-${randomBytes(3).toString('hex')}`;
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/rotate-root': request } } },
-      },
-      workloads.mergePatch,
-    );
+    await workloads.annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': request });
     await first.waitForLog('the new root activated', (l) => l.step === 'activate', 60_000);
     const activated = first.lines.length;
     await waitFor(
