@@ -7,7 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '../test/cluster/paths.js';
-import { type Api, pool, waitUntil } from './api.js';
+import { runPool } from '../test/integration/support/load.js';
+import { type Api, waitUntil } from './api.js';
 import { CA_NAMESPACE } from './controller.js';
 
 export const PER_NAMESPACE = 100;
@@ -70,7 +71,7 @@ export async function ensurePopulation(
     await api.listAll<Meta>('/api/v1/namespaces', { labelSelector: `${BENCH_LABEL}=population` })
   ).items;
   const count = Math.max(wanted, existing.length);
-  await pool(
+  await runPool(
     Array.from({ length: count }, (_, i) => i),
     16,
     (i) =>
@@ -92,7 +93,7 @@ export async function ensurePopulation(
   }
   if (missing.length > 0) {
     const started = Date.now();
-    await pool(missing, 32, async ([namespace, name]) => {
+    await runPool(missing, 32, async ([namespace, name]) => {
       await api.call(
         'POST',
         `/api/v1/namespaces/${namespace}/serviceaccounts`,
@@ -126,7 +127,7 @@ export async function deleteWorkloadSecrets(api: Api): Promise<void> {
   const namespaces = (
     await api.listAll<Meta>('/api/v1/namespaces', { labelSelector: BENCH_LABEL })
   ).items.map((ns) => ns.metadata.name);
-  await pool(namespaces, 8, async (ns) => {
+  await runPool(namespaces, 8, async (ns) => {
     await api.call(
       'DELETE',
       `/api/v1/namespaces/${ns}/secrets?${new URLSearchParams({ labelSelector: MANAGED_SELECTOR })}`,

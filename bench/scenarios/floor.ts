@@ -4,7 +4,7 @@
 // concurrencies. Two clients: the bench's keep-alive node:https client, and
 // @kubernetes/client-node as the controller uses it.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { pool } from '../api.js';
+import { runPool } from '../../test/integration/support/load.js';
 import { type BenchContext, ensureMinted } from '../context.js';
 import { controlPlaneCpuSeconds } from '../controller.js';
 import { countWorkloadSecrets, deleteWorkloadSecrets, type ManagedServiceAccount } from '../population.js';
@@ -54,7 +54,7 @@ async function writeAll(
         };
   const started = performance.now();
   const cpuBefore = controlPlaneCpuSeconds(ctx.state.pids);
-  await pool(serviceAccounts, concurrency, write);
+  await runPool(serviceAccounts, concurrency, write);
   const ms = performance.now() - started;
   const cpu = controlPlaneCpuSeconds(ctx.state.pids) - cpuBefore;
   const count = await countWorkloadSecrets(ctx.api);

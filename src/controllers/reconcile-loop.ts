@@ -3,7 +3,7 @@
 // first pass over everything is done.
 import type { Logger } from 'pino';
 import { describeApiError } from '../kube/client.js';
-import { runWorkers, type WorkQueue } from '../kube/workqueue.js';
+import { runWorkers, WorkQueue, type WorkQueueOptions } from '../kube/workqueue.js';
 import type { Metrics } from '../telemetry/metrics.js';
 
 export interface ReconcileLoopOptions {
@@ -65,4 +65,40 @@ export async function startOneKeyLoop(
   queue.add(key);
   await queue.whenIdle();
   return { running };
+}
+
+/**
+ * A controller with one key (the CA, the rotation, the CertificateAuthority): a queue of its own
+ * with one worker. start() resolves once the first reconcile is done; stop() waits for the one in
+ * flight.
+ */
+export abstract class OneKeyController {
+  readonly queue: WorkQueue;
+  private running: Promise<void> | undefined;
+
+  protected constructor(
+    private readonly key: string,
+    queue: WorkQueueOptions,
+    private readonly loopLog: Logger,
+  ) {
+    this.queue = new WorkQueue(queue);
+  }
+
+  abstract reconcile(): Promise<void>;
+
+  async start(): Promise<void> {
+    const loop = await startOneKeyLoop(this.queue, this.key, () => this.reconcile(), this.loopLog);
+    this.running = loop.running;
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    await this.running;
+  }
+
+  /** Asks for a reconcile now; resolves once the queue is idle again (at once before start()). */
+  protected reconcileNow(): Promise<void> {
+    this.queue.add(this.key);
+    return this.running ? this.queue.whenIdle() : Promise.resolve();
+  }
 }

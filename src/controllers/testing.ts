@@ -120,6 +120,20 @@ export async function readyAuthority(bed: ControllerTestBed): Promise<AuthorityC
   return authority;
 }
 
+/**
+ * A started bed with a ready CA, for a namespaced controller's test: `seed` fills the API server
+ * (namespaces, objects, failures to inject) before the caches start. Stop it after the test.
+ */
+export async function bedWithReadyAuthority(
+  seed: (bed: ControllerTestBed) => void,
+): Promise<ControllerTestBed> {
+  const bed = controllerTestBed();
+  seed(bed);
+  await bed.start();
+  await readyAuthority(bed);
+  return bed;
+}
+
 /** What a namespaced controller is given, on the bed: every write goes through `raw`, none through `core`. */
 export function controllerContext(bed: ControllerTestBed): ControllerContext & { raw: FakeApiServer } {
   return {

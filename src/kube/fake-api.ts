@@ -46,8 +46,14 @@ function parsePath(path: string): { target: Target; query: URLSearchParams } {
       };
     return { target: { collection: rest[0]!, name: rest[1], subresource: rest[2] }, query };
   }
-  const [, group, version, plural, name, subresource] = parts;
-  return { target: { collection: `apis/${group}/${version}/${plural}`, name, subresource }, query };
+  const [, group, version, ...rest] = parts;
+  const collection = (plural: string | undefined) => `apis/${group}/${version}/${plural}`;
+  if (rest[0] === 'namespaces' && rest.length >= 3)
+    return {
+      target: { collection: collection(rest[2]), namespace: rest[1], name: rest[3], subresource: rest[4] },
+      query,
+    };
+  return { target: { collection: collection(rest[0]), name: rest[1], subresource: rest[2] }, query };
 }
 
 function fail(code: number, message: string): never {
@@ -89,6 +95,7 @@ export class FakeApiServer implements ApiRequester {
     code: number;
     message: string;
   }> = [];
+  private readonly outages = new Set<{ pathPrefix: string; code: number; message: string }>();
   /** Every write (not GETs), in order. */
   readonly writes: RecordedRequest[] = [];
 
@@ -105,6 +112,16 @@ export class FakeApiServer implements ApiRequester {
   /** The next `method` request whose path starts with `pathPrefix` fails with `code`. */
   failNext(method: HttpMethod, pathPrefix: string, code: number, message = 'injected failure'): void {
     this.failures.push({ method, pathPrefix, code, message });
+  }
+
+  /**
+   * Every request whose path starts with `pathPrefix` fails with `code` until the returned function
+   * ends the outage (an etcd that is down, an apiserver that answers 500 for a while).
+   */
+  outage(pathPrefix: string, code: number, message = 'injected outage'): () => void {
+    const outage = { pathPrefix, code, message };
+    this.outages.add(outage);
+    return () => this.outages.delete(outage);
   }
 
   get(path: string): Obj | undefined {
@@ -170,6 +187,7 @@ export class FakeApiServer implements ApiRequester {
       const [f] = this.failures.splice(injected, 1);
       fail(f!.code, f!.message);
     }
+    for (const o of this.outages) if (path.startsWith(o.pathPrefix)) fail(o.code, o.message);
     const { target, query } = parsePath(path);
     const existing = target.name ? this.objects.get(this.key(target)) : undefined;
     const what = `${target.collection} "${target.name ?? (body as Obj | undefined)?.metadata?.name}"`;

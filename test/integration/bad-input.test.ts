@@ -3,50 +3,25 @@
 // names, and an apiserver that answers 429 and 500 for a while. Each gets a
 // clear error (log and Event or status), nothing the controller does not own
 // is touched, and the controller keeps running and converges afterwards.
-import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { privateKeyToPem } from '../../src/pki/index.js';
 import { createTestCa } from '../../src/pki/testing.js';
-import { readState } from '../cluster/controlplane.js';
-import { startApiProxy } from './support/api-proxy.js';
 import { auditNamespaces, caRootsOf, describeAudit, digestOf, problemsOf } from './support/audit.js';
-import { type ControllerProcess, type LogLine, startController } from './support/controller.js';
+import type { ControllerProcess, LogLine } from './support/controller.js';
+import { useHarness } from './support/harness.js';
 import { recordKeyDigests } from './support/key-digests.js';
-import { adminKubeConfig, createTestNamespace, expectApiError, statusCodeOf } from './support/kube.js';
+import { expectApiError, statusCodeOf } from './support/kube.js';
 import { ensureServiceAccount } from './support/load.js';
 import { withLogExcerpt } from './support/log-excerpt.js';
 import { waitFor } from './support/wait.js';
-import {
-  deleteCertificateAuthority,
-  getCertificateAuthority,
-  leafOf,
-  mergePatch,
-  opensslVerify,
-  readSecret,
-  setCertificateAuthoritySpec,
-  waitForWorkloadSecret,
-} from './support/workload.js';
+import * as workloads from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const customObjects = kc.makeApiClient(CustomObjectsApi);
-const cleanups: Array<() => Promise<void>> = [];
+// Each describe says when its controllers, namespaces and CertificateAuthority go (cleanUp).
+const harness = useHarness({ certificateAuthority: true });
+const { core, customObjects } = harness;
+const namespace = (prefix: string) => harness.namespace(prefix);
 const b64 = (text: string) => Buffer.from(text).toString('base64');
-
-async function namespace(prefix: string, name?: string): Promise<string> {
-  if (name) {
-    await core.createNamespace({ body: { metadata: { name, labels: { 'alcazar.dev/test': 'true' } } } });
-    cleanups.push(async () => {
-      await core.deleteNamespace({ name }).catch((err: unknown) => {
-        if (statusCodeOf(err) !== 404) throw err;
-      });
-    });
-    return name;
-  }
-  const ns = await createTestNamespace(core, prefix);
-  cleanups.push(ns.remove);
-  return ns.name;
-}
 
 async function warningsFor(namespace: string, name: string) {
   const list = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
@@ -68,12 +43,9 @@ describe('Secrets at our names', () => {
 
   beforeAll(async () => {
     ca = await namespace('ca');
-    controller = await startController({ caNamespace: ca });
+    controller = await harness.controller({ caNamespace: ca });
   });
-  afterAll(async () => {
-    await controller?.stop();
-    await Promise.all(cleanups.splice(0).map((c) => c()));
-  });
+  afterAll(harness.cleanUp);
 
   /** Waits until the controller has decided about the ServiceAccount (a reconcile logged after `from`). */
   const reconciledAfter = (from: number, namespace: string, serviceAccount: string, action?: string) =>
@@ -102,19 +74,19 @@ describe('Secrets at our names', () => {
     ];
     for (const [sa, data] of cases) {
       await ensureServiceAccount(core, ns, sa);
-      await waitForWorkloadSecret(core, ns, sa);
+      await workloads.waitForWorkloadSecret(core, ns, sa);
       const broken = await core.patchNamespacedSecret(
         { namespace: ns, name: `istio.${sa}`, body: { data } },
-        mergePatch,
+        workloads.mergePatch,
       );
-      const fixed = await waitForWorkloadSecret(
+      const fixed = await workloads.waitForWorkloadSecret(
         core,
         ns,
         sa,
         (s) => s.metadata?.resourceVersion !== broken.metadata?.resourceVersion,
       );
       expect(problemsOf(fixed, ns, sa, undefined, roots)).toEqual([]);
-      expect(opensslVerify(fixed)).toContain('OK');
+      expect(workloads.opensslVerify(fixed)).toContain('OK');
       const issued = await controller.waitForLog(
         `the reissue of ${sa}`,
         (l) =>
@@ -165,7 +137,7 @@ describe('Secrets at our names', () => {
       );
       expect(logged.msg).toContain(`istio.${sa}`);
       await reconciledAfter(from, ns, sa);
-      const after = await readSecret(core, ns, `istio.${sa}`);
+      const after = await workloads.readSecret(core, ns, `istio.${sa}`);
       expect(after?.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
       expect(after?.type).toBe(before.type);
       expect(after?.data).toEqual(before.data);
@@ -176,7 +148,7 @@ describe('Secrets at our names', () => {
       await core.deleteNamespacedServiceAccount({ namespace: ns, name: sa });
     for (const [sa, before] of Object.entries(foreign)) {
       await reconciledAfter(beforeDelete, ns, sa, 'none');
-      expect((await readSecret(core, ns, `istio.${sa}`))?.metadata?.resourceVersion).toBe(
+      expect((await workloads.readSecret(core, ns, `istio.${sa}`))?.metadata?.resourceVersion).toBe(
         before.metadata?.resourceVersion,
       );
     }
@@ -194,14 +166,14 @@ describe('Secrets at our names', () => {
       },
     });
     await ensureServiceAccount(core, ns, 'typed2');
-    const replaced = await waitForWorkloadSecret(
+    const replaced = await workloads.waitForWorkloadSecret(
       core,
       ns,
       'typed2',
       (s) => s.metadata?.uid !== ours.metadata?.uid,
     );
     expect(replaced.type).toBe('istio.io/key-and-cert');
-    expect(opensslVerify(replaced)).toContain('OK');
+    expect(workloads.opensslVerify(replaced)).toContain('OK');
     // Seen before its ServiceAccount it is an orphan, seen after it has the wrong type: deleted either way.
     await controller.waitForLog(
       'the deletion',
@@ -216,14 +188,14 @@ describe('Secrets at our names', () => {
   it('unusual but legal names: a 63-character namespace, dotted and 247-character ServiceAccounts get the right SPIFFE IDs; a 253-character one is reported NameTooLong', async () => {
     const longNs = `n${'x'.repeat(54)}${Math.random().toString(36).slice(2, 10).padEnd(8, '0')}`;
     expect(longNs).toHaveLength(63);
-    const ns = await namespace('long', longNs);
+    const ns = await harness.namespaceNamed(longNs);
     const longest = `s${'a'.repeat(246)}`; // istio.<247> is 253 characters: the longest that fits
     const tooLong = `t${'b'.repeat(252)}`; // a legal ServiceAccount name whose Secret name cannot exist
     for (const sa of ['a.b.c', longest, tooLong]) await ensureServiceAccount(core, ns, sa);
     for (const sa of ['a.b.c', longest, 'default']) {
-      const secret = await waitForWorkloadSecret(core, ns, sa);
-      expect(leafOf(secret).uris).toEqual([`spiffe://cluster.local/ns/${ns}/sa/${sa}`]);
-      expect(opensslVerify(secret)).toContain('OK');
+      const secret = await workloads.waitForWorkloadSecret(core, ns, sa);
+      expect(workloads.leafOf(secret).uris).toEqual([`spiffe://cluster.local/ns/${ns}/sa/${sa}`]);
+      expect(workloads.opensslVerify(secret)).toContain('OK');
     }
     const warning = await waitForWarning(ns, tooLong, 'NameTooLong');
     expect(warning.message).toContain('253');
@@ -241,15 +213,8 @@ describe('Secrets at our names', () => {
 });
 
 describe('a CA the controller cannot use', () => {
-  let controller: ControllerProcess | undefined;
-  afterEach(async () => {
-    await controller?.stop();
-    controller = undefined;
-    await deleteCertificateAuthority(customObjects);
-    await Promise.all(cleanups.splice(0).map((c) => c()));
-  });
-
-  const conditionOf = (ca: Awaited<ReturnType<typeof getCertificateAuthority>>, type: string) =>
+  afterEach(harness.cleanUp);
+  const conditionOf = (ca: Awaited<ReturnType<typeof workloads.getCertificateAuthority>>, type: string) =>
     ca.status?.conditions?.find((c) => c.type === type);
 
   const cases = [
@@ -271,7 +236,7 @@ describe('a CA the controller cannot use', () => {
   ];
   for (const c of cases) {
     it(`istio-ca-secret with ${c.what}: refused with reason ${c.reason} in the log and the status, never replaced, nothing issued`, async () => {
-      await setCertificateAuthoritySpec(customObjects, {});
+      await workloads.setCertificateAuthoritySpec(customObjects, {});
       const ca = await namespace('ca');
       const created = await core.createNamespacedSecret({
         namespace: ca,
@@ -279,14 +244,14 @@ describe('a CA the controller cannot use', () => {
       });
       const ns = await namespace('w');
       await ensureServiceAccount(core, ns, 'app');
-      controller = await startController({ caNamespace: ca });
+      const controller = await harness.controller({ caNamespace: ca });
       const error = await controller.waitForLog(
         `an error with reason ${c.reason}`,
         (l) => l.level === 'error' && l.reason === c.reason,
       );
       expect(error.msg).toContain(`${ca}/istio-ca-secret`);
       const status = await waitFor('Ready=False in the CertificateAuthority status', async () => {
-        const resource = await getCertificateAuthority(customObjects);
+        const resource = await workloads.getCertificateAuthority(customObjects);
         return conditionOf(resource, 'Ready')?.status === 'False' &&
           conditionOf(resource, 'Ready')?.reason === c.reason
           ? resource
@@ -297,8 +262,8 @@ describe('a CA the controller cannot use', () => {
         'initial reconcile finished',
         (l) => l.msg === 'initial reconcile finished' && l.controller === 'workload-secrets',
       );
-      expect(await readSecret(core, ns, 'istio.app')).toBeUndefined();
-      const after = await readSecret(core, ca, 'istio-ca-secret');
+      expect(await workloads.readSecret(core, ns, 'istio.app')).toBeUndefined();
+      const after = await workloads.readSecret(core, ca, 'istio-ca-secret');
       expect(after?.metadata?.resourceVersion).toBe(created.metadata?.resourceVersion);
       expect(after?.type).toBe(c.type);
       expect(controller.lines.some((l) => String(l.msg).startsWith('generated a new self-signed root'))).toBe(
@@ -308,7 +273,6 @@ describe('a CA the controller cannot use', () => {
   }
 
   it('an invalid CertificateAuthority spec is refused by the apiserver with 422 naming the field', async () => {
-    await deleteCertificateAuthority(customObjects);
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ trustDomain: 'Not A Domain!' }, 'spec.trustDomain'],
       [{ workloadCertificates: { ttl: 'forever' } }, 'spec.workloadCertificates.ttl'],
@@ -317,7 +281,7 @@ describe('a CA the controller cannot use', () => {
     for (const [spec, field] of cases) {
       let message = '';
       const code = await expectApiError(
-        setCertificateAuthoritySpec(customObjects, spec).catch((err: unknown) => {
+        workloads.setCertificateAuthoritySpec(customObjects, spec).catch((err: unknown) => {
           const body = (err as { body?: unknown }).body;
           message = typeof body === 'string' ? body : JSON.stringify(body ?? '');
           throw err;
@@ -326,122 +290,106 @@ describe('a CA the controller cannot use', () => {
       expect(code, JSON.stringify(spec)).toBe(422);
       expect(message).toContain(field);
     }
-    expect(statusCodeOf(await getCertificateAuthority(customObjects).catch((e: unknown) => e))).toBe(404);
+    expect(
+      statusCodeOf(await workloads.getCertificateAuthority(customObjects).catch((e: unknown) => e)),
+    ).toBe(404);
   });
 });
 
 describe('an apiserver that answers 429 and 500 for a while', () => {
+  afterEach(harness.cleanUp);
   it('a refused creation of the root CA Secret at start is retried: the CA comes up once the apiserver accepts it', async () => {
-    const state = readState();
-    if (!state) throw new Error('no control plane state (ALCAZAR_CLUSTER_DIR)');
-    const api = await startApiProxy(state);
+    const api = await harness.apiProxy();
     const ca = await namespace('ca');
     const ns = await namespace('late-ca');
-    let controller: ControllerProcess | undefined;
-    try {
-      // Only the create of istio-ca-secret fails, twice; everything else passes.
-      api.failWith({
-        status: 500,
-        times: 2,
-        match: (method, path) => method === 'POST' && path.startsWith(`/api/v1/namespaces/${ca}/secrets`),
-      });
-      controller = await startController({ caNamespace: ca, kubeconfig: api.kubeconfig });
-      const proc = controller;
-      await proc.waitForLog(
-        'the refused creation',
-        (l) => l.reason === 'CreateFailed' && l.level === 'error',
-      );
-      await ensureServiceAccount(core, ns, 'app');
-      const caSecret = await waitFor('istio-ca-secret', () => readSecret(core, ca, 'istio-ca-secret'), {
+    // Only the create of istio-ca-secret fails, twice; everything else passes.
+    api.failWith({
+      status: 500,
+      times: 2,
+      match: (method, path) => method === 'POST' && path.startsWith(`/api/v1/namespaces/${ca}/secrets`),
+    });
+    const proc = await harness.controller({ caNamespace: ca, kubeconfig: api.kubeconfig });
+    await proc.waitForLog('the refused creation', (l) => l.reason === 'CreateFailed' && l.level === 'error');
+    await ensureServiceAccount(core, ns, 'app');
+    const caSecret = await waitFor(
+      'istio-ca-secret',
+      () => workloads.readSecret(core, ca, 'istio-ca-secret'),
+      {
         timeoutMs: 60_000,
-      });
-      expect(caSecret.type).toBe('istio.io/ca-root');
-      const secret = await waitForWorkloadSecret(core, ns, 'app', undefined, 60_000);
-      expect(opensslVerify(secret)).toContain('OK');
-      expect(api.stats.injected[500]).toBe(2);
-      expect(
-        proc.lines.filter((l) => String(l.msg).startsWith('generated a new self-signed root')),
-      ).toHaveLength(1);
-    } finally {
-      await controller?.stop();
-      await api.close();
-      await Promise.all(cleanups.splice(0).map((c) => c()));
-    }
+      },
+    );
+    expect(caSecret.type).toBe('istio.io/ca-root');
+    const secret = await workloads.waitForWorkloadSecret(core, ns, 'app', undefined, 60_000);
+    expect(workloads.opensslVerify(secret)).toContain('OK');
+    expect(api.stats.injected[500]).toBe(2);
+    expect(
+      proc.lines.filter((l) => String(l.msg).startsWith('generated a new self-signed root')),
+    ).toHaveLength(1);
   });
 
   it('the controller retries with backoff, says so clearly, and converges afterwards', async () => {
-    const state = readState();
-    if (!state) throw new Error('no control plane state (ALCAZAR_CLUSTER_DIR)');
-    const api = await startApiProxy(state);
+    const api = await harness.apiProxy();
     const ca = await namespace('ca');
     const ns = await namespace('flaky');
-    let controller: ControllerProcess | undefined;
-    try {
-      controller = await startController({ caNamespace: ca, kubeconfig: api.kubeconfig });
-      await ensureServiceAccount(core, ns, 'steady');
-      await withLogExcerpt(controller, waitForWorkloadSecret(core, ns, 'steady'));
-      const proc = controller;
-      const from = proc.lines.length;
-      const since = () => proc.lines.slice(from);
-      const failuresOf = (sa: string) =>
-        since().filter(
-          (l) => l.msg === 'reconcile failed; will retry' && l.namespace === ns && l.serviceAccount === sa,
-        );
+    const proc = await harness.controller({ caNamespace: ca, kubeconfig: api.kubeconfig });
+    await ensureServiceAccount(core, ns, 'steady');
+    await withLogExcerpt(proc, workloads.waitForWorkloadSecret(core, ns, 'steady'));
+    const from = proc.lines.length;
+    const since = () => proc.lines.slice(from);
+    const failuresOf = (sa: string) =>
+      since().filter(
+        (l) => l.msg === 'reconcile failed; will retry' && l.namespace === ns && l.serviceAccount === sa,
+      );
 
-      // 429: the open watches still deliver, so the controller tries, is refused, and backs off.
-      api.failWith({ status: 429 });
-      await ensureServiceAccount(core, ns, 'during-429');
-      await waitFor('three refused attempts for during-429', () => failuresOf('during-429').length >= 3, {
+    // 429: the open watches still deliver, so the controller tries, is refused, and backs off.
+    api.failWith({ status: 429 });
+    await ensureServiceAccount(core, ns, 'during-429');
+    await waitFor('three refused attempts for during-429', () => failuresOf('during-429').length >= 3, {
+      timeoutMs: 30_000,
+    });
+    const delays = failuresOf('during-429').map((l) => l.retryInMs as number);
+    expect(delays.slice(0, 3)).toEqual([...delays.slice(0, 3)].sort((a, b) => a - b));
+    expect(delays[2]).toBeGreaterThan(delays[0]!);
+    expect(String(failuresOf('during-429')[0]!.err)).toContain('HTTP 429');
+    // Watches that end now cannot be re-established: the informers retry with backoff too.
+    api.endWatches();
+    await waitFor(
+      'list/watch retries',
+      () => since().filter((l) => l.msg === 'list/watch failed; retrying').length >= 4,
+      {
         timeoutMs: 30_000,
-      });
-      const delays = failuresOf('during-429').map((l) => l.retryInMs as number);
-      expect(delays.slice(0, 3)).toEqual([...delays.slice(0, 3)].sort((a, b) => a - b));
-      expect(delays[2]).toBeGreaterThan(delays[0]!);
-      expect(String(failuresOf('during-429')[0]!.err)).toContain('HTTP 429');
-      // Watches that end now cannot be re-established: the informers retry with backoff too.
-      api.endWatches();
-      await waitFor(
-        'list/watch retries',
-        () => since().filter((l) => l.msg === 'list/watch failed; retrying').length >= 4,
-        {
-          timeoutMs: 30_000,
-        },
-      );
+      },
+    );
 
-      // 500 for a while longer; the ServiceAccount created now is only seen after recovery.
-      api.failWith({ status: 500 });
-      await ensureServiceAccount(core, ns, 'during-500');
-      await waitFor('a refused list/watch with 500', () =>
-        since().some(
-          (l) => l.msg === 'list/watch failed; retrying' && /500|Internal Server Error/.test(String(l.err)),
-        ),
-      );
-      api.stopFailing();
+    // 500 for a while longer; the ServiceAccount created now is only seen after recovery.
+    api.failWith({ status: 500 });
+    await ensureServiceAccount(core, ns, 'during-500');
+    await waitFor('a refused list/watch with 500', () =>
+      since().some(
+        (l) => l.msg === 'list/watch failed; retrying' && /500|Internal Server Error/.test(String(l.err)),
+      ),
+    );
+    api.stopFailing();
 
-      let last: Awaited<ReturnType<typeof auditNamespaces>> | undefined;
-      const audit = await waitFor(
-        'convergence after the errors stop',
-        async () => {
-          last = await auditNamespaces(core, [ns], await caRootsOf(core, ca));
-          return last.problems.length === 0 && last.serviceAccounts === 4 ? last : undefined;
-        },
-        { timeoutMs: 90_000, intervalMs: 1_000 },
-      ).catch((err: unknown) => {
-        throw new Error(`${(err as Error).message}\n${last ? describeAudit(last) : ''}`);
-      });
-      recordKeyDigests(audit.keyDigests);
-      expect(api.stats.injected[429]).toBeGreaterThan(0);
-      expect(api.stats.injected[500]).toBeGreaterThan(0);
-      const warnings = since().filter((l) => l.level === 'warn');
-      expect(warnings.some((l) => /429/.test(String(l.err)))).toBe(true);
-      expect(startedOnce(proc)).toBe(true);
-      expect(
-        proc.lines.filter((l) => String(l.msg).startsWith('generated a new self-signed root')),
-      ).toHaveLength(1);
-    } finally {
-      await controller?.stop();
-      await api.close();
-      await Promise.all(cleanups.splice(0).map((c) => c()));
-    }
+    let last: Awaited<ReturnType<typeof auditNamespaces>> | undefined;
+    const audit = await waitFor(
+      'convergence after the errors stop',
+      async () => {
+        last = await auditNamespaces(core, [ns], await caRootsOf(core, ca));
+        return last.problems.length === 0 && last.serviceAccounts === 4 ? last : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 1_000 },
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${last ? describeAudit(last) : ''}`);
+    });
+    recordKeyDigests(audit.keyDigests);
+    expect(api.stats.injected[429]).toBeGreaterThan(0);
+    expect(api.stats.injected[500]).toBeGreaterThan(0);
+    const warnings = since().filter((l) => l.level === 'warn');
+    expect(warnings.some((l) => /429/.test(String(l.err)))).toBe(true);
+    expect(startedOnce(proc)).toBe(true);
+    expect(
+      proc.lines.filter((l) => String(l.msg).startsWith('generated a new self-signed root')),
+    ).toHaveLength(1);
   });
 });

@@ -20,16 +20,7 @@ import type { ControllerProcess, LogLine } from './support/controller.js';
 import { useHarness } from './support/harness.js';
 import { statusCodeOf } from './support/kube.js';
 import { waitFor } from './support/wait.js';
-import {
-  deleteCertificateAuthority,
-  getCertificateAuthority,
-  leafOf,
-  opensslVerify,
-  pemsOf,
-  readSecret,
-  setCertificateAuthoritySpec,
-  waitForWorkloadSecret,
-} from './support/workload.js';
+import * as workloads from './support/workload.js';
 
 const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
 const { core, customObjects } = harness;
@@ -57,7 +48,7 @@ async function workloadNamespace(extra: string[] = []): Promise<{ name: string; 
 }
 
 const useCertificateAuthority = (spec: Record<string, unknown>) =>
-  setCertificateAuthoritySpec(customObjects, spec);
+  workloads.setCertificateAuthoritySpec(customObjects, spec);
 
 // ---- CA material ----
 
@@ -97,14 +88,14 @@ async function replaceSecretData(
 
 function waitForCaSecret(ns: string, accept: (s: V1Secret) => boolean = () => true): Promise<V1Secret> {
   return waitFor(`Secret ${ns}/${CA_SECRET}`, async () => {
-    const secret = await readSecret(core, ns, CA_SECRET);
+    const secret = await workloads.readSecret(core, ns, CA_SECRET);
     return secret && accept(secret) ? secret : undefined;
   });
 }
 
 /** The certificates of a workload Secret: cert-chain.pem and root-cert.pem, as DER. */
 function chainOf(secret: V1Secret) {
-  const { certChain, root } = pemsOf(secret);
+  const { certChain, root } = workloads.pemsOf(secret);
   return { chain: decodeCertificatesPem(certChain), roots: decodeCertificatesPem(root) };
 }
 
@@ -132,7 +123,7 @@ function waitForInitialReconcile(proc: ControllerProcess): Promise<LogLine> {
   return proc.waitForLog('initial reconcile finished', (l) => l.msg === 'initial reconcile finished');
 }
 
-type CertificateAuthorityView = Awaited<ReturnType<typeof getCertificateAuthority>>;
+type CertificateAuthorityView = Awaited<ReturnType<typeof workloads.getCertificateAuthority>>;
 
 const conditionOf = (ca: CertificateAuthorityView, type: string) =>
   ca.status?.conditions?.find((c) => c.type === type);
@@ -144,7 +135,7 @@ async function waitForCertificateAuthority(
   let last: CertificateAuthorityView | undefined;
   try {
     return await waitFor(`CertificateAuthority default: ${description}`, async () => {
-      last = await getCertificateAuthority(customObjects);
+      last = await workloads.getCertificateAuthority(customObjects);
       return accept(last) ? last : undefined;
     });
   } catch (err) {
@@ -158,7 +149,7 @@ const current = (ca: CertificateAuthorityView) => ca.status?.observedGeneration 
 /** The apiserver's answer to storing this spec, which must be a refusal. */
 async function refusal(spec: Record<string, unknown>): Promise<{ code: number; message: string }> {
   try {
-    await setCertificateAuthoritySpec(customObjects, spec);
+    await workloads.setCertificateAuthoritySpec(customObjects, spec);
   } catch (err) {
     if (!(err instanceof ApiException)) throw err;
     const body = err.body as string | { message?: string };
@@ -189,8 +180,8 @@ describe('the CA Secret in self-signed mode', () => {
     expect(lifetimeDays).toBeGreaterThan(3649);
     expect(lifetimeDays).toBeLessThan(3651);
 
-    const workload = await waitForWorkloadSecret(core, wns.name, 'default');
-    expect(opensslVerify(workload)).toContain('OK');
+    const workload = await workloads.waitForWorkloadSecret(core, wns.name, 'default');
+    expect(workloads.opensslVerify(workload)).toContain('OK');
     const { chain, roots } = chainOf(workload);
     expect(chain).toHaveLength(1);
     expect(roots).toHaveLength(1);
@@ -198,14 +189,16 @@ describe('the CA Secret in self-signed mode', () => {
   });
 
   it('uses the built-in defaults (trust domain cluster.local) when there is no CertificateAuthority', async () => {
-    await deleteCertificateAuthority(customObjects);
-    expect(statusCodeOf(await getCertificateAuthority(customObjects).catch((e: unknown) => e))).toBe(404);
+    await workloads.deleteCertificateAuthority(customObjects);
+    expect(
+      statusCodeOf(await workloads.getCertificateAuthority(customObjects).catch((e: unknown) => e)),
+    ).toBe(404);
     const caNs = await namespace('ca');
     const wns = await workloadNamespace();
     await controllerFor(caNs);
 
-    const workload = await waitForWorkloadSecret(core, wns.name, 'default');
-    expect(leafOf(workload).uris).toEqual([spiffeId('cluster.local', wns.name, 'default')]);
+    const workload = await workloads.waitForWorkloadSecret(core, wns.name, 'default');
+    expect(workloads.leafOf(workload).uris).toEqual([spiffeId('cluster.local', wns.name, 'default')]);
     const caSecret = await waitForCaSecret(caNs);
     expect(inspectCertificate(decoded(caSecret, 'ca-cert.pem')).subject).toBe('O=cluster.local');
   });
@@ -217,16 +210,16 @@ describe('the CA Secret in self-signed mode', () => {
     const wns = await workloadNamespace();
     const proc = await controllerFor(caNs);
 
-    const workload = await waitForWorkloadSecret(core, wns.name, 'default');
+    const workload = await workloads.waitForWorkloadSecret(core, wns.name, 'default');
     expect(chainOf(workload).roots.map((r) => r.toString('base64'))).toEqual([
       ca.root.der.toString('base64'),
     ]);
-    expect(opensslVerify(workload)).toContain('OK');
+    expect(workloads.opensslVerify(workload)).toContain('OK');
     const loaded = await proc.waitForLog('CA loaded', (l) => l.msg === 'CA loaded');
     expect(loaded.signer).toBe(inspectCertificate(ca.root.der).fingerprintSha256);
     expect(proc.lines.some((l) => l.msg.startsWith('generated a new self-signed root'))).toBe(false);
 
-    const after = await readSecret(core, caNs, CA_SECRET);
+    const after = await workloads.readSecret(core, caNs, CA_SECRET);
     expect(after?.metadata?.resourceVersion).toBe(created.metadata?.resourceVersion);
     expect(after?.metadata?.uid).toBe(created.metadata?.uid);
   });
@@ -249,14 +242,14 @@ describe('the CA Secret in self-signed mode', () => {
     expect(generated).toHaveLength(1);
 
     for (const sa of wns.serviceAccounts) {
-      const workload = await waitForWorkloadSecret(core, wns.name, sa);
+      const workload = await workloads.waitForWorkloadSecret(core, wns.name, sa);
       const { roots } = chainOf(workload);
       expect(roots.map((r) => r.toString('base64'))).toEqual(
         decodeCertificatesPem(rootDer).map((r) => r.toString('base64')),
       );
-      expect(opensslVerify(workload)).toContain('OK');
+      expect(workloads.opensslVerify(workload)).toContain('OK');
     }
-    const after = await readSecret(core, caNs, CA_SECRET);
+    const after = await workloads.readSecret(core, caNs, CA_SECRET);
     expect(after?.metadata?.resourceVersion).toBe(caSecret.metadata?.resourceVersion);
   });
 
@@ -266,7 +259,8 @@ describe('the CA Secret in self-signed mode', () => {
     const proc = await controllerFor(caNs);
     const original = await waitForCaSecret(caNs);
     const before = new Map<string, V1Secret>();
-    for (const sa of wns.serviceAccounts) before.set(sa, await waitForWorkloadSecret(core, wns.name, sa));
+    for (const sa of wns.serviceAccounts)
+      before.set(sa, await workloads.waitForWorkloadSecret(core, wns.name, sa));
 
     // The issuing log line follows the Secret's creation: wait for it, so only later issues count below.
     for (const sa of wns.serviceAccounts) {
@@ -286,10 +280,10 @@ describe('the CA Secret in self-signed mode', () => {
 
     // A ServiceAccount added afterwards is served by the same root; by then any reissue would have run.
     await core.createNamespacedServiceAccount({ namespace: wns.name, body: { metadata: { name: 'late' } } });
-    const late = await waitForWorkloadSecret(core, wns.name, 'late');
+    const late = await workloads.waitForWorkloadSecret(core, wns.name, 'late');
     expect(decoded(late, 'root-cert.pem').toString()).toBe(decoded(original, 'ca-cert.pem').toString());
     for (const [sa, secret] of before) {
-      const now = await readSecret(core, wns.name, `istio.${sa}`);
+      const now = await workloads.readSecret(core, wns.name, `istio.${sa}`);
       expect(now?.metadata?.resourceVersion, `istio.${sa} was rewritten`).toBe(
         secret.metadata?.resourceVersion,
       );
@@ -348,7 +342,7 @@ describe('a CA Secret the controller cannot use', () => {
       const proc = await controllerFor(caNs);
 
       await waitForInitialReconcile(proc);
-      expect((await readSecret(core, wns.name, 'istio.default'))?.metadata?.name).toBeUndefined();
+      expect((await workloads.readSecret(core, wns.name, 'istio.default'))?.metadata?.name).toBeUndefined();
       const error = await proc.waitForLog(
         `an error with reason ${corruption.reason}`,
         (l) => l.level === 'error' && l.reason === corruption.reason,
@@ -362,21 +356,21 @@ describe('a CA Secret the controller cannot use', () => {
       expect(conditionOf(ca, 'Ready')?.reason).toBe(corruption.reason);
       expect(conditionOf(ca, 'Ready')?.message).toContain(corruption.logged);
       expect(conditionOf(ca, 'CAReady')).toMatchObject({ status: 'False', reason: corruption.reason });
-      expect((await readSecret(core, caNs, CA_SECRET))?.metadata?.resourceVersion).toBe(
+      expect((await workloads.readSecret(core, caNs, CA_SECRET))?.metadata?.resourceVersion).toBe(
         created.metadata?.resourceVersion,
       );
 
       const fixedCa = await testCa();
       const fixed = await replaceSecretData(caNs, CA_SECRET, selfSignedData(fixedCa));
-      const workload = await waitForWorkloadSecret(core, wns.name, 'default');
+      const workload = await workloads.waitForWorkloadSecret(core, wns.name, 'default');
       expect(chainOf(workload).roots[0]!.equals(fixedCa.root.der), 'root-cert.pem is the fixed root').toBe(
         true,
       );
-      expect(opensslVerify(workload)).toContain('OK');
+      expect(workloads.opensslVerify(workload)).toContain('OK');
       await waitForCertificateAuthority('Ready=True', (c) => conditionOf(c, 'Ready')?.status === 'True');
       expect(isRunning(proc)).toBe(true);
       expect(proc.lines.filter((l) => l.msg === 'controller started')).toHaveLength(1);
-      expect((await readSecret(core, caNs, CA_SECRET))?.metadata?.resourceVersion).toBe(
+      expect((await workloads.readSecret(core, caNs, CA_SECRET))?.metadata?.resourceVersion).toBe(
         fixed.metadata?.resourceVersion,
       );
     });
@@ -390,7 +384,7 @@ describe('a CA Secret the controller cannot use', () => {
     const proc = await controllerFor(caNs);
 
     await waitForInitialReconcile(proc);
-    expect((await readSecret(core, wns.name, 'istio.default'))?.metadata?.name).toBeUndefined();
+    expect((await workloads.readSecret(core, wns.name, 'istio.default'))?.metadata?.name).toBeUndefined();
     const error = await proc.waitForLog('an error with reason WrongType', (l) => l.reason === 'WrongType');
     expect(error.level).toBe('error');
     expect(error.msg).toContain(`has type "Opaque", expected "${CA_SECRET_TYPE}"`);
@@ -400,7 +394,7 @@ describe('a CA Secret the controller cannot use', () => {
     );
     expect(conditionOf(ca, 'Ready')?.reason).toBe('WrongType');
     expect(conditionOf(ca, 'CAReady')).toMatchObject({ status: 'False', reason: 'WrongType' });
-    const after = await readSecret(core, caNs, CA_SECRET);
+    const after = await workloads.readSecret(core, caNs, CA_SECRET);
     expect(after?.type).toBe('Opaque');
     expect(after?.metadata?.resourceVersion).toBe(created.metadata?.resourceVersion);
   });
@@ -426,16 +420,16 @@ describe('plugged-in mode', () => {
 
     const issued = new Map<string, V1Secret>();
     for (const sa of wns.serviceAccounts) {
-      const workload = await waitForWorkloadSecret(core, wns.name, sa);
+      const workload = await workloads.waitForWorkloadSecret(core, wns.name, sa);
       const { chain, roots } = chainOf(workload);
       expect(chain).toHaveLength(2);
       expect(chain[1]!.equals(first.certificate.der), 'the chain carries the intermediate').toBe(true);
       expect(roots).toHaveLength(1);
       expect(roots[0]!.equals(ca.root.der), 'root-cert.pem is the plugged-in root').toBe(true);
-      expect(opensslVerify(workload)).toContain('OK');
+      expect(workloads.opensslVerify(workload)).toContain('OK');
       issued.set(sa, workload);
     }
-    expect((await readSecret(core, caNs, CA_SECRET))?.metadata?.name).toBeUndefined();
+    expect((await workloads.readSecret(core, caNs, CA_SECRET))?.metadata?.name).toBeUndefined();
     // cacerts existed before the controller started: it must never have claimed otherwise.
     expect(proc.lines.filter((l) => l.reason === 'MissingSecret').map((l) => l.msg)).toEqual([]);
 
@@ -443,15 +437,17 @@ describe('plugged-in mode', () => {
     const second = await intermediate(ca);
     await replaceSecretData(caNs, PLUGGED_IN_SECRET, cacerts(second));
     for (const sa of wns.serviceAccounts) {
-      const workload = await waitForWorkloadSecret(
+      const workload = await workloads.waitForWorkloadSecret(
         core,
         wns.name,
         sa,
         (s) => chainOf(s).chain[1]?.equals(second.certificate.der) ?? false,
       );
-      expect(leafOf(workload).serialNumberHex).not.toBe(leafOf(issued.get(sa)!).serialNumberHex);
+      expect(workloads.leafOf(workload).serialNumberHex).not.toBe(
+        workloads.leafOf(issued.get(sa)!).serialNumberHex,
+      );
       expect(chainOf(workload).chain).toHaveLength(2);
-      expect(opensslVerify(workload)).toContain('OK');
+      expect(workloads.opensslVerify(workload)).toContain('OK');
       issued.set(sa, workload);
     }
 
@@ -472,7 +468,7 @@ describe('plugged-in mode', () => {
           (l) => l.reason === 'CANotReady' && l.namespace === wns.name && l.serviceAccount === sa,
         ),
       );
-      const now = await readSecret(core, wns.name, `istio.${sa}`);
+      const now = await workloads.readSecret(core, wns.name, `istio.${sa}`);
       expect(now?.metadata?.resourceVersion).toBe(issued.get(sa)!.metadata?.resourceVersion);
     }
     expect(isRunning(proc)).toBe(true);
@@ -482,7 +478,7 @@ describe('plugged-in mode', () => {
 
 describe('the CertificateAuthority resource', () => {
   it('is refused by the apiserver with 422 and a message naming the field when the spec is invalid', async () => {
-    await deleteCertificateAuthority(customObjects);
+    await workloads.deleteCertificateAuthority(customObjects);
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ trustDomain: 'UPPER' }, 'spec.trustDomain'],
       [{ workloadCertificates: { ttl: '3 days' } }, 'spec.workloadCertificates.ttl'],
@@ -496,7 +492,9 @@ describe('the CertificateAuthority resource', () => {
       expect(code, JSON.stringify(spec)).toBe(422);
       expect(message).toContain(field);
     }
-    expect(statusCodeOf(await getCertificateAuthority(customObjects).catch((e: unknown) => e))).toBe(404);
+    expect(
+      statusCodeOf(await workloads.getCertificateAuthority(customObjects).catch((e: unknown) => e)),
+    ).toBe(404);
   });
 
   it('reports a spec the apiserver admits but the controller rejects as InvalidSpec and keeps the last good configuration', async () => {
@@ -504,7 +502,7 @@ describe('the CertificateAuthority resource', () => {
     const caNs = await namespace('ca');
     const wns = await workloadNamespace();
     const proc = await controllerFor(caNs);
-    const before = await waitForWorkloadSecret(core, wns.name, 'default');
+    const before = await workloads.waitForWorkloadSecret(core, wns.name, 'default');
 
     // One nanosecond shorter than ttl: CEL compares nanoseconds and admits it; the controller does not.
     await useCertificateAuthority({
@@ -524,9 +522,9 @@ describe('the CertificateAuthority resource', () => {
 
     // The last good configuration is in effect: new workloads still get cluster.local identities.
     await core.createNamespacedServiceAccount({ namespace: wns.name, body: { metadata: { name: 'late' } } });
-    const late = await waitForWorkloadSecret(core, wns.name, 'late');
-    expect(leafOf(late).uris).toEqual([spiffeId('cluster.local', wns.name, 'late')]);
-    const after = await readSecret(core, wns.name, 'istio.default');
+    const late = await workloads.waitForWorkloadSecret(core, wns.name, 'late');
+    expect(workloads.leafOf(late).uris).toEqual([spiffeId('cluster.local', wns.name, 'late')]);
+    const after = await workloads.readSecret(core, wns.name, 'istio.default');
     expect(after?.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
   });
 
@@ -537,18 +535,25 @@ describe('the CertificateAuthority resource', () => {
     await controllerFor(caNs);
     const before = new Map<string, V1Secret>();
     for (const sa of wns.serviceAccounts) {
-      const workload = await waitForWorkloadSecret(core, wns.name, sa);
-      expect(leafOf(workload).uris).toEqual([spiffeId('cluster.local', wns.name, sa)]);
+      const workload = await workloads.waitForWorkloadSecret(core, wns.name, sa);
+      expect(workloads.leafOf(workload).uris).toEqual([spiffeId('cluster.local', wns.name, sa)]);
       before.set(sa, workload);
     }
 
     await useCertificateAuthority({ trustDomain: 'example.org' });
     for (const sa of wns.serviceAccounts) {
       const wanted = spiffeId('example.org', wns.name, sa);
-      const workload = await waitForWorkloadSecret(core, wns.name, sa, (s) => leafOf(s).uris[0] === wanted);
-      expect(leafOf(workload).uris).toEqual([wanted]);
-      expect(leafOf(workload).serialNumberHex).not.toBe(leafOf(before.get(sa)!).serialNumberHex);
-      expect(opensslVerify(workload)).toContain('OK');
+      const workload = await workloads.waitForWorkloadSecret(
+        core,
+        wns.name,
+        sa,
+        (s) => workloads.leafOf(s).uris[0] === wanted,
+      );
+      expect(workloads.leafOf(workload).uris).toEqual([wanted]);
+      expect(workloads.leafOf(workload).serialNumberHex).not.toBe(
+        workloads.leafOf(before.get(sa)!).serialNumberHex,
+      );
+      expect(workloads.opensslVerify(workload)).toContain('OK');
     }
 
     const ca = await waitForCertificateAuthority(

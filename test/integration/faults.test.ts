@@ -5,87 +5,43 @@
 // CA namespace. After each: every ServiceAccount has exactly one valid Secret
 // chaining to the one root, and nothing is orphaned.
 import { randomBytes } from 'node:crypto';
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import type { V1Secret } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
 import { decodeCertificatesPem, inspectCertificate } from '../../src/pki/index.js';
-import { readState, startComponent, stopComponent } from '../cluster/controlplane.js';
+import { type ClusterState, startComponent, stopComponent } from '../cluster/controlplane.js';
 import { compactEtcd, etcdRevision, restartApiserver } from '../cluster/faults.js';
-import { type ApiProxy, startApiProxy } from './support/api-proxy.js';
 import { type Audit, auditNamespaces, type CaRoots, caRootsOf, describeAudit } from './support/audit.js';
-import {
-  type ControllerProcess,
-  type LogLine,
-  type StartOptions,
-  startController,
-} from './support/controller.js';
+import type { ControllerProcess, LogLine, StartOptions } from './support/controller.js';
+import { useHarness } from './support/harness.js';
 import { recordKeyDigests } from './support/key-digests.js';
-import { adminKubeConfig, createTestNamespace } from './support/kube.js';
 import { ensureServiceAccount, runPool } from './support/load.js';
 import { watchRestarts } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
-import {
-  deleteCertificateAuthority,
-  mergePatch,
-  opensslVerify,
-  readSecret,
-  setCertificateAuthoritySpec,
-  waitForWorkloadSecret,
-} from './support/workload.js';
+import * as workloads from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const customObjects = kc.makeApiClient(CustomObjectsApi);
-const leases = kc.makeApiClient(CoordinationV1Api);
-const state = readState();
+// Namespaces go after each test, not at the end: a later test's CA would otherwise reissue their Secrets.
+const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
+const { core, customObjects, leases } = harness;
 const CA_SECRET = 'istio-ca-secret';
 
 /** Progress on stdout, so a slow or stuck run shows where it is. */
 const step = (what: string) => console.log(`[faults ${new Date().toISOString().slice(11, 23)}] ${what}`);
 
-const controllers: ControllerProcess[] = [];
-const proxies: ApiProxy[] = [];
-const cleanups: Array<() => Promise<void>> = [];
-/** Set when a test changed how kube-apiserver runs; afterEach restores the standard flags. */
-let apiserverChanged = false;
+const controller = (opts: StartOptions) => harness.controller(opts);
+const proxy = () => harness.apiProxy();
+const namespace = (prefix: string) => harness.namespace(prefix);
 
-afterEach(async () => {
-  step('cleaning up');
-  await Promise.all(controllers.splice(0).map((c) => c.stop()));
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-  if (apiserverChanged && state) {
-    await restartApiserver(state);
-    apiserverChanged = false;
-  }
-  await deleteCertificateAuthority(customObjects);
-  // Namespaces go now, not at the end: a later test's CA would otherwise reissue their Secrets.
-  await Promise.all(cleanups.splice(0).map((release) => release()));
-  step('cleaned up');
-});
-
-function clusterState() {
-  if (!state || state.kubeconfig !== inject('kubeconfig'))
-    throw new Error(
-      'the test control plane state (ALCAZAR_CLUSTER_DIR) does not match the kubeconfig in use',
-    );
-  return state;
-}
-
-async function controller(opts: StartOptions): Promise<ControllerProcess> {
-  const proc = await startController(opts);
-  controllers.push(proc);
-  return proc;
-}
-
-async function proxy(): Promise<ApiProxy> {
-  const p = await startApiProxy(clusterState());
-  proxies.push(p);
-  return p;
-}
-
-async function namespace(prefix: string): Promise<string> {
-  const ns = await createTestNamespace(core, prefix);
-  cleanups.push(ns.remove);
-  return ns.name;
+/**
+ * Runs `change`, which stops kube-apiserver and starts it again (perhaps with etcd changed in
+ * between); should it fail half-way, cleanup restarts kube-apiserver with its standard flags.
+ */
+async function apiserverOutage(cluster: ClusterState, change: () => Promise<void>): Promise<void> {
+  let done = false;
+  harness.defer(async () => {
+    if (!done) await restartApiserver(cluster);
+  });
+  await change();
+  done = true;
 }
 
 /** Polls the audit of `namespaces` until it finds nothing wrong; fails with what is still wrong. */
@@ -127,10 +83,10 @@ const relisted = (reason: string) => (l: LogLine) =>
 
 describe('the apiserver goes away', () => {
   it('restarting kube-apiserver while 500 ServiceAccounts are created: the controller reconnects, every one gets exactly one valid Secret', async () => {
-    const cluster = clusterState();
+    const cluster = harness.controlPlane();
     const ca = await namespace('ca');
     const proc = await controller({ caNamespace: ca });
-    const caBefore = await waitFor('istio-ca-secret', () => readSecret(core, ca, CA_SECRET));
+    const caBefore = await waitFor('istio-ca-secret', () => workloads.readSecret(core, ca, CA_SECRET));
     const spaces = await Promise.all(Array.from({ length: 5 }, () => namespace('mint')));
     const work = Array.from({ length: 500 }, (_, i) => ({ ns: spaces[i % spaces.length]!, name: `sa-${i}` }));
 
@@ -141,15 +97,13 @@ describe('the apiserver goes away', () => {
     await runPool(work, 16, async ({ ns, name }) => {
       await ensureServiceAccount(core, ns, name);
       if (++created === 150) {
-        apiserverChanged = true; // restored by afterEach if the restart below fails half-way
-        outage = (async () => {
+        outage = apiserverOutage(cluster, async () => {
           timeline.stopping = Date.now() - started;
           await stopComponent(cluster, 'kube-apiserver', 3_000);
           timeline.stopped = Date.now() - started;
           await startComponent(cluster, 'kube-apiserver');
           timeline.restarted = Date.now() - started;
-          apiserverChanged = false;
-        })();
+        });
       }
     });
     timeline.allCreated = Date.now() - started;
@@ -172,24 +126,24 @@ describe('the apiserver goes away', () => {
     expect(
       proc.lines.filter((l) => String(l.msg).startsWith('generated a new self-signed root')),
     ).toHaveLength(1);
-    const caAfter = await readSecret(core, ca, CA_SECRET);
+    const caAfter = await workloads.readSecret(core, ca, CA_SECRET);
     expect(caAfter?.metadata?.uid).toBe(caBefore.metadata?.uid);
     expect(caAfter?.metadata?.resourceVersion).toBe(caBefore.metadata?.resourceVersion);
     for (const i of [0, 149, 499]) {
-      const secret = await waitForWorkloadSecret(core, work[i]!.ns, work[i]!.name);
-      expect(opensslVerify(secret)).toContain('OK');
+      const secret = await workloads.waitForWorkloadSecret(core, work[i]!.ns, work[i]!.name);
+      expect(workloads.opensslVerify(secret)).toContain('OK');
     }
   }, 300_000);
 
   it('a watch resumed from a compacted resourceVersion gets 410 Gone, relists, and converges on what changed in the gap', async () => {
-    const cluster = clusterState();
+    const cluster = harness.controlPlane();
     const ca = await namespace('ca');
     const api = await proxy();
     const proc = await controller({ caNamespace: ca, kubeconfig: api.kubeconfig });
     const ns = await namespace('gap');
     for (const sa of ['keep', 'drop', 'heal']) await ensureServiceAccount(core, ns, sa);
     await converged([ns], () => caRootsOf(core, ca), { serviceAccounts: 4 });
-    const healed = await waitForWorkloadSecret(core, ns, 'heal');
+    const healed = await workloads.waitForWorkloadSecret(core, ns, 'heal');
     const expiredBefore = await watchRestarts(proc, 'serviceaccounts', 'expired');
     const from = proc.lines.length;
 
@@ -204,12 +158,12 @@ describe('the apiserver goes away', () => {
     // the current revision: a watch resumed from the controller's last resourceVersion can only
     // be refused, whether the cache or etcd answers it.
     const revision = await etcdRevision(cluster);
-    apiserverChanged = true;
     step(`restarting kube-apiserver; compacting etcd at revision ${revision}`);
-    await stopComponent(cluster, 'kube-apiserver', 3_000);
-    await compactEtcd(cluster, revision);
-    await startComponent(cluster, 'kube-apiserver');
-    apiserverChanged = false;
+    await apiserverOutage(cluster, async () => {
+      await stopComponent(cluster, 'kube-apiserver', 3_000);
+      await compactEtcd(cluster, revision);
+      await startComponent(cluster, 'kube-apiserver');
+    });
     step("releasing the controller's traffic");
     api.release(); // the open watches end cleanly: the controller resumes them from where it was
 
@@ -234,7 +188,9 @@ describe('the apiserver goes away', () => {
       'istio.heal',
       'istio.keep',
     ]);
-    expect((await readSecret(core, ns, 'istio.heal'))?.metadata?.uid).not.toBe(healed.metadata?.uid);
+    expect((await workloads.readSecret(core, ns, 'istio.heal'))?.metadata?.uid).not.toBe(
+      healed.metadata?.uid,
+    );
     expect(audit.problems).toEqual([]);
   });
 
@@ -285,7 +241,7 @@ describe('the controller is killed', () => {
     });
     await first.kill();
     const issuedByFirst = issuedIn(first, [ns]).length;
-    const caSecret = (await readSecret(core, ca, CA_SECRET))!;
+    const caSecret = (await workloads.readSecret(core, ca, CA_SECRET))!;
     const atKill = new Map(
       (
         await core.listNamespacedSecret({
@@ -328,24 +284,15 @@ describe('the controller is killed', () => {
     const ns = await namespace('rot');
     const names = Array.from({ length: 40 }, (_, i) => `w-${i}`);
     await runPool(names, 16, (name) => ensureServiceAccount(core, ns, name));
-    await setCertificateAuthoritySpec(customObjects, {});
+    await workloads.setCertificateAuthoritySpec(customObjects, {});
     const args = ['--root-rotation-check-interval=300ms', '--root-rotation-propagation-delay=2s'];
     const first = await controller({ caNamespace: ca, args });
     await converged([ns], () => caRootsOf(core, ca), { serviceAccounts: names.length + 1 });
-    const original = (await readSecret(core, ca, CA_SECRET))!;
+    const original = (await workloads.readSecret(core, ca, CA_SECRET))!;
     const oldRoot = fingerprintOf(decoded(original, 'ca-cert.pem'));
 
     const request = `faults-${randomBytes(3).toString('hex')}`;
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/rotate-root': request } } },
-      },
-      mergePatch,
-    );
+    await workloads.annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': request });
     await first.waitForLog('the new root activated', (l) => l.step === 'activate', 60_000);
     const activated = first.lines.length;
     await waitFor(
@@ -355,7 +302,7 @@ describe('the controller is killed', () => {
     );
     await first.kill();
 
-    const atKill = (await readSecret(core, ca, CA_SECRET))!;
+    const atKill = (await workloads.readSecret(core, ca, CA_SECRET))!;
     expect(atKill.metadata?.annotations?.['alcazar.dev/rotation-phase']).toBe('Reissuing');
     const newRoot = fingerprintOf(decoded(atKill, 'ca-cert.pem'));
     expect(newRoot).not.toBe(oldRoot);
@@ -363,7 +310,7 @@ describe('the controller is killed', () => {
 
     const second = await controller({ caNamespace: ca, args });
     await second.waitForLog('the rotation to finish', (l) => l.step === 'retire', 60_000);
-    const final = (await readSecret(core, ca, CA_SECRET))!;
+    const final = (await workloads.readSecret(core, ca, CA_SECRET))!;
     expect(final.metadata?.uid).toBe(original.metadata?.uid);
     expect(final.metadata?.annotations?.['alcazar.dev/rotation-phase']).toBeUndefined();
     expect(final.metadata?.annotations?.['alcazar.dev/rotation-request']).toBe(request);

@@ -1,32 +1,23 @@
 // What a newcomer meets in the first minutes: a controller that cannot lead says why, invalid
 // settings are reported with their value, a shortened ttl takes effect, counters count what they say.
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace, statusCodeOf } from './support/kube.js';
-import { metricsPort, sample, scrape } from './support/metrics.js';
+import type { ControllerProcess } from './support/controller.js';
+import { useHarness } from './support/harness.js';
+import { readyz, sample, scrape } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
 import {
-  deleteCertificateAuthority,
+  annotateCertificateAuthority,
   getCertificateAuthority,
   leafOf,
-  mergePatch,
   setCertificateAuthoritySpec,
   waitForSecretGone,
   waitForWorkloadSecret,
 } from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const customObjects = kc.makeApiClient(CustomObjectsApi);
-const cleanups: Array<() => Promise<void>> = [];
-
-async function namespace(labels: Record<string, string> = {}) {
-  const ns = await createTestNamespace(core, 'fm', labels);
-  cleanups.push(ns.remove);
-  return ns.name;
-}
+const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
+const { core, customObjects } = harness;
+const namespace = () => harness.namespace('fm');
 
 async function setNamespaceLabel(name: string, label: string, value: string | undefined) {
   const ns = await core.readNamespace({ name });
@@ -36,56 +27,36 @@ async function setNamespaceLabel(name: string, label: string, value: string | un
   await core.replaceNamespace({ name, body: { ...ns, metadata: { ...ns.metadata, labels } } });
 }
 
-async function readyz(proc: ControllerProcess): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${await metricsPort(proc)}/readyz`, {
-    signal: AbortSignal.timeout(5_000),
-  });
-  return { status: res.status, body: await res.text() };
-}
-
-afterAll(async () => {
-  await deleteCertificateAuthority(customObjects);
-  await Promise.all(cleanups.map((c) => c()));
-});
-
 describe('a CA namespace that does not exist', () => {
   it('is named in /readyz and the log, not retried silently; creating it lets the controller lead', async () => {
     const caNamespace = `fm-missing-${randomBytes(3).toString('hex')}`;
-    cleanups.push(async () => {
-      await core.deleteNamespace({ name: caNamespace }).catch((err) => {
-        if (statusCodeOf(err) !== 404) throw err;
-      });
+    harness.trackNamespace(caNamespace);
+    const controller = await harness.controller({ caNamespace, args: ['--leader-elect=true'] });
+    const logged = await controller.waitForLog('why it cannot lead', (l) =>
+      /cannot acquire Lease .*not found; create the namespace/.test(l.msg),
+    );
+    expect(logged.level).toBe('warn');
+    const notReady = await waitFor('readyz to fail on leader election', async () => {
+      const r = await readyz(controller);
+      return r.status === 503 && r;
     });
-    const controller = await startController({ caNamespace, args: ['--leader-elect=true'] });
-    try {
-      const logged = await controller.waitForLog('why it cannot lead', (l) =>
-        /cannot acquire Lease .*not found; create the namespace/.test(l.msg),
-      );
-      expect(logged.level).toBe('warn');
-      const notReady = await waitFor('readyz to fail on leader election', async () => {
-        const r = await readyz(controller);
-        return r.status === 503 && r;
-      });
-      expect(notReady.body).toMatch(
-        new RegExp(
-          `\\[-\\]leader-election failed: cannot acquire Lease ${caNamespace}/alcazar-leader: .*not found`,
-        ),
-      );
+    expect(notReady.body).toMatch(
+      new RegExp(
+        `\\[-\\]leader-election failed: cannot acquire Lease ${caNamespace}/alcazar-leader: .*not found`,
+      ),
+    );
 
-      await core.createNamespace({ body: { metadata: { name: caNamespace } } });
-      await controller.waitForLog('leading', (l) => l.msg === 'became leader');
-      await controller.waitForLog('recovery', (l) => l.msg === 'the Lease is reachable again');
-      const ready = await waitFor('readyz to pass', async () => {
-        const r = await readyz(controller);
-        return r.status === 200 && r;
-      });
-      expect(ready.body).toContain('readyz check passed');
-      // The same failure is logged once, then at most once a minute: not a line every retry.
-      const repeats = controller.lines.filter((l) => /cannot acquire Lease/.test(l.msg));
-      expect(repeats.length).toBe(1);
-    } finally {
-      await controller.stop();
-    }
+    await core.createNamespace({ body: { metadata: { name: caNamespace } } });
+    await controller.waitForLog('leading', (l) => l.msg === 'became leader');
+    await controller.waitForLog('recovery', (l) => l.msg === 'the Lease is reachable again');
+    const ready = await waitFor('readyz to pass', async () => {
+      const r = await readyz(controller);
+      return r.status === 200 && r;
+    });
+    expect(ready.body).toContain('readyz check passed');
+    // The same failure is logged once, then at most once a minute: not a line every retry.
+    const repeats = controller.lines.filter((l) => /cannot acquire Lease/.test(l.msg));
+    expect(repeats.length).toBe(1);
   });
 });
 
@@ -94,14 +65,10 @@ describe('with a running controller', () => {
   let controller: ControllerProcess;
 
   beforeAll(async () => {
-    await deleteCertificateAuthority(customObjects);
     caNamespace = await namespace();
-    controller = await startController({ caNamespace });
+    controller = await harness.controller({ caNamespace });
   });
-
-  afterAll(async () => {
-    await controller?.stop();
-  });
+  afterAll(harness.cleanUp);
 
   it('an invalid duration is refused with its value, not its type', async () => {
     const err = await customObjects
@@ -179,68 +146,54 @@ describe('with a running controller', () => {
 
 describe('root rotation on demand', () => {
   it('starts at once, the status follows every phase, Idle drops phaseSince, and the writer is alcazar', async () => {
-    await deleteCertificateAuthority(customObjects);
     await setCertificateAuthoritySpec(customObjects, {});
     const caNamespace = await namespace();
     // An hour between periodic checks: only the annotation can start this rotation in time.
-    const controller = await startController({
+    await harness.controller({
       caNamespace,
       args: ['--root-rotation-check-interval=1h', '--root-rotation-propagation-delay=3s'],
     });
-    try {
-      const ca = await waitFor('the status to name the root', async () => {
-        const obj = await getCertificateAuthority(customObjects);
-        return (obj.status?.roots as unknown[] | undefined)?.length === 1 && obj;
-      });
-      expect((ca.status?.rotation as { phase?: string } | undefined)?.phase).toBe('Idle');
-      await customObjects.patchClusterCustomObject(
-        {
-          group: 'alcazar.dev',
-          version: 'v1alpha1',
-          plural: 'certificateauthorities',
-          name: 'default',
-          body: { metadata: { annotations: { 'alcazar.dev/rotate-root': String(Date.now()) } } },
-        },
-        mergePatch,
-      );
-      const rotation = async () =>
-        (await getCertificateAuthority(customObjects)).status?.rotation as
-          | { phase: string; phaseSince?: string; startedAt?: string }
-          | undefined;
-      const seen = new Set<string>();
-      for (const phase of ['Publishing', 'Reissuing']) {
-        await waitFor(
-          `status.rotation.phase ${phase}`,
-          async () => {
-            const r = await rotation();
-            if (r) seen.add(r.phase);
-            return seen.has(phase);
-          },
-          { timeoutMs: 20_000, intervalMs: 100 },
-        );
-      }
-      const idle = await waitFor(
-        'status.rotation.phase Idle again',
+    const ca = await waitFor('the status to name the root', async () => {
+      const obj = await getCertificateAuthority(customObjects);
+      return (obj.status?.roots as unknown[] | undefined)?.length === 1 && obj;
+    });
+    expect((ca.status?.rotation as { phase?: string } | undefined)?.phase).toBe('Idle');
+    await annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': String(Date.now()) });
+    const rotation = async () =>
+      (await getCertificateAuthority(customObjects)).status?.rotation as
+        | { phase: string; phaseSince?: string; startedAt?: string }
+        | undefined;
+    const seen = new Set<string>();
+    for (const phase of ['Publishing', 'Reissuing']) {
+      await waitFor(
+        `status.rotation.phase ${phase}`,
         async () => {
           const r = await rotation();
-          return r?.phase === 'Idle' ? r : undefined;
+          if (r) seen.add(r.phase);
+          return seen.has(phase);
         },
-        { timeoutMs: 60_000 },
+        { timeoutMs: 20_000, intervalMs: 100 },
       );
-      expect(idle.phaseSince).toBeUndefined();
-      expect(idle.startedAt).toBeUndefined();
-      const managers = (await customObjects.getClusterCustomObjectStatus({
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-      })) as { metadata: { managedFields?: Array<{ manager: string; subresource?: string }> } };
-      const statusWriters = (managers.metadata.managedFields ?? [])
-        .filter((f) => f.subresource === 'status')
-        .map((f) => f.manager);
-      expect(statusWriters).toEqual(['alcazar']);
-    } finally {
-      await controller.stop();
     }
+    const idle = await waitFor(
+      'status.rotation.phase Idle again',
+      async () => {
+        const r = await rotation();
+        return r?.phase === 'Idle' ? r : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    expect(idle.phaseSince).toBeUndefined();
+    expect(idle.startedAt).toBeUndefined();
+    const managers = (await customObjects.getClusterCustomObjectStatus({
+      group: 'alcazar.dev',
+      version: 'v1alpha1',
+      plural: 'certificateauthorities',
+      name: 'default',
+    })) as { metadata: { managedFields?: Array<{ manager: string; subresource?: string }> } };
+    const statusWriters = (managers.metadata.managedFields ?? [])
+      .filter((f) => f.subresource === 'status')
+      .map((f) => f.manager);
+    expect(statusWriters).toEqual(['alcazar']);
   });
 });

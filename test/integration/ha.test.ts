@@ -1,29 +1,13 @@
 // Several replicas, one leader: only the leader writes, a follower takes over
 // when the leader dies and finishes the pending work, nothing is minted twice.
-import { CoreV1Api } from '@kubernetes/client-node';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace } from './support/kube.js';
+import { describe, expect, it } from 'vitest';
+import { type ControllerProcess, leaderElectionArgs } from './support/controller.js';
+import { useHarness } from './support/harness.js';
 import { waitFor } from './support/wait.js';
 import { waitForWorkloadSecret } from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const cleanups: Array<() => Promise<void>> = [];
-const replicas: ControllerProcess[] = [];
-
-afterAll(async () => {
-  await Promise.all(replicas.map((r) => r.stop()));
-  await Promise.all(cleanups.map((c) => c()));
-});
-
-const electionArgs = (identity: string) => [
-  '--leader-elect',
-  `--identity=${identity}`,
-  '--lease-duration=4s',
-  '--renew-deadline=3s',
-  '--retry-period=500ms',
-];
+const harness = useHarness();
+const { core } = harness;
 
 const issuedIn = (proc: ControllerProcess, namespace: string) =>
   proc.lines.filter((l) => l.msg === 'issued workload certificate' && l.namespace === namespace);
@@ -44,49 +28,46 @@ const waitForIssueLines = async (
 
 describe('high availability', () => {
   it('only the leader writes; when it dies the follower takes over, finishes pending work, mints nothing twice', async () => {
-    const ca = await createTestNamespace(core, 'ca');
-    cleanups.push(ca.remove);
+    const ca = await harness.namespace('ca');
     const [a, b] = await Promise.all([
-      startController({ caNamespace: ca.name, args: electionArgs('replica-a') }),
-      startController({ caNamespace: ca.name, args: electionArgs('replica-b') }),
+      harness.controller({ caNamespace: ca, args: leaderElectionArgs('replica-a') }),
+      harness.controller({ caNamespace: ca, args: leaderElectionArgs('replica-b') }),
     ]);
-    replicas.push(a!, b!);
     const leader = await waitFor('a leader', () =>
       [a!, b!].find((r) => r.lines.some((l) => l.msg === 'became leader')),
     );
     const follower = leader === a ? b! : a!;
 
-    const ns = await createTestNamespace(core, 'ha');
-    cleanups.push(ns.remove);
+    const ns = await harness.namespace('ha');
     for (const sa of ['one', 'two']) {
-      await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: sa } } });
+      await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
     }
-    await Promise.all(['one', 'two', 'default'].map((sa) => waitForWorkloadSecret(core, ns.name, sa)));
+    await Promise.all(['one', 'two', 'default'].map((sa) => waitForWorkloadSecret(core, ns, sa)));
     // A Secret can be visible before the log line about it arrives: wait for the lines themselves.
-    await waitForIssueLines(leader, ns.name, ['one', 'two', 'default'], 'leader');
-    expect(issuedIn(leader, ns.name)).toHaveLength(3);
-    expect(issuedIn(follower, ns.name)).toHaveLength(0);
+    await waitForIssueLines(leader, ns, ['one', 'two', 'default'], 'leader');
+    expect(issuedIn(leader, ns)).toHaveLength(3);
+    expect(issuedIn(follower, ns)).toHaveLength(0);
     expect(follower.lines.some((l) => l.msg === 'became leader')).toBe(false);
 
     // The leader dies without releasing the Lease; work arrives while nobody leads.
     await leader.kill();
     for (const sa of ['three', 'four']) {
-      await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: sa } } });
+      await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
     }
     await follower.waitForLog('the follower to take over', (l) => l.msg === 'became leader', 20_000);
-    await Promise.all(['three', 'four'].map((sa) => waitForWorkloadSecret(core, ns.name, sa)));
-    await waitForIssueLines(follower, ns.name, ['three', 'four'], 'new leader');
+    await Promise.all(['three', 'four'].map((sa) => waitForWorkloadSecret(core, ns, sa)));
+    await waitForIssueLines(follower, ns, ['three', 'four'], 'new leader');
 
     // Every ServiceAccount got exactly one certificate, across both replicas.
     const perServiceAccount = new Map<string, number>();
-    for (const line of [...issuedIn(leader, ns.name), ...issuedIn(follower, ns.name)]) {
+    for (const line of [...issuedIn(leader, ns), ...issuedIn(follower, ns)]) {
       const sa = String(line.serviceAccount);
       perServiceAccount.set(sa, (perServiceAccount.get(sa) ?? 0) + 1);
     }
     expect(Object.fromEntries(perServiceAccount)).toEqual({ default: 1, one: 1, two: 1, three: 1, four: 1 });
     // Exactly one root: the follower used the leader's CA Secret.
     const caSecrets = await core.listNamespacedSecret({
-      namespace: ca.name,
+      namespace: ca,
       fieldSelector: 'type=istio.io/ca-root',
     });
     expect(caSecrets.items).toHaveLength(1);

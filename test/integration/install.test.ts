@@ -7,7 +7,7 @@
 // the controller wrote across the cluster, so later files find the cluster as they would without
 // this one.
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +15,7 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
+  type KubeConfig,
   RbacAuthorizationV1Api,
   type V1Deployment,
   type V1PolicyRule,
@@ -28,7 +28,12 @@ import { buildTestCsrPem } from '../../src/pki/csr-testing.js';
 import { repoRoot } from '../cluster/paths.js';
 import { type ControllerProcess, type LogLine, startController } from './support/controller.js';
 import { CsrClient, csrPort, requestToken } from './support/csr-client.js';
-import { adminKubeConfig, createTestNamespace, expectApiError } from './support/kube.js';
+import {
+  adminKubeConfig,
+  createTestNamespace,
+  expectApiError,
+  serviceAccountKubeConfig,
+} from './support/kube.js';
 import { waitFor } from './support/wait.js';
 import {
   getCertificateAuthority,
@@ -97,38 +102,6 @@ function manifest<T>(kind: string, name: string): T {
 }
 
 // ---- the controller's identity ----
-
-/** A kubeconfig for the same API server, authenticated as istio-system/alcazar with a fresh token. */
-async function serviceAccountKubeconfig(): Promise<{ path: string; kubeConfig: KubeConfig }> {
-  const request = await core.createNamespacedServiceAccountToken({
-    namespace: CA_NAMESPACE,
-    name: SERVICE_ACCOUNT,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const token = request.status?.token;
-  if (!token) throw new Error('the TokenRequest returned no token');
-  const cluster = admin.getCurrentCluster();
-  if (!cluster) throw new Error('the admin kubeconfig has no cluster');
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [
-      {
-        name: 'test',
-        server: cluster.server,
-        caData: cluster.caData,
-        caFile: cluster.caFile,
-        skipTLSVerify: false,
-      },
-    ],
-    users: [{ name: `${CA_NAMESPACE}-${SERVICE_ACCOUNT}`, token }],
-    contexts: [{ name: 'alcazar', cluster: 'test', user: `${CA_NAMESPACE}-${SERVICE_ACCOUNT}` }],
-    currentContext: 'alcazar',
-  });
-  const path = join(workDir, 'alcazar.kubeconfig');
-  writeFileSync(path, kubeConfig.exportConfig(), { mode: 0o600 });
-  chmodSync(path, 0o600);
-  return { path, kubeConfig };
-}
 
 /**
  * Log lines that report an API refusal. A 403 for writing into a namespace that is being deleted
@@ -267,7 +240,7 @@ describe('the controller running as istio-system/alcazar', () => {
     await core
       .deleteNamespacedConfigMap({ namespace: CA_NAMESPACE, name: 'alcazar-root-history' })
       .catch(() => undefined);
-    const sa = await serviceAccountKubeconfig();
+    const sa = await serviceAccountKubeConfig(admin, CA_NAMESPACE, SERVICE_ACCOUNT, workDir);
     token = sa.kubeConfig;
     // With leader election, as the Deployment runs it: the Lease rules are exercised for real.
     controller = await startController({

@@ -289,8 +289,14 @@ describe('leader election on a Lease', () => {
     const steps: string[] = [];
     let taken: V1Lease | undefined;
     let conflictAt = 0;
+    /** When b sent each Lease read after the race (wall clock). */
+    const laterReads: number[] = [];
     proxyB.beforeForward(async (method, path) => {
       if (!path.startsWith(leasePath)) return;
+      if (steps.length === 3) {
+        if (method === 'GET') laterReads.push(Date.now());
+        return;
+      }
       const step = `${steps.length} ${method}`;
       if (step === '0 GET') {
         // b's first read finds no Lease; a's requests wait meanwhile (well within its renew deadline).
@@ -317,9 +323,14 @@ describe('leader election on a Lease', () => {
       timeoutMs: 10_000,
       intervalMs: 25,
     });
-    // Past the moment the unseen holder's lease would expire by b's clock.
-    await waitFor('a lease duration after b saw the conflict', () =>
-      Date.now() - conflictAt > timing.leaseDurationMs + timing.retryPeriodMs * 2 ? true : undefined,
+    // b has decided again after the unseen holder's lease expired by its clock: it has sent a
+    // second Lease read since then, so the round of the first one (the one that could have taken
+    // over) is over.
+    const expiredAt = () => conflictAt + timing.leaseDurationMs;
+    await waitFor(
+      "b's second Lease read after the unseen holder's lease expired",
+      () => laterReads.filter((at) => at >= expiredAt()).length >= 2,
+      { timeoutMs: 15_000, intervalMs: 25 },
     );
     const { overlaps, samples } = sampler.stop();
 

@@ -7,37 +7,17 @@
 // deliver those when the path comes back, so the old leader must have
 // abandoned them); once the partition heals it rejoins as a follower and
 // writes nothing.
-import { CoordinationV1Api, CoreV1Api, type V1Lease } from '@kubernetes/client-node';
-import { afterAll, describe, expect, it } from 'vitest';
-import { readState } from '../cluster/controlplane.js';
-import { type ApiProxy, type ProxyRecord, startApiProxy } from './support/api-proxy.js';
+import type { V1Lease } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import type { ProxyRecord } from './support/api-proxy.js';
 import { auditNamespaces, caRootsOf, describeAudit } from './support/audit.js';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace } from './support/kube.js';
+import { leaderElectionArgs, shortElection as timing } from './support/controller.js';
+import { useHarness } from './support/harness.js';
 import { runPool } from './support/load.js';
 import { waitFor } from './support/wait.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const leases = kc.makeApiClient(CoordinationV1Api);
-const cleanups: Array<() => Promise<void>> = [];
-const replicas: ControllerProcess[] = [];
-let proxy: ApiProxy | undefined;
-
-afterAll(async () => {
-  await Promise.all(replicas.map((r) => r.stop()));
-  await proxy?.close();
-  await Promise.all(cleanups.map((c) => c()));
-});
-
-const timing = { leaseDurationMs: 4_000, renewDeadlineMs: 3_000 };
-const electionArgs = (identity: string) => [
-  '--leader-elect',
-  `--identity=${identity}`,
-  '--lease-duration=4s',
-  '--renew-deadline=3s',
-  '--retry-period=500ms',
-];
+const harness = useHarness();
+const { core, leases } = harness;
 const SERVICE_ACCOUNTS = 300;
 /** The partition begins when the leader sends this many Secret creations. */
 const PARTITION_AFTER_CREATES = 20;
@@ -48,33 +28,26 @@ const wallClock = (t: unknown) => Date.parse(String(t));
 
 describe('a partitioned leader', () => {
   it('stops writing by its renew deadline, is replaced after the lease expires, and rejoins as a follower', async () => {
-    const state = readState();
-    if (!state) throw new Error('no control plane state');
-    const ca = await createTestNamespace(core, 'ca');
-    cleanups.push(ca.remove);
-    const ns = await createTestNamespace(core, 'partition');
-    cleanups.push(ns.remove);
-    proxy = await startApiProxy(state);
-    const p = proxy;
+    const ca = await harness.namespace('ca');
+    const ns = await harness.namespace('partition');
+    const p = await harness.apiProxy();
 
     // replica-a reaches the API server only through the proxy; it leads.
-    const a = await startController({
-      caNamespace: ca.name,
+    const a = await harness.controller({
+      caNamespace: ca,
       kubeconfig: p.kubeconfig,
-      args: electionArgs('replica-a'),
+      args: leaderElectionArgs('replica-a'),
     });
-    replicas.push(a);
     await a.waitForLog('replica-a to lead', (l) => l.msg === 'became leader');
-    await waitFor('the root CA Secret', () => caRootsOf(core, ca.name).catch(() => undefined));
-    const b = await startController({ caNamespace: ca.name, args: electionArgs('replica-b') });
-    replicas.push(b);
+    await waitFor('the root CA Secret', () => caRootsOf(core, ca).catch(() => undefined));
+    const b = await harness.controller({ caNamespace: ca, args: leaderElectionArgs('replica-b') });
 
     // Partition in the middle of a burst, so the leader has writes queued and in flight.
     let creates = 0;
     let partitionAt = 0;
     /** Records from here on arrived after the partition began (the request that began it is forwarded). */
     let partitionIndex = 0;
-    const secretsPath = `/api/v1/namespaces/${ns.name}/secrets`;
+    const secretsPath = `/api/v1/namespaces/${ns}/secrets`;
     p.beforeForward((method, path) => {
       if (method === 'POST' && path.startsWith(secretsPath) && ++creates === PARTITION_AFTER_CREATES) {
         p.partition('hang');
@@ -84,7 +57,7 @@ describe('a partitioned leader', () => {
     });
     const names = Array.from({ length: SERVICE_ACCOUNTS }, (_, i) => `sa-${i}`);
     await runPool(names, 10, async (name) => {
-      await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name } } });
+      await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name } } });
     });
     await waitFor('the partition to begin', () => partitionAt > 0);
 
@@ -106,12 +79,12 @@ describe('a partitioned leader', () => {
     const audit = await waitFor(
       'every ServiceAccount to have a valid Secret',
       async () => {
-        const result = await auditNamespaces(core, [ns.name], await caRootsOf(core, ca.name));
+        const result = await auditNamespaces(core, [ns], await caRootsOf(core, ca));
         return result.problems.length === 0 ? result : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     ).catch(async (err) => {
-      const last = await auditNamespaces(core, [ns.name], await caRootsOf(core, ca.name));
+      const last = await auditNamespaces(core, [ns], await caRootsOf(core, ca));
       throw new Error(`${(err as Error).message}\n${describeAudit(last)}`);
     });
     expect(audit.serviceAccounts).toBe(SERVICE_ACCOUNTS + 1);
@@ -151,7 +124,7 @@ describe('a partitioned leader', () => {
     expect(records.filter((r) => r.forwardedAt! >= healAt && isWrite(r))).toEqual([]);
 
     // The new leader took over only after the old lease expired, and after the old leader's last write.
-    const lease: V1Lease = await leases.readNamespacedLease({ namespace: ca.name, name: 'alcazar-leader' });
+    const lease: V1Lease = await leases.readNamespacedLease({ namespace: ca, name: 'alcazar-leader' });
     expect(lease.spec?.holderIdentity).toBe('replica-b');
     const acquiredAt = wallClock(lease.spec?.acquireTime);
     expect(Math.max(...delivered.map((r) => r.forwardedAt!))).toBeLessThan(acquiredAt);

@@ -27,6 +27,7 @@ import {
 } from './support/revocation.js';
 import { waitFor } from './support/wait.js';
 import {
+  annotateCertificateAuthority,
   deleteCertificateAuthority,
   leafOf,
   mergePatch,
@@ -303,16 +304,7 @@ describe('the published CRL', () => {
         'alcazar.dev/rotation-phase'
       ] ?? 'Idle';
     await setCertificateAuthoritySpec(customObjects, {});
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/rotate-root': 'revocation-test' } } },
-      },
-      mergePatch,
-    );
+    await annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': 'revocation-test' });
     for (const expected of ['Publishing', 'Reissuing']) {
       await waitFor(`phase ${expected}`, async () => (await phase()) === expected, { timeoutMs: 60_000 });
       const bundle = await caBundle();

@@ -5,37 +5,19 @@
 // Secret is restored, and makes a new root only when the operator accepts
 // one — then as an overlapping rotation from the old root.
 import { createHash } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { V1Secret } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
 import { privateKeyToPem } from '../../src/pki/keys.js';
 import { decodeCertificatesPem } from '../../src/pki/pem.js';
 import { createTestCa } from '../../src/pki/testing.js';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace } from './support/kube.js';
+import type { ControllerProcess } from './support/controller.js';
+import { useHarness } from './support/harness.js';
+import { readyz } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
-import {
-  deleteCertificateAuthority,
-  getCertificateAuthority,
-  mergePatch,
-  readSecret,
-  setCertificateAuthoritySpec,
-  waitForWorkloadSecret,
-} from './support/workload.js';
+import * as workloads from './support/workload.js';
 
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
-const customObjects = kc.makeApiClient(CustomObjectsApi);
-const cleanups: Array<() => Promise<void>> = [];
-let controller: ControllerProcess | undefined;
-
-afterEach(async () => {
-  await controller?.stop();
-  controller = undefined;
-  await deleteCertificateAuthority(customObjects);
-});
-afterAll(async () => {
-  await Promise.all(cleanups.map((c) => c()));
-});
+const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
+const { core, customObjects } = harness;
 
 const args = ['--root-rotation-check-interval=1s', '--root-rotation-propagation-delay=1s'];
 const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex');
@@ -43,20 +25,10 @@ const certsOf = (secret: V1Secret | undefined, key: string) =>
   decodeCertificatesPem(Buffer.from(secret?.data?.[key] ?? '', 'base64'));
 
 async function namespaces() {
-  const ca = await createTestNamespace(core, 'ca');
-  const ns = await createTestNamespace(core, 'continuity');
-  cleanups.push(ca.remove, ns.remove);
-  await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'one' } } });
-  return { ca: ca.name, ns: ns.name };
-}
-
-async function readyz(proc: ControllerProcess): Promise<{ status: number; body: string }> {
-  const line = await proc.waitForLog(
-    'the http port',
-    (l) => l.msg === 'serving /metrics, /healthz and /readyz',
-  );
-  const res = await fetch(`http://127.0.0.1:${line.port}/readyz`, { signal: AbortSignal.timeout(5_000) });
-  return { status: res.status, body: await res.text() };
+  const ca = await harness.namespace('ca');
+  const ns = await harness.namespace('continuity');
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'one' } } });
+  return { ca, ns };
 }
 
 const history = async (ca: string) =>
@@ -67,15 +39,14 @@ const rootMissingLine = (proc: ControllerProcess) =>
 
 /** Runs a controller until the root is recorded, stops it, and deletes the CA Secret behind its back. */
 async function loseRootWhileDown(ca: string, ns: string, secretName: string) {
-  controller = await startController({ caNamespace: ca, args });
-  const leaf = await waitForWorkloadSecret(core, ns, 'one');
-  const backup = (await readSecret(core, ca, secretName))!;
+  const controller = await harness.controller({ caNamespace: ca, args });
+  const leaf = await workloads.waitForWorkloadSecret(core, ns, 'one');
+  const backup = (await workloads.readSecret(core, ca, secretName))!;
   const activeRoot = sha256(certsOf(backup, secretName === 'cacerts' ? 'root-cert.pem' : 'ca-cert.pem')[0]!);
   await waitFor('the root to be recorded', async () =>
     (await history(ca))?.data?.fingerprints?.includes(activeRoot) ? true : undefined,
   );
   await controller.stop();
-  controller = undefined;
   await core.deleteNamespacedSecret({ namespace: ca, name: secretName });
   return { leaf, backup, activeRoot };
 }
@@ -85,7 +56,7 @@ describe('root continuity', () => {
     const { ca, ns } = await namespaces();
     const { leaf, backup, activeRoot } = await loseRootWhileDown(ca, ns, 'istio-ca-secret');
 
-    controller = await startController({ caNamespace: ca, args });
+    const controller = await harness.controller({ caNamespace: ca, args });
     const line = await rootMissingLine(controller);
     expect(line.msg).toContain(activeRoot.slice(0, 16));
     expect(line.msg).toContain(`alcazar.dev/accept-new-root=${activeRoot}`);
@@ -93,8 +64,8 @@ describe('root continuity', () => {
     expect(ready.status).toBe(503);
     expect(ready.body).toContain('ca-loaded');
     // No new root, and the workload keeps the certificate it had.
-    expect(await readSecret(core, ca, 'istio-ca-secret')).toBeUndefined();
-    const unchanged = await readSecret(core, ns, 'istio.one');
+    expect(await workloads.readSecret(core, ca, 'istio-ca-secret')).toBeUndefined();
+    const unchanged = await workloads.readSecret(core, ns, 'istio.one');
     expect(unchanged?.data?.['cert-chain.pem']).toBe(leaf.data?.['cert-chain.pem']);
 
     // Restoring the Secret from the backup: alcazar resumes with it and reissues nothing.
@@ -107,21 +78,21 @@ describe('root continuity', () => {
       },
     });
     await controller.waitForLog('the restored CA to load', (l) => l.msg === 'CA loaded');
-    await waitFor('readyz', async () => ((await readyz(controller!)).status === 200 ? true : undefined));
-    expect((await readSecret(core, ns, 'istio.one'))?.data?.['cert-chain.pem']).toBe(
+    await waitFor('readyz', async () => ((await readyz(controller)).status === 200 ? true : undefined));
+    expect((await workloads.readSecret(core, ns, 'istio.one'))?.data?.['cert-chain.pem']).toBe(
       leaf.data?.['cert-chain.pem'],
     );
   });
 
   it('reports RootMissing in the CertificateAuthority status and an Event, and accepts a new root on the annotation, overlapping with the old one', async () => {
     const { ca, ns } = await namespaces();
-    await setCertificateAuthoritySpec(customObjects, {});
+    await workloads.setCertificateAuthoritySpec(customObjects, {});
     const { leaf, activeRoot } = await loseRootWhileDown(ca, ns, 'istio-ca-secret');
 
-    controller = await startController({ caNamespace: ca, args });
+    const controller = await harness.controller({ caNamespace: ca, args });
     await rootMissingLine(controller);
     const status = await waitFor('Ready=False RootMissing in the status', async () => {
-      const cr = await getCertificateAuthority(customObjects);
+      const cr = await workloads.getCertificateAuthority(customObjects);
       const ready = cr.status?.conditions?.find((c) => c.type === 'Ready');
       return ready?.status === 'False' && ready.reason === 'RootMissing' ? cr.status : undefined;
     });
@@ -140,17 +111,10 @@ describe('root continuity', () => {
     });
     expect(event.involvedObject.kind).toBe('CertificateAuthority');
 
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/accept-new-root': activeRoot } } },
-      },
-      mergePatch,
-    );
-    const created = await waitFor('a new root', () => readSecret(core, ca, 'istio-ca-secret'), {
+    await workloads.annotateCertificateAuthority(customObjects, {
+      'alcazar.dev/accept-new-root': activeRoot,
+    });
+    const created = await waitFor('a new root', () => workloads.readSecret(core, ca, 'istio-ca-secret'), {
       timeoutMs: 30_000,
     });
     const newRoot = certsOf(created, 'ca-cert.pem')[0]!;
@@ -158,7 +122,7 @@ describe('root continuity', () => {
     // Overlap: the old root is still trusted next to the new one while workloads are reissued.
     expect(certsOf(created, 'root-cert.pem').map(sha256)).toEqual([activeRoot, sha256(newRoot)]);
     expect(created.metadata?.annotations?.['alcazar.dev/rotation-phase']).toBe('Reissuing');
-    const reissued = await waitForWorkloadSecret(
+    const reissued = await workloads.waitForWorkloadSecret(
       core,
       ns,
       'one',
@@ -169,7 +133,7 @@ describe('root continuity', () => {
     const done = await waitFor(
       'the old root to be retired',
       async () => {
-        const secret = await readSecret(core, ca, 'istio-ca-secret');
+        const secret = await workloads.readSecret(core, ca, 'istio-ca-secret');
         return secret && !secret.metadata?.annotations?.['alcazar.dev/rotation-phase'] ? secret : undefined;
       },
       { timeoutMs: 60_000 },
@@ -198,10 +162,10 @@ describe('root continuity', () => {
         },
       },
     });
-    await setCertificateAuthoritySpec(customObjects, { rootCA: { mode: 'PluggedIn' } });
+    await workloads.setCertificateAuthoritySpec(customObjects, { rootCA: { mode: 'PluggedIn' } });
     const { backup } = await loseRootWhileDown(ca, ns, 'cacerts');
 
-    controller = await startController({ caNamespace: ca, args });
+    const controller = await harness.controller({ caNamespace: ca, args });
     const line = await rootMissingLine(controller);
     expect(line.msg).toContain('cacerts is missing');
     expect((await readyz(controller)).status).toBe(503);
@@ -211,6 +175,6 @@ describe('root continuity', () => {
       body: { metadata: { name: 'cacerts' }, data: backup.data },
     });
     await controller.waitForLog('the restored cacerts to load', (l) => l.msg === 'CA loaded');
-    expect(await readSecret(core, ca, 'istio-ca-secret')).toBeUndefined();
+    expect(await workloads.readSecret(core, ca, 'istio-ca-secret')).toBeUndefined();
   });
 });

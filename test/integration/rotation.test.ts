@@ -11,15 +11,7 @@ import { useHarness } from './support/harness.js';
 import { sample, scrape } from './support/metrics.js';
 import { startMeshPair } from './support/mtls.js';
 import { waitFor } from './support/wait.js';
-import {
-  getCertificateAuthority,
-  leafOf,
-  mergePatch,
-  opensslVerify,
-  readSecret,
-  setCertificateAuthoritySpec,
-  waitForWorkloadSecret,
-} from './support/workload.js';
+import * as workloads from './support/workload.js';
 
 const harness = useHarness({ cleanup: 'each', certificateAuthority: true });
 const { kc, core, customObjects } = harness;
@@ -30,7 +22,7 @@ const startController = (opts: StartOptions) => harness.controller(opts);
 
 describe('workload renewal', () => {
   it('renews each Secret after notAfter − grace and before it expires, with a new key', async () => {
-    await setCertificateAuthoritySpec(customObjects, {
+    await workloads.setCertificateAuthoritySpec(customObjects, {
       workloadCertificates: {
         ttl: '30s',
         minGracePeriod: '5s',
@@ -42,18 +34,18 @@ describe('workload renewal', () => {
     controller = await startController({ caNamespace: ca });
     const ns = await namespace('renew');
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'short' } } });
-    const first = await waitForWorkloadSecret(
+    const first = await workloads.waitForWorkloadSecret(
       core,
       ns,
       'short',
       (s) =>
         Boolean(s.data?.['cert-chain.pem']) &&
-        leafOf(s).notAfter.getTime() - leafOf(s).notBefore.getTime() < 60_000,
+        workloads.leafOf(s).notAfter.getTime() - workloads.leafOf(s).notBefore.getTime() < 60_000,
     );
-    const leaf = leafOf(first);
+    const leaf = workloads.leafOf(first);
     // grace = 50% of 30 s; renewal is planned at notAfter − 15 s, minus at most 5% of grace as jitter.
     const plannedEarliest = leaf.notAfter.getTime() - 15_000 - 750;
-    const renewed = await waitForWorkloadSecret(
+    const renewed = await workloads.waitForWorkloadSecret(
       core,
       ns,
       'short',
@@ -61,7 +53,7 @@ describe('workload renewal', () => {
       40_000,
     );
     const observedAt = Date.now();
-    const next = leafOf(renewed);
+    const next = workloads.leafOf(renewed);
     expect(next.serialNumberHex).not.toBe(leaf.serialNumberHex);
     expect(renewed.data!['key.pem']).not.toBe(first.data!['key.pem']);
     expect(next.notBefore.getTime()).toBeGreaterThanOrEqual(plannedEarliest - 1_000);
@@ -79,7 +71,7 @@ describe('workload renewal', () => {
   });
 
   it('renews Secrets found expired or due at start-up before anything else', async () => {
-    await setCertificateAuthoritySpec(customObjects, {
+    await workloads.setCertificateAuthoritySpec(customObjects, {
       workloadCertificates: {
         ttl: '20s',
         minGracePeriod: '2s',
@@ -95,8 +87,8 @@ describe('workload renewal', () => {
     for (const sa of due)
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
     const short = (s: V1Secret) =>
-      Boolean(s.data?.['cert-chain.pem']) && leafOf(s).notAfter.getTime() - Date.now() < 60_000;
-    const secrets = await Promise.all(due.map((sa) => waitForWorkloadSecret(core, ns, sa, short)));
+      Boolean(s.data?.['cert-chain.pem']) && workloads.leafOf(s).notAfter.getTime() - Date.now() < 60_000;
+    const secrets = await Promise.all(due.map((sa) => workloads.waitForWorkloadSecret(core, ns, sa, short)));
     await controller.stop();
     // While the controller is down: the certificates pass their renewal time and new ServiceAccounts arrive.
     for (let i = 0; i < 30; i++) {
@@ -105,7 +97,7 @@ describe('workload renewal', () => {
         body: { metadata: { name: `a-new-${i}` } },
       });
     }
-    const latestRenewal = Math.max(...secrets.map((s) => leafOf(s).notAfter.getTime() - 10_000));
+    const latestRenewal = Math.max(...secrets.map((s) => workloads.leafOf(s).notAfter.getTime() - 10_000));
     await waitFor('the certificates to fall due', () => Date.now() > latestRenewal, {
       timeoutMs: 30_000,
       intervalMs: 200,
@@ -133,7 +125,9 @@ describe('workload renewal', () => {
     for (const sa of ['a', 'b', 'c']) {
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
     }
-    const before = await Promise.all(['a', 'b', 'c'].map((sa) => waitForWorkloadSecret(core, ns, sa)));
+    const before = await Promise.all(
+      ['a', 'b', 'c'].map((sa) => workloads.waitForWorkloadSecret(core, ns, sa)),
+    );
     await controller.waitForLog(
       'initial reconcile',
       (l) => l.msg === 'initial reconcile finished' && l.controller === 'workload-secrets',
@@ -152,7 +146,9 @@ describe('workload renewal', () => {
       timeoutMs: 30_000,
       intervalMs: 500,
     });
-    const after = await Promise.all(['a', 'b', 'c'].map((sa) => readSecret(core, ns, `istio.${sa}`)));
+    const after = await Promise.all(
+      ['a', 'b', 'c'].map((sa) => workloads.readSecret(core, ns, `istio.${sa}`)),
+    );
     expect(after.map((s) => s?.metadata?.resourceVersion)).toEqual(
       before.map((s) => s.metadata?.resourceVersion),
     );
@@ -166,16 +162,16 @@ describe('root rotation', () => {
   it('rotates the root with zero failed handshakes, surviving a controller kill mid-rotation', async () => {
     const ca = await namespace('ca');
     const args = ['--root-rotation-check-interval=500ms', '--root-rotation-propagation-delay=2s'];
-    await setCertificateAuthoritySpec(customObjects, {});
+    await workloads.setCertificateAuthoritySpec(customObjects, {});
     controller = await startController({ caNamespace: ca, args });
     const ns = await namespace('mesh');
     for (const sa of ['client', 'server', 'bystander']) {
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
     }
     const before = await Promise.all(
-      ['client', 'server', 'bystander'].map((sa) => waitForWorkloadSecret(core, ns, sa)),
+      ['client', 'server', 'bystander'].map((sa) => workloads.waitForWorkloadSecret(core, ns, sa)),
     );
-    const caSecret = async () => (await readSecret(core, ca, 'istio-ca-secret')) as V1Secret;
+    const caSecret = async () => (await workloads.readSecret(core, ca, 'istio-ca-secret')) as V1Secret;
     const oldRoot = Buffer.from((await caSecret()).data!['ca-cert.pem']!, 'base64').toString();
     const mesh = await startMeshPair(kc, ns, 'client', 'server');
     await waitFor('handshakes before the rotation', () => mesh.stats.ok >= 20);
@@ -184,16 +180,7 @@ describe('root rotation', () => {
       (await caSecret()).metadata?.annotations?.['alcazar.dev/rotation-phase'] ?? 'Idle';
     const started = Date.now();
     const timeline: Record<string, number> = {};
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/rotate-root': 'test-1' } } },
-      },
-      mergePatch,
-    );
+    await workloads.annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': 'test-1' });
     await waitFor('phase Publishing', async () => (await phaseOf()) === 'Publishing', { timeoutMs: 30_000 });
     timeline.publishing = Date.now() - started;
 
@@ -218,12 +205,14 @@ describe('root rotation', () => {
     const onlyNewRoot = (s: V1Secret) =>
       Buffer.from(s.data?.['root-cert.pem'] ?? '', 'base64').toString() === newRoot;
     const after = await Promise.all(
-      ['client', 'server', 'bystander'].map((sa) => waitForWorkloadSecret(core, ns, sa, onlyNewRoot)),
+      ['client', 'server', 'bystander'].map((sa) =>
+        workloads.waitForWorkloadSecret(core, ns, sa, onlyNewRoot),
+      ),
     );
     for (const [i, secret] of after.entries()) {
       expect(Buffer.from(secret.data!['root-cert.pem']!, 'base64').toString()).toBe(newRoot);
-      expect(opensslVerify(secret)).toContain('OK');
-      expect(leafOf(secret).issuer).toBe(leafOf(before[i]!).issuer); // Issuer name stable (Istio #19644)
+      expect(workloads.opensslVerify(secret)).toContain('OK');
+      expect(workloads.leafOf(secret).issuer).toBe(workloads.leafOf(before[i]!).issuer); // Issuer name stable (Istio #19644)
     }
     console.log(
       `[rotation] handshakes ok=${stats.ok} failed=${stats.failed} reloads=${JSON.stringify(stats.reloads)} ` +
@@ -240,62 +229,42 @@ describe('root rotation on demand (issue #11)', () => {
     const ca = await namespace('ca');
     // A check interval of an hour: anything that happens within the waits below was not the periodic check.
     const args = ['--root-rotation-check-interval=1h', '--root-rotation-propagation-delay=4s'];
-    await setCertificateAuthoritySpec(customObjects, {});
+    await workloads.setCertificateAuthoritySpec(customObjects, {});
     controller = await startController({ caNamespace: ca, args });
     const ns = await namespace('ondemand');
     await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'w' } } });
-    await waitForWorkloadSecret(core, ns, 'w');
-    const rotationStatus = async () =>
-      ((await getCertificateAuthority(customObjects)).status?.rotation ?? {}) as Record<string, unknown>;
-    await waitFor('the status to show Idle first', async () => (await rotationStatus()).phase === 'Idle');
-
-    // Record every phase the status shows, polling, while the rotation runs.
+    await workloads.waitForWorkloadSecret(core, ns, 'w');
+    // Every read of the status records the phase it shows; the waits below read it every 100 ms, one
+    // read at a time, from before the request until the rotation is over.
     const seen: string[] = [];
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        const phase = String((await rotationStatus()).phase);
-        if (seen.at(-1) !== phase) seen.push(phase);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    })();
-    await customObjects.patchClusterCustomObject(
-      {
-        group: 'alcazar.dev',
-        version: 'v1alpha1',
-        plural: 'certificateauthorities',
-        name: 'default',
-        body: { metadata: { annotations: { 'alcazar.dev/rotate-root': 'on-demand-1' } } },
-      },
-      mergePatch,
-    );
+    const rotationStatus = async () => {
+      const { status } = await workloads.getCertificateAuthority(customObjects);
+      const rotation = (status?.rotation ?? {}) as Record<string, unknown>;
+      if (seen.at(-1) !== String(rotation.phase)) seen.push(String(rotation.phase));
+      return rotation;
+    };
+    await waitFor('the status to show Idle first', async () => (await rotationStatus()).phase === 'Idle');
+    seen.splice(0, seen.length - 1);
+    const phaseShown = (phase: string) => async () => {
+      const rotation = await rotationStatus();
+      return rotation.phase === phase ? rotation : undefined;
+    };
+    await workloads.annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': 'on-demand-1' });
     const followed = { timeoutMs: 10_000, intervalMs: 100 };
-    const publishing = await waitFor(
-      'the status to show Publishing',
-      async () => ((await rotationStatus()).phase === 'Publishing' ? rotationStatus() : undefined),
-      followed,
-    );
+    const publishing = await waitFor('the status to show Publishing', phaseShown('Publishing'), followed);
     expect(publishing.startedAt).toBeDefined();
     expect(publishing.phaseSince).toBeDefined();
-    const reissuing = await waitFor(
-      'the status to show Reissuing',
-      async () => ((await rotationStatus()).phase === 'Reissuing' ? rotationStatus() : undefined),
-      { ...followed, timeoutMs: 30_000 },
-    );
+    const reissuing = await waitFor('the status to show Reissuing', phaseShown('Reissuing'), {
+      ...followed,
+      timeoutMs: 30_000,
+    });
     expect(Date.parse(String(reissuing.phaseSince))).toBeGreaterThan(
       Date.parse(String(publishing.phaseSince)),
     );
-    const idle = await waitFor(
-      'the status to show Idle again',
-      async () => ((await rotationStatus()).phase === 'Idle' ? rotationStatus() : undefined),
-      { ...followed, timeoutMs: 30_000 },
-    );
-    // The poller may be asleep when Idle comes: let it record Idle before it stops.
-    await waitFor('the poller to record Idle after the rotation', async () =>
-      seen.length > 1 && seen.at(-1) === 'Idle' ? true : undefined,
-    );
-    polling = false;
-    await poller;
+    const idle = await waitFor('the status to show Idle again', phaseShown('Idle'), {
+      ...followed,
+      timeoutMs: 30_000,
+    });
     expect(idle).not.toHaveProperty('phaseSince');
     expect(idle).not.toHaveProperty('startedAt');
     expect(seen).toEqual(['Idle', 'Publishing', 'Reissuing', 'Idle']);
@@ -335,14 +304,14 @@ describe('plugged-in CA rotation', () => {
       ),
     });
     const writeCacerts = async (data: Record<string, string>) => {
-      const existing = await readSecret(core, ca, 'cacerts');
+      const existing = await workloads.readSecret(core, ca, 'cacerts');
       if (!existing)
         await core.createNamespacedSecret({ namespace: ca, body: { metadata: { name: 'cacerts' }, data } });
       else
         await core.replaceNamespacedSecret({ namespace: ca, name: 'cacerts', body: { ...existing, data } });
     };
     await writeCacerts(cacerts(oldMid, [oldRoot.root.der], oldRoot.root.der));
-    await setCertificateAuthoritySpec(customObjects, { rootCA: { mode: 'PluggedIn' } });
+    await workloads.setCertificateAuthoritySpec(customObjects, { rootCA: { mode: 'PluggedIn' } });
     controller = await startController({ caNamespace: ca });
     const ns = await namespace('plug');
     for (const sa of ['client', 'server']) {
@@ -356,7 +325,7 @@ describe('plugged-in CA rotation', () => {
         mid.certificate.der,
       ) === true;
     const all = (accept: (s: V1Secret) => boolean) =>
-      Promise.all(['client', 'server'].map((sa) => waitForWorkloadSecret(core, ns, sa, accept)));
+      Promise.all(['client', 'server'].map((sa) => workloads.waitForWorkloadSecret(core, ns, sa, accept)));
     await all(signedBy(oldMid));
     const mesh = await startMeshPair(kc, ns, 'client', 'server');
     await waitFor('handshakes before the rotation', () => mesh.stats.ok >= 20);
@@ -381,7 +350,7 @@ describe('plugged-in CA rotation', () => {
     mark = mesh.stats.ok;
     await waitFor('handshakes after the old root is gone', () => mesh.stats.ok >= mark + 20);
     const stats = await mesh.stop();
-    for (const secret of final) expect(opensslVerify(secret)).toContain('OK');
+    for (const secret of final) expect(workloads.opensslVerify(secret)).toContain('OK');
     console.log(`[plugged-in rotation] handshakes ok=${stats.ok} failed=${stats.failed}`);
     expect(stats.failures).toEqual([]);
   });

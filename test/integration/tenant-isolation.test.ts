@@ -16,30 +16,20 @@ import {
   type V1PolicyRule,
   type V1Secret,
 } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { privateKeyToPem } from '../../src/pki/index.js';
 import { createTestCa, issueTestLeaf } from '../../src/pki/testing.js';
-import { type ControllerProcess, startController } from './support/controller.js';
-import { adminKubeConfig, createTestNamespace, expectApiError } from './support/kube.js';
+import type { ControllerProcess } from './support/controller.js';
+import { useHarness } from './support/harness.js';
+import { expectApiError } from './support/kube.js';
 import { sample, scrape } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
-import {
-  deleteCertificateAuthority,
-  leafOf,
-  mergePatch,
-  opensslVerify,
-  pemsOf,
-  readSecret,
-  setCertificateAuthoritySpec,
-  waitForWorkloadSecret,
-} from './support/workload.js';
+import * as workloads from './support/workload.js';
 
-const admin = adminKubeConfig();
-const core = admin.makeApiClient(CoreV1Api);
-const customObjects = admin.makeApiClient(CustomObjectsApi);
+const harness = useHarness({ certificateAuthority: true });
+const { kc: admin, core, customObjects } = harness;
 const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
 const authorization = admin.makeApiClient(AuthorizationV1Api);
-const cleanups: Array<() => Promise<void>> = [];
 let caNamespace: string;
 let controller: ControllerProcess;
 
@@ -47,15 +37,14 @@ let controller: ControllerProcess;
 
 /** The admin's kubeconfig, impersonating `user` (who gets no groups but system:authenticated). */
 function impersonating(user: string): KubeConfig {
-  const base = adminKubeConfig();
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: base.clusters,
-    users: base.users.map((u) =>
-      u.name === base.getCurrentUser()?.name ? { ...u, impersonateUser: user } : u,
+    clusters: admin.clusters,
+    users: admin.users.map((u) =>
+      u.name === admin.getCurrentUser()?.name ? { ...u, impersonateUser: user } : u,
     ),
-    contexts: base.contexts,
-    currentContext: base.currentContext,
+    contexts: admin.contexts,
+    currentContext: admin.currentContext,
   });
   return kc;
 }
@@ -110,13 +99,12 @@ interface Tenant {
 }
 
 async function tenant(prefix: string, labels: Record<string, string> = {}): Promise<Tenant> {
-  const ns = await createTestNamespace(core, prefix, labels);
-  cleanups.push(ns.remove);
-  const user = `${ns.name}-member`;
-  await grant(ns.name, user, TENANT_RULES);
+  const namespace = await harness.namespace(prefix, labels);
+  const user = `${namespace}-member`;
+  await grant(namespace, user, TENANT_RULES);
   const kc = impersonating(user);
   return {
-    namespace: ns.name,
+    namespace,
     user,
     core: kc.makeApiClient(CoreV1Api),
     customObjects: kc.makeApiClient(CustomObjectsApi),
@@ -148,22 +136,14 @@ function eventAbout(
   });
 }
 
-const dnsNamesOf = (secret: V1Secret) => [...leafOf(secret).dnsNames].sort();
-const serialOf = (secret: V1Secret) => leafOf(secret).serialNumberHex;
+const dnsNamesOf = (secret: V1Secret) => [...workloads.leafOf(secret).dnsNames].sort();
+const serialOf = (secret: V1Secret) => workloads.leafOf(secret).serialNumberHex;
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
 beforeAll(async () => {
-  const ca = await createTestNamespace(core, 'ca');
-  cleanups.push(ca.remove);
-  caNamespace = ca.name;
-  await deleteCertificateAuthority(customObjects);
-  controller = await startController({ caNamespace });
-});
-
-afterAll(async () => {
-  await controller?.stop();
-  await deleteCertificateAuthority(customObjects);
-  await Promise.all(cleanups.splice(0).map((c) => c()));
+  caNamespace = await harness.namespace('ca');
+  await workloads.deleteCertificateAuthority(customObjects);
+  controller = await harness.controller({ caNamespace });
 });
 
 // ---- namespace members ----
@@ -176,10 +156,10 @@ describe('a namespace member (Role: ServiceAccounts, Secrets, Events in its name
     const refused = [`istiod.${caNamespace}.svc`, 'kubernetes.default.svc', 'www.bank.example'];
     await createServiceAccount(t, 'web', [...refused, ...wanted].join(','));
 
-    const secret = await waitForWorkloadSecret(t.core, t.namespace, 'web');
+    const secret = await workloads.waitForWorkloadSecret(t.core, t.namespace, 'web');
     expect(dnsNamesOf(secret)).toEqual([...wanted].sort());
-    expect(leafOf(secret).uris).toEqual([`spiffe://cluster.local/ns/${t.namespace}/sa/web`]);
-    expect(opensslVerify(secret)).toContain('OK');
+    expect(workloads.leafOf(secret).uris).toEqual([`spiffe://cluster.local/ns/${t.namespace}/sa/web`]);
+    expect(workloads.opensslVerify(secret)).toContain('OK');
 
     const warning = await eventAbout(t, 'web', 'DNSNameRefused');
     expect(warning.type).toBe('Warning');
@@ -199,7 +179,7 @@ describe('a namespace member (Role: ServiceAccounts, Secrets, Events in its name
   it('adding a name of its own namespace to the annotation reissues with it; adding an outside one does not reissue', async () => {
     const t = await tenant('tenant');
     await createServiceAccount(t, 'api', `api.${t.namespace}.svc`);
-    const first = await waitForWorkloadSecret(t.core, t.namespace, 'api');
+    const first = await workloads.waitForWorkloadSecret(t.core, t.namespace, 'api');
     await t.core.patchNamespacedServiceAccount(
       {
         namespace: t.namespace,
@@ -208,10 +188,10 @@ describe('a namespace member (Role: ServiceAccounts, Secrets, Events in its name
           metadata: { annotations: { 'alcazar.dev/dns-names': `api.${t.namespace}.svc,www.bank.example` } },
         },
       },
-      mergePatch,
+      workloads.mergePatch,
     );
     await eventAbout(t, 'api', 'DNSNameRefused', (m) => m.includes('www.bank.example'));
-    expect(serialOf((await readSecret(t.core, t.namespace, 'istio.api'))!)).toBe(serialOf(first));
+    expect(serialOf((await workloads.readSecret(t.core, t.namespace, 'istio.api'))!)).toBe(serialOf(first));
 
     await t.core.patchNamespacedServiceAccount(
       {
@@ -225,9 +205,9 @@ describe('a namespace member (Role: ServiceAccounts, Secrets, Events in its name
           },
         },
       },
-      mergePatch,
+      workloads.mergePatch,
     );
-    const second = await waitForWorkloadSecret(
+    const second = await workloads.waitForWorkloadSecret(
       t.core,
       t.namespace,
       'api',
@@ -246,19 +226,19 @@ describe('a namespace member (Role: ServiceAccounts, Secrets, Events in its name
         },
       },
     };
-    await setCertificateAuthoritySpec(customObjects, {});
+    await workloads.setCertificateAuthoritySpec(customObjects, {});
     expect(
       await expectApiError(
         t.customObjects.patchClusterCustomObject(
           { ...resource, name: 'default', body: allowAll },
-          mergePatch,
+          workloads.mergePatch,
         ),
       ),
     ).toBe(403);
     expect(
       await expectApiError(t.customObjects.deleteClusterCustomObject({ ...resource, name: 'default' })),
     ).toBe(403);
-    await deleteCertificateAuthority(customObjects);
+    await workloads.deleteCertificateAuthority(customObjects);
     expect(
       await expectApiError(
         t.customObjects.createClusterCustomObject({
@@ -278,8 +258,8 @@ describe('a namespace member (Role: ServiceAccounts, Secrets, Events in its name
     const t = await tenant('tenant');
     await createServiceAccount(t, 'web');
     await createServiceAccount(t, 'db');
-    const web = await waitForWorkloadSecret(t.core, t.namespace, 'web');
-    const db = await waitForWorkloadSecret(t.core, t.namespace, 'db');
+    const web = await workloads.waitForWorkloadSecret(t.core, t.namespace, 'web');
+    const db = await workloads.waitForWorkloadSecret(t.core, t.namespace, 'db');
 
     // A certificate it made itself, claiming the CSR API's name, with a key that matches.
     const forger = await createTestCa({ notBefore: new Date(Date.now() - 60_000) });
@@ -301,35 +281,35 @@ describe('a namespace member (Role: ServiceAccounts, Secrets, Events in its name
           },
         },
       },
-      mergePatch,
+      workloads.mergePatch,
     );
-    const healed = await waitForWorkloadSecret(
+    const healed = await workloads.waitForWorkloadSecret(
       t.core,
       t.namespace,
       'web',
       (s) => s.data?.['cert-chain.pem'] !== b64(forged.certificate.pem) && serialOf(s) !== serialOf(web),
     );
     expect(dnsNamesOf(healed)).toEqual([]);
-    expect(pemsOf(healed).root).toBe(pemsOf(web).root);
-    expect(opensslVerify(healed)).toContain('OK');
+    expect(workloads.pemsOf(healed).root).toBe(workloads.pemsOf(web).root);
+    expect(workloads.opensslVerify(healed)).toContain('OK');
 
     // db's key and certificate copied into web: the identity is db's, so web's Secret is reissued.
     await t.core.patchNamespacedSecret(
       { namespace: t.namespace, name: 'istio.web', body: { data: db.data } },
-      mergePatch,
+      workloads.mergePatch,
     );
-    const reissued = await waitForWorkloadSecret(
+    const reissued = await workloads.waitForWorkloadSecret(
       t.core,
       t.namespace,
       'web',
       (s) => serialOf(s) !== serialOf(db) && serialOf(s) !== serialOf(healed),
     );
-    expect(leafOf(reissued).uris).toEqual([`spiffe://cluster.local/ns/${t.namespace}/sa/web`]);
+    expect(workloads.leafOf(reissued).uris).toEqual([`spiffe://cluster.local/ns/${t.namespace}/sa/web`]);
   });
 
   it('cannot read istio-ca-secret, nor any Secret outside its namespace', async () => {
     const t = await tenant('tenant');
-    await waitFor('istio-ca-secret', () => readSecret(core, caNamespace, 'istio-ca-secret'));
+    await waitFor('istio-ca-secret', () => workloads.readSecret(core, caNamespace, 'istio-ca-secret'));
     expect(
       await expectApiError(t.core.readNamespacedSecret({ namespace: caNamespace, name: 'istio-ca-secret' })),
     ).toBe(403);
@@ -343,7 +323,7 @@ describe('a namespace member (Role: ServiceAccounts, Secrets, Events in its name
       await expectApiError(
         t.core.patchNamespace(
           { name: t.namespace, body: { metadata: { labels: { 'ca.istio.io/override': 'false' } } } },
-          mergePatch,
+          workloads.mergePatch,
         ),
       ),
     ).toBe(403);
@@ -377,7 +357,7 @@ describe('a member of the CA namespace (Role: create ServiceAccounts there)', ()
     expect(
       await expectApiError(member.readNamespacedSecret({ namespace: caNamespace, name: 'istio.impostor' })),
     ).toBe(403);
-    const secret = await waitForWorkloadSecret(core, caNamespace, 'impostor');
+    const secret = await workloads.waitForWorkloadSecret(core, caNamespace, 'impostor');
     expect(dnsNamesOf(secret)).toEqual([`grafana.${caNamespace}.svc`]);
     const warning = await waitFor('a DNSNameRefused Event', async () => {
       const { items } = await core.listNamespacedEvent({
@@ -400,11 +380,11 @@ describe('allow rules in the CertificateAuthority (cluster admin)', () => {
     for (const t of [chosen, labelled, other])
       await createServiceAccount(t, 'web', 'api.bank.example,edge.bank.example');
     const initial = await Promise.all(
-      [chosen, labelled, other].map((t) => waitForWorkloadSecret(t.core, t.namespace, 'web')),
+      [chosen, labelled, other].map((t) => workloads.waitForWorkloadSecret(t.core, t.namespace, 'web')),
     );
     for (const secret of initial) expect(dnsNamesOf(secret)).toEqual([]);
 
-    await setCertificateAuthoritySpec(customObjects, {
+    await workloads.setCertificateAuthoritySpec(customObjects, {
       workloadCertificates: {
         dnsNames: {
           allow: [
@@ -417,14 +397,14 @@ describe('allow rules in the CertificateAuthority (cluster admin)', () => {
         },
       },
     });
-    const granted = await waitForWorkloadSecret(
+    const granted = await workloads.waitForWorkloadSecret(
       chosen.core,
       chosen.namespace,
       'web',
       (s) => dnsNamesOf(s).length > 0,
     );
     expect(dnsNamesOf(granted)).toEqual(['api.bank.example']);
-    const bySelector = await waitForWorkloadSecret(
+    const bySelector = await workloads.waitForWorkloadSecret(
       labelled.core,
       labelled.namespace,
       'web',
@@ -432,12 +412,12 @@ describe('allow rules in the CertificateAuthority (cluster admin)', () => {
     );
     expect(dnsNamesOf(bySelector)).toEqual(['api.bank.example', 'edge.bank.example']);
     // The namespace no rule selects keeps its certificate, without the names.
-    const untouched = (await readSecret(other.core, other.namespace, 'istio.web'))!;
+    const untouched = (await workloads.readSecret(other.core, other.namespace, 'istio.web'))!;
     expect(serialOf(untouched)).toBe(serialOf(initial[2]!));
     expect(dnsNamesOf(untouched)).toEqual([]);
 
-    await deleteCertificateAuthority(customObjects);
-    const revoked = await waitForWorkloadSecret(
+    await workloads.deleteCertificateAuthority(customObjects);
+    const revoked = await workloads.waitForWorkloadSecret(
       chosen.core,
       chosen.namespace,
       'web',
@@ -447,13 +427,20 @@ describe('allow rules in the CertificateAuthority (cluster admin)', () => {
     const removed = await eventAbout(chosen, 'web', 'DNSNameRemoved');
     expect(removed.type).toBe('Warning');
     expect(removed.message).toContain('api.bank.example');
-    await waitForWorkloadSecret(labelled.core, labelled.namespace, 'web', (s) => dnsNamesOf(s).length === 0);
+    await workloads.waitForWorkloadSecret(
+      labelled.core,
+      labelled.namespace,
+      'web',
+      (s) => dnsNamesOf(s).length === 0,
+    );
   });
 
   it('the CRD refuses a rule that selects no namespace, and a pattern that is not a DNS name', async () => {
     for (const rule of [{ patterns: ['api.bank.example'] }, { namespaces: ['a'], patterns: ['*'] }]) {
       const code = await expectApiError(
-        setCertificateAuthoritySpec(customObjects, { workloadCertificates: { dnsNames: { allow: [rule] } } }),
+        workloads.setCertificateAuthoritySpec(customObjects, {
+          workloadCertificates: { dnsNames: { allow: [rule] } },
+        }),
       );
       expect(code).toBe(422);
     }
@@ -468,8 +455,8 @@ describe('a namespace labeller (may patch one Namespace)', () => {
     const theirs = await tenant('theirs');
     await createServiceAccount(mine, 'app');
     await createServiceAccount(theirs, 'app');
-    await waitForWorkloadSecret(core, mine.namespace, 'app');
-    const theirsBefore = await waitForWorkloadSecret(core, theirs.namespace, 'app');
+    await workloads.waitForWorkloadSecret(core, mine.namespace, 'app');
+    const theirsBefore = await workloads.waitForWorkloadSecret(core, theirs.namespace, 'app');
 
     const user = `${mine.namespace}-labeller`;
     const name = `test-${user}`;
@@ -486,7 +473,7 @@ describe('a namespace labeller (may patch one Namespace)', () => {
         ],
       },
     });
-    cleanups.push(async () => {
+    harness.defer(async () => {
       await rbac.deleteClusterRoleBinding({ name }).catch(() => undefined);
       await rbac.deleteClusterRole({ name }).catch(() => undefined);
     });
@@ -500,14 +487,16 @@ describe('a namespace labeller (may patch one Namespace)', () => {
     const labeller = impersonating(user).makeApiClient(CoreV1Api);
     const optOut = { metadata: { labels: { 'ca.istio.io/override': 'false' } } };
     expect(
-      await expectApiError(labeller.patchNamespace({ name: theirs.namespace, body: optOut }, mergePatch)),
+      await expectApiError(
+        labeller.patchNamespace({ name: theirs.namespace, body: optOut }, workloads.mergePatch),
+      ),
     ).toBe(403);
-    await labeller.patchNamespace({ name: mine.namespace, body: optOut }, mergePatch);
+    await labeller.patchNamespace({ name: mine.namespace, body: optOut }, workloads.mergePatch);
     await waitFor(
       'istio.app gone from the opted-out namespace',
-      async () => !(await readSecret(core, mine.namespace, 'istio.app')),
+      async () => !(await workloads.readSecret(core, mine.namespace, 'istio.app')),
     );
-    const theirsAfter = (await readSecret(core, theirs.namespace, 'istio.app'))!;
+    const theirsAfter = (await workloads.readSecret(core, theirs.namespace, 'istio.app'))!;
     expect(theirsAfter.metadata?.uid).toBe(theirsBefore.metadata?.uid);
     expect(serialOf(theirsAfter)).toBe(serialOf(theirsBefore));
   });
@@ -519,9 +508,9 @@ describe('a holder of a workload key (key.pem and cert-chain.pem of one Secret)'
   it('cannot sign a certificate the mesh root accepts: the leaf is not a CA', async () => {
     const t = await tenant('holder');
     await createServiceAccount(t, 'web');
-    const secret = await waitForWorkloadSecret(t.core, t.namespace, 'web');
-    const { certChain, key, root } = pemsOf(secret);
-    expect(leafOf(secret).isCA).toBe(false);
+    const secret = await workloads.waitForWorkloadSecret(t.core, t.namespace, 'web');
+    const { certChain, key, root } = workloads.pemsOf(secret);
+    expect(workloads.leafOf(secret).isCA).toBe(false);
     const dir = mkdtempSync(join(tmpdir(), 'alcazar-holder-'));
     const openssl = (...args: string[]) =>
       execFileSync('openssl', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

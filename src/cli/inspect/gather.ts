@@ -2,17 +2,16 @@
 import {
   CoordinationV1Api,
   CoreV1Api,
-  CustomObjectsApi,
   type KubeConfig,
   type V1ConfigMap,
   type V1Namespace,
   type V1Secret,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
-import { certificateAuthorityResource } from '../../config/ca-resource.js';
 import { CRL_CONFIGMAP_NAME } from '../../controllers/crl/observe.js';
 import { type Read, readOptional } from '../../kube/client.js';
-import { CERTIFICATE_AUTHORITY_NAME, PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../model/names.js';
+import { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../model/names.js';
+import { readCertificateAuthority } from '../certificate-authority.js';
 import type { InspectTarget } from './args.js';
 import { DEFAULT_LEASE_NAME, explainMissingSecret } from './missing.js';
 
@@ -63,7 +62,7 @@ export async function gatherObservation(
     };
 
   const [certificateAuthority, selfSigned, pluggedIn, sa, ns, crl] = await Promise.all([
-    readCertificateAuthority(kubeConfig),
+    readCertificateAuthority<{ spec?: unknown; status?: { conditions?: [] } }>(kubeConfig),
     read(() => core.readNamespacedSecret({ namespace: caNamespace, name: SELF_SIGNED_SECRET })),
     read(() => core.readNamespacedSecret({ namespace: caNamespace, name: PLUGGED_IN_SECRET })),
     readSa(),
@@ -102,7 +101,7 @@ async function notFoundMessage(
     read(() => core.readNamespace({ name: target.namespace })),
     read(() => core.readNamespace({ name: caNamespace })),
     read(() => coordination.readNamespacedLease({ namespace: caNamespace, name: DEFAULT_LEASE_NAME })),
-    readCertificateAuthority(kubeConfig),
+    readCertificateAuthority<{ spec?: unknown; status?: { conditions?: [] } }>(kubeConfig),
   ]);
   const hint = explainMissingSecret(
     {
@@ -119,17 +118,4 @@ async function notFoundMessage(
     now,
   );
   return `${message}: ${hint}`;
-}
-
-function readCertificateAuthority(kubeConfig: KubeConfig) {
-  const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
-  return read(
-    () =>
-      customObjects.getClusterCustomObject({
-        group: certificateAuthorityResource.group,
-        version: certificateAuthorityResource.version,
-        plural: certificateAuthorityResource.plural,
-        name: CERTIFICATE_AUTHORITY_NAME,
-      }) as Promise<{ spec?: unknown; status?: { conditions?: [] } }>,
-  );
 }

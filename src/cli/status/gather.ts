@@ -2,18 +2,12 @@
 // every ServiceAccount with its workload Secret, by GETs and LISTs only. Certificates are reduced to
 // what the report needs (notAfter, fingerprints of the roots) right here: key material never leaves
 // this file.
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type V1Secret,
-} from '@kubernetes/client-node';
-import { CERTIFICATE_AUTHORITY_NAME, certificateAuthorityResource } from '../../config/ca-resource.js';
+import { CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../controllers/workload-secrets/observe.js';
 import { WORKLOAD_SECRET_TYPE } from '../../controllers/workload-secrets/plan.js';
 import { type Read, readOptional } from '../../kube/client.js';
 import { decodeCertificatesPem, inspectCertificate } from '../../pki/index.js';
+import { readCertificateAuthority } from '../certificate-authority.js';
 
 export type { Read };
 
@@ -70,18 +64,9 @@ export async function gatherStatus(
   leaseName: string,
 ): Promise<StatusObservation> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
   const coordination = kubeConfig.makeApiClient(CoordinationV1Api);
   const [certificateAuthority, lease, namespaces, serviceAccounts, secrets] = await Promise.all([
-    read(
-      () =>
-        customObjects.getClusterCustomObject({
-          group: certificateAuthorityResource.group,
-          version: certificateAuthorityResource.version,
-          plural: certificateAuthorityResource.plural,
-          name: CERTIFICATE_AUTHORITY_NAME,
-        }) as Promise<CertificateAuthorityObject>,
-    ),
+    readCertificateAuthority<CertificateAuthorityObject>(kubeConfig),
     read(async () => {
       const { spec } = await coordination.readNamespacedLease({ namespace: caNamespace, name: leaseName });
       return {

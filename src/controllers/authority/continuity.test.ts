@@ -6,16 +6,13 @@ import { PHASE_ANNOTATION, PREVIOUS_CERT } from '../root-rotation/controller.js'
 import { ACCEPTED_REQUEST_ANNOTATION, acceptedRootSecret } from './continuity.js';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
+const newRootData = () =>
+  generateRootData({ trustDomain: 'cluster.local', keyAlgorithm: 'ECDSA_P256', ttlMs: 3_600_000, now: T0 });
 
 describe('acceptedRootSecret', () => {
   it('starts the new root as a rotation in Reissuing: new root signs, the old one stays trusted until retired', async () => {
     const old = await createTestCa({ notBefore: T0 });
-    const generated = await generateRootData({
-      trustDomain: 'cluster.local',
-      keyAlgorithm: 'ECDSA_P256',
-      ttlMs: 3_600_000,
-      now: T0,
-    });
+    const generated = await newRootData();
     const { stringData, annotations } = acceptedRootSecret(
       generated,
       { action: 'accept', request: 'r1', previousRoots: [old.root.der], previousActive: old.root.der },
@@ -30,12 +27,7 @@ describe('acceptedRootSecret', () => {
   });
 
   it('is a plain new root when no old root certificate is known', async () => {
-    const generated = await generateRootData({
-      trustDomain: 'cluster.local',
-      keyAlgorithm: 'ECDSA_P256',
-      ttlMs: 3_600_000,
-      now: T0,
-    });
+    const generated = await newRootData();
     const { stringData, annotations } = acceptedRootSecret(
       generated,
       { action: 'accept', request: 'r1', previousRoots: [] },

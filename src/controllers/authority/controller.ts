@@ -26,10 +26,9 @@ import type { CaConfig } from '../../config/ca-spec.js';
 import { describeApiError, isConflict } from '../../kube/client.js';
 import { type Clock, systemClock } from '../../kube/clock.js';
 import { type ApiRequester, secretsPath } from '../../kube/raw.js';
-import { WorkQueue } from '../../kube/workqueue.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../model/names.js';
 import type { SharedCaches } from '../caches.js';
-import { startOneKeyLoop } from '../reconcile-loop.js';
+import { OneKeyController } from '../reconcile-loop.js';
 import { sameAuthorityState } from '../shared-state.js';
 import type { RootContinuity } from './continuity.js';
 import { acceptedRootSecret } from './continuity.js';
@@ -52,19 +51,18 @@ export interface AuthorityControllerOptions {
   continuity?: Pick<RootContinuity, 'whenMissing' | 'recordLoaded'>;
 }
 
-export class AuthorityController {
-  /** A failed create is retried by the queue's backoff (1 s doubling to 60 s): no watch event would retry it. */
-  readonly queue: WorkQueue;
+export class AuthorityController extends OneKeyController {
   /** What the published state was derived from, so unchanged input is not re-validated. */
   private evaluatedFrom = '';
   /** The self-signed Secret data last loaded successfully, to re-create it if it is deleted. */
   private lastGoodSelfSigned: Record<string, Buffer> | undefined;
-  private workers: Promise<void> | undefined;
   private readonly clock: Clock;
 
   constructor(private readonly opts: AuthorityControllerOptions) {
-    this.clock = opts.clock ?? systemClock;
-    this.queue = new WorkQueue({ clock: this.clock, baseRetryDelayMs: 1_000, maxRetryDelayMs: 60_000 });
+    const clock = opts.clock ?? systemClock;
+    // A failed create is retried by the queue's backoff (1 s doubling to 60 s): no watch event would retry it.
+    super(KEY, { clock, baseRetryDelayMs: 1_000, maxRetryDelayMs: 60_000 }, opts.log);
+    this.clock = clock;
     const enqueue = () => this.queue.add(KEY);
     const { caches } = opts;
     for (const informer of Object.values(caches.caSecrets))
@@ -84,21 +82,11 @@ export class AuthorityController {
     return this.opts.caches.caSecret(name as typeof SELF_SIGNED_SECRET);
   }
 
-  /** Starts the worker; resolves once the first evaluation is done. The CA-side caches must have synced. */
-  async start(): Promise<void> {
-    const loop = await startOneKeyLoop(this.queue, KEY, () => this.reconcile(), this.opts.log);
-    this.workers = loop.running;
-  }
-
-  async stop(): Promise<void> {
-    this.queue.shutDown();
-    await this.workers;
-  }
+  // start() resolves once the first evaluation is done; the CA-side caches must have synced.
 
   /** Asks for an evaluation now. */
   reevaluate(): Promise<void> {
-    this.queue.add(KEY);
-    return this.workers ? this.queue.whenIdle() : Promise.resolve();
+    return this.reconcileNow();
   }
 
   async reconcile(): Promise<void> {

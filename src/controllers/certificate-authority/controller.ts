@@ -11,10 +11,9 @@ import { apiStatus } from '../../kube/client.js';
 import { type Clock, systemClock } from '../../kube/clock.js';
 import type { EventSink } from '../../kube/events.js';
 import { type ApiRequester, clusterCustomObjectPath, MERGE_PATCH_CONTENT } from '../../kube/raw.js';
-import { WorkQueue } from '../../kube/workqueue.js';
 import { CERTIFICATE_AUTHORITY_NAME } from '../../model/names.js';
 import type { SharedCaches } from '../caches.js';
-import { startOneKeyLoop } from '../reconcile-loop.js';
+import { OneKeyController } from '../reconcile-loop.js';
 import type { WorkloadQueries } from '../workload-secrets/queries.js';
 import { mergePatchFor, planConfiguration } from './configuration.js';
 import { type Condition, desiredStatus, sameStatus } from './status.js';
@@ -36,16 +35,15 @@ export interface CertificateAuthorityControllerOptions {
   caNamespace?: string;
 }
 
-export class CertificateAuthorityController {
-  readonly queue: WorkQueue;
+export class CertificateAuthorityController extends OneKeyController {
   private lastSpecJson = specFingerprint(undefined);
   private conditionTimes = new Map<string, { status: string; at: string }>();
-  private workers: Promise<void> | undefined;
   private readonly clock: Clock;
 
   constructor(private readonly opts: CertificateAuthorityControllerOptions) {
-    this.clock = opts.clock ?? systemClock;
-    this.queue = new WorkQueue({ clock: this.clock });
+    const clock = opts.clock ?? systemClock;
+    super(KEY, { clock }, opts.log);
+    this.clock = clock;
     const { caches } = opts;
     const enqueue = () => this.queue.add(KEY);
     caches.certificateAuthorities.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
@@ -77,16 +75,7 @@ export class CertificateAuthorityController {
     return this.opts.caches.certificateAuthority?.annotations[name];
   }
 
-  /** Starts the worker; resolves once the spec has been read. The CA-side caches must have synced. */
-  async start(): Promise<void> {
-    const loop = await startOneKeyLoop(this.queue, KEY, () => this.reconcile(), this.opts.log);
-    this.workers = loop.running;
-  }
-
-  async stop(): Promise<void> {
-    this.queue.shutDown();
-    await this.workers;
-  }
+  // start() resolves once the spec has been read; the CA-side caches must have synced.
 
   /** Asks for a status write (if it differs) now. */
   requestStatusUpdate(): void {

@@ -15,7 +15,6 @@ import { isConflict } from '../../kube/client.js';
 import { type Clock, systemClock } from '../../kube/clock.js';
 import type { EventSink } from '../../kube/events.js';
 import { type ApiRequester, secretsPath } from '../../kube/raw.js';
-import { WorkQueue } from '../../kube/workqueue.js';
 import {
   HANDLED_REQUEST_ANNOTATION,
   PHASE_ANNOTATION,
@@ -25,7 +24,7 @@ import {
   STARTED_ANNOTATION,
 } from '../../model/names.js';
 import type { SharedCaches } from '../caches.js';
-import { startOneKeyLoop } from '../reconcile-loop.js';
+import { OneKeyController } from '../reconcile-loop.js';
 import { trustBundleProgress } from '../trust-bundle/queries.js';
 import type { WorkloadQueries } from '../workload-secrets/queries.js';
 import {
@@ -69,19 +68,14 @@ export interface RootRotationOptions {
   clock?: Clock;
 }
 
-export class RootRotationController {
-  readonly queue: WorkQueue;
+export class RootRotationController extends OneKeyController {
   private progressHeld: { phase: RotationPhase; since: number } | undefined;
-  private workers: Promise<void> | undefined;
   private readonly clock: Clock;
 
   constructor(private readonly opts: RootRotationOptions) {
-    this.clock = opts.clock ?? systemClock;
-    this.queue = new WorkQueue({
-      clock: this.clock,
-      baseRetryDelayMs: 1_000,
-      maxRetryDelayMs: opts.checkIntervalMs,
-    });
+    const clock = opts.clock ?? systemClock;
+    super(KEY, { clock, baseRetryDelayMs: 1_000, maxRetryDelayMs: opts.checkIntervalMs }, opts.log);
+    this.clock = clock;
     const { caches } = opts;
     const now = () => this.queue.add(KEY);
     const soon = () => {
@@ -100,21 +94,9 @@ export class RootRotationController {
     return this.opts.caches.state.rotation.current ?? { phase: 'Idle', message: 'no rotation under way' };
   }
 
-  /** Starts the worker; resolves when the first check is done. */
-  async start(): Promise<void> {
-    const loop = await startOneKeyLoop(this.queue, KEY, () => this.reconcile(), this.opts.log);
-    this.workers = loop.running;
-  }
-
-  async stop(): Promise<void> {
-    this.queue.shutDown();
-    await this.workers;
-  }
-
   /** Asks for a look now. */
   check(): Promise<void> {
-    this.queue.add(KEY);
-    return this.workers ? this.queue.whenIdle() : Promise.resolve();
+    return this.reconcileNow();
   }
 
   private progress(): RotationProgress | undefined {

@@ -1,25 +1,22 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TRUST_BUNDLE_KEY, TRUST_BUNDLE_NAME } from '../../model/names.js';
 import {
+  bedWithReadyAuthority,
   type ControllerTestBed,
   controllerContext,
-  controllerTestBed,
   growCaBundle,
-  readyAuthority,
 } from '../testing.js';
 import { TrustBundleController } from './controller.js';
 
 let bed: ControllerTestBed;
 let controller: TrustBundleController | undefined;
-
 afterEach(() => bed.stop());
 
-async function start(namespaces: string[], before: () => void = () => {}) {
-  bed = controllerTestBed();
-  for (const ns of namespaces) bed.namespace(ns);
-  await bed.start();
-  before();
-  await readyAuthority(bed);
+async function start(namespaces: string[], seed: (bed: ControllerTestBed) => void = () => {}) {
+  bed = await bedWithReadyAuthority((fresh) => {
+    for (const ns of namespaces) fresh.namespace(ns);
+    seed(fresh);
+  });
   controller = bed.track(new TrustBundleController(controllerContext(bed)));
   controller.start();
   controller.enqueueAll();
@@ -43,8 +40,8 @@ describe('TrustBundleController', () => {
   });
 
   it('takes a 409 on create as the cache being behind: no error, no retry', async () => {
-    await start(['shop'], () =>
-      bed.api.failNext('POST', '/api/v1/namespaces/shop/configmaps', 409, 'already exists'),
+    await start(['shop'], (fresh) =>
+      fresh.api.failNext('POST', '/api/v1/namespaces/shop/configmaps', 409, 'already exists'),
     );
     expect(creates().length).toBeGreaterThanOrEqual(1);
     expect(controller!.queue.retries('shop')).toBe(0);
@@ -52,8 +49,8 @@ describe('TrustBundleController', () => {
   });
 
   it('takes a 403 on create as the namespace terminating: no error, no retry', async () => {
-    await start(['going'], () =>
-      bed.api.failNext('POST', '/api/v1/namespaces/going/configmaps', 403, 'namespace is being terminated'),
+    await start(['going'], (fresh) =>
+      fresh.api.failNext('POST', '/api/v1/namespaces/going/configmaps', 403, 'namespace is being terminated'),
     );
     expect(creates().length).toBeGreaterThanOrEqual(1);
     expect(controller!.queue.retries('going')).toBe(0);

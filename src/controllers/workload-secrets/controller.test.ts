@@ -2,11 +2,10 @@ import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Metrics } from '../../telemetry/metrics.js';
 import {
+  bedWithReadyAuthority,
   type ControllerTestBed,
   controllerContext,
-  controllerTestBed,
   growCaBundle,
-  readyAuthority,
 } from '../testing.js';
 import { WorkloadSecretsController } from './controller.js';
 import { createForbiddenIsExpected } from './plan.js';
@@ -19,12 +18,11 @@ afterEach(() => bed.stop());
 const secretPath = (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`;
 
 async function start(setup: (bed: ControllerTestBed) => void = () => {}, metrics?: Metrics) {
-  bed = controllerTestBed();
-  bed.namespace('shop');
-  bed.api.seed('/api/v1/namespaces/shop/serviceaccounts/cart', { metadata: { name: 'cart' } });
-  setup(bed);
-  await bed.start();
-  await readyAuthority(bed);
+  bed = await bedWithReadyAuthority((fresh) => {
+    fresh.namespace('shop');
+    fresh.api.seed('/api/v1/namespaces/shop/serviceaccounts/cart', { metadata: { name: 'cart' } });
+    setup(fresh);
+  });
   controller = bed.track(
     new WorkloadSecretsController({ ...controllerContext(bed), foreignRecheckMs: 600_000, metrics }),
   );

@@ -134,3 +134,15 @@ export async function startController(opts: StartOptions): Promise<ControllerPro
   }
   return proc;
 }
+
+/** Short leader-election timings for replicas under test: a crashed leader is replaced within seconds. */
+export const shortElection = { leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 500 };
+
+/** Arguments that make a controller a candidate named `identity`, with the shortElection timings. */
+export const leaderElectionArgs = (identity: string): string[] => [
+  '--leader-elect',
+  `--identity=${identity}`,
+  `--lease-duration=${shortElection.leaseDurationMs}ms`,
+  `--renew-deadline=${shortElection.renewDeadlineMs}ms`,
+  `--retry-period=${shortElection.retryPeriodMs}ms`,
+];

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { repoRoot } from '../../cluster/paths.js';
 import { testLogDir } from './controller.js';
+import { type HandshakeTally, handshakeOnce, identityCheckingServer } from './mtls.js';
 
 /** Builds pilot-agent once (cached under ~/.cache/alcazar/tools/istio-<version>/) and returns its path. */
 export function istioAgentBinary(): string {
@@ -150,10 +151,7 @@ export async function startBalancer(backends: number[]): Promise<Balancer> {
   };
 }
 
-export interface FileMeshStats {
-  ok: number;
-  failed: number;
-  failures: string[];
+export interface FileMeshStats extends HandshakeTally {
   /** Moments the agent had written a new certificate but not yet its key (files are written one by one). */
   skipped: number;
 }
@@ -172,52 +170,20 @@ export async function startFileMesh(
   const stats: FileMeshStats = { ok: 0, failed: 0, failures: [], skipped: 0 };
   const contextOf = (files: AgentFiles) => ({ cert: files.certChain, key: files.key, ca: files.root });
   let serverFiles = readAgentFiles(serverDir)!;
-  const server = tls.createServer(
-    { ...contextOf(serverFiles), requestCert: true, rejectUnauthorized: true },
-    (socket) => {
-      const peer = socket.getPeerCertificate().subjectaltname;
-      socket.end(peer === `URI:${clientId}` ? 'ok' : `wrong client ${peer}`);
-    },
-  );
+  const server = identityCheckingServer(contextOf(serverFiles), `URI:${clientId}`);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
 
-  const handshake = (client: AgentFiles) =>
-    new Promise<void>((resolve) => {
-      let secureContext: tls.SecureContext;
-      try {
-        secureContext = tls.createSecureContext(contextOf(client));
-      } catch {
-        stats.skipped++;
-        resolve();
-        return;
-      }
-      const fail = (why: string) => {
-        stats.failed++;
-        if (stats.failures.length < 20) stats.failures.push(why);
-        resolve();
-      };
-      const socket = tls.connect({
-        host: '127.0.0.1',
-        port,
-        secureContext,
-        checkServerIdentity: (_, cert) =>
-          cert.subjectaltname === `URI:${serverId}`
-            ? undefined
-            : new Error(`unexpected server ${cert.subjectaltname}`),
-      });
-      let body = '';
-      socket.setTimeout(5_000, () => socket.destroy(new Error('handshake timed out')));
-      socket.on('data', (d) => {
-        body += d;
-      });
-      socket.on('end', () => {
-        if (body !== 'ok') return fail(body || 'closed without a reply');
-        stats.ok++;
-        resolve();
-      });
-      socket.on('error', (err) => fail(err.message));
-    });
+  const handshake = async (client: AgentFiles) => {
+    let secureContext: tls.SecureContext;
+    try {
+      secureContext = tls.createSecureContext(contextOf(client));
+    } catch {
+      stats.skipped++; // key not written yet: next round
+      return;
+    }
+    await handshakeOnce(port, secureContext, `URI:${serverId}`, stats);
+  };
 
   let running = true;
   const loop = (async () => {

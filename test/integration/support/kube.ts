@@ -29,25 +29,33 @@ export async function expectApiError(call: Promise<unknown>): Promise<number> {
 }
 
 /** A namespace of its own for one test; delete it with the returned function. */
-export async function createTestNamespace(
+export function createTestNamespace(
   core: CoreV1Api,
   prefix = 't',
   labels: Record<string, string> = {},
 ): Promise<{ name: string; remove: () => Promise<void> }> {
-  const name = `${prefix}-${randomBytes(4).toString('hex')}`;
+  return createNamedTestNamespace(core, `${prefix}-${randomBytes(4).toString('hex')}`, labels);
+}
+
+/** A namespace by its exact name (an unusual name under test); delete it with the returned function. */
+export async function createNamedTestNamespace(
+  core: CoreV1Api,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<{ name: string; remove: () => Promise<void> }> {
   await core.createNamespace({
     body: { metadata: { name, labels: { 'alcazar.dev/test': 'true', ...labels } } },
   });
-  return {
-    name,
-    remove: async () => {
-      try {
-        await core.deleteNamespace({ name });
-      } catch (err) {
-        if (statusCodeOf(err) !== 404) throw err;
-      }
-    },
-  };
+  return { name, remove: () => deleteNamespaceIfPresent(core, name) };
+}
+
+/** Deletes the namespace `name`; one that is already gone is fine. */
+export async function deleteNamespaceIfPresent(core: CoreV1Api, name: string): Promise<void> {
+  try {
+    await core.deleteNamespace({ name });
+  } catch (err) {
+    if (statusCodeOf(err) !== 404) throw err;
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-// Reading the controller's /metrics in tests.
+// Reading the controller's /metrics and /readyz in tests.
 import type { ControllerProcess } from './controller.js';
 
 /** The port the controller serves /metrics on, from its log. */
@@ -15,6 +15,14 @@ export async function scrape(proc: ControllerProcess): Promise<string> {
     signal: AbortSignal.timeout(5_000),
   });
   return res.text();
+}
+
+/** The controller's /readyz: its status code and the body that says which checks fail. */
+export async function readyz(proc: ControllerProcess): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${await metricsPort(proc)}/readyz`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  return { status: res.status, body: await res.text() };
 }
 
 /** The value of one sample, 0 when it is absent. */

@@ -1,14 +1,73 @@
 // Two workloads doing mTLS handshakes in a loop, each re-reading its Secret
 // whenever it changes (as a sidecar does when the kubelet updates the mounted
 // files). Counts every handshake and every failure.
-import { connect, createSecureContext, createServer, type SecureContextOptions, type Server } from 'node:tls';
+import {
+  connect,
+  createSecureContext,
+  createServer,
+  type SecureContext,
+  type SecureContextOptions,
+  type Server,
+} from 'node:tls';
 import { type KubeConfig, type V1Secret, Watch } from '@kubernetes/client-node';
 import { pemsOf } from './workload.js';
 
-export interface HandshakeStats {
+/** What a handshake loop counts: handshakes that succeeded, and those that failed with why (the first 20). */
+export interface HandshakeTally {
   ok: number;
   failed: number;
   failures: string[];
+}
+
+/**
+ * A server with `options` that demands a client certificate and answers 'ok' to a client whose SAN
+ * is `clientId` (e.g. `URI:spiffe://…`), naming any other client instead.
+ */
+export function identityCheckingServer(options: SecureContextOptions, clientId: string): Server {
+  return createServer({ ...options, requestCert: true, rejectUnauthorized: true }, (socket) => {
+    const peer = socket.getPeerCertificate().subjectaltname;
+    socket.end(peer === clientId ? 'ok' : `wrong client ${peer}`);
+  });
+}
+
+/**
+ * One mTLS handshake with the identityCheckingServer on `port`, counted in `tally`: ok when the
+ * server's SAN is `serverId` and it answered 'ok' (it accepted our certificate), failed otherwise.
+ */
+export function handshakeOnce(
+  port: number,
+  secureContext: SecureContext,
+  serverId: string,
+  tally: HandshakeTally,
+): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const fail = (why: string) => {
+      tally.failed++;
+      if (tally.failures.length < 20) tally.failures.push(why);
+      resolve();
+    };
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      secureContext,
+      checkServerIdentity: (_, cert) =>
+        cert.subjectaltname === serverId ? undefined : new Error(`unexpected server ${cert.subjectaltname}`),
+    });
+    let body = '';
+    socket.setTimeout(5_000, () => socket.destroy(new Error('handshake timed out')));
+    socket.on('data', (d) => {
+      body += d;
+    });
+    socket.on('end', () => {
+      if (body !== 'ok') return fail(body || 'closed without a reply');
+      tally.ok++;
+      resolve();
+    });
+    socket.on('error', (err) => fail(err.message));
+  });
+}
+
+export interface HandshakeStats extends HandshakeTally {
   /** Secret versions each side loaded. */
   reloads: { client: number; server: number };
 }
@@ -57,13 +116,7 @@ export async function startMeshPair(
       server.setSecureContext(tlsOptions(secret));
       return;
     }
-    server = createServer(
-      { ...tlsOptions(secret), requestCert: true, rejectUnauthorized: true },
-      (socket) => {
-        const peer = socket.getPeerCertificate().subjectaltname;
-        socket.end(peer === clientId ? 'ok' : `wrong client ${peer}`);
-      },
-    );
+    server = identityCheckingServer(tlsOptions(secret), clientId);
     server.listen(0, '127.0.0.1', () => listening((server!.address() as { port: number }).port));
   });
   const clientWatch = follow(kc, namespace, `istio.${clientSa}`, (secret) => {
@@ -73,35 +126,7 @@ export async function startMeshPair(
   const watches = [await serverWatch, await clientWatch];
   const port = await serverReady;
 
-  const handshake = () =>
-    new Promise<void>((resolve) => {
-      const fail = (why: string) => {
-        stats.failed++;
-        if (stats.failures.length < 20) stats.failures.push(why);
-        resolve();
-      };
-      const socket = connect({
-        host: '127.0.0.1',
-        port,
-        secureContext: createSecureContext(client!),
-        checkServerIdentity: (_, cert) =>
-          cert.subjectaltname === serverId
-            ? undefined
-            : new Error(`unexpected server ${cert.subjectaltname}`),
-      });
-      let body = '';
-      socket.setTimeout(5_000, () => socket.destroy(new Error('handshake timed out')));
-      socket.on('data', (d) => {
-        body += d;
-      });
-      socket.on('end', () => {
-        if (body === 'ok') {
-          stats.ok++;
-          resolve();
-        } else fail(body || 'connection closed without a reply');
-      });
-      socket.on('error', (err) => fail(err.message));
-    });
+  const handshake = () => handshakeOnce(port, createSecureContext(client!), serverId, stats);
 
   let running = true;
   const loop = (async () => {

@@ -160,3 +160,14 @@ export async function getCertificateAuthority(api: CustomObjectsApi): Promise<{
 }
 
 export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/**
+ * Sets annotations on the CertificateAuthority `default` by merge patch, as an operator asks for a
+ * root rotation (alcazar.dev/rotate-root) or accepts a new root (alcazar.dev/accept-new-root).
+ */
+export async function annotateCertificateAuthority(
+  api: CustomObjectsApi,
+  annotations: Record<string, string>,
+): Promise<void> {
+  await api.patchClusterCustomObject({ ...caResource, body: { metadata: { annotations } } }, mergePatch);
+}
