@@ -14,6 +14,7 @@ import {
   keyMatchesCertificate,
   parsePrivateKeyPem,
 } from '../../pki/index.js';
+import { openWithNode } from '../../pki/inspect.js';
 import { Oid } from '../../pki/oids.js';
 import { encodeCertificatesPem } from '../../pki/pem.js';
 import { isDnsName } from '../../policy/dns-names.js';
@@ -157,7 +158,16 @@ export function writtenContent(
   };
 }
 
-export function observeSecret(secret: V1Secret, written?: WrittenContents): ObservedSecret {
+/**
+ * Parses a workload Secret into the view `plan` decides on. `signer` (the authority signing now,
+ * when there is one) has the leaf's signature checked here, on the certificate already parsed,
+ * rather than by a second parse at the first reconcile (signedByAuthority).
+ */
+export function observeSecret(
+  secret: V1Secret,
+  written?: WrittenContents,
+  signer?: () => SigningAuthority | undefined,
+): ObservedSecret {
   const data = secret.data ?? {};
   const view: ObservedSecret = {
     uid: secret.metadata?.uid ?? '',
@@ -179,7 +189,10 @@ export function observeSecret(secret: V1Secret, written?: WrittenContents): Obse
   try {
     const [leaf, ...rest] = decodeCertificatesPem(chainPem);
     if (!leaf) throw new Error('cert-chain.pem holds no certificate');
-    const info = inspectCertificate(leaf);
+    // One OpenSSL parse serves the inspection, the key check and the signature check (each costs
+    // ~0.2 ms: at start-up they were most of the CPU per Secret).
+    const x509 = openWithNode(leaf);
+    const info = inspectCertificate(x509);
     view.leafDer = ownCopy(leaf);
     view.chainHash = sha256Hex(rest.length > 0 ? encodeCertificatesPem(rest) : '');
     view.certificate = {
@@ -190,9 +203,14 @@ export function observeSecret(secret: V1Secret, written?: WrittenContents): Obse
       dnsNames: [...info.dnsNames].sort(),
       keyAlgorithm: info.publicKeyAlgorithm,
     };
-    if (!keyMatchesCertificate(parsePrivateKeyPem(keyPem), leaf)) {
+    if (!keyMatchesCertificate(parsePrivateKeyPem(keyPem), x509)) {
       view.dataProblem = 'key.pem does not match the certificate in cert-chain.pem';
     }
+    const authority = signer?.();
+    if (authority)
+      Object.assign(view, {
+        verified: { signer: authority.signer.fingerprintSha256, ok: issuedBy(x509, authority) },
+      });
   } catch (err) {
     view.dataProblem = `cannot parse the key or certificate: ${(err as Error).message}`;
   }
@@ -232,12 +250,20 @@ export function signedByAuthority(view: ObservedSecret, authority: SigningAuthor
   if (memo?.signer === signer) return memo.ok;
   let ok = false;
   try {
-    const leaf = new X509Certificate(view.leafDer);
-    const issuer = parsedSigner(authority);
-    ok = leaf.checkIssued(issuer) && leaf.verify(issuer.publicKey);
+    ok = issuedBy(new X509Certificate(view.leafDer), authority);
   } catch {
     ok = false;
   }
   verifications.set(view, { signer, ok });
   return ok;
+}
+
+/** Whether `leaf` names the authority's signer as its issuer and carries its signature. */
+function issuedBy(leaf: X509Certificate, authority: SigningAuthority): boolean {
+  try {
+    const issuer = parsedSigner(authority);
+    return leaf.checkIssued(issuer) && leaf.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
 }
