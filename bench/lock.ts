@@ -1,11 +1,13 @@
 // One bench at a time per control plane: two invocations on the same cluster
 // directory rewrite each other's CertificateAuthority, delete each other's
 // Secrets and the second one's teardown stops the first one's cluster.
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isAlive } from '../test/cluster/lock.js';
 
 export function acquireBenchLock(clusterDir: string): () => void {
   const path = `${clusterDir}.bench.lock`;
+  mkdirSync(dirname(path), { recursive: true }); // a fresh checkout has no .local/ yet
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, 'wx');
