@@ -151,7 +151,7 @@ export function writtenContent(
       notAfter: parsed.notAfter.getTime(),
       serial: parsed.serialNumber.toString('hex'),
       uris: names.uris,
-      dnsNames: [...names.dnsNames].sort(),
+      dnsNames: names.dnsNames.length === 0 ? shared([]) : [...names.dnsNames].sort(),
       keyAlgorithm,
     },
     verified: { signer: authority.signer.fingerprintSha256, ok: true },
@@ -174,12 +174,12 @@ export function observeSecret(
     resourceVersion: secret.metadata?.resourceVersion ?? '',
     type: secret.type ?? '',
     owned: isOwnedSecret(secret),
-    dataKeys: Object.keys(data).sort(),
+    dataKeys: shared(Object.keys(data).sort()),
   };
   const known = written?.take(data);
   if (known) return Object.assign(view, known);
   const root = decode(data, 'root-cert.pem');
-  if (root) view.rootBundleHash = sha256Hex(canonicalPem(root) ?? root);
+  if (root) view.rootBundleHash = shared(sha256Hex(canonicalPem(root) ?? root));
   const chainPem = decode(data, 'cert-chain.pem');
   const keyPem = decode(data, 'key.pem');
   if (!chainPem || !keyPem) {
@@ -194,13 +194,13 @@ export function observeSecret(
     const x509 = openWithNode(leaf);
     const info = inspectCertificate(x509);
     view.leafDer = ownCopy(leaf);
-    view.chainHash = sha256Hex(rest.length > 0 ? encodeCertificatesPem(rest) : '');
+    view.chainHash = shared(sha256Hex(rest.length > 0 ? encodeCertificatesPem(rest) : ''));
     view.certificate = {
       notBefore: info.notBefore.getTime(),
       notAfter: info.notAfter.getTime(),
       serial: info.serialNumberHex,
       uris: info.uris,
-      dnsNames: [...info.dnsNames].sort(),
+      dnsNames: info.dnsNames.length === 0 ? shared([]) : [...info.dnsNames].sort(),
       keyAlgorithm: info.publicKeyAlgorithm,
     };
     if (!keyMatchesCertificate(parsePrivateKeyPem(keyPem), x509)) {
@@ -215,6 +215,24 @@ export function observeSecret(
     view.dataProblem = `cannot parse the key or certificate: ${(err as Error).message}`;
   }
   return view;
+}
+
+/**
+ * One instance of each value that most cached Secrets repeat (the bundle and chain hashes, the data
+ * key names, no DNS names), instead of a copy per Secret: ~250 bytes per ServiceAccount. Arrays
+ * handed out are frozen: the views are read, never changed.
+ */
+const sharedValues = new Map<string, string | readonly string[]>();
+const SHARED_LIMIT = 1_024;
+
+function shared<T extends string | string[]>(value: T): T {
+  const key = typeof value === 'string' ? `s${value}` : `a${value.join('\0')}`;
+  const known = sharedValues.get(key);
+  if (known !== undefined) return known as T;
+  if (sharedValues.size >= SHARED_LIMIT) sharedValues.clear(); // many distinct values: nothing to share
+  const kept = typeof value === 'string' ? value : (Object.freeze(value) as T);
+  sharedValues.set(key, kept);
+  return kept;
 }
 
 /** The bundle re-encoded canonically, so formatting differences do not count as a different bundle. */
