@@ -29,8 +29,12 @@ export {
 } from '../../model/names.js';
 
 export interface ObservedSecret extends SecretView {
-  /** The leaf, for checking which CA signed it. */
-  leafDer?: Buffer;
+  /**
+   * The leaf's DER as a latin1 string (one byte per character), for checking which CA signed it and
+   * for refreshing the bundle around it: a string costs its bytes, a Buffer ~300 bytes more
+   * (the Buffer, its ArrayBuffer and a native backing store). Read it with leafDerOf.
+   */
+  leaf?: string;
   /** Known when the view was made (alcazar wrote the leaf): the signer that issued it. */
   readonly verified?: { signer: string; ok: boolean };
 }
@@ -71,20 +75,20 @@ function decode(data: Record<string, string> | undefined, key: string): Buffer |
   return value === undefined ? undefined : Buffer.from(value, 'base64');
 }
 
-/**
- * The bytes in a buffer of their own. Small Buffers are views into shared 8 KB slabs (Node's pool,
- * or the decoded PEM): a cache entry that kept such a view kept the whole slab alive.
- */
-function ownCopy(bytes: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(bytes.length);
-  bytes.copy(copy);
-  return copy;
+/** The DER bytes as the string the cache keeps (a string of its own: never a slice of a larger one). */
+function leafString(der: Buffer): string {
+  return der.toString('latin1');
+}
+
+/** The cached leaf as DER bytes, if the view has one. */
+export function leafDerOf(view: Pick<ObservedSecret, 'leaf'>): Buffer | undefined {
+  return view.leaf === undefined ? undefined : Buffer.from(view.leaf, 'latin1');
 }
 
 /** What observeSecret finds in the data of a Secret alcazar wrote, known without parsing it back. */
 export type WrittenContent = Pick<
   ObservedSecret,
-  'rootBundleHash' | 'chainHash' | 'certificate' | 'leafDer' | 'verified'
+  'rootBundleHash' | 'chainHash' | 'certificate' | 'leaf' | 'verified'
 >;
 
 const WORKLOAD_DATA_KEYS = ['cert-chain.pem', 'key.pem', 'root-cert.pem'] as const;
@@ -145,7 +149,7 @@ export function writtenContent(
   return {
     rootBundleHash: authority.rootBundleHash,
     chainHash: authority.chainHash,
-    leafDer: ownCopy(leafDer),
+    leaf: leafString(leafDer),
     certificate: {
       notBefore: parsed.notBefore.getTime(),
       notAfter: parsed.notAfter.getTime(),
@@ -193,7 +197,7 @@ export function observeSecret(
     // ~0.2 ms: at start-up they were most of the CPU per Secret).
     const x509 = openWithNode(leaf);
     const info = inspectCertificate(x509);
-    view.leafDer = ownCopy(leaf);
+    view.leaf = leafString(leaf);
     view.chainHash = shared(sha256Hex(rest.length > 0 ? encodeCertificatesPem(rest) : ''));
     view.certificate = {
       notBefore: info.notBefore.getTime(),
@@ -261,14 +265,15 @@ const verifications = new WeakMap<ObservedSecret, { signer: string; ok: boolean 
 
 /** Whether the Secret's leaf was signed by the authority's signer; memoised per signer. */
 export function signedByAuthority(view: ObservedSecret, authority: SigningAuthority): boolean {
-  if (!view.leafDer) return false;
+  const leafDer = leafDerOf(view);
+  if (!leafDer) return false;
   const signer = authority.signer.fingerprintSha256;
   if (view.verified?.signer === signer) return view.verified.ok;
   const memo = verifications.get(view);
   if (memo?.signer === signer) return memo.ok;
   let ok = false;
   try {
-    ok = issuedBy(new X509Certificate(view.leafDer), authority);
+    ok = issuedBy(new X509Certificate(leafDer), authority);
   } catch {
     ok = false;
   }
