@@ -253,11 +253,16 @@ describe('root rotation on demand (issue #11)', () => {
     const seen: string[] = [];
     let polling = true;
     const poller = (async () => {
-      while (polling) {
+      const look = async () => {
         const phase = String((await rotationStatus()).phase);
         if (seen.at(-1) !== phase) seen.push(phase);
+      };
+      while (polling) {
+        await look();
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
+      // One last look: the phase the waits below saw last may have come while this slept.
+      await look();
     })();
     await customObjects.patchClusterCustomObject(
       {
