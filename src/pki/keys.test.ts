@@ -1,7 +1,6 @@
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  ConcurrencyLimit,
   generateKeyPair,
   type KeyPair,
   keyAlgorithmOf,
@@ -107,42 +106,5 @@ describe('signatureAlgorithmFor', () => {
     const ed25519 = generateKeyPairSync('ed25519').privateKey;
     expect(keyAlgorithmOf(ed25519)).toBe('other');
     expect(() => signatureAlgorithmFor(ed25519)).toThrow('cannot sign with a ed25519 key');
-  });
-});
-
-describe('ConcurrencyLimit', () => {
-  it('runs at most `limit` tasks at once, starts the rest in order, and passes results and errors through', async () => {
-    const limit = new ConcurrencyLimit(2);
-    let running = 0;
-    let most = 0;
-    const started: number[] = [];
-    const releases: Array<() => void> = [];
-    const task = (i: number) => () => {
-      started.push(i);
-      running++;
-      most = Math.max(most, running);
-      return new Promise<number>((resolve, reject) =>
-        releases.push(() => {
-          running--;
-          if (i === 3) reject(new Error('task 3 failed'));
-          else resolve(i * 10);
-        }),
-      );
-    };
-    const results = [0, 1, 2, 3, 4].map((i) => limit.run(task(i)));
-    for (let i = 0; i < 5; i++) {
-      await new Promise((r) => setImmediate(r));
-      releases.shift()?.();
-    }
-    await new Promise((r) => setImmediate(r));
-    expect(most).toBe(2);
-    expect(started).toEqual([0, 1, 2, 3, 4]);
-    expect(await Promise.allSettled(results)).toEqual([
-      { status: 'fulfilled', value: 0 },
-      { status: 'fulfilled', value: 10 },
-      { status: 'fulfilled', value: 20 },
-      { status: 'rejected', reason: new Error('task 3 failed') },
-      { status: 'fulfilled', value: 40 },
-    ]);
   });
 });

@@ -8,7 +8,6 @@ import {
   generateKeyPair as generateNodeKeyPair,
   type KeyObject,
 } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import {
   CURVES,
   KEY_ALGORITHM_NAMES,
@@ -31,51 +30,16 @@ export class KeyError extends Error {
 }
 
 export function generateKeyPair(algorithm: KeyAlgorithm): Promise<KeyPair> {
-  const { generation } = KEY_ALGORITHMS[algorithm];
-  if (generation.type === 'ec')
-    return generateOnPool((done) => generateNodeKeyPair('ec', generation.options, done));
-  return slowKeygens.run(() =>
-    generateOnPool((done) => generateNodeKeyPair('rsa', generation.options, done)),
-  );
-}
-
-type KeygenCallback = (error: Error | null, publicKey: KeyObject, privateKey: KeyObject) => void;
-
-function generateOnPool(start: (done: KeygenCallback) => void): Promise<KeyPair> {
-  return new Promise((resolve, reject) =>
-    start((error, publicKey, privateKey) => {
+  return new Promise((resolve, reject) => {
+    const done = (error: Error | null, publicKey: KeyObject, privateKey: KeyObject) => {
       if (error) reject(error);
       else resolve({ privateKey, publicKey });
-    }),
-  );
+    };
+    const { generation } = KEY_ALGORITHMS[algorithm];
+    if (generation.type === 'ec') generateNodeKeyPair('ec', generation.options, done);
+    else generateNodeKeyPair('rsa', generation.options, done);
+  });
 }
-
-/**
- * At most `limit` tasks at once; the rest wait in order. RSA keygens (~140 ms of CPU each) run on
- * libuv's pool (4 threads by default), which also serves ECDSA keygens, DNS and file reads: with one
- * keygen per core the cores stay busy and the pool keeps threads free for those, instead of a queue
- * of 16 RSA keygens ahead of everything else.
- */
-export class ConcurrencyLimit {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.running++;
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
-    }
-  }
-}
-
-const slowKeygens = new ConcurrencyLimit(Math.max(1, availableParallelism()));
 
 /** Which of alcazar's algorithms a key (private or public) uses; 'other' for anything else (RSA-4096, P-384…). */
 export function keyAlgorithmOf(key: KeyObject): KeyAlgorithm | 'other' {
