@@ -111,7 +111,14 @@ export class Api {
     body?: unknown,
     opts: { accept?: number[]; contentType?: string } = {},
   ): Promise<ApiResponse<T>> {
-    const res = await this.send<T>(method, path, body, opts.contentType);
+    let res: ApiResponse<T>;
+    try {
+      res = await this.send<T>(method, path, body, opts.contentType);
+    } catch (err) {
+      // A kept-alive socket the server closed while it sat idle (a long mint): a GET is safe to send again.
+      if (method !== 'GET' || (err as NodeJS.ErrnoException).code !== 'ECONNRESET') throw err;
+      res = await this.send<T>(method, path, body, opts.contentType);
+    }
     if ((res.status < 200 || res.status >= 300) && !opts.accept?.includes(res.status)) {
       throw new ApiError(
         method,

@@ -40,6 +40,8 @@ export interface BenchOptions {
   /** Only rebuild docs/BENCHMARKS.md from bench/results; run nothing. */
   reportOnly: boolean;
   quick: boolean;
+  /** The sizes of issue #18 (50,000 and 100,000 ServiceAccounts): hours, so never in the default run. */
+  scale: boolean;
   clusterDir: string;
   note: string;
 }
@@ -47,6 +49,8 @@ export interface BenchOptions {
 export const USAGE = `usage: npm run bench -- [flags]
 
   --quick                  small sizes and short windows (a few minutes in all)
+  --scale                  large clusters: cold mint at 50,000 and 100,000, idle and reaction with 100,000
+                           managed (hours; not part of the default run); explicit size flags still win
   --scenario LIST          ${SCENARIOS.join(', ')} (default: all; cold-mint includes floor and rsa-keygen)
   --n LIST                 cold-mint sizes, multiples of 100 (default 1000,10000; quick 200)
   --rsa-n LIST             cold-mint sizes for RSA-2048 (default: --n if given, else 1000; quick 100)
@@ -123,6 +127,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     options: {
       help: { type: 'boolean', short: 'h' },
       quick: { type: 'boolean' },
+      scale: { type: 'boolean' },
       scenario: { type: 'string', multiple: true },
       n: { type: 'string' },
       'rsa-n': { type: 'string' },
@@ -152,15 +157,19 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   });
   if (values.help) return 'help';
   const quick = values.quick ?? false;
+  const scale = values.scale ?? false;
+  if (quick && scale) throw new Error('--quick and --scale contradict each other');
   const scenarios = (values.scenario?.flatMap((s) => list(s) ?? []) ?? [...SCENARIOS]).map((s) => {
     if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--scenario: unknown scenario '${s}'`);
     return s as ScenarioName;
   });
-  const n = (numbers(values.n, '--n') ?? (quick ? [200] : [1000, 10_000])).map((v) => checkSize(v, '--n'));
+  const n = (numbers(values.n, '--n') ?? (quick ? [200] : scale ? [50_000, 100_000] : [1000, 10_000])).map(
+    (v) => checkSize(v, '--n'),
+  );
   const single = (flag: keyof typeof values, full: number, small: number) => {
     const given = numbers(values[flag] as string | undefined, `--${flag}`)?.[0];
     if (given !== undefined) return given;
-    if (values.n !== undefined) return Math.max(...n);
+    if (values.n !== undefined || scale) return Math.max(...n);
     return quick ? small : full;
   };
   const algorithms = (list(values.algorithms) ?? ['ecdsa', 'rsa']).map((a) => {
@@ -183,7 +192,8 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     idleN: checkSize(single('idle-n', 10_000, 200), '--idle-n'),
     idleMinutes: numbers(values['idle-minutes'], '--idle-minutes')?.[0] ?? (quick ? 0.25 : 10),
     reactionN: checkSize(
-      numbers(values['reaction-n'], '--reaction-n')?.[0] ?? (quick ? 200 : Math.min(1000, Math.max(...n))),
+      numbers(values['reaction-n'], '--reaction-n')?.[0] ??
+        (quick ? 200 : scale ? Math.max(...n) : Math.min(1000, Math.max(...n))),
       '--reaction-n',
     ),
     reactionRate: numbers(values['reaction-rate'], '--reaction-rate')?.[0] ?? 50,
@@ -203,6 +213,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     docs: !(values['no-docs'] ?? false),
     reportOnly: values['report-only'] ?? false,
     quick,
+    scale,
     clusterDir: values['cluster-dir'] ?? process.env.ALCAZAR_CLUSTER_DIR ?? '.local/cluster-bench',
     note: values.note ?? '',
   };

@@ -49,21 +49,44 @@ export interface ColdMintRun {
 async function watchForAll(ctx: BenchContext, expected: Set<string>) {
   const seen = new Set<string>();
   let allAt: number | undefined;
-  const resourceVersion = await ctx.api.resourceVersionOf('/api/v1/secrets', {
+  let stopped = false;
+  let resourceVersion = await ctx.api.resourceVersionOf('/api/v1/secrets', {
     labelSelector: MANAGED_SELECTOR,
   });
-  const watch = await ctx.api.watch<{ metadata: { namespace: string; name: string } }>(
-    '/api/v1/secrets',
-    { labelSelector: MANAGED_SELECTOR, resourceVersion },
-    (event) => {
-      if (event.type !== 'ADDED') return;
-      const key = `${event.object.metadata.namespace}/${event.object.metadata.name}`;
-      if (!expected.has(key) || seen.has(key)) return;
-      seen.add(key);
-      if (seen.size === expected.size) allAt = event.at;
+  type Watched = { metadata: { namespace: string; name: string; resourceVersion?: string } };
+  const open = () =>
+    ctx.api.watch<Watched>(
+      '/api/v1/secrets',
+      { labelSelector: MANAGED_SELECTOR, resourceVersion },
+      (event) => {
+        if (event.object.metadata?.resourceVersion) resourceVersion = event.object.metadata.resourceVersion;
+        if (event.type !== 'ADDED') return;
+        const key = `${event.object.metadata.namespace}/${event.object.metadata.name}`;
+        if (!expected.has(key) || seen.has(key)) return;
+        seen.add(key);
+        if (seen.size === expected.size) allAt = event.at;
+      },
+    );
+  // The API server closes a watch it finds too slow (a loaded 2-core machine): resume from the last
+  // resourceVersion seen instead of waiting for events that will never come.
+  let current = await open();
+  let resumed = 0;
+  const keepOpen = async () => {
+    for (;;) {
+      await current.ended;
+      if (stopped || resumed >= 20) return;
+      resumed++;
+      current = await open();
+    }
+  };
+  void keepOpen().catch((err: unknown) => ctx.log(`cold-mint watch could not be resumed: ${String(err)}`));
+  const watch = {
+    stop: () => {
+      stopped = true;
+      current.stop();
     },
-  );
-  return { watch, allSeenAt: () => allAt, seen: () => seen.size };
+  };
+  return { watch, allSeenAt: () => allAt, seen: () => `${seen.size}, watch resumed ${resumed}×` };
 }
 
 export async function coldMintOnce(

@@ -126,7 +126,7 @@ export class SharedCaches {
         labelSelector: MANAGED_BY_SELECTOR,
         list: lister('/api/v1/secrets'),
       },
-      summarize: (secret) => observeSecret(secret, this.writtenSecrets),
+      summarize: (secret) => observeSecret(secret, this.writtenSecrets, () => this.signingAuthority()),
     });
     this.trustBundles = new Informer({
       ...common('trust bundles'),
@@ -259,6 +259,12 @@ export class SharedCaches {
   /** The CA Secret as cached (holds key material: never log it). */
   caSecret(name: typeof SELF_SIGNED_SECRET | typeof PLUGGED_IN_SECRET): CaSecretView | undefined {
     return this.caSecrets[name].get(`${this.caNamespace}/${name}`);
+  }
+
+  /** The authority signing now, if the CA is ready. */
+  private signingAuthority() {
+    const current = this.state.authority.current;
+    return current.status === 'ready' ? current.authority : undefined;
   }
 
   /** The CertificateAuthority `default`, if it exists. */

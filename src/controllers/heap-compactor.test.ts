@@ -87,3 +87,29 @@ describe('HeapCompactor', () => {
     expect(none.compactNow(['start-up'])).toBeUndefined();
   });
 });
+
+describe('HeapCompactor heap warning', () => {
+  it('warns when what stays live after a collection passes the share of the limit, and not below it', () => {
+    const high: Array<[number, number]> = [];
+    const used = process.memoryUsage().heapUsed;
+    const near = new HeapCompactor({
+      log,
+      collect: () => {},
+      youngBytes: () => 0,
+      heapLimitBytes: () => used * 1.1,
+      onHeapHigh: (u, l) => high.push([u, l]),
+    });
+    near.compactNow(['start-up']);
+    expect(high).toHaveLength(1);
+    expect(high[0]![1]).toBe(used * 1.1);
+    const far = new HeapCompactor({
+      log,
+      collect: () => {},
+      youngBytes: () => 0,
+      heapLimitBytes: () => used * 100,
+      onHeapHigh: (u, l) => high.push([u, l]),
+    });
+    far.compactNow(['start-up']);
+    expect(high).toHaveLength(1);
+  });
+});

@@ -11,7 +11,7 @@
 // period, up to three times. An idle controller has two such bursts, start-up
 // and the periodic relist, so those are the only times this runs; never per
 // reconcile.
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from 'pino';
 
@@ -52,6 +52,15 @@ export interface HeapCompactorOptions {
   collect?: Collect | null;
   /** Young generation size read after a collection (default: V8's new space). */
   youngBytes?: () => number;
+  /** The heap's limit (default: V8's, i.e. --max-old-space-size and the young generation). */
+  heapLimitBytes?: () => number;
+  /**
+   * Called when what stays live after a collection passes `heapWarningShare` of the limit: more
+   * ServiceAccounts than the heap flag was sized for (README, "Sizing").
+   */
+  onHeapHigh?: (usedBytes: number, limitBytes: number) => void;
+  /** Default 0.8. */
+  heapWarningShare?: number;
 }
 
 /** A young generation above this after a collection was not given back (shrunk, it is 1–2 MB). */
@@ -114,6 +123,14 @@ export class HeapCompactor {
       heapUsedAfterBytes: after.heapUsed,
     };
     const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
+    const limit = (this.opts.heapLimitBytes ?? (() => getHeapStatistics().heap_size_limit))();
+    if (after.heapUsed > limit * (this.opts.heapWarningShare ?? 0.8)) {
+      this.opts.log.warn(
+        { heapUsedMb: mb(after.heapUsed), heapLimitMb: mb(limit) },
+        'the live heap is close to its limit: raise --max-old-space-size and the memory limit (README, "Sizing")',
+      );
+      this.opts.onHeapHigh?.(after.heapUsed, limit);
+    }
     this.opts.log.debug(
       {
         reasons,

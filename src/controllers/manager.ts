@@ -4,6 +4,7 @@
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ACCEPT_NEW_ROOT_ANNOTATION } from '../ca/root-history.js';
+import { certificateAuthorityResource } from '../config/ca-resource.js';
 import type { ProcessSettings } from '../config/process.js';
 import { type CsrApi, type IssuedCertificateRecord, startCsrApi } from '../csr/index.js';
 import { systemClock } from '../kube/clock.js';
@@ -11,6 +12,7 @@ import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { eventsPath, RawApi } from '../kube/raw.js';
 import { fencedApiClient, WriteFence } from '../kube/write-fence.js';
+import { CERTIFICATE_AUTHORITY_NAME } from '../model/names.js';
 import { isManagedNamespace } from '../model/targeting.js';
 import { defaultReservedDnsNames } from '../policy/dns-names.js';
 import { IssuanceRecord } from '../revocation/issuance-record.js';
@@ -286,7 +288,20 @@ export async function startController(
   crl.start();
   crlPublisher.start();
   // The start-up burst is over once both first passes are; later bursts are the periodic relists.
-  const compactor = new HeapCompactor({ log: log.child({ subsystem: 'heap' }) });
+  const compactor = new HeapCompactor({
+    log: log.child({ subsystem: 'heap' }),
+    onHeapHigh: (used, limit) =>
+      events.record(
+        {
+          apiVersion: `${certificateAuthorityResource.group}/${certificateAuthorityResource.version}`,
+          kind: certificateAuthorityResource.kind,
+          name: CERTIFICATE_AUTHORITY_NAME,
+        },
+        'Warning',
+        'HeapNearLimit',
+        `the live heap is ${Math.round(used / 2 ** 20)} MiB of its ${Math.round(limit / 2 ** 20)} MiB limit after a full collection: raise --max-old-space-size and the memory limit for this many ServiceAccounts (README, "Sizing")`,
+      ),
+  });
   void Promise.all([workloads.queue.whenIdle(), trustBundles.queue.whenIdle()]).then(() => {
     compactor.request('start-up');
     caches.onRelisted(() => compactor.request('relist'));

@@ -66,6 +66,29 @@ describe('EventRecorder', () => {
     expect(r.written).toHaveLength(2);
   });
 
+  it('writes the same Event again once its window has passed, however many others came between', async () => {
+    let now = 0;
+    const written: string[] = [];
+    const events = new EventRecorder(
+      (_, event) => {
+        written.push(`${event.involvedObject.name} ${event.message}`);
+        return Promise.resolve(event);
+      },
+      pino({ level: 'silent' }),
+      { instance: 'test', dedupeWindowMs: 1_000, limits: { qps: 1e9, burst: 1e9 }, now: () => now },
+    );
+    events.record(sa('a'), 'Warning', 'Broken', 'same');
+    for (let i = 0; i < 20_000; i++) events.record(sa(`other-${i}`), 'Normal', 'CertificateIssued', `${i}`);
+    now = 999;
+    events.record(sa('a'), 'Warning', 'Broken', 'same');
+    now = 1_000;
+    events.record(sa('a'), 'Warning', 'Broken', 'same');
+    now = 1_500;
+    events.record(sa('a'), 'Warning', 'Broken', 'same');
+    await events.whenIdle();
+    expect(written.filter((w) => w === 'a same')).toHaveLength(2);
+  });
+
   it('writes a burst at once, then no faster than qps', async () => {
     const r = recorder({ qps: 2, burst: 5 });
     for (let i = 0; i < 15; i++) r.events.record(sa(`sa-${i}`), 'Normal', 'CertificateIssued', `n ${i}`);

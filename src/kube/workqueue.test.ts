@@ -185,3 +185,58 @@ describe('WorkQueue on an injected clock', () => {
     expect(q.depth).toBe(1);
   });
 });
+
+describe('WorkQueue deadlines', () => {
+  it('serves every scheduled key from one timer, handing keys out in deadline order', async () => {
+    const clock = new FakeClock();
+    const q = new WorkQueue({ clock });
+    const delays = Array.from({ length: 500 }, (_, i) => ((i * 7919) % 500) + 1);
+    for (const [i, d] of delays.entries()) q.addAfter(`k${i}`, d * 1_000);
+    expect(q.scheduled).toBe(500);
+    expect(clock.timers).toBe(1);
+    const order: number[] = [];
+    for (let t = 1; t <= 500; t++) {
+      await clock.advance(1_000);
+      while (q.depth > 0) {
+        const key = (await q.get())!;
+        order.push(delays[Number(key.slice(1))]!);
+        q.done(key);
+      }
+      expect(order).toHaveLength(t);
+    }
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(q.scheduled).toBe(0);
+    expect(clock.timers).toBe(0);
+  });
+
+  it('moves a key to an earlier deadline and never hands it out for the superseded one', async () => {
+    const clock = new FakeClock();
+    const q = new WorkQueue({ clock });
+    // Many supersessions: the heap is compacted, the answers stay the same.
+    for (let i = 0; i < 5_000; i++) q.addAfter('k', 100_000 - i);
+    q.addAfter('other', 200_000);
+    expect(q.scheduledAt('k')).toBe(clock.now() + 95_001);
+    await clock.advance(95_000);
+    expect(q.depth).toBe(0);
+    await clock.advance(1);
+    expect(await q.get()).toBe('k');
+    q.done('k');
+    await clock.advance(100_000);
+    expect(q.depth).toBe(0);
+    await clock.advance(5_000);
+    expect(await q.get()).toBe('other');
+    expect(q.scheduled).toBe(0);
+  });
+
+  it('drops every deadline on shutdown', async () => {
+    const clock = new FakeClock();
+    const q = new WorkQueue({ clock });
+    q.addAfter('a', 1_000);
+    q.addAfter('b', 2_000);
+    q.shutDown();
+    expect(q.scheduled).toBe(0);
+    expect(clock.timers).toBe(0);
+    await clock.advance(5_000);
+    expect(q.depth).toBe(0);
+  });
+});

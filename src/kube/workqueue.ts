@@ -27,6 +27,70 @@ class Fifo {
   }
 }
 
+/**
+ * Deadlines of delayed keys, earliest first (ties in the order they were scheduled). Entries are
+ * never removed from the middle: one superseded by an earlier deadline stays until it surfaces and
+ * is then recognised as stale by its owner.
+ */
+class DeadlineHeap {
+  private readonly items: Array<{ at: number; seq: number; key: string }> = [];
+  private seq = 0;
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  peek(): { at: number; key: string } | undefined {
+    return this.items[0];
+  }
+
+  push(key: string, at: number): void {
+    const { items } = this;
+    items.push({ at, seq: this.seq++, key });
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  pop(): { at: number; key: string } | undefined {
+    const { items } = this;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length === 0 || last === undefined) return top;
+    items[0] = last;
+    for (let i = 0; ; ) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < items.length && this.before(left, smallest)) smallest = left;
+      if (right < items.length && this.before(right, smallest)) smallest = right;
+      if (smallest === i) break;
+      this.swap(i, smallest);
+      i = smallest;
+    }
+    return top;
+  }
+
+  clear(): void {
+    this.items.length = 0;
+  }
+
+  private before(a: number, b: number): boolean {
+    const x = this.items[a]!;
+    const y = this.items[b]!;
+    return x.at < y.at || (x.at === y.at && x.seq < y.seq);
+  }
+
+  private swap(a: number, b: number): void {
+    const { items } = this;
+    [items[a], items[b]] = [items[b]!, items[a]!];
+  }
+}
+
 export interface WorkQueueOptions {
   /** First retry delay after a failure. */
   baseRetryDelayMs?: number;
@@ -45,7 +109,13 @@ export class WorkQueue {
   private waiting = 0;
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
-  private readonly delayed = new Map<string, { at: number; timer: Timer }>();
+  /**
+   * When each delayed key is due. One timer, for the earliest deadline, serves them all: a timer
+   * per key (a renewal scheduled for every ServiceAccount) cost ~300 bytes each.
+   */
+  private readonly delayed = new Map<string, number>();
+  private readonly deadlines = new DeadlineHeap();
+  private timer: { at: number; timer: Timer } | undefined;
   private readonly failures = new Map<string, number>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private idleWaiters: Array<() => void> = [];
@@ -107,29 +177,55 @@ export class WorkQueue {
     }
     const at = this.clock.now() + delayMs;
     const existing = this.delayed.get(key);
-    if (existing && existing.at <= at) return;
-    existing?.timer.cancel();
-    this.arm(key, at);
+    if (existing !== undefined && existing <= at) return;
+    this.delayed.set(key, at);
+    this.deadlines.push(key, at);
+    // Superseded deadlines stay in the heap until they surface; rebuild before they dominate it.
+    if (this.deadlines.length > 2 * this.delayed.size + 1024) this.rebuildDeadlines();
+    this.arm();
   }
 
   /** When the key is next due, if it is scheduled. */
   scheduledAt(key: string): number | undefined {
-    return this.delayed.get(key)?.at;
+    return this.delayed.get(key);
   }
 
-  private arm(key: string, at: number): void {
-    const timer = this.clock.setTimer(
-      () => {
-        if (this.clock.now() < at) {
-          this.arm(key, at); // the clock was behind the timer: wait for the rest
-          return;
-        }
-        this.delayed.delete(key);
-        this.add(key);
-      },
-      Math.max(at - this.clock.now(), 0),
-    );
-    this.delayed.set(key, { at, timer });
+  private rebuildDeadlines(): void {
+    this.deadlines.clear();
+    for (const [key, at] of this.delayed) this.deadlines.push(key, at);
+  }
+
+  /** The earliest deadline still current, dropping superseded ones from the top of the heap. */
+  private nextDeadline(): { at: number; key: string } | undefined {
+    for (;;) {
+      const top = this.deadlines.peek();
+      if (!top || this.delayed.get(top.key) === top.at) return top;
+      this.deadlines.pop();
+    }
+  }
+
+  /** Keeps the one timer set for the earliest deadline. */
+  private arm(): void {
+    const next = this.nextDeadline();
+    if (this.timer && next && this.timer.at <= next.at) return;
+    this.timer?.timer.cancel();
+    this.timer = undefined;
+    if (!next) return;
+    const at = next.at;
+    const timer = this.clock.setTimer(() => this.fire(), Math.max(at - this.clock.now(), 0));
+    this.timer = { at, timer };
+  }
+
+  /** Adds every key now due; a clock behind the timer just waits for the rest. */
+  private fire(): void {
+    this.timer = undefined;
+    const now = this.clock.now();
+    for (let next = this.nextDeadline(); next && next.at <= now; next = this.nextDeadline()) {
+      this.deadlines.pop();
+      this.delayed.delete(next.key);
+      this.add(next.key);
+    }
+    if (!this.shuttingDown) this.arm();
   }
 
   /** Re-adds a key after a failure, with per-key exponential backoff. */
@@ -188,8 +284,10 @@ export class WorkQueue {
 
   shutDown(): void {
     this.shuttingDown = true;
-    for (const { timer } of this.delayed.values()) timer.cancel();
+    this.timer?.timer.cancel();
+    this.timer = undefined;
     this.delayed.clear();
+    this.deadlines.clear();
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
   }
 

@@ -1,5 +1,5 @@
 /** Checks on issued certificates: chain of trust, key/certificate match, the X509-SVID profile. */
-import type { KeyObject, X509Certificate } from 'node:crypto';
+import { type KeyObject, X509Certificate } from 'node:crypto';
 import {
   type CertificateInput,
   CertificateParseError,
@@ -197,7 +197,9 @@ function fail(reason: ChainProblemReason, message: string): never {
 export function keyMatchesCertificate(privateKey: KeyObject, certificate: CertificateInput): boolean {
   if (privateKey.type !== 'private')
     throw new TypeError(`expected a private key, got a ${privateKey.type} key`);
-  return openWithNode(certificateDerOf(certificate)).checkPrivateKey(privateKey);
+  const x509 =
+    certificate instanceof X509Certificate ? certificate : openWithNode(certificateDerOf(certificate));
+  return x509.checkPrivateKey(privateKey);
 }
 
 export type WorkloadLeafProblemReason =

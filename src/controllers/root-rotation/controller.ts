@@ -68,6 +68,9 @@ export interface RootRotationOptions {
   clock?: Clock;
 }
 
+/** What an Idle phase decides on: progress is not looked at (planRotation, progressHolds). */
+const NO_PROGRESS: RotationProgress = { bundleCurrent: 0, bundleTotal: 0, signedByActive: 0, signedTotal: 0 };
+
 export class RootRotationController extends OneKeyController {
   private progressHeld: { phase: RotationPhase; since: number } | undefined;
   private readonly clock: Clock;
@@ -130,7 +133,9 @@ export class RootRotationController extends OneKeyController {
     const phase = phaseOf(secret.annotations[PHASE_ANNOTATION]);
     const phaseSince = Date.parse(secret.annotations[PHASE_SINCE_ANNOTATION] ?? '') || 0;
     const request = caches.certificateAuthority?.annotations[ROTATE_REQUEST_ANNOTATION];
-    const progress = this.progress()!;
+    // Progress matters only once a rotation is under way: counting it walks every workload Secret,
+    // and this runs at every CertificateAuthority event (each status write during a cold start).
+    const progress = phase === 'Idle' ? NO_PROGRESS : this.progress()!;
     const holds = progressHolds(phase, progress);
     if (!holds || this.progressHeld?.phase !== phase)
       this.progressHeld = holds ? { phase, since: now } : undefined;

@@ -25,6 +25,17 @@ describe('planRotation', () => {
     expect(decision).toEqual({ action: 'wait', reason: 'not due', recheckAt: now + 9 * YEAR - 2 * YEAR });
   });
 
+  it('decides an Idle phase without looking at progress (the controller does not count it then)', () => {
+    const none = { bundleCurrent: 0, bundleTotal: 0, signedByActive: 0, signedTotal: 0 };
+    const half = { bundleCurrent: 5, bundleTotal: 10, signedByActive: 3, signedTotal: 10 };
+    const dueSoon = { notBefore: now - 8.5 * YEAR, notAfter: now + 1.5 * YEAR };
+    for (const over of [{}, { requested: true }, { active: dueSoon }] as Partial<RotationInput>[]) {
+      const decisions = [done, none, half].map((progress) => planRotation(input({ ...over, progress })));
+      expect(decisions[1]).toEqual(decisions[0]);
+      expect(decisions[2]).toEqual(decisions[0]);
+    }
+  });
+
   it('starts when less than 20% of the lifetime remains', () => {
     const active = { notBefore: now - 8.5 * YEAR, notAfter: now + 1.5 * YEAR };
     expect(planRotation(input({ active }))).toEqual({ action: 'start', trigger: 'Threshold' });

@@ -7,7 +7,7 @@ import { loadPluggedIn, loadSelfSigned, type SigningAuthority } from '../../ca/a
 import { issueWorkload } from '../../ca/issue.js';
 import { type KeyAlgorithm, privateKeyToPem } from '../../pki/index.js';
 import { createTestCa, createTestIntermediate } from '../../pki/testing.js';
-import { observeSecret, WrittenContents, writtenContent } from './observe.js';
+import { observeSecret, signedByAuthority, WrittenContents, writtenContent } from './observe.js';
 
 const HOUR = 3_600_000;
 const now = new Date(Date.UTC(2026, 10, 23, 12));
@@ -110,5 +110,31 @@ describe('WrittenContents', () => {
     expect(memo.size).toBe(2);
     expect(memo.take(entries[0]!.data)).toBeUndefined();
     expect(memo.take(entries[2]!.data)).toBe(entries[2]!.content);
+  });
+});
+
+describe('observeSecret with the authority signing now', () => {
+  it('records whether that authority signed the leaf, as signedByAuthority would find', async () => {
+    const { secret } = await written(selfSigned, 'ECDSA_P256', []);
+    const mine = observeSecret(secret, undefined, () => selfSigned);
+    expect(mine.verified).toStrictEqual({ signer: selfSigned.signer.fingerprintSha256, ok: true });
+    const foreign = observeSecret(secret, undefined, () => pluggedIn);
+    expect(foreign.verified).toStrictEqual({ signer: pluggedIn.signer.fingerprintSha256, ok: false });
+    // The same answers as the check made later, by another parse of the leaf.
+    const later = observeSecret(secret);
+    expect(later.verified).toBeUndefined();
+    expect(signedByAuthority(later, selfSigned)).toBe(true);
+    expect(signedByAuthority(later, pluggedIn)).toBe(false);
+    // Without a ready CA nothing is recorded.
+    expect(observeSecret(secret, undefined, () => undefined).verified).toBeUndefined();
+  });
+
+  it('still reports a key that does not match, and records the signature separately', async () => {
+    const { secret, data } = await written(selfSigned, 'ECDSA_P256', []);
+    const other = await written(selfSigned, 'ECDSA_P256', []);
+    const tampered: V1Secret = { ...secret, data: { ...data, 'key.pem': other.data['key.pem']! } };
+    const view = observeSecret(tampered, undefined, () => selfSigned);
+    expect(view.dataProblem).toBe('key.pem does not match the certificate in cert-chain.pem');
+    expect(view.verified?.ok).toBe(true);
   });
 });

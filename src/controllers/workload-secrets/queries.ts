@@ -1,7 +1,6 @@
 // Read-only questions about the workload caches, for the status, the metrics
 // and root rotation. They read the shared caches; they change nothing.
 import type { SigningAuthority } from '../../ca/authority.js';
-import type { CaConfig } from '../../config/ca-spec.js';
 import { serviceAccountOfSecret, workloadSecretName } from '../../model/names.js';
 import { isManagedNamespace } from '../../model/targeting.js';
 import type { SharedCaches } from '../caches.js';
@@ -18,47 +17,85 @@ export const splitKey = (key: string) => {
   return [key.slice(0, slash), key.slice(slash + 1)] as const;
 };
 
+/** Per namespace: its ServiceAccounts, and how many of them have a Secret holding a certificate. */
+interface NamespaceTally {
+  serviceAccounts: number;
+  issued: number;
+}
+
 export class WorkloadQueries {
-  /** Bumped by every event of the three caches; invalidates the counts memo. */
-  private cacheVersion = 0;
-  private countsMemo: { version: number; config: CaConfig; managed: number; issued: number } | undefined;
+  /**
+   * Kept up to date by the cache events, so the counts cost one look per namespace. The status asks
+   * every 5 s: a walk over every ServiceAccount each time a cache had changed made a cold start of N
+   * cost O(N) per status write, O(N²) in all.
+   */
+  private readonly tallies = new Map<string, NamespaceTally>();
+  /** While subscribing, the caches replay what they hold; the walk in the constructor counts that. */
+  private replaying = true;
 
   constructor(
     private readonly caches: SharedCaches,
     private readonly caNamespace: string,
   ) {
-    const bump = () => {
-      this.cacheVersion++;
+    const hasCertificate = (secret: { certificate?: unknown } | undefined) =>
+      secret?.certificate !== undefined;
+    const secretOf = (namespace: string, serviceAccount: string) =>
+      caches.workloadSecrets.get(`${namespace}/${workloadSecretName(serviceAccount)}`);
+    caches.serviceAccounts.subscribe({
+      added: (key) => {
+        if (this.replaying) return;
+        const [namespace, name] = splitKey(key);
+        this.tally(namespace, 1, hasCertificate(secretOf(namespace, name)) ? 1 : 0);
+      },
+      deleted: (key) => {
+        if (this.replaying) return;
+        const [namespace, name] = splitKey(key);
+        this.tally(namespace, -1, hasCertificate(secretOf(namespace, name)) ? -1 : 0);
+      },
+    });
+    /** A Secret's certificate counts while its ServiceAccount exists. */
+    const secretChanged = (key: string, before: boolean, after: boolean) => {
+      if (this.replaying || before === after) return;
+      const [namespace, name] = splitKey(key);
+      const sa = serviceAccountOfSecret(name);
+      if (!sa || !caches.serviceAccounts.get(`${namespace}/${sa}`)) return;
+      this.tally(namespace, 0, after ? 1 : -1);
     };
-    for (const informer of [caches.serviceAccounts, caches.namespaces, caches.workloadSecrets])
-      informer.subscribe({ added: bump, updated: bump, deleted: bump });
+    caches.workloadSecrets.subscribe({
+      added: (key, secret) => secretChanged(key, false, hasCertificate(secret)),
+      updated: (key, before, after) => secretChanged(key, hasCertificate(before), hasCertificate(after)),
+      deleted: (key, before) => secretChanged(key, hasCertificate(before), false),
+    });
+    this.replaying = false;
+    for (const [key] of caches.serviceAccounts.entries()) {
+      const [namespace, name] = splitKey(key);
+      this.tally(namespace, 1, hasCertificate(secretOf(namespace, name)) ? 1 : 0);
+    }
   }
 
-  /**
-   * The status asks every few seconds. Walking 10,000 ServiceAccounts each time was most of what
-   * an idle controller allocated (and so most of its GC and RSS swing): the walk is redone only
-   * after a cache event or a configuration change.
-   */
+  private tally(namespace: string, serviceAccounts: number, issued: number): void {
+    const t = this.tallies.get(namespace) ?? { serviceAccounts: 0, issued: 0 };
+    t.serviceAccounts += serviceAccounts;
+    t.issued += issued;
+    if (t.serviceAccounts === 0) this.tallies.delete(namespace);
+    else this.tallies.set(namespace, t);
+  }
+
+  /** Managed ServiceAccounts (in managed namespaces), how many hold a certificate, how many fail. */
   counts(): WorkloadCounts {
     const { caches } = this;
     const config = caches.state.config.current;
-    let memo = this.countsMemo;
-    if (!memo || memo.version !== this.cacheVersion || memo.config !== config) {
-      let managed = 0;
-      let issued = 0;
-      for (const [key] of caches.serviceAccounts.entries()) {
-        const [namespace, name] = splitKey(key);
-        const ns = caches.namespaces.get(namespace);
-        if (!ns || !isManagedNamespace(namespace, ns.labels, config.namespaces, this.caNamespace)) continue;
-        managed++;
-        if (caches.workloadSecrets.get(`${namespace}/${workloadSecretName(name)}`)?.certificate) issued++;
-      }
-      memo = { version: this.cacheVersion, config, managed, issued };
-      this.countsMemo = memo;
+    let managed = 0;
+    let issued = 0;
+    for (const [namespace, t] of this.tallies) {
+      const ns = caches.namespaces.get(namespace);
+      if (!ns || !isManagedNamespace(namespace, ns.labels, config.namespaces, this.caNamespace)) continue;
+      managed += t.serviceAccounts;
+      issued += t.issued;
     }
     return {
-      managedServiceAccounts: memo.managed,
-      issuedCertificates: memo.issued,
+      managedServiceAccounts: managed,
+      issuedCertificates: issued,
       failingCertificates: caches.state.failingWorkloads.size,
     };
   }

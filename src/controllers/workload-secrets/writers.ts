@@ -19,7 +19,7 @@ import {
 import { encodePem } from '../../pki/pem.js';
 import { errorReason, type Metrics } from '../../telemetry/metrics.js';
 import type { SharedCaches } from '../caches.js';
-import { isOwnedSecret, type ObservedSecret, writtenContent } from './observe.js';
+import { isOwnedSecret, leafDerOf, type ObservedSecret, writtenContent } from './observe.js';
 import { backdateMs } from './renewal.js';
 
 export interface WorkloadTarget {
@@ -110,11 +110,12 @@ export class WorkloadSecretWriter {
 
   /** New root bundle and chain, same key and leaf: nothing a workload must re-handshake for. */
   async refreshBundle(t: WorkloadTarget): Promise<void> {
-    if (!t.secret?.leafDer) throw new Error('cannot refresh: no leaf');
+    const leafDer = t.secret && leafDerOf(t.secret);
+    if (!leafDer) throw new Error('cannot refresh: no leaf');
     await this.patch(
       t,
       base64Values({
-        'cert-chain.pem': encodePem('CERTIFICATE', t.secret.leafDer) + t.authority.chainPem,
+        'cert-chain.pem': encodePem('CERTIFICATE', leafDer) + t.authority.chainPem,
         'root-cert.pem': t.authority.rootBundlePem,
       }),
     );
