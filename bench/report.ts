@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../test/cluster/paths.js';
+import { csrSection, csrTarget } from './csr/report.js';
 import type { StoredScenario } from './results.js';
 import type { Summary } from './stats.js';
 
@@ -185,6 +186,8 @@ export function evaluateTargets(all: StoredScenario[]): TargetResult[] {
       });
     } else results.push({ target, verdict: 'NOT RUN', measured: '' });
   }
+  // 5. Istio's CSR API against istiod.
+  results.push(csrTarget(scenarios));
   return results;
 }
 
@@ -284,6 +287,12 @@ const HEADLINES: Record<string, Array<[string, string, number]>> = {
     ['watchedWrites', 'writes', 0],
     ['cpuPercentOfCore', 'CPU %', 2],
     ['rssMaxMb', 'RSS max MB', 0],
+  ],
+  csr: [
+    ['alcazar.csrPerSecond', 'alcazar CSR/s', 0],
+    ['istiod.csrPerSecond', 'istiod CSR/s', 0],
+    ['throughputRatio', 'throughput ×', 2],
+    ['p99Ratio', 'p99 ×', 2],
   ],
   rotation: [
     ['totalSeconds', 'to Idle s', 1],
@@ -561,6 +570,7 @@ export function renderResults(all: StoredScenario[], history: StoredScenario[] =
       ),
     );
   }
+  out.push(...csrSection(scenarios));
   out.push(...whatIfTable(all));
   out.push(...historyTable(history, all));
   const machines = new Map<string, StoredScenario>();
