@@ -16,7 +16,7 @@ import type { CsrClient } from '../../test/integration/support/csr-client.js';
 import { type Api, pool, waitUntil } from '../api.js';
 import { readRequestCounts, writesBetween } from '../apiserver-metrics.js';
 import { type BenchContext, collectProfile, ensureMinted, startController } from '../context.js';
-import { type Controller, controlPlaneCpuSeconds, cpuSeconds } from '../controller.js';
+import { CA_NAMESPACE, type Controller, controlPlaneCpuSeconds, cpuSeconds } from '../controller.js';
 import { ISTIOD_SELECTOR_LABEL, istiodBinary, type RunningIstiod, startIstiod } from '../csr/istiod.js';
 import { connectClients, type PreparedCall, runClosedLoop, type Target } from '../csr/load.js';
 import {
@@ -242,6 +242,26 @@ async function warmUp(ctx: BenchContext, server: Server): Promise<void> {
   }
 }
 
+/**
+ * alcazar records every certificate it hands out (ConfigMaps alcazar-issued-NN in its namespace, one
+ * shard read and write per call, awaited before the answer) so revoking a ServiceAccount covers it.
+ * Entries live until the certificate expires (24 h here), so the record grows over the scenario.
+ */
+async function describeIssuanceRecord(api: Api): Promise<string> {
+  const { items } = await api.listAll<{ metadata: { name: string }; data?: Record<string, string> }>(
+    `/api/v1/namespaces/${CA_NAMESPACE}/configmaps`,
+  );
+  const shards = items.filter((cm) => cm.metadata.name.startsWith('alcazar-issued-'));
+  const lines = shards.flatMap((cm) =>
+    Object.values(cm.data ?? {}).flatMap((v) => v.split('\n').filter(Boolean)),
+  );
+  const bytes = shards.map((cm) => JSON.stringify(cm.data ?? {}).length);
+  return (
+    `alcazar's issuance record at the end: ${lines.length} certificates in ${shards.length} ConfigMaps, ` +
+    `largest ${Math.round(Math.max(0, ...bytes) / 1024)} KiB (every CSR reads and rewrites one of them)`
+  );
+}
+
 function describeRun(server: CsrServer, mode: TokenMode, c: number, w: WindowResult): string {
   return (
     `  ${server.padEnd(7)} ${mode} c=${String(c).padEnd(3)} ${w.csrPerSecond} CSR/s, p50 ${w.p50Ms} ms, p99 ${w.p99Ms} ms, ` +
@@ -266,6 +286,7 @@ export async function csr(ctx: BenchContext): Promise<ScenarioResult[]> {
   const pairs = new Map<string, PairedRun[]>();
   const notes: string[] = [];
   let profile: ScenarioResult['profile'];
+  let recordNote: string | undefined;
   try {
     istiod = await startIstiod({
       api,
@@ -324,6 +345,7 @@ export async function csr(ctx: BenchContext): Promise<ScenarioResult[]> {
       await profiled.controller.stop();
       profile = collectProfile(ctx, profiled.profileDir, { fromMs: from, toMs: to });
     }
+    recordNote = await describeIssuanceRecord(api);
   } finally {
     await alcazar.controller.stop();
     await istiod?.stop();
@@ -353,8 +375,13 @@ export async function csr(ctx: BenchContext): Promise<ScenarioResult[]> {
         },
         summary,
         runs: runs as unknown as Array<Record<string, unknown>>,
-        notes: notes.filter((n) => n.includes(` ${mode} c=${c}:`)),
-        ...(profile && mode === opts.csrTokens[0] && c === opts.csrConcurrency[0] ? { profile } : {}),
+        notes: [
+          ...notes.filter((n) => n.includes(` ${mode} c=${c}:`)),
+          ...(recordNote && results.length === 0 ? [recordNote] : []),
+        ],
+          (n) => n.includes(` ${mode} c=${c}:`) || n.startsWith("alcazar's issuance record"),
+        ),
+        ...(profile && mode === opts.csrTokens[0] && c === opts.csrConcurrency[0] ? profile : ),
       });
     }
   }
