@@ -379,9 +379,7 @@ export async function csr(ctx: BenchContext): Promise<ScenarioResult[]> {
           ...notes.filter((n) => n.includes(` ${mode} c=${c}:`)),
           ...(recordNote && results.length === 0 ? [recordNote] : []),
         ],
-          (n) => n.includes(` ${mode} c=${c}:`) || n.startsWith("alcazar's issuance record"),
-        ),
-        ...(profile && mode === opts.csrTokens[0] && c === opts.csrConcurrency[0] ? profile : ),
+        ...(profile && results.length === 0 ? { profile } : {}),
       });
     }
   }
