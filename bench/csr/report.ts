@@ -111,5 +111,23 @@ export function csrSection(all: readonly StoredScenario[]): string[] {
     `| ${CSR_HEADER.join(' | ')} |`,
     `|${CSR_HEADER.map(() => '---').join('|')}|`,
     ...rows.map((s) => `| ${csrRow(s).join(' | ')} |`),
+    ...csrProfile(rows),
+  ];
+}
+
+/** Where alcazar's CPU went in the profiled extra pass (--profile), when one is stored. */
+export function csrProfile(rows: readonly StoredScenario[]): string[] {
+  const profiled = rows.find((s) => s.profile);
+  const profile = profiled?.profile;
+  if (!profile) return [];
+  return [
+    '',
+    `alcazar under --cpu-prof (an extra pass at 16 clients, not counted above; ${profile.busyMs} ms busy; ${profile.file}), self time by origin:`,
+    '',
+    ...profile.byOrigin.slice(0, 10).map((o) => `- ${o.share}% ${o.origin}`),
+    '',
+    'top functions by self time:',
+    '',
+    ...profile.top.slice(0, 12).map((f) => `- ${f.share}% \`${f.fn}\` ${f.where}`),
   ];
 }
