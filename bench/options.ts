@@ -4,7 +4,7 @@ import type { Runtime, Source } from './controller.js';
 import { TOKEN_MODES, type TokenMode } from './csr/summary.js';
 import type { KeyAlgorithm } from './population.js';
 
-export const EXPERIMENTS = ['shared-agent', 'no-events'];
+export const EXPERIMENTS = ['shared-agent', 'no-events', 'memory-issuance-record'];
 
 export const SCENARIOS = ['cold-mint', 'floor', 'rsa-keygen', 'idle', 'reaction', 'rotation', 'csr'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -72,7 +72,8 @@ export const USAGE = `usage: npm run bench -- [flags]
   --csr-tokens LIST        cold, warm: fresh tokens per call, or the same tokens again (default both)
   --runtime built|tsx      run the controller compiled (like the image; default) or through tsx (like the tests)
   --source head|worktree   benchmark the last commit (default; immune to edits in progress) or src as it is
-  --experiment LIST        preload bench/experiments/<name>.ts into the controller: shared-agent, no-events
+  --experiment LIST        preload bench/experiments/<name>.ts into the controller: shared-agent, no-events,
+                           memory-issuance-record
   --node-args=TEXT         node flags for the controller instead of the image's (Dockerfile ENTRYPOINT),
                            space-separated, e.g. --node-args=--optimize-for-size; --node-args= for none.
                            NODE_OPTIONS always comes from the Deployment

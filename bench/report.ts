@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../test/cluster/paths.js';
-import { csrSection, csrTarget } from './csr/report.js';
+import { csrSection, csrTarget, csrWhatIf } from './csr/report.js';
 import type { StoredScenario } from './results.js';
 import type { Summary } from './stats.js';
 
@@ -206,7 +206,8 @@ function whatIfTable(all: StoredScenario[]): string[] {
         byParam('n')(a, b) ||
         byParam('workers')(a, b),
     );
-  const others = all.filter((s) => !isBaseline(s) && s.scenario !== 'cold-mint');
+  // The CSR scenario's what-ifs have their own table (csrWhatIf).
+  const others = all.filter((s) => !isBaseline(s) && s.scenario !== 'cold-mint' && s.scenario !== 'csr');
   if (rows.length === 0 && others.length === 0) return [];
   const out = [
     '',
@@ -571,6 +572,7 @@ export function renderResults(all: StoredScenario[], history: StoredScenario[] =
     );
   }
   out.push(...csrSection(scenarios));
+  out.push(...csrWhatIf(all.filter((s) => !isBaseline(s))));
   out.push(...whatIfTable(all));
   out.push(...historyTable(history, all));
   const machines = new Map<string, StoredScenario>();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderResults } from '../report.js';
 import type { StoredScenario } from '../results.js';
-import { CSR_HEADER, csrRow, csrScenarios, csrSection, csrTarget } from './report.js';
+import { CSR_HEADER, csrRow, csrScenarios, csrSection, csrTarget, csrWhatIf } from './report.js';
 import { type PairedRun, summarizePairs, type WindowResult } from './summary.js';
 
 const w = (csrPerSecond: number, p99Ms: number): WindowResult => ({
@@ -91,5 +91,20 @@ describe('CSR report rows', () => {
     expect(text).toContain("### CSR API (Istio's CreateCertificate): alcazar against istiod");
     expect(text).toMatch(/\| CSR API: .* \| \*\*MISS\*\* \|/);
     expect(text).toContain('| warm | 16 | 400 | 200 | 2.00× |');
+  });
+
+  it('a what-if goes to its own table, not into the shipped rows or the target', () => {
+    const whatIf = {
+      ...stored('warm', 16, [{ alcazar: w(900, 5), istiod: w(200, 20) }]),
+      key: 'csr tokens=warm concurrency=16 experiment=memory-issuance-record',
+      params: { ...faster.params, experiment: 'memory-issuance-record' },
+    };
+    expect(csrWhatIf([whatIf]).join('\n')).toContain(
+      '| memory-issuance-record | warm | 16 | 900 | 200 | 4.50× |',
+    );
+    const text = renderResults([slower, whatIf]);
+    expect(text).toMatch(/\| CSR API: .* \| \*\*MISS\*\* \|/);
+    expect(text.match(/\| warm \| 16 \|/g)).toHaveLength(1);
+    expect(text).not.toContain('- csr tokens=warm concurrency=16 experiment');
   });
 });

@@ -131,3 +131,27 @@ export function csrProfile(rows: readonly StoredScenario[]): string[] {
     ...profile.top.slice(0, 12).map((f) => `- ${f.share}% \`${f.fn}\` ${f.where}`),
   ];
 }
+
+/** CSR windows measured with a preload in alcazar (`--experiment`): what a change would buy. */
+export function csrWhatIf(nonBaseline: readonly StoredScenario[]): string[] {
+  const rows = csrScenarios(nonBaseline).sort((a, b) =>
+    String(a.params.experiment ?? a.params.nodeArgs ?? '').localeCompare(
+      String(b.params.experiment ?? b.params.nodeArgs ?? ''),
+    ),
+  );
+  if (rows.length === 0) return [];
+  const header = ['what-if', ...CSR_HEADER];
+  return [
+    '',
+    '#### CSR API what-ifs (alcazar with a preload from bench/experiments/, not the shipped controller; istiod as shipped)',
+    '',
+    '`memory-issuance-record` keeps the issuance record (ConfigMaps alcazar-issued-NN, one read and one replace per CSR) in',
+    "the controller's memory; `shared-agent` gives client-node one keep-alive https.Agent instead of a new TLS connection per request.",
+    '',
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map(
+      (s) => `| ${[String(s.params.experiment ?? `node: ${s.params.nodeArgs}`), ...csrRow(s)].join(' | ')} |`,
+    ),
+  ];
+}
