@@ -106,6 +106,8 @@ const KEPT = new Set([
   'root rotation started (Requested): publishing the new root next to the old one',
   'new root active: reissuing workload certificates; the old root stays trusted',
   'root rotation finished: the old root is no longer trusted',
+  'serving the CSR API (istio.v1.auth.IstioCertificateService)',
+  'CSR API serving certificate issued',
 ]);
 
 /** Controllers still running, so an interrupted bench can stop them. */

@@ -25,6 +25,7 @@ import {
   writeResults,
 } from './results.js';
 import { coldMint } from './scenarios/cold-mint.js';
+import { csr } from './scenarios/csr.js';
 import { floor } from './scenarios/floor.js';
 import { idle } from './scenarios/idle.js';
 import { reaction } from './scenarios/reaction.js';
@@ -34,10 +35,10 @@ import { rsaKeygen } from './scenarios/rsa-keygen.js';
 const log = (line: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 /** Every measurement the options ask for, in order, as named steps. */
-function plan(
-  opts: BenchOptions,
-): Array<{ name: string; run: (ctx: BenchContext) => Promise<ScenarioResult> }> {
-  const steps: Array<{ name: string; run: (ctx: BenchContext) => Promise<ScenarioResult> }> = [];
+type Step = { name: string; run: (ctx: BenchContext) => Promise<ScenarioResult | ScenarioResult[]> };
+
+function plan(opts: BenchOptions): Step[] {
+  const steps: Step[] = [];
   const has = (s: string) => opts.scenarios.includes(s as BenchOptions['scenarios'][number]);
   if (has('cold-mint') || has('floor')) {
     for (const n of opts.n) {
@@ -64,6 +65,11 @@ function plan(
   if (has('idle')) steps.push({ name: `idle n=${opts.idleN}`, run: idle });
   if (has('reaction')) steps.push({ name: `reaction ${opts.reactionRate}/s`, run: reaction });
   if (has('rotation')) steps.push({ name: `rotation n=${opts.rotationN}`, run: rotation });
+  if (has('csr'))
+    steps.push({
+      name: `csr alcazar vs istiod n=${opts.csrN} concurrency=${opts.csrConcurrency.join(',')} tokens=${opts.csrTokens.join(',')}`,
+      run: csr,
+    });
   return steps;
 }
 
@@ -146,23 +152,24 @@ async function main(argv: string[]): Promise<number> {
       log(`${step.name}`);
       const began = Date.now();
       try {
-        const result = await step.run(ctx);
-        if (opts.runtime !== 'built' && result.scenario !== 'floor' && result.scenario !== 'rsa-keygen') {
-          result.params.runtime = opts.runtime;
-          result.key += ` runtime=${opts.runtime}`;
+        for (const result of [await step.run(ctx)].flat()) {
+          if (opts.runtime !== 'built' && result.scenario !== 'floor' && result.scenario !== 'rsa-keygen') {
+            result.params.runtime = opts.runtime;
+            result.key += ` runtime=${opts.runtime}`;
+          }
+          // The floor and the keygen yardstick run no controller: what-ifs and runtimes do not touch them.
+          const controllerFree = result.scenario === 'floor' || result.scenario === 'rsa-keygen';
+          if (!controllerFree) result.params.node = describeNodeRuntime(node);
+          if (nodeOverride !== undefined && !controllerFree) {
+            result.params.nodeArgs = nodeOverride;
+            result.key += ` node-args=${nodeOverride}`;
+          }
+          if (opts.experiments.length > 0 && !controllerFree) {
+            result.params.experiment = opts.experiments.join('+');
+            result.key += ` experiment=${opts.experiments.join('+')}`;
+          }
+          results.scenarios.push(result);
         }
-        // The floor and the keygen yardstick run no controller: what-ifs and runtimes do not touch them.
-        const controllerFree = result.scenario === 'floor' || result.scenario === 'rsa-keygen';
-        if (!controllerFree) result.params.node = describeNodeRuntime(node);
-        if (nodeOverride !== undefined && !controllerFree) {
-          result.params.nodeArgs = nodeOverride;
-          result.key += ` node-args=${nodeOverride}`;
-        }
-        if (opts.experiments.length > 0 && !controllerFree) {
-          result.params.experiment = opts.experiments.join('+');
-          result.key += ` experiment=${opts.experiments.join('+')}`;
-        }
-        results.scenarios.push(result);
       } catch (err) {
         failures++;
         log(`${step.name} FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

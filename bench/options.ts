@@ -1,11 +1,12 @@
 // `npm run bench -- [flags]`: which scenarios, what sizes, how many runs.
 import { parseArgs } from 'node:util';
 import type { Runtime, Source } from './controller.js';
+import { TOKEN_MODES, type TokenMode } from './csr/summary.js';
 import type { KeyAlgorithm } from './population.js';
 
-export const EXPERIMENTS = ['shared-agent', 'no-events'];
+export const EXPERIMENTS = ['shared-agent', 'no-events', 'memory-issuance-record'];
 
-export const SCENARIOS = ['cold-mint', 'floor', 'rsa-keygen', 'idle', 'reaction', 'rotation'] as const;
+export const SCENARIOS = ['cold-mint', 'floor', 'rsa-keygen', 'idle', 'reaction', 'rotation', 'csr'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -26,6 +27,10 @@ export interface BenchOptions {
   reactionRate: number;
   reactionSeconds: number;
   rotationN: number;
+  /** CSR API: calls per window (one server, one token mode, one concurrency, one run). */
+  csrN: number;
+  csrConcurrency: number[];
+  csrTokens: TokenMode[];
   keep: boolean;
   /** Preloads from bench/experiments/ that change the controller's behaviour, to measure a what-if. */
   experiments: string[];
@@ -66,9 +71,13 @@ export const USAGE = `usage: npm run bench -- [flags]
   --reaction-rate R        ServiceAccounts created per second (default 50)
   --reaction-seconds S     how long they are created for (default 60; quick 10)
   --rotation-n N           managed Secrets rotated (default 10000; quick 200)
+  --csr-n N                CSR API calls per timed window, per server, token mode and concurrency (default 1000; quick 200)
+  --csr-concurrency LIST   concurrent CSR API clients, each on its own connection (default 1,16,128)
+  --csr-tokens LIST        cold, warm: fresh tokens per call, or the same tokens again (default both)
   --runtime built|tsx      run the controller compiled (like the image; default) or through tsx (like the tests)
   --source head|worktree   benchmark the last commit (default; immune to edits in progress) or src as it is
-  --experiment LIST        preload bench/experiments/<name>.ts into the controller: shared-agent, no-events
+  --experiment LIST        preload bench/experiments/<name>.ts into the controller: shared-agent, no-events,
+                           memory-issuance-record
   --node-args=TEXT         node flags for the controller instead of the image's (Dockerfile ENTRYPOINT),
                            space-separated, e.g. --node-args=--optimize-for-size; --node-args= for none.
                            NODE_OPTIONS always comes from the Deployment
@@ -113,6 +122,11 @@ function parseSource(text: string | undefined): Source {
   throw new Error(`--source: '${text}' is not head or worktree`);
 }
 
+function wholeNumber(n: number, flag: string): number {
+  if (!Number.isInteger(n)) throw new Error(`${flag}: ${n} is not a whole number`);
+  return n;
+}
+
 function checkSize(n: number, flag: string): number {
   if (!Number.isInteger(n) || n % 100 !== 0) {
     throw new Error(`${flag}: ${n} must be a multiple of 100 (100 ServiceAccounts per namespace)`);
@@ -143,6 +157,9 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'reaction-rate': { type: 'string' },
       'reaction-seconds': { type: 'string' },
       'rotation-n': { type: 'string' },
+      'csr-n': { type: 'string' },
+      'csr-concurrency': { type: 'string' },
+      'csr-tokens': { type: 'string' },
       profile: { type: 'boolean' },
       experiment: { type: 'string' },
       'node-args': { type: 'string' },
@@ -199,6 +216,15 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     reactionRate: numbers(values['reaction-rate'], '--reaction-rate')?.[0] ?? 50,
     reactionSeconds: numbers(values['reaction-seconds'], '--reaction-seconds')?.[0] ?? (quick ? 10 : 60),
     rotationN: checkSize(single('rotation-n', 10_000, 200), '--rotation-n'),
+    csrN: wholeNumber(numbers(values['csr-n'], '--csr-n')?.[0] ?? (quick ? 200 : 1000), '--csr-n'),
+    csrConcurrency: (numbers(values['csr-concurrency'], '--csr-concurrency') ?? [1, 16, 128]).map((c) =>
+      wholeNumber(c, '--csr-concurrency'),
+    ),
+    csrTokens: (list(values['csr-tokens']) ?? [...TOKEN_MODES]).map((t) => {
+      if (!(TOKEN_MODES as readonly string[]).includes(t))
+        throw new Error(`--csr-tokens: unknown mode '${t}' (${TOKEN_MODES.join(', ')})`);
+      return t as TokenMode;
+    }),
     keep: values.keep ?? false,
     experiments: (list(values.experiment) ?? []).map((e) => {
       if (!EXPERIMENTS.includes(e))
@@ -252,6 +278,11 @@ export function estimateMinutes(o: BenchOptions): number {
       perStart +
       o.runs * (Math.max(o.reactionSeconds, reactionCreated * ecdsaPerSecret) + reactionCreated * 0.01 + 15);
   if (has('rotation')) s += o.runs * (perStart + o.rotationN * 3 * ecdsaPerSecret);
+  // CSR API: ~300 calls/s per server and ~1,000 TokenRequests/s for cold tokens; c=1 is the slow level.
+  if (has('csr')) {
+    const windows = o.runs * o.csrTokens.length * o.csrConcurrency.length * 2;
+    s += 40 + windows * (o.csrN / 300 + (o.csrTokens.includes('cold') ? o.csrN / 2000 : 0) + 2);
+  }
   // Minting what idle, reaction and rotation start from, when cold mint did not leave it.
   s += Math.max(o.idleN, o.rotationN, o.reactionN) * ecdsaPerSecret;
   const population = Math.max(...o.n, o.idleN, o.rotationN, o.reactionN) * 0.002;

@@ -44,7 +44,7 @@ export function installCrds(kubeconfig: string): void {
   kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificateauthorities.alcazar.dev']);
 }
 
-async function ensureNamespace(api: Api, name: string, labels: Record<string, string>): Promise<void> {
+export async function ensureNamespace(api: Api, name: string, labels: Record<string, string>): Promise<void> {
   const res = await api.call('POST', '/api/v1/namespaces', { metadata: { name, labels } }, { accept: [409] });
   if (res.status === 409) {
     await api.call(

@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../test/cluster/paths.js';
+import { csrSection, csrTarget, csrWhatIf } from './csr/report.js';
 import type { StoredScenario } from './results.js';
 import type { Summary } from './stats.js';
 
@@ -185,6 +186,8 @@ export function evaluateTargets(all: StoredScenario[]): TargetResult[] {
       });
     } else results.push({ target, verdict: 'NOT RUN', measured: '' });
   }
+  // 5. Istio's CSR API against istiod.
+  results.push(csrTarget(scenarios));
   return results;
 }
 
@@ -203,7 +206,8 @@ function whatIfTable(all: StoredScenario[]): string[] {
         byParam('n')(a, b) ||
         byParam('workers')(a, b),
     );
-  const others = all.filter((s) => !isBaseline(s) && s.scenario !== 'cold-mint');
+  // The CSR scenario's what-ifs have their own table (csrWhatIf).
+  const others = all.filter((s) => !isBaseline(s) && s.scenario !== 'cold-mint' && s.scenario !== 'csr');
   if (rows.length === 0 && others.length === 0) return [];
   const out = [
     '',
@@ -284,6 +288,12 @@ const HEADLINES: Record<string, Array<[string, string, number]>> = {
     ['watchedWrites', 'writes', 0],
     ['cpuPercentOfCore', 'CPU %', 2],
     ['rssMaxMb', 'RSS max MB', 0],
+  ],
+  csr: [
+    ['alcazar.csrPerSecond', 'alcazar CSR/s', 0],
+    ['istiod.csrPerSecond', 'istiod CSR/s', 0],
+    ['throughputRatio', 'throughput ×', 2],
+    ['p99Ratio', 'p99 ×', 2],
   ],
   rotation: [
     ['totalSeconds', 'to Idle s', 1],
@@ -561,6 +571,8 @@ export function renderResults(all: StoredScenario[], history: StoredScenario[] =
       ),
     );
   }
+  out.push(...csrSection(scenarios));
+  out.push(...csrWhatIf(all.filter((s) => !isBaseline(s))));
   out.push(...whatIfTable(all));
   out.push(...historyTable(history, all));
   const machines = new Map<string, StoredScenario>();

@@ -24,7 +24,7 @@ export interface Machine {
 }
 
 export interface ScenarioResult {
-  scenario: 'cold-mint' | 'floor' | 'rsa-keygen' | 'reaction' | 'idle' | 'rotation';
+  scenario: 'cold-mint' | 'floor' | 'rsa-keygen' | 'reaction' | 'idle' | 'rotation' | 'csr';
   /** Identifies the measurement across invocations, e.g. "cold-mint ECDSA_P256 n=1000 workers=4". */
   key: string;
   params: Record<string, string | number | boolean>;
