@@ -7,8 +7,6 @@ import { useHarness } from './support/harness.js';
 import { readyz, sample, scrape } from './support/metrics.js';
 import { waitFor } from './support/wait.js';
 import {
-  annotateCertificateAuthority,
-  getCertificateAuthority,
   leafOf,
   setCertificateAuthoritySpec,
   waitForSecretGone,
@@ -141,59 +139,5 @@ describe('with a running controller', () => {
       (l) => l.reason === 'TTLShortened' && l.namespace === ns,
     );
     expect(reissued.level).toBe('info');
-  });
-});
-
-describe('root rotation on demand', () => {
-  it('starts at once, the status follows every phase, Idle drops phaseSince, and the writer is alcazar', async () => {
-    await setCertificateAuthoritySpec(customObjects, {});
-    const caNamespace = await namespace();
-    // An hour between periodic checks: only the annotation can start this rotation in time.
-    await harness.controller({
-      caNamespace,
-      args: ['--root-rotation-check-interval=1h', '--root-rotation-propagation-delay=3s'],
-    });
-    const ca = await waitFor('the status to name the root', async () => {
-      const obj = await getCertificateAuthority(customObjects);
-      return (obj.status?.roots as unknown[] | undefined)?.length === 1 && obj;
-    });
-    expect((ca.status?.rotation as { phase?: string } | undefined)?.phase).toBe('Idle');
-    await annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': String(Date.now()) });
-    const rotation = async () =>
-      (await getCertificateAuthority(customObjects)).status?.rotation as
-        | { phase: string; phaseSince?: string; startedAt?: string }
-        | undefined;
-    const seen = new Set<string>();
-    for (const phase of ['Publishing', 'Reissuing']) {
-      await waitFor(
-        `status.rotation.phase ${phase}`,
-        async () => {
-          const r = await rotation();
-          if (r) seen.add(r.phase);
-          return seen.has(phase);
-        },
-        { timeoutMs: 20_000, intervalMs: 100 },
-      );
-    }
-    const idle = await waitFor(
-      'status.rotation.phase Idle again',
-      async () => {
-        const r = await rotation();
-        return r?.phase === 'Idle' ? r : undefined;
-      },
-      { timeoutMs: 60_000 },
-    );
-    expect(idle.phaseSince).toBeUndefined();
-    expect(idle.startedAt).toBeUndefined();
-    const managers = (await customObjects.getClusterCustomObjectStatus({
-      group: 'alcazar.dev',
-      version: 'v1alpha1',
-      plural: 'certificateauthorities',
-      name: 'default',
-    })) as { metadata: { managedFields?: Array<{ manager: string; subresource?: string }> } };
-    const statusWriters = (managers.metadata.managedFields ?? [])
-      .filter((f) => f.subresource === 'status')
-      .map((f) => f.manager);
-    expect(statusWriters).toEqual(['alcazar']);
   });
 });
