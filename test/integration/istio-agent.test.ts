@@ -24,8 +24,8 @@ import {
 import { adminKubeConfig, createTestNamespace } from './support/kube.js';
 import { waitFor } from './support/wait.js';
 import {
+  annotateCertificateAuthority,
   deleteCertificateAuthority,
-  mergePatch,
   readSecret,
   setCertificateAuthoritySpec,
 } from './support/workload.js';
@@ -186,16 +186,7 @@ describe("Istio's pilot-agent against alcazar", () => {
       const oldRoot = Buffer.from((await caSecret()).data!['ca-cert.pem']!, 'base64').toString();
       const phaseOf = async () =>
         (await caSecret()).metadata?.annotations?.['alcazar.dev/rotation-phase'] ?? 'Idle';
-      await customObjects.patchClusterCustomObject(
-        {
-          group: 'alcazar.dev',
-          version: 'v1alpha1',
-          plural: 'certificateauthorities',
-          name: 'default',
-          body: { metadata: { annotations: { 'alcazar.dev/rotate-root': `agent-${Date.now()}` } } },
-        },
-        mergePatch,
-      );
+      await annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': `agent-${Date.now()}` });
       await waitFor('phase Publishing', async () => (await phaseOf()) === 'Publishing', {
         timeoutMs: 30_000,
       });

@@ -12,7 +12,7 @@ import { type ControllerProcess, startController } from './support/controller.js
 import { adminKubeConfig, createTestNamespace } from './support/kube.js';
 import { run, type ToolRun } from './support/tools.js';
 import { waitFor } from './support/wait.js';
-import { mergePatch, waitForWorkloadSecret } from './support/workload.js';
+import { annotateCertificateAuthority, mergePatch, waitForWorkloadSecret } from './support/workload.js';
 
 const admin = adminKubeConfig();
 const core = admin.makeApiClient(CoreV1Api);
@@ -198,10 +198,7 @@ describe('kubectl alcazar', { timeout: 400_000 }, () => {
 
   it('status: a root rotation in progress — the phase, and both roots, the old one still active', async () => {
     const before = (await statusJson()).report.roots;
-    await customObjects.patchClusterCustomObject(
-      { ...CA, body: { metadata: { annotations: { 'alcazar.dev/rotate-root': 'plugin-test' } } } },
-      mergePatch,
-    );
+    await annotateCertificateAuthority(customObjects, { 'alcazar.dev/rotate-root': 'plugin-test' });
     const text = await waitForStatus(
       'rotation in Publishing with two roots',
       0,
