@@ -7,7 +7,25 @@ describe('parseInspectArgs', () => {
       target: { namespace: 'shop', serviceAccount: 'cart', secretName: 'istio.cart' },
       output: 'text',
       caNamespace: 'istio-system',
+      leaseName: 'alcazar-leader',
+      csrDnsNames: ['alcazar.istio-system.svc', 'istiod.istio-system.svc'],
     });
+  });
+
+  it('--lease-name and --csr-dns-names say how the controller was started', () => {
+    expect(
+      parseInspectArgs([
+        'shop/cart',
+        '--lease-name',
+        'mesh-ca-leader',
+        '--csr-dns-names',
+        'ca.mesh.svc, ca.example',
+      ]),
+    ).toMatchObject({ leaseName: 'mesh-ca-leader', csrDnsNames: ['ca.mesh.svc', 'ca.example'] });
+    expect(parseInspectArgs(['shop/cart', '--ca-namespace', 'mesh'])?.csrDnsNames).toEqual([
+      'alcazar.mesh.svc',
+      'istiod.mesh.svc',
+    ]);
   });
 
   it('--secret names the Secret; its ServiceAccount comes from an istio.<sa> name', () => {
@@ -26,6 +44,8 @@ describe('parseInspectArgs', () => {
       output: 'json',
       kubeconfig: '/k',
       caNamespace: 'ca',
+      leaseName: 'alcazar-leader',
+      csrDnsNames: ['alcazar.ca.svc', 'istiod.ca.svc'],
     });
     expect(parseInspectArgs(['--secret', 'shop/my-tls'])?.target).toEqual({
       namespace: 'shop',
@@ -47,6 +67,8 @@ describe('parseInspectArgs', () => {
     [['shop/cart', '-o', 'yaml'], /-o must be text or json/],
     [['shop/cart', '--bogus'], /--bogus/],
     [['shop/cart', '--ca-namespace', 'Bad_NS'], /--ca-namespace/],
+    [['shop/cart', '--lease-name', 'Leader!'], /--lease-name must be an object name/],
+    [['shop/cart', '--csr-dns-names', 'ca.mesh.svc,,x'], /--csr-dns-names must be DNS names/],
   ])('%j is a usage error', (argv, message) => {
     expect(() => parseInspectArgs(argv)).toThrow(message);
   });

@@ -13,6 +13,10 @@ flags:
   -o, --output FORMAT   text (default) or json
   --kubeconfig PATH     kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
   --ca-namespace NAME   namespace of the CA Secrets (default: istio-system)
+  --lease-name NAME     the controller's leader-election Lease (default: alcazar-leader), named
+                        when the Secret is missing and no controller holds it
+  --csr-dns-names LIST  the controller's --csr-dns-names, comma-separated: names no workload may
+                        have (default: alcazar.<ca-namespace>.svc,istiod.<ca-namespace>.svc)
   -h, --help            show this help
 
 exit status: 0 healthy, 1 problems found, 2 usage error, 3 Secret not found,
@@ -32,12 +36,16 @@ export interface InspectArgs {
   output: 'text' | 'json';
   kubeconfig?: string;
   caNamespace: string;
+  leaseName: string;
+  /** The names the CSR API serves, as the controller's --csr-dns-names: reserved for alcazar. */
+  csrDnsNames: string[];
 }
 
 export class InspectUsageError extends Error {
   override name = 'InspectUsageError';
 }
 
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const NAMESPACED_NAME = /^([a-z0-9][-a-z0-9.]*)\/([^/\s]+)$/;
 
 function splitNamespacedName(text: string, what: string): [string, string] {
@@ -64,9 +72,24 @@ export function parseInspectArgs(argv: string[]): InspectArgs | undefined {
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(caNamespace)) {
     throw new InspectUsageError(`--ca-namespace must be a namespace name, got "${caNamespace}"`);
   }
+  const leaseName = values['lease-name'] ?? 'alcazar-leader';
+  if (!DNS_SUBDOMAIN.test(leaseName)) {
+    throw new InspectUsageError(`--lease-name must be an object name, got "${leaseName}"`);
+  }
+  const csrDnsNames =
+    values['csr-dns-names'] === undefined
+      ? [`alcazar.${caNamespace}.svc`, `istiod.${caNamespace}.svc`]
+      : values['csr-dns-names'].split(',').map((name) => name.trim());
+  for (const name of csrDnsNames) {
+    if (!DNS_SUBDOMAIN.test(name)) {
+      throw new InspectUsageError(`--csr-dns-names must be DNS names separated by commas, got "${name}"`);
+    }
+  }
   const common = {
     output,
     caNamespace,
+    leaseName,
+    csrDnsNames,
     ...(values.kubeconfig && { kubeconfig: values.kubeconfig }),
   } as const;
 
@@ -102,6 +125,8 @@ function parseInspectFlags(argv: string[]) {
       output: { type: 'string', short: 'o' },
       kubeconfig: { type: 'string' },
       'ca-namespace': { type: 'string' },
+      'lease-name': { type: 'string' },
+      'csr-dns-names': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -241,7 +241,10 @@ export function checkDnsNames(
 ): RefusedDnsName[] {
   const labels = observation.namespace.ok ? (observation.namespace.value?.metadata?.labels ?? {}) : undefined;
   if (labels === undefined) return [];
-  const policy = workloadPolicy(config, defaultReservedDnsNames(observation.caNamespace));
+  const policy = workloadPolicy(
+    config,
+    observation.reservedDnsNames ?? defaultReservedDnsNames(observation.caNamespace),
+  );
   const ns = { labels, terminating: false };
   for (const refused of info
     ? authoriseDnsNames(

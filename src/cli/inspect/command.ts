@@ -1,6 +1,7 @@
 // The `alcazar inspect` command: parse, read, judge, print, and return the exit status.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../kube/client.js';
+import { defaultReservedDnsNames } from '../../policy/dns-names.js';
 import { EXIT, INSPECT_USAGE, type InspectArgs, InspectUsageError, parseInspectArgs } from './args.js';
 import { exitStatusOf, formatInspectText } from './format.js';
 import { gatherObservation } from './gather.js';
@@ -38,7 +39,13 @@ export async function runInspectCommand(argv: string[], io: InspectIo = processI
     io.err(`alcazar inspect: cannot load the kubeconfig: ${(err as Error).message}`);
     return EXIT.usage;
   }
-  const gathered = await gatherObservation(kubeConfig, args.target, args.caNamespace, io.now());
+  const reservedDnsNames = [...new Set([...defaultReservedDnsNames(args.caNamespace), ...args.csrDnsNames])];
+  const gathered = await gatherObservation(
+    kubeConfig,
+    args.target,
+    { caNamespace: args.caNamespace, leaseName: args.leaseName, reservedDnsNames },
+    io.now(),
+  );
   if (gathered.status !== 'found') {
     io.err(gathered.message);
     return gathered.status === 'notFound' ? EXIT.notFound : EXIT.unreadable;

@@ -13,7 +13,7 @@ import { type Read, readOptional } from '../../kube/client.js';
 import { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../model/names.js';
 import { readCertificateAuthority } from '../certificate-authority.js';
 import type { InspectTarget } from './args.js';
-import { DEFAULT_LEASE_NAME, explainMissingSecret } from './missing.js';
+import { explainMissingSecret } from './missing.js';
 
 export type { Read };
 
@@ -25,6 +25,8 @@ export type CaSecretName = typeof SELF_SIGNED_SECRET | typeof PLUGGED_IN_SECRET;
 export interface InspectObservation {
   secret: V1Secret;
   caNamespace: string;
+  /** Names no workload may have (alcazar's own); default defaultReservedDnsNames(caNamespace). */
+  reservedDnsNames?: readonly string[];
   certificateAuthority: Read<{ spec?: unknown }>;
   caSecrets: Record<CaSecretName, Read<V1Secret>>;
   /** Read only when the Secret belongs to a ServiceAccount. */
@@ -39,12 +41,20 @@ export type GatherResult =
   | { status: 'notFound'; message: string }
   | { status: 'unreadable'; message: string };
 
+/** Where the controller keeps its state: as its --ca-namespace, --lease-name and reserved names say. */
+export interface ControllerSettings {
+  caNamespace: string;
+  leaseName: string;
+  reservedDnsNames: readonly string[];
+}
+
 export async function gatherObservation(
   kubeConfig: KubeConfig,
   target: InspectTarget,
-  caNamespace: string,
+  settings: ControllerSettings,
   now: Date = new Date(),
 ): Promise<GatherResult> {
+  const { caNamespace } = settings;
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const { namespace, secretName, serviceAccount } = target;
   const secretRef = `Secret ${namespace}/${secretName}`;
@@ -58,7 +68,7 @@ export async function gatherObservation(
   if (!secret.value)
     return {
       status: 'notFound',
-      message: await notFoundMessage(kubeConfig, secretRef, target, caNamespace, readSa(), now),
+      message: await notFoundMessage(kubeConfig, secretRef, target, settings, readSa(), now),
     };
 
   const [certificateAuthority, selfSigned, pluggedIn, sa, ns, crl] = await Promise.all([
@@ -74,6 +84,7 @@ export async function gatherObservation(
     observation: {
       secret: secret.value,
       caNamespace,
+      reservedDnsNames: settings.reservedDnsNames,
       certificateAuthority,
       caSecrets: { [SELF_SIGNED_SECRET]: selfSigned, [PLUGGED_IN_SECRET]: pluggedIn },
       ...(sa && { serviceAccount: sa }),
@@ -88,7 +99,7 @@ async function notFoundMessage(
   kubeConfig: KubeConfig,
   secretRef: string,
   target: InspectTarget,
-  caNamespace: string,
+  { caNamespace, leaseName }: ControllerSettings,
   sa: Promise<Read<V1ServiceAccount>> | undefined,
   now: Date,
 ): Promise<string> {
@@ -100,7 +111,7 @@ async function notFoundMessage(
     sa,
     read(() => core.readNamespace({ name: target.namespace })),
     read(() => core.readNamespace({ name: caNamespace })),
-    read(() => coordination.readNamespacedLease({ namespace: caNamespace, name: DEFAULT_LEASE_NAME })),
+    read(() => coordination.readNamespacedLease({ namespace: caNamespace, name: leaseName })),
     readCertificateAuthority<{ spec?: unknown; status?: { conditions?: [] } }>(kubeConfig),
   ]);
   const hint = explainMissingSecret(
@@ -108,7 +119,7 @@ async function notFoundMessage(
       namespace: target.namespace,
       serviceAccount: target.serviceAccount,
       caNamespace,
-      leaseName: DEFAULT_LEASE_NAME,
+      leaseName,
       sa: saRead,
       workloadNamespace,
       caNamespaceObject,

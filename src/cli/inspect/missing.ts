@@ -6,8 +6,6 @@ import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '.
 import { isManagedNamespace } from '../../controllers/workload-secrets/targeting.js';
 import type { Read } from './gather.js';
 
-export const DEFAULT_LEASE_NAME = 'alcazar-leader';
-
 interface Condition {
   type?: string;
   status?: string;

@@ -295,6 +295,22 @@ describe('buildInspectReport', () => {
     );
   });
 
+  it('names given to the controller as --csr-dns-names are reserved too', async () => {
+    const secret = await workloadSecret({ dnsNames: ['ca.shop.svc'] });
+    const sa = { ok: true as const, value: { metadata: { name: 'cart', uid: 'sa-uid' } } };
+    const defaults = await buildInspectReport(target, observation(secret, { serviceAccount: sa }), now);
+    expect(defaults.problems.map((p) => p.reason)).not.toContain('DnsNameNotAllowed');
+    const reserved = await buildInspectReport(
+      target,
+      { ...observation(secret, { serviceAccount: sa }), reservedDnsNames: ['ca.shop.svc'] },
+      now,
+    );
+    expect(reserved.problems).toContainEqual({
+      reason: 'DnsNameNotAllowed',
+      message: expect.stringMatching(/ca\.shop\.svc/),
+    });
+  });
+
   it('a certificate carrying a name the policy does not allow is a problem the controller would fix', async () => {
     const secret = await workloadSecret({ dnsNames: ['www.bank.example'] });
     const report = await buildInspectReport(target, observation(secret), now);

@@ -324,7 +324,10 @@ function controllerView(
     ...(ns && { ns: observeNamespace(ns) }),
     secret: observed,
     ca: ca.ok ? caViewOf(ca.authority) : { ready: false, notReadyReason: ca.message },
-    policy: workloadPolicy(config, defaultReservedDnsNames(observation.caNamespace)),
+    policy: workloadPolicy(
+      config,
+      observation.reservedDnsNames ?? defaultReservedDnsNames(observation.caNamespace),
+    ),
     targeting: config.namespaces,
     caNamespace: observation.caNamespace,
     now: now.getTime(),
