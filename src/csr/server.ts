@@ -201,11 +201,18 @@ export async function startCsrServer(opts: CsrServerOptions): Promise<RunningCsr
   // grpc-js's parameter names are swapped: the first provider is the identity, the second the CA.
   const credentials = experimental.createCertificateProviderServerCredentials(identity, identity, false);
   let listening = false;
+  const address = `${opts.host ?? '0.0.0.0'}:${opts.port}`;
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.host ?? '0.0.0.0'}:${opts.port}`, credentials, (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    ),
-  );
+    server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
+  ).catch((err: unknown) => {
+    // grpc-js says only "No address added out of total 1 resolved": name the API, the address
+    // and the ways out.
+    throw new Error(
+      `cannot serve the CSR API on ${address}: ${err instanceof Error ? err.message : String(err)} ` +
+        '(is another process on that port? --csr-port=0 picks a free one, --csr-enabled=false turns the CSR API off)',
+      { cause: err },
+    );
+  });
   listening = true;
   opts.log.info({ port, ...limitsForLog() }, 'serving the CSR API (istio.v1.auth.IstioCertificateService)');
 

@@ -140,7 +140,7 @@ describe('telemetry HTTP server', () => {
         readiness: () => ({ checks: [] }),
         log,
       }),
-    ).rejects.toThrow(/cannot serve telemetry on 127\.0\.0\.1:\d+/);
+    ).rejects.toThrow(/^cannot serve telemetry on 127\.0\.0\.1:\d+: listen EADDRINUSE.*--http-port=0/);
   });
 
   it('closes promptly even with a keep-alive connection open', async () => {

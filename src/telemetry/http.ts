@@ -88,9 +88,11 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<Telemetr
     });
   }).catch((err: unknown) => {
     ownHeartbeat?.stop();
-    throw new Error(`cannot serve telemetry on ${opts.host ?? '*'}:${opts.port}: ${String(err)}`, {
-      cause: err,
-    });
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `cannot serve telemetry on ${opts.host ?? '*'}:${opts.port}: ${reason} (is another process on that port? --http-port=0 picks a free one)`,
+      { cause: err },
+    );
   });
   server.on('error', (err) => log.error({ err }, 'telemetry server error'));
   const port = (server.address() as AddressInfo).port;
