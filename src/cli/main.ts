@@ -45,7 +45,16 @@ async function runControllerCommand(argv: string[]): Promise<number> {
   });
   const kubeConfig = loadKubeConfig(settings.kubeconfig);
   log.info({ server: kubeConfig.getCurrentCluster()?.server, caNamespace: settings.caNamespace }, 'starting');
-  const controller = await startController(kubeConfig, settings, log);
+  let controller: Awaited<ReturnType<typeof startController>>;
+  try {
+    controller = await startController(kubeConfig, settings, log);
+  } catch (err) {
+    // What started before the failure (the CSR API's listener, the Lease) would keep the process
+    // alive doing nothing, deaf to SIGTERM: exit, so the user or the kubelet sees it and retries.
+    log.fatal({ err }, `cannot start the controller: ${err instanceof Error ? err.message : String(err)}`);
+    log.flush();
+    process.exit(1);
+  }
   await shutdown.requested;
   try {
     await controller.stop();
