@@ -70,7 +70,16 @@ Stop with Ctrl-C; stop the control plane with: npm run cluster:down
   // If we die without a signal to forward, the controller must not outlive us.
   process.on('exit', () => forward('SIGTERM')());
   return new Promise((resolve) =>
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (osSignals[signal] ?? 0) : 0))),
+    child.on('exit', (code, signal) => {
+      // A controller that could not start ends with its error as the last log line: say what is
+      // left running, or the user is back at the prompt with a control plane they may not expect.
+      if (lastForwardedAt === Number.NEGATIVE_INFINITY && code !== 0) {
+        console.error(
+          `\nthe controller exited (${code === null ? `signal ${signal}` : `code ${code}`}); the control plane is still running (npm run cluster:down stops it)`,
+        );
+      }
+      resolve(code ?? (signal ? 128 + (osSignals[signal] ?? 0) : 0));
+    }),
   );
 }
 
