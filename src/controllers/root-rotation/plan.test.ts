@@ -66,7 +66,7 @@ describe('planRotation', () => {
     const held = now - 30_000;
     expect(planRotation(input({ phase: 'Publishing', phaseSince: held, progressHeldSince: held }))).toEqual({
       action: 'wait',
-      reason: 'letting kubelets propagate the change',
+      reason: `letting kubelets propagate the change until ${new Date(held + 60_000).toISOString()} (--root-rotation-propagation-delay)`,
       recheckAt: held + 60_000,
     });
     expect(

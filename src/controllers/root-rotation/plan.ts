@@ -74,6 +74,11 @@ export function planRotation(input: RotationInput): RotationDecision {
   }
   const readyAt = Math.max(input.progressHeldSince ?? now, input.phaseSince) + input.dwellMs;
   if (now < readyAt)
-    return { action: 'wait', reason: 'letting kubelets propagate the change', recheckAt: readyAt };
+    return {
+      action: 'wait',
+      // The end is named so a reader of the status knows the wait is deliberate and how long it is.
+      reason: `letting kubelets propagate the change until ${new Date(readyAt).toISOString()} (--root-rotation-propagation-delay)`,
+      recheckAt: readyAt,
+    };
   return phase === 'Publishing' ? { action: 'activate' } : { action: 'retire' };
 }
