@@ -235,8 +235,11 @@ export class AuthorityController extends OneKeyController {
       else log.info({ trustDomain: config.trustDomain }, `generated a new self-signed root in ${source}`);
     } catch (err) {
       if (isConflict(err)) {
-        // Another replica won the race: its root is the one; the watch brings it.
-        log.info(`${source} was created by someone else meanwhile; using that root`);
+        // Another replica won the race, or this one did on an earlier pass whose Secret the cache
+        // has not seen yet: the stored root is the one; the watch brings it.
+        log.info(
+          `${source} already exists (another replica, or this one a moment ago before its cache caught up); using the stored root`,
+        );
         return;
       }
       this.evaluatedFrom = '';
