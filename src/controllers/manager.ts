@@ -109,10 +109,10 @@ export async function startController(
   metrics.setLeader(!elector);
   state.authority.subscribe((next) => reportAuthority(metrics, next));
 
-  // Not fenced: every replica's CSR API records what it issues (shard merges retry on 409, so
-  // concurrent writers are safe), and a follower must be able to, or it could not issue at all.
+  // Not fenced: every replica's CSR API records what it issues (merge patches that only add keys,
+  // so concurrent writers are safe), and a follower must be able to, or it could not issue at all.
   const issuanceRecord = new IssuanceRecord({
-    core: kubeConfig.makeApiClient(CoreV1Api),
+    raw: new RawApi(kubeConfig),
     namespace: settings.caNamespace,
   });
   // Each controller subscribes to the caches and shared state it watches; none calls another.
