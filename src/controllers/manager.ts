@@ -243,10 +243,8 @@ export async function startController(
         metrics: metrics.csr,
         log: log.child({ subsystem: 'csr-api' }),
         // Recorded before the chain is returned, so revoking the ServiceAccount covers it too.
-        onIssued: async (record) => {
-          await issuanceRecord.record({ ...record, issuedAt: new Date() });
-          hooks.onCsrIssued?.(record);
-        },
+        onIssued: (record) => issuanceRecord.record({ ...record, issuedAt: new Date() }),
+        afterIssued: (record) => hooks.onCsrIssued?.(record),
       })
     : undefined;
 

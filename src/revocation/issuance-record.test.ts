@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeApiServer } from '../kube/fake-api.js';
 import { configMapsPath } from '../kube/raw.js';
-import { IssuanceRecord, SHARD_COUNT, shardName, shardOf } from './issuance-record.js';
+import { IssuanceRecord, SHARD_COUNT, shardName } from './issuance-record.js';
 
 const NS = 'istio-system';
 const HOUR = 3_600_000;
@@ -14,42 +14,72 @@ const entry = (serial: string, notAfter: number, sa = 'cart') => ({
   notAfter: new Date(notAfter),
   issuedAt: new Date(start),
 });
+const path = (shard: number) => configMapsPath(NS, shardName(shard));
+const seedLegacy = (api: FakeApiServer, shard: number, data: Record<string, string>) =>
+  api.seed(path(shard), { metadata: { name: shardName(shard), namespace: NS }, data });
 
-function setup() {
+/** Writes go to the lowest free shard unless told otherwise, so a test knows where to look. */
+function setup(opts: { maxWritesInFlight?: number; pickShard?: (free: number[]) => number } = {}) {
   const api = new FakeApiServer();
   let now = start;
-  const record = new IssuanceRecord({ raw: api, namespace: NS, now: () => now });
-  const shardPath = configMapsPath(NS, shardName(shardOf('shop', 'cart')));
-  const dataOf = () => api.get(shardPath)?.data as Record<string, string> | undefined;
-  const patchesOf = () =>
+  const record = new IssuanceRecord({
+    raw: api,
+    namespace: NS,
+    now: () => now,
+    pickShard: opts.pickShard ?? ((free) => free[0]!),
+    ...(opts.maxWritesInFlight && { maxWritesInFlight: opts.maxWritesInFlight }),
+  });
+  const dataOf = (shard = 0) => api.get(path(shard))?.data as Record<string, string> | undefined;
+  const allKeys = () =>
+    Array.from({ length: SHARD_COUNT }, (_, i) => Object.keys(dataOf(i) ?? {}))
+      .flat()
+      .sort();
+  const patchesOf = (shard = 0) =>
     api.writes
-      .filter((w) => w.path === shardPath && w.method === 'PATCH')
+      .filter((w) => w.path === path(shard) && w.method === 'PATCH')
       .map((w) => w.body as { data: object });
-  return { api, record, shardPath, dataOf, patchesOf, setNow: (t: number) => (now = t) };
+  return { api, record, dataOf, allKeys, patchesOf, setNow: (t: number) => (now = t) };
+}
+
+async function waitForWrites(api: FakeApiServer, count: number): Promise<void> {
+  for (let i = 0; i < 100 && api.writes.length < count; i++) await new Promise((r) => setImmediate(r));
+  expect(api.writes.length).toBe(count);
 }
 
 describe('the issuance record', () => {
   it('creates a missing shard with the label of what alcazar owns, then only patches in new keys', async () => {
-    const { api, record, shardPath, dataOf, patchesOf } = setup();
+    const { api, record, dataOf, patchesOf } = setup();
     await record.record(entry('0a', start + HOUR));
-    expect(api.get(shardPath)?.metadata?.labels).toEqual({ 'app.kubernetes.io/managed-by': 'alcazar' });
+    expect(api.get(path(0))?.metadata?.labels).toEqual({ 'app.kubernetes.io/managed-by': 'alcazar' });
     await record.record(entry('0b', start + HOUR));
     expect(patchesOf().at(-1)).toEqual({ data: { shop_cart_0b: `${s(start + HOUR)} ${s(start)}` } });
     expect(Object.keys(dataOf()!).sort()).toEqual(['shop_cart_0a', 'shop_cart_0b']);
     expect(api.writes.some((w) => w.method === 'PUT')).toBe(false);
   });
 
-  it('records that arrive while a write is in flight share the next one', async () => {
-    const { record, patchesOf, api, shardPath } = setup();
-    api.seed(shardPath, { metadata: { name: shardName(shardOf('shop', 'cart')), namespace: NS }, data: {} });
-    await Promise.all(['01', '02', '03', '04'].map((serial) => record.record(entry(serial, start + HOUR))));
-    expect(patchesOf().map((p) => Object.keys(p.data).length)).toEqual([1, 3]);
+  it('records that arrive while writes are in flight share the next write, whatever their identity', async () => {
+    const { api, record, allKeys } = setup({ maxWritesInFlight: 2 });
+    for (const shard of [0, 1, 2]) seedLegacy(api, shard, {});
+    const serials = ['01', '02', '03', '04', '05', '06'];
+    await Promise.all(serials.map((serial, i) => record.record(entry(serial, start + HOUR, `sa-${i}`))));
+    // Two writes of one record each went out at once; the four that came meanwhile shared one.
+    expect(api.writes.map((w) => Object.keys((w.body as { data: object }).data).length)).toEqual([1, 1, 4]);
+    expect(new Set(api.writes.slice(0, 2).map((w) => w.path)).size).toBe(2); // never two at once to one shard
+    expect(allKeys()).toEqual(serials.map((serial, i) => `shop_sa-${i}_${serial}`).sort());
+  });
+
+  it('spreads writes over every shard when it picks at random', async () => {
+    const api = new FakeApiServer();
+    const record = new IssuanceRecord({ raw: api, namespace: NS, maxWritesInFlight: 1 });
+    for (let i = 0; i < 400; i++)
+      await record.record(entry(i.toString(16).padStart(4, '0'), Date.now() + HOUR));
+    expect(new Set(api.writes.map((w) => w.path.split('/').at(-1))).size).toBeGreaterThan(SHARD_COUNT / 2);
   });
 
   it('a failed write rejects the records it carried, and the next record still writes', async () => {
-    const { record, api, shardPath, dataOf } = setup();
+    const { record, api, dataOf } = setup();
     await record.record(entry('01', start + HOUR));
-    api.failNext('PATCH', shardPath, 500);
+    api.failNext('PATCH', path(0), 500);
     await expect(record.record(entry('02', start + HOUR))).rejects.toThrow(/500/);
     await record.record(entry('03', start + HOUR));
     expect(Object.keys(dataOf()!).sort()).toEqual(['shop_cart_01', 'shop_cart_03']);
@@ -66,10 +96,9 @@ describe('the issuance record', () => {
   });
 
   it('converts a shard of the previous layout without losing a valid certificate', async () => {
-    const { api, record, shardPath, dataOf } = setup();
-    api.seed(shardPath, {
-      metadata: { name: shardName(shardOf('shop', 'cart')), namespace: NS },
-      data: { shop_cart: `0a ${s(start + HOUR)} ${s(start)}\n0b ${s(start - 1000)} ${s(start - HOUR)}` },
+    const { api, record, dataOf } = setup();
+    seedLegacy(api, 0, {
+      shop_cart: `0a ${s(start + HOUR)} ${s(start)}\n0b ${s(start - 1000)} ${s(start - HOUR)}`,
     });
     expect((await record.forIdentity('shop', 'cart')).map((c) => c.serial)).toEqual(['0a']);
     await record.record(entry('0c', start + HOUR));
@@ -84,12 +113,7 @@ describe('the issuance record', () => {
   it('does not convert over a write it has not seen: an old replica appending meanwhile loses nothing', async () => {
     const api = new FakeApiServer();
     let now = start;
-    const shardPath = configMapsPath(NS, shardName(shardOf('shop', 'cart')));
-    const legacy = (lines: string[]) => ({
-      metadata: { name: shardName(shardOf('shop', 'cart')), namespace: NS },
-      data: { shop_cart: lines.join('\n') },
-    });
-    api.seed(shardPath, legacy([`0a ${s(start + HOUR)} ${s(start)}`]));
+    seedLegacy(api, 0, { shop_cart: `0a ${s(start + HOUR)} ${s(start)}` });
     // After our first patch, a replica of the previous version rewrites the legacy key with one
     // more line (its read-merge-PUT), before our conversion is sent.
     let oldReplicaWrote = false;
@@ -98,9 +122,9 @@ describe('the issuance record', () => {
         const answer = await api.request<T>(...args);
         if (args[0] === 'PATCH' && !oldReplicaWrote) {
           oldReplicaWrote = true;
-          const current = api.get(shardPath)!;
+          const current = api.get(path(0))!;
           const lines = [current.data.shop_cart, `0b ${s(start + HOUR)} ${s(start)}`];
-          await api.request('PUT', shardPath, {
+          await api.request('PUT', path(0), {
             ...current,
             data: { ...current.data, shop_cart: lines.join('\n') },
           });
@@ -108,15 +132,15 @@ describe('the issuance record', () => {
         return answer;
       },
     };
-    const record = new IssuanceRecord({ raw, namespace: NS, now: () => now });
+    const record = new IssuanceRecord({ raw, namespace: NS, now: () => now, pickShard: (free) => free[0]! });
     await record.record(entry('0c', start + HOUR));
     await waitForWrites(api, 3); // our patch, the old replica's PUT, our conversion (409)
-    expect(api.get(shardPath)!.data.shop_cart).toContain('0b');
+    expect(api.get(path(0))!.data.shop_cart).toContain('0b');
     // The next scan sees the line and converts it.
     now += 61_000;
     await record.record(entry('0d', start + HOUR));
     await waitForWrites(api, 5);
-    expect(Object.keys(api.get(shardPath)!.data).sort()).toEqual([
+    expect(Object.keys(api.get(path(0))!.data).sort()).toEqual([
       'shop_cart_0a',
       'shop_cart_0b',
       'shop_cart_0c',
@@ -124,35 +148,39 @@ describe('the issuance record', () => {
     ]);
   });
 
-  it('finds recorded certificates by serial across shards, in both layouts', async () => {
-    const { api, record } = setup();
+  it('finds recorded certificates by serial and by identity in every shard, in both layouts', async () => {
+    const { api, record } = setup({ pickShard: (free) => free.at(-1)! });
     await record.record(entry('0a', start + HOUR));
     await record.record(entry('0b', start + HOUR, 'web'));
-    const other = configMapsPath(NS, shardName(shardOf('shop', 'legacy')));
-    api.seed(other, {
-      metadata: { name: shardName(shardOf('shop', 'legacy')), namespace: NS },
-      data: { shop_legacy: `0d ${s(start + HOUR)} ${s(start)}` },
+    seedLegacy(api, 5, {
+      shop_legacy: `0d ${s(start + HOUR)} ${s(start)}`,
+      shop_cart: `0e ${s(start + HOUR)} ${s(start)}`,
     });
-    const found = await record.findSerials(['0a', '0b', '0d', '0e']);
+    const found = await record.findSerials(['0a', '0b', '0d', '0e', '0f']);
     expect([...found.values()].map((c) => `${c.serviceAccount}/${c.serial}`).sort()).toEqual([
       'cart/0a',
+      'cart/0e',
       'legacy/0d',
       'web/0b',
     ]);
+    expect((await record.forIdentity('shop', 'cart')).map((c) => c.serial).sort()).toEqual(['0a', '0e']);
   });
 
-  it('spreads identities over its shards with stable names', () => {
-    const used = new Set(Array.from({ length: 2000 }, (_, i) => shardOf('ns', `sa-${i}`)));
-    expect(used.size).toBe(SHARD_COUNT);
-    expect(shardOf('a', 'b')).toBe(shardOf('a', 'b'));
-    expect(shardName(7)).toBe('alcazar-issued-07');
+  it('a withdrawn record is dropped if not yet sent, else nulled by the next patch to its shard', async () => {
+    const { record, dataOf, patchesOf } = setup({ maxWritesInFlight: 1 });
+    const first = record.record(entry('01', start + HOUR)); // in flight
+    const second = record.record(entry('02', start + HOUR)); // waiting for the next write
+    record.withdraw(entry('02', start + HOUR));
+    record.withdraw(entry('01', start + HOUR));
+    await Promise.all([first, second]);
+    expect(Object.keys(dataOf()!)).toEqual(['shop_cart_01']);
+    await record.record(entry('03', start + HOUR));
+    expect(patchesOf().at(-1)).toEqual({
+      data: { shop_cart_01: null, shop_cart_03: `${s(start + HOUR)} ${s(start)}` },
+    });
+    expect(Object.keys(dataOf()!)).toEqual(['shop_cart_03']);
   });
 });
-
-async function waitForWrites(api: FakeApiServer, count: number): Promise<void> {
-  for (let i = 0; i < 100 && api.writes.length < count; i++) await new Promise((r) => setImmediate(r));
-  expect(api.writes.length).toBe(count);
-}
 
 describe('the RBAC for the issuance record', () => {
   it('names exactly the shards the code writes', async () => {

@@ -2,18 +2,23 @@
 // covers certificates alcazar no longer holds (issued over the CSR API, or superseded in a Secret
 // by a renewal but still valid). It survives restarts and fail-over because it lives in
 // ConfigMaps in the CA namespace: SHARD_COUNT ConfigMaps alcazar-issued-00 … alcazar-issued-63,
-// an identity's certificates in the shard its namespace/name hashes to, one data key per
-// certificate (layout: ./record-layout.ts).
+// one data key per certificate (layout: ./record-layout.ts).
 //
-// Cost (README "Revoking a certificate"): each record() is one JSON merge patch of its shard that
-// carries only the new keys (no read, no resourceVersion, no retry on 409: the API server applies
-// concurrent patches one after the other); records to a shard that arrive while one is in flight
-// share the next patch. Expired keys are removed by the next patch to their shard, as nulls
-// learned from an earlier patch's answer, so a shard stays bounded without a compactor.
-import { createHash } from 'node:crypto';
+// Cost (README "Revoking a certificate"): a write is one JSON merge patch of one shard that carries
+// only the new keys (no read, no resourceVersion, no retry on 409: the API server applies
+// concurrent patches one after the other). At most two writes are in flight; every record that
+// arrives meanwhile shares the next one, which goes to a free shard picked at random: any shard may
+// hold any identity's certificates (readers read all 64), so writes batch across identities and
+// shards fill evenly. The API server's cost of a patch grows with the shard's size (it stores the
+// whole object again), which is why an identity's certificates are not kept together: one busy
+// ServiceAccount would make its one shard, and every write to it, large. Expired keys are removed
+// by the next patch to their shard, as nulls learned from an earlier patch's answer, so a shard
+// stays bounded without a compactor.
 import { apiStatus, isConflict, isNotFound } from '../kube/client.js';
 import { type ApiRequester, configMapsPath, MERGE_PATCH_CONTENT } from '../kube/raw.js';
+import { normalizeSerialHex } from '../pki/crl.js';
 import {
+  entryKey,
   type IssuanceEntry,
   planAppend,
   planHousekeeping,
@@ -31,13 +36,16 @@ const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'alcazar' };
 /** How often one shard's answer is scanned for expired and legacy keys. */
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 const MAX_CREATE_RACES = 3;
+/** Records per patch at most (a patch of 500 keys is ~40 KB). */
+const MAX_BATCH = 500;
+/** How long after sending a record it can still be withdrawn (a TokenReview's answer comes well within). */
+const WITHDRAW_WINDOW_MS = 120_000;
+
+const keyOf = (e: IssuanceEntry) =>
+  entryKey(e.namespace, e.serviceAccount, normalizeSerialHex(e.serial) ?? e.serial);
 
 export function shardName(index: number): string {
   return `${ISSUANCE_RECORD_PREFIX}${String(index).padStart(2, '0')}`;
-}
-
-export function shardOf(namespace: string, serviceAccount: string): number {
-  return createHash('sha256').update(`${namespace}/${serviceAccount}`).digest().readUInt32BE(0) % SHARD_COUNT;
 }
 
 interface Pending {
@@ -64,16 +72,30 @@ export interface IssuanceRecordOptions {
   /** The CA namespace. */
   namespace: string;
   now?: () => number;
+  /** Writes in flight at once (default 2); each carries every record that arrived meanwhile. */
+  maxWritesInFlight?: number;
+  /** Which free shard the next write goes to (default: at random, so shards fill evenly). */
+  pickShard?: (free: number[]) => number;
 }
 
 export class IssuanceRecord {
-  private readonly pending = new Map<number, Pending[]>();
+  /** Records waiting for the next write, whichever shard it goes to. */
+  private pending: Pending[] = [];
+  /** Shards with a write in flight. */
   private readonly writing = new Set<number>();
   private readonly shards = new Map<number, ShardState>();
+  /** Per shard: keys of withdrawn records that were sent there, null in the next patch. */
+  private readonly withdrawn = new Map<number, string[]>();
+  /** Where recently sent records went (key → shard), so a withdrawal can find them. */
+  private readonly sentTo = new Map<string, { shard: number; at: number }>();
   private readonly now: () => number;
+  private readonly maxWrites: number;
+  private readonly pickShard: (free: number[]) => number;
 
   constructor(private readonly opts: IssuanceRecordOptions) {
     this.now = opts.now ?? Date.now;
+    this.maxWrites = opts.maxWritesInFlight ?? 2;
+    this.pickShard = opts.pickShard ?? ((free) => free[Math.floor(Math.random() * free.length)]!);
   }
 
   /**
@@ -81,19 +103,38 @@ export class IssuanceRecord {
    * call it before handing the certificate out, so a revocation cannot miss it.
    */
   record(entry: IssuanceEntry): Promise<void> {
-    const shard = shardOf(entry.namespace, entry.serviceAccount);
     return new Promise((resolve, reject) => {
-      const list = this.pending.get(shard) ?? [];
-      list.push({ entry, resolve, reject });
-      this.pending.set(shard, list);
-      this.flush(shard);
+      this.pending.push({ entry, resolve, reject });
+      this.flush();
     });
   }
 
-  /** The still-valid certificates recorded for one identity. */
+  /**
+   * Takes back a record whose certificate was not handed out after all: dropped if it has not been
+   * sent yet, else removed by the next patch to its shard (no write of its own: a caller that
+   * fails authentication costs at most a share of one write).
+   */
+  withdraw(entry: Pick<IssuanceEntry, 'namespace' | 'serviceAccount' | 'serial'>): void {
+    const serial = normalizeSerialHex(entry.serial);
+    if (!serial) return;
+    const key = entryKey(entry.namespace, entry.serviceAccount, serial);
+    const index = this.pending.findIndex((p) => keyOf(p.entry) === key);
+    if (index >= 0) {
+      this.pending.splice(index, 1)[0]!.resolve();
+      return;
+    }
+    const sent = this.sentTo.get(key);
+    if (!sent) return;
+    this.sentTo.delete(key);
+    const keys = this.withdrawn.get(sent.shard) ?? [];
+    keys.push(key);
+    this.withdrawn.set(sent.shard, keys);
+  }
+
+  /** The still-valid certificates recorded for one identity (every shard: records go to any). */
   async forIdentity(namespace: string, serviceAccount: string): Promise<RecordedCertificate[]> {
-    const shard = await this.read(shardOf(namespace, serviceAccount));
-    return readIdentity(shard?.data ?? {}, namespace, serviceAccount, this.now());
+    const shards = await this.readAll();
+    return shards.flatMap((shard) => readIdentity(shard?.data ?? {}, namespace, serviceAccount, this.now()));
   }
 
   /** The recorded certificates with these serials (canonical hex), wherever they were issued. */
@@ -101,11 +142,14 @@ export class IssuanceRecord {
     const wanted = new Set(serials);
     const found = new Map<string, RecordedCertificate>();
     if (wanted.size === 0) return found;
-    const shards = await Promise.all(Array.from({ length: SHARD_COUNT }, (_, i) => this.read(i)));
-    for (const shard of shards)
+    for (const shard of await this.readAll())
       for (const cert of readShard(shard?.data ?? {}, this.now()))
         if (wanted.has(cert.serial)) found.set(cert.serial, cert);
     return found;
+  }
+
+  private readAll(): Promise<(ShardConfigMap | undefined)[]> {
+    return Promise.all(Array.from({ length: SHARD_COUNT }, (_, i) => this.read(i)));
   }
 
   private async read(index: number): Promise<ShardConfigMap | undefined> {
@@ -120,41 +164,72 @@ export class IssuanceRecord {
     }
   }
 
-  /** One write per shard at a time; what arrives meanwhile goes into the next write. */
-  private flush(shard: number): void {
-    if (this.writing.has(shard)) return;
-    const batch = this.pending.get(shard) ?? [];
-    const conversion = this.shards.get(shard)?.conversion;
-    if (batch.length === 0 && !conversion) return;
-    this.pending.delete(shard);
+  /**
+   * At most maxWrites writes at once, never two to one shard: everything that arrives meanwhile
+   * goes into the next write, to whichever free shard is picked. Then a conversion, if one is due.
+   */
+  private flush(): void {
+    while (this.writing.size < this.maxWrites) {
+      const free = Array.from({ length: SHARD_COUNT }, (_, i) => i).filter((i) => !this.writing.has(i));
+      if (this.pending.length > 0) {
+        const batch = this.pending.splice(0, MAX_BATCH);
+        this.start(this.pickShard(free), this.write(batch));
+        continue;
+      }
+      const converting = free.find((i) => this.shards.get(i)?.conversion);
+      if (converting === undefined) return;
+      this.start(converting, () => this.convert(converting).then(() => () => {}));
+    }
+  }
+
+  /** Frees the shard before the records it carried are settled, so their callers find it free. */
+  private start(shard: number, write: (shard: number) => Promise<() => void>): void {
     this.writing.add(shard);
-    const write =
-      batch.length > 0
-        ? this.append(
-            shard,
-            batch.map((p) => p.entry),
-          ).then(
-            () => {
-              for (const p of batch) p.resolve();
-            },
-            (err: unknown) => {
-              for (const p of batch) p.reject(err);
-            },
-          )
-        : this.convert(shard);
-    void write.finally(() => {
+    void write(shard).then((settle) => {
       this.writing.delete(shard);
-      this.flush(shard);
+      settle();
+      this.flush();
     });
+  }
+
+  /** Sends a batch to a shard; what it resolves to settles the batch's records. */
+  private write(batch: Pending[]): (shard: number) => Promise<() => void> {
+    return (shard) =>
+      this.append(
+        shard,
+        batch.map((p) => p.entry),
+      ).then(
+        () => () => {
+          for (const p of batch) p.resolve();
+        },
+        (err: unknown) => () => {
+          for (const p of batch) p.reject(err);
+        },
+      );
   }
 
   private async append(shard: number, entries: IssuanceEntry[]): Promise<void> {
     const now = this.now();
     const state = this.shards.get(shard);
-    const patch = planAppend(entries, state?.expiredKeys ?? [], now);
+    const patch = planAppend(
+      entries,
+      [...(state?.expiredKeys ?? []), ...(this.withdrawn.get(shard) ?? [])],
+      now,
+    );
     if (state) state.expiredKeys = [];
+    this.withdrawn.delete(shard);
+    this.remember(entries, shard, now);
     if (Object.keys(patch).length === 0) return;
     this.learn(shard, await this.patchOrCreate(shard, patch), now);
+  }
+
+  /** Where each entry went, for WITHDRAW_WINDOW_MS. */
+  private remember(entries: IssuanceEntry[], shard: number, now: number): void {
+    for (const [key, sent] of this.sentTo) {
+      if (now - sent.at < WITHDRAW_WINDOW_MS) break;
+      this.sentTo.delete(key);
+    }
+    for (const entry of entries) this.sentTo.set(keyOf(entry), { shard, at: now });
   }
 
   /**
@@ -172,11 +247,10 @@ export class IssuanceRecord {
       const written = await this.opts.raw.request<ShardConfigMap>('PATCH', path, body, MERGE_PATCH_CONTENT);
       this.learn(shard, written, this.now());
     } catch (err) {
-      if (isConflict(err) || apiStatus(err) === 409 || isNotFound(err)) {
+      // Planned again at the shard's next scan: after a conflict (another write came first) at
+      // once, after any other failure (the API server is away) after the usual interval.
+      if (isConflict(err) || apiStatus(err) === 409 || isNotFound(err))
         state.scannedAt = Number.NEGATIVE_INFINITY;
-        return;
-      }
-      throw err;
     }
   }
 

@@ -59,6 +59,11 @@ export function entryKeyValue(
   return [`${namespace}_${name}_${serial}`, name === serviceAccount ? value : `${value} ${serviceAccount}`];
 }
 
+/** The data key of one certificate (serial in canonical hex). */
+export function entryKey(namespace: string, serviceAccount: string, serial: string): string {
+  return `${namespace}_${namePart(namespace, serviceAccount, serial)}_${serial}`;
+}
+
 /** The prefix of every key of one identity in the per-certificate layout (long names: see namePart). */
 function identityPrefixes(namespace: string, serviceAccount: string): string[] {
   const hashed = `${namespace}_h${createHash('sha256').update(serviceAccount).digest('hex').slice(0, 40)}_`;
