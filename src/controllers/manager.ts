@@ -244,6 +244,8 @@ export async function startController(
         log: log.child({ subsystem: 'csr-api' }),
         // Recorded before the chain is returned, so revoking the ServiceAccount covers it too.
         onIssued: (record) => issuanceRecord.record({ ...record, issuedAt: new Date() }),
+        // The record write starts while the TokenReview is out; taken back if it fails.
+        onWithdrawn: (record) => issuanceRecord.withdraw(record),
         afterIssued: (record) => hooks.onCsrIssued?.(record),
       })
     : undefined;
