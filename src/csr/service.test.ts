@@ -166,8 +166,8 @@ describe('recording while the TokenReview is out', () => {
     await settle();
     expect(records).toHaveLength(0);
     reviews[0]!.resolve(reviewedAs('shop', 'cart'));
-    await settle();
-    await settle();
+    // Recorded once signed (signing is asynchronous crypto): wait for it, with a bound.
+    for (let i = 0; i < 1000 && records.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
     expect(records).toHaveLength(1);
     records[0]!.done.resolve();
     expect(await answer).toHaveLength(2);
