@@ -145,7 +145,7 @@ export function csrWhatIf(nonBaseline: readonly StoredScenario[]): string[] {
     '',
     '#### CSR API what-ifs (alcazar with a preload from bench/experiments/, not the shipped controller; istiod as shipped)',
     '',
-    '`memory-issuance-record` keeps the issuance record (ConfigMaps alcazar-issued-NN, one read and one replace per CSR) in',
+    '`memory-issuance-record` keeps the issuance record (ConfigMaps alcazar-issued-NN, one merge patch per CSR or batch) in',
     "the controller's memory; any other name: see bench/experiments/<name>.ts.",
     '',
     `| ${header.join(' | ')} |`,

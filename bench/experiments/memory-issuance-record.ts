@@ -1,33 +1,36 @@
 // Experiment, not a fix: preloaded into the controller (node --import) to measure what the issuance
 // record costs the CSR API. Every certificate issued over the API is recorded in a ConfigMap shard
-// (alcazar-issued-NN: one read and one replace, awaited before the answer); here those shards live
-// in the controller's memory instead, and every other ConfigMap call goes to the API server as usual.
-import { ApiException, CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
+// (alcazar-issued-NN: one merge patch, awaited before the answer); here those shards live in the
+// controller's memory instead, and every other request goes to the API server as usual.
+import { ApiException } from '@kubernetes/client-node';
+import { RawApi } from '../../src/kube/raw.js';
 
-const PREFIX = 'alcazar-issued-';
-const shards = new Map<string, V1ConfigMap>();
-type Call = (request: { name?: string; namespace: string; body?: V1ConfigMap }) => Promise<V1ConfigMap>;
-const api = CoreV1Api.prototype as unknown as Record<
-  'readNamespacedConfigMap' | 'replaceNamespacedConfigMap' | 'createNamespacedConfigMap',
-  Call
->;
-const key = (namespace: string, name: string) => `${namespace}/${name}`;
+const SHARD = /\/configmaps(?:\/(alcazar-issued-\d\d))?$/;
+const shards = new Map<string, { metadata: object; data: Record<string, string> }>();
+const original = RawApi.prototype.request;
 
-const read = api.readNamespacedConfigMap;
-api.readNamespacedConfigMap = function (this: CoreV1Api, request) {
-  if (!request.name?.startsWith(PREFIX)) return read.call(this, request);
-  const found = shards.get(key(request.namespace, request.name));
-  return found
-    ? Promise.resolve(structuredClone(found))
-    : Promise.reject(new ApiException(404, 'not found (in-memory issuance record)', {}, {}));
+RawApi.prototype.request = function <T>(this: RawApi, ...args: Parameters<RawApi['request']>): Promise<T> {
+  const [method, path, body] = args;
+  const match = SHARD.exec(path.split('?')[0]!);
+  const name =
+    match?.[1] ??
+    (method === 'POST' ? (body as { metadata?: { name?: string } })?.metadata?.name : undefined);
+  if (!match || !name?.startsWith('alcazar-issued-')) return original.apply(this, args) as Promise<T>;
+  const shard = shards.get(path.replace(/\/configmaps.*$/, `/${name}`));
+  const notFound = () =>
+    Promise.reject(new ApiException(404, 'not found (in-memory issuance record)', {}, {}));
+  if (method === 'GET') return shard ? Promise.resolve(structuredClone(shard) as T) : notFound();
+  const key = path.replace(/\/configmaps.*$/, `/${name}`);
+  if (method === 'POST') {
+    const created = structuredClone(body) as { metadata: object; data: Record<string, string> };
+    shards.set(key, created);
+    return Promise.resolve(structuredClone(created) as T);
+  }
+  if (!shard) return notFound();
+  const patch = (body as { data?: Record<string, string | null> }).data ?? {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete shard.data[k];
+    else shard.data[k] = v;
+  }
+  return Promise.resolve(structuredClone(shard) as T);
 };
-
-for (const method of ['replaceNamespacedConfigMap', 'createNamespacedConfigMap'] as const) {
-  const original = api[method];
-  api[method] = function (this: CoreV1Api, request) {
-    const name = request.name ?? request.body?.metadata?.name ?? '';
-    if (!name.startsWith(PREFIX)) return original.call(this, request);
-    shards.set(key(request.namespace, name), structuredClone(request.body!));
-    return Promise.resolve(structuredClone(request.body!));
-  };
-}

@@ -109,10 +109,10 @@ export async function startController(
   metrics.setLeader(!elector);
   state.authority.subscribe((next) => reportAuthority(metrics, next));
 
-  // Not fenced: every replica's CSR API records what it issues (shard merges retry on 409, so
-  // concurrent writers are safe), and a follower must be able to, or it could not issue at all.
+  // Not fenced: every replica's CSR API records what it issues (merge patches that only add keys,
+  // so concurrent writers are safe), and a follower must be able to, or it could not issue at all.
   const issuanceRecord = new IssuanceRecord({
-    core: kubeConfig.makeApiClient(CoreV1Api),
+    raw: new RawApi(kubeConfig),
     namespace: settings.caNamespace,
   });
   // Each controller subscribes to the caches and shared state it watches; none calls another.
@@ -243,10 +243,10 @@ export async function startController(
         metrics: metrics.csr,
         log: log.child({ subsystem: 'csr-api' }),
         // Recorded before the chain is returned, so revoking the ServiceAccount covers it too.
-        onIssued: async (record) => {
-          await issuanceRecord.record({ ...record, issuedAt: new Date() });
-          hooks.onCsrIssued?.(record);
-        },
+        onIssued: (record) => issuanceRecord.record({ ...record, issuedAt: new Date() }),
+        // The record write starts while the TokenReview is out; taken back if it fails.
+        onWithdrawn: (record) => issuanceRecord.withdraw(record),
+        afterIssued: (record) => hooks.onCsrIssued?.(record),
       })
     : undefined;
 

@@ -131,6 +131,23 @@ export function callerOf(result: TokenReviewResult, audiences: readonly string[]
   return { ...account, via: 'token' };
 }
 
+/**
+ * The ServiceAccount a JWT says it belongs to (its `sub` claim), read without verifying anything:
+ * only a guess, to start work that the TokenReview's answer then confirms or withdraws.
+ */
+export function claimedServiceAccount(
+  token: string,
+): { namespace: string; serviceAccount: string } | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3 || parts[1]!.length > MAX_TOKEN_LENGTH) return undefined;
+  try {
+    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { sub?: unknown };
+    return typeof payload.sub === 'string' ? serviceAccountOfUser(payload.sub) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The `exp` claim of a JWT in ms, read without verifying anything (the API server does that); undefined when absent. */
 export function jwtExpiry(token: string): number | undefined {
   const parts = token.split('.');

@@ -35,6 +35,10 @@ export interface CsrApiOptions {
   log: Logger;
   /** Called for every certificate issued through the API (the issuance record). */
   onIssued?: (record: IssuedCertificateRecord) => void | Promise<void>;
+  /** A record started early whose certificate was not issued (see CertificateServiceOptions). */
+  onWithdrawn?: (record: IssuedCertificateRecord) => void;
+  /** Told of each certificate recorded and about to be handed out. */
+  afterIssued?: (record: IssuedCertificateRecord) => void;
   /** Replaces the API server's TokenReview (tests). */
   review?: TokenReviewer;
 }
@@ -62,6 +66,8 @@ export async function startCsrApi(opts: CsrApiOptions): Promise<CsrApi> {
     metrics: opts.metrics,
     log: opts.log,
     onIssued: opts.onIssued,
+    onWithdrawn: opts.onWithdrawn,
+    afterIssued: opts.afterIssued,
   });
   const server = await startCsrServer({
     port: opts.settings.port,

@@ -10,7 +10,13 @@ import type { CaConfig } from '../config/ca-spec.js';
 import { CsrError, parseCsrPem } from '../pki/csr.js';
 import { encodePem, issueLeafCertificate, randomSerialNumber } from '../pki/index.js';
 import type { CsrServerMetrics } from '../telemetry/csr-metrics.js';
-import { callerOfCertificate, chainDersOf, Semaphore, type TokenAuthenticator } from './authenticate.js';
+import {
+  callerOfCertificate,
+  chainDersOf,
+  claimedServiceAccount,
+  Semaphore,
+  type TokenAuthenticator,
+} from './authenticate.js';
 import { authorizeNames, type Caller, decideValidityMs, Refusal, workloadSpiffeId } from './policy.js';
 import type { CertificateRequest } from './protocol.js';
 
@@ -41,7 +47,32 @@ export interface CertificateServiceOptions {
   maxConcurrentSignatures?: number;
   /** Awaited before the chain is returned: a certificate that cannot be recorded is not handed out. */
   onIssued?: (record: IssuedCertificateRecord) => void | Promise<void>;
+  /**
+   * When given, onIssued starts while the caller's TokenReview is still out, for the identity the
+   * token claims (unverified) and a CSR that would pass for it; a record whose certificate is then
+   * not issued (the review fails or names someone else, or signing fails) is handed here to be
+   * taken back. README "Use alcazar as the CA of an Istio mesh" says what this trades.
+   */
+  onWithdrawn?: (record: IssuedCertificateRecord) => void;
+  /** Told of each certificate once it is recorded and about to be handed out. */
+  afterIssued?: (record: IssuedCertificateRecord) => void;
   now?: () => number;
+}
+
+interface Lifetime {
+  notAfter: Date;
+  notBefore: Date;
+  serial: bigint;
+}
+
+/** A record started before the caller was proven (see recordEarly). */
+interface EarlyRecord {
+  claimed: { namespace: string; serviceAccount: string };
+  parsed: ReturnType<typeof parseCsrPem>;
+  lifetime: Lifetime;
+  record: IssuedCertificateRecord;
+  recorded: Promise<void>;
+  withdraw(): void;
 }
 
 /** What the transport hands over: the request, the bearer token (if any), the client certificate (if any). */
@@ -70,14 +101,79 @@ export class CertificateService {
     const { authority } = state;
     const config = this.opts.config();
 
-    const caller = await this.authenticate(call, authority, config.trustDomain).catch((err: unknown) => {
+    const authenticated = this.authenticate(call, authority, config.trustDomain);
+    const early = this.recordEarly(call, authority, config);
+    const caller = await authenticated.catch((err: unknown) => {
+      early?.withdraw();
       if (err instanceof Refusal && err.code === 'UNAUTHENTICATED') metrics.authenticationFailed();
       throw err;
     });
+    const confirmed =
+      early?.claimed.namespace === caller.namespace && early.claimed.serviceAccount === caller.serviceAccount
+        ? early
+        : undefined;
+    if (early && !confirmed) early.withdraw();
+    try {
+      return await this.issue(call, caller, authority, config, confirmed);
+    } catch (err) {
+      confirmed?.withdraw();
+      throw err;
+    }
+  }
 
+  /**
+   * Starts recording, before the caller is proven, the certificate a token's claimed identity would
+   * get for this CSR; undefined when there is nothing to start (no hook, a client certificate, a
+   * token that claims no ServiceAccount, or a request that would be refused anyway).
+   */
+  private recordEarly(
+    call: IncomingCall,
+    authority: SigningAuthority,
+    config: CaConfig,
+  ): EarlyRecord | undefined {
+    const { onIssued, onWithdrawn } = this.opts;
+    if (!onIssued || !onWithdrawn || call.clientCertificateDer || call.bearerToken === undefined) return;
+    const claimed = claimedServiceAccount(call.bearerToken);
+    if (!claimed || this.opts.isManagedNamespace(claimed.namespace) !== true) return;
     let parsed: ReturnType<typeof parseCsrPem>;
+    let validityMs: number;
     try {
       parsed = parseCsrPem(call.request.csr);
+      authorizeNames(parsed.names, workloadSpiffeId(config.trustDomain, claimed));
+      validityMs = this.validityOf(call, config);
+    } catch {
+      return; // refused again, with its metric, once the caller is known
+    }
+    const lifetime = this.lifetime(authority, config, validityMs);
+    const record = this.recordOf(claimed, lifetime);
+    const recorded = Promise.resolve(onIssued(record));
+    recorded.catch(() => {}); // awaited (and its error answered) only if the certificate is issued
+    let withdrawn = false;
+    return {
+      claimed,
+      parsed,
+      lifetime,
+      record,
+      recorded,
+      withdraw: () => {
+        if (withdrawn) return;
+        withdrawn = true;
+        onWithdrawn(record);
+      },
+    };
+  }
+
+  private async issue(
+    call: IncomingCall,
+    caller: Caller,
+    authority: SigningAuthority,
+    config: CaConfig,
+    early: EarlyRecord | undefined,
+  ): Promise<string[]> {
+    const { metrics } = this.opts;
+    let parsed: ReturnType<typeof parseCsrPem>;
+    try {
+      parsed = early?.parsed ?? parseCsrPem(call.request.csr);
     } catch (err) {
       if (!(err instanceof CsrError)) throw err;
       metrics.csrUnparsable();
@@ -103,16 +199,8 @@ export class CertificateService {
       metrics.identityMismatch();
       throw err;
     }
-    const validityMs = decideValidityMs(call.request.validityDurationSeconds, {
-      defaultMs: config.csr.defaultValidityMs,
-      maxMs: config.csr.maxValidityMs,
-    });
-
-    const now = this.now();
-    // A leaf never outlives its signer (Istio #18990).
-    const notAfter = new Date(Math.min(now + validityMs, authority.signer.notAfter.getTime()));
-    const notBefore = new Date(now - Math.min(config.workload.clockSkewMs, validityMs / 10));
-    const serial = randomSerialNumber();
+    const { notAfter, notBefore, serial } =
+      early?.lifetime ?? this.lifetime(authority, config, this.validityOf(call, config));
     let leafPem: string;
     try {
       leafPem = (
@@ -137,26 +225,51 @@ export class CertificateService {
     }
 
     const chain = responseChain(leafPem, authority);
-    const record: IssuedCertificateRecord = {
-      namespace: caller.namespace,
-      serviceAccount: caller.serviceAccount,
-      serial: serialHex(serial),
-      notAfter,
-    };
+    const record = early?.record ?? this.recordOf(caller, { notAfter, notBefore, serial });
+    await (early ? early.recorded : this.opts.onIssued?.(record));
     metrics.certificateIssued();
+    this.opts.afterIssued?.(record);
     this.opts.log.info(
       {
         namespace: caller.namespace,
         serviceAccount: caller.serviceAccount,
-        serial: record.serial,
+        serial: serialHex(serial),
         notAfter: notAfter.toISOString(),
         key: parsed.keyDescription,
         authenticatedBy: caller.via,
       },
       'issued certificate for CSR',
     );
-    await this.opts.onIssued?.(record);
     return chain;
+  }
+
+  private validityOf(call: IncomingCall, config: CaConfig): number {
+    return decideValidityMs(call.request.validityDurationSeconds, {
+      defaultMs: config.csr.defaultValidityMs,
+      maxMs: config.csr.maxValidityMs,
+    });
+  }
+
+  private lifetime(authority: SigningAuthority, config: CaConfig, validityMs: number): Lifetime {
+    const now = this.now();
+    return {
+      // A leaf never outlives its signer (Istio #18990).
+      notAfter: new Date(Math.min(now + validityMs, authority.signer.notAfter.getTime())),
+      notBefore: new Date(now - Math.min(config.workload.clockSkewMs, validityMs / 10)),
+      serial: randomSerialNumber(),
+    };
+  }
+
+  private recordOf(
+    who: { namespace: string; serviceAccount: string },
+    lifetime: Lifetime,
+  ): IssuedCertificateRecord {
+    return {
+      namespace: who.namespace,
+      serviceAccount: who.serviceAccount,
+      serial: serialHex(lifetime.serial),
+      notAfter: lifetime.notAfter,
+    };
   }
 
   private async authenticate(

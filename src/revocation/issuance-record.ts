@@ -1,96 +1,51 @@
 // What alcazar issued to whom, kept in the API server so that revoking a ServiceAccount also
 // covers certificates alcazar no longer holds (issued over the CSR API, or superseded in a Secret
 // by a renewal but still valid). It survives restarts and fail-over because it lives in
-// ConfigMaps in the CA namespace, and it stays bounded because every write of a shard drops the
-// entries that have expired.
+// ConfigMaps in the CA namespace: SHARD_COUNT ConfigMaps alcazar-issued-00 … alcazar-issued-63,
+// one data key per certificate (layout: ./record-layout.ts).
 //
-// Layout: SHARD_COUNT ConfigMaps alcazar-issued-00 … alcazar-issued-63; an identity's entries live
-// in the shard its namespace/name hashes to, under the data key "<namespace>_<serviceaccount>"
-// (neither name may contain "_"), one line per certificate: "<serial hex> <notAfter s> <issuedAt s>".
-//
-// Cost (README "Revoking a certificate"), measured: 100,000 identities with 2.5 valid certificates
-// each take 16.7 MB, 67 bytes per certificate, the largest shard 274 KB (the object limit is 1 MiB).
-// Each record() is one read and one update of its shard; concurrent records to a shard share one
-// write.
-import { createHash } from 'node:crypto';
-import type { CoreV1Api, V1ConfigMap } from '@kubernetes/client-node';
+// Cost (README "Revoking a certificate"): a write is one JSON merge patch of one shard that carries
+// only the new keys (no read, no resourceVersion, no retry on 409: the API server applies
+// concurrent patches one after the other). At most two writes are in flight; every record that
+// arrives meanwhile shares the next one, which goes to a free shard picked at random: any shard may
+// hold any identity's certificates (readers read all 64), so writes batch across identities and
+// shards fill evenly. The API server's cost of a patch grows with the shard's size (it stores the
+// whole object again), which is why an identity's certificates are not kept together: one busy
+// ServiceAccount would make its one shard, and every write to it, large. Expired keys are removed
+// by the next patch to their shard, as nulls learned from an earlier patch's answer, so a shard
+// stays bounded without a compactor.
 import { apiStatus, isConflict, isNotFound } from '../kube/client.js';
+import { type ApiRequester, configMapsPath, MERGE_PATCH_CONTENT } from '../kube/raw.js';
 import { normalizeSerialHex } from '../pki/crl.js';
+import {
+  entryKey,
+  type IssuanceEntry,
+  planAppend,
+  planHousekeeping,
+  type RecordedCertificate,
+  readIdentity,
+  readShard,
+  type ShardPatch,
+} from './record-layout.js';
+
+export type { IssuanceEntry, RecordedCertificate } from './record-layout.js';
 
 export const SHARD_COUNT = 64;
 export const ISSUANCE_RECORD_PREFIX = 'alcazar-issued-';
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'alcazar' };
-const MAX_ATTEMPTS = 5;
+/** How often one shard's answer is scanned for expired and legacy keys. */
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
+const MAX_CREATE_RACES = 3;
+/** Records per patch at most (a patch of 500 keys is ~40 KB). */
+const MAX_BATCH = 500;
+/** How long after sending a record it can still be withdrawn (a TokenReview's answer comes well within). */
+const WITHDRAW_WINDOW_MS = 120_000;
 
-export interface IssuanceEntry {
-  namespace: string;
-  serviceAccount: string;
-  serial: string;
-  notAfter: Date;
-  issuedAt: Date;
-}
-
-export interface RecordedCertificate {
-  serial: string;
-  namespace: string;
-  serviceAccount: string;
-  notAfter: number;
-  issuedAt: number;
-}
+const keyOf = (e: IssuanceEntry) =>
+  entryKey(e.namespace, e.serviceAccount, normalizeSerialHex(e.serial) ?? e.serial);
 
 export function shardName(index: number): string {
   return `${ISSUANCE_RECORD_PREFIX}${String(index).padStart(2, '0')}`;
-}
-
-export function shardOf(namespace: string, serviceAccount: string): number {
-  return createHash('sha256').update(`${namespace}/${serviceAccount}`).digest().readUInt32BE(0) % SHARD_COUNT;
-}
-
-const identityKey = (namespace: string, serviceAccount: string) => `${namespace}_${serviceAccount}`;
-
-/** Reads one identity's lines; drops what has expired and what cannot be read. */
-export function parseLines(
-  text: string | undefined,
-  now: number,
-): { serial: string; notAfter: number; issuedAt: number }[] {
-  const entries: { serial: string; notAfter: number; issuedAt: number }[] = [];
-  for (const line of (text ?? '').split('\n')) {
-    const [serialText, notAfterText, issuedAtText] = line.trim().split(' ');
-    const serial = normalizeSerialHex(serialText ?? '');
-    const notAfter = Number(notAfterText) * 1000;
-    const issuedAt = Number(issuedAtText) * 1000;
-    if (!serial || !Number.isFinite(notAfter) || !Number.isFinite(issuedAt) || notAfter <= now) continue;
-    entries.push({ serial, notAfter, issuedAt });
-  }
-  return entries;
-}
-
-function formatLines(entries: { serial: string; notAfter: number; issuedAt: number }[]): string {
-  return entries
-    .map((e) => `${e.serial} ${Math.floor(e.notAfter / 1000)} ${Math.floor(e.issuedAt / 1000)}`)
-    .join('\n');
-}
-
-/** The shard's data with `added` merged in and every expired entry (of every identity) dropped. */
-export function mergeShard(
-  data: Record<string, string>,
-  added: readonly IssuanceEntry[],
-  now: number,
-): Record<string, string> {
-  const merged = new Map<string, { serial: string; notAfter: number; issuedAt: number }[]>();
-  for (const [key, text] of Object.entries(data)) merged.set(key, parseLines(text, now));
-  for (const entry of added) {
-    const serial = normalizeSerialHex(entry.serial);
-    if (!serial || entry.notAfter.getTime() <= now) continue;
-    const key = identityKey(entry.namespace, entry.serviceAccount);
-    const list = merged.get(key) ?? [];
-    if (!list.some((e) => e.serial === serial))
-      list.push({ serial, notAfter: entry.notAfter.getTime(), issuedAt: entry.issuedAt.getTime() });
-    merged.set(key, list);
-  }
-  const result: Record<string, string> = {};
-  for (const [key, list] of merged) if (list.length > 0) result[key] = formatLines(list);
-  return result;
 }
 
 interface Pending {
@@ -99,20 +54,48 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+interface ShardConfigMap {
+  metadata?: { resourceVersion?: string };
+  data?: Record<string, string>;
+}
+
+/** Per shard: what the last scan of a written shard found for the next writes to do. */
+interface ShardState {
+  scannedAt: number;
+  expiredKeys: string[];
+  conversion: { patch: ShardPatch; resourceVersion: string } | undefined;
+}
+
 export interface IssuanceRecordOptions {
-  core: CoreV1Api;
+  /** Not write-fenced: every replica records what it issues. */
+  raw: ApiRequester;
   /** The CA namespace. */
   namespace: string;
   now?: () => number;
+  /** Writes in flight at once (default 2); each carries every record that arrived meanwhile. */
+  maxWritesInFlight?: number;
+  /** Which free shard the next write goes to (default: at random, so shards fill evenly). */
+  pickShard?: (free: number[]) => number;
 }
 
 export class IssuanceRecord {
-  private readonly pending = new Map<number, Pending[]>();
+  /** Records waiting for the next write, whichever shard it goes to. */
+  private pending: Pending[] = [];
+  /** Shards with a write in flight. */
   private readonly writing = new Set<number>();
+  private readonly shards = new Map<number, ShardState>();
+  /** Per shard: keys of withdrawn records that were sent there, null in the next patch. */
+  private readonly withdrawn = new Map<number, string[]>();
+  /** Where recently sent records went (key → shard), so a withdrawal can find them. */
+  private readonly sentTo = new Map<string, { shard: number; at: number }>();
   private readonly now: () => number;
+  private readonly maxWrites: number;
+  private readonly pickShard: (free: number[]) => number;
 
   constructor(private readonly opts: IssuanceRecordOptions) {
     this.now = opts.now ?? Date.now;
+    this.maxWrites = opts.maxWritesInFlight ?? 2;
+    this.pickShard = opts.pickShard ?? ((free) => free[Math.floor(Math.random() * free.length)]!);
   }
 
   /**
@@ -120,23 +103,38 @@ export class IssuanceRecord {
    * call it before handing the certificate out, so a revocation cannot miss it.
    */
   record(entry: IssuanceEntry): Promise<void> {
-    const shard = shardOf(entry.namespace, entry.serviceAccount);
     return new Promise((resolve, reject) => {
-      const list = this.pending.get(shard) ?? [];
-      list.push({ entry, resolve, reject });
-      this.pending.set(shard, list);
-      this.flush(shard);
+      this.pending.push({ entry, resolve, reject });
+      this.flush();
     });
   }
 
-  /** The still-valid certificates recorded for one identity. */
+  /**
+   * Takes back a record whose certificate was not handed out after all: dropped if it has not been
+   * sent yet, else removed by the next patch to its shard (no write of its own: a caller that
+   * fails authentication costs at most a share of one write).
+   */
+  withdraw(entry: Pick<IssuanceEntry, 'namespace' | 'serviceAccount' | 'serial'>): void {
+    const serial = normalizeSerialHex(entry.serial);
+    if (!serial) return;
+    const key = entryKey(entry.namespace, entry.serviceAccount, serial);
+    const index = this.pending.findIndex((p) => keyOf(p.entry) === key);
+    if (index >= 0) {
+      this.pending.splice(index, 1)[0]!.resolve();
+      return;
+    }
+    const sent = this.sentTo.get(key);
+    if (!sent) return;
+    this.sentTo.delete(key);
+    const keys = this.withdrawn.get(sent.shard) ?? [];
+    keys.push(key);
+    this.withdrawn.set(sent.shard, keys);
+  }
+
+  /** The still-valid certificates recorded for one identity (every shard: records go to any). */
   async forIdentity(namespace: string, serviceAccount: string): Promise<RecordedCertificate[]> {
-    const shard = await this.read(shardOf(namespace, serviceAccount));
-    return parseLines(shard?.data?.[identityKey(namespace, serviceAccount)], this.now()).map((e) => ({
-      ...e,
-      namespace,
-      serviceAccount,
-    }));
+    const shards = await this.readAll();
+    return shards.flatMap((shard) => readIdentity(shard?.data ?? {}, namespace, serviceAccount, this.now()));
   }
 
   /** The recorded certificates with these serials (canonical hex), wherever they were issued. */
@@ -144,89 +142,160 @@ export class IssuanceRecord {
     const wanted = new Set(serials);
     const found = new Map<string, RecordedCertificate>();
     if (wanted.size === 0) return found;
-    const shards = await Promise.all(Array.from({ length: SHARD_COUNT }, (_, i) => this.read(i)));
-    for (const shard of shards) {
-      for (const [key, text] of Object.entries(shard?.data ?? {})) {
-        const cut = key.indexOf('_');
-        for (const entry of parseLines(text, this.now())) {
-          if (!wanted.has(entry.serial)) continue;
-          found.set(entry.serial, {
-            ...entry,
-            namespace: key.slice(0, cut),
-            serviceAccount: key.slice(cut + 1),
-          });
-        }
-      }
-    }
+    for (const shard of await this.readAll())
+      for (const cert of readShard(shard?.data ?? {}, this.now()))
+        if (wanted.has(cert.serial)) found.set(cert.serial, cert);
     return found;
   }
 
-  private async read(index: number): Promise<V1ConfigMap | undefined> {
+  private readAll(): Promise<(ShardConfigMap | undefined)[]> {
+    return Promise.all(Array.from({ length: SHARD_COUNT }, (_, i) => this.read(i)));
+  }
+
+  private async read(index: number): Promise<ShardConfigMap | undefined> {
     try {
-      return await this.opts.core.readNamespacedConfigMap({
-        namespace: this.opts.namespace,
-        name: shardName(index),
-      });
+      return await this.opts.raw.request<ShardConfigMap>(
+        'GET',
+        configMapsPath(this.opts.namespace, shardName(index)),
+      );
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
   }
 
-  /** One write per shard at a time; what arrives meanwhile goes into the next write. */
-  private flush(shard: number): void {
-    if (this.writing.has(shard)) return;
-    const batch = this.pending.get(shard) ?? [];
-    if (batch.length === 0) return;
-    this.pending.delete(shard);
-    this.writing.add(shard);
-    void this.write(
-      shard,
-      batch.map((p) => p.entry),
-    )
-      .then(
-        () => {
-          for (const p of batch) p.resolve();
-        },
-        (err: unknown) => {
-          for (const p of batch) p.reject(err);
-        },
-      )
-      .finally(() => {
-        this.writing.delete(shard);
-        this.flush(shard);
-      });
+  /**
+   * At most maxWrites writes at once, never two to one shard: everything that arrives meanwhile
+   * goes into the next write, to whichever free shard is picked. Then a conversion, if one is due.
+   */
+  private flush(): void {
+    while (this.writing.size < this.maxWrites) {
+      const free = Array.from({ length: SHARD_COUNT }, (_, i) => i).filter((i) => !this.writing.has(i));
+      if (this.pending.length > 0) {
+        const batch = this.pending.splice(0, MAX_BATCH);
+        this.start(this.pickShard(free), this.write(batch));
+        continue;
+      }
+      const converting = free.find((i) => this.shards.get(i)?.conversion);
+      if (converting === undefined) return;
+      this.start(converting, () => this.convert(converting).then(() => () => {}));
+    }
   }
 
-  private async write(shard: number, entries: IssuanceEntry[]): Promise<void> {
-    const { core, namespace } = this.opts;
+  /** Frees the shard before the records it carried are settled, so their callers find it free. */
+  private start(shard: number, write: (shard: number) => Promise<() => void>): void {
+    this.writing.add(shard);
+    void write(shard).then((settle) => {
+      this.writing.delete(shard);
+      settle();
+      this.flush();
+    });
+  }
+
+  /** Sends a batch to a shard; what it resolves to settles the batch's records. */
+  private write(batch: Pending[]): (shard: number) => Promise<() => void> {
+    return (shard) =>
+      this.append(
+        shard,
+        batch.map((p) => p.entry),
+      ).then(
+        () => () => {
+          for (const p of batch) p.resolve();
+        },
+        (err: unknown) => () => {
+          for (const p of batch) p.reject(err);
+        },
+      );
+  }
+
+  private async append(shard: number, entries: IssuanceEntry[]): Promise<void> {
+    const now = this.now();
+    const state = this.shards.get(shard);
+    const patch = planAppend(
+      entries,
+      [...(state?.expiredKeys ?? []), ...(this.withdrawn.get(shard) ?? [])],
+      now,
+    );
+    if (state) state.expiredKeys = [];
+    this.withdrawn.delete(shard);
+    this.remember(entries, shard, now);
+    if (Object.keys(patch).length === 0) return;
+    this.learn(shard, await this.patchOrCreate(shard, patch), now);
+  }
+
+  /** Where each entry went, for WITHDRAW_WINDOW_MS. */
+  private remember(entries: IssuanceEntry[], shard: number, now: number): void {
+    for (const [key, sent] of this.sentTo) {
+      if (now - sent.at < WITHDRAW_WINDOW_MS) break;
+      this.sentTo.delete(key);
+    }
+    for (const entry of entries) this.sentTo.set(keyOf(entry), { shard, at: now });
+  }
+
+  /**
+   * Rewrites the shard's legacy keys, guarded by the resourceVersion they were read at. A conflict
+   * (another write came first) is not an error: the next scan plans it again.
+   */
+  private async convert(shard: number): Promise<void> {
+    const state = this.shards.get(shard);
+    const conversion = state?.conversion;
+    if (!state || !conversion) return;
+    state.conversion = undefined;
+    const path = configMapsPath(this.opts.namespace, shardName(shard));
+    const body = { metadata: { resourceVersion: conversion.resourceVersion }, data: conversion.patch };
+    try {
+      const written = await this.opts.raw.request<ShardConfigMap>('PATCH', path, body, MERGE_PATCH_CONTENT);
+      this.learn(shard, written, this.now());
+    } catch (err) {
+      // Planned again at the shard's next scan: after a conflict (another write came first) at
+      // once, after any other failure (the API server is away) after the usual interval.
+      if (isConflict(err) || apiStatus(err) === 409 || isNotFound(err))
+        state.scannedAt = Number.NEGATIVE_INFINITY;
+    }
+  }
+
+  /** A merge patch of the shard; creates it when missing (another writer may create it first). */
+  private async patchOrCreate(shard: number, patch: ShardPatch): Promise<ShardConfigMap> {
+    const { raw, namespace } = this.opts;
     const name = shardName(shard);
     for (let attempt = 1; ; attempt++) {
-      const existing = await this.read(shard);
-      const data = mergeShard(existing?.data ?? {}, entries, this.now());
       try {
-        if (existing) {
-          await core.replaceNamespacedConfigMap({
-            namespace,
-            name,
-            body: {
-              ...existing,
-              metadata: { ...existing.metadata, labels: { ...existing.metadata?.labels, ...MANAGED_BY } },
-              data,
-            },
-          });
-        } else {
-          await core.createNamespacedConfigMap({
-            namespace,
-            body: { metadata: { name, namespace, labels: MANAGED_BY }, data },
-          });
-        }
-        return;
+        return await raw.request<ShardConfigMap>(
+          'PATCH',
+          configMapsPath(namespace, name),
+          { data: patch },
+          MERGE_PATCH_CONTENT,
+        );
       } catch (err) {
-        // Another writer (a second replica, or a create race): read again and merge again.
-        if ((isConflict(err) || apiStatus(err) === 409) && attempt < MAX_ATTEMPTS) continue;
+        if (!isNotFound(err)) throw err;
+      }
+      const data = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== null));
+      try {
+        return await raw.request<ShardConfigMap>('POST', configMapsPath(namespace), {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name, namespace, labels: MANAGED_BY },
+          data,
+        });
+      } catch (err) {
+        // Created by another writer since our patch: patch it.
+        if ((isConflict(err) || apiStatus(err) === 409) && attempt < MAX_CREATE_RACES) continue;
         throw err;
       }
     }
+  }
+
+  /** Scans a written shard (at most once per interval) for expired keys and legacy keys. */
+  private learn(shard: number, written: ShardConfigMap | undefined, now: number): void {
+    const state = this.shards.get(shard);
+    if (state && now - state.scannedAt < HOUSEKEEPING_INTERVAL_MS) return;
+    const plan = planHousekeeping(written?.data ?? {}, now);
+    const resourceVersion = written?.metadata?.resourceVersion;
+    this.shards.set(shard, {
+      scannedAt: now,
+      expiredKeys: plan.expiredKeys,
+      conversion:
+        plan.conversion && resourceVersion ? { patch: plan.conversion, resourceVersion } : undefined,
+    });
   }
 }

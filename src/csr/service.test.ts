@@ -1,0 +1,175 @@
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadSelfSigned, type SigningAuthority } from '../ca/authority.js';
+import { defaultCaConfig } from '../config/ca-spec.js';
+import { buildTestCsrPem } from '../pki/csr-testing.js';
+import { privateKeyToPem } from '../pki/index.js';
+import { createTestCa } from '../pki/testing.js';
+import { CsrServerMetrics } from '../telemetry/csr-metrics.js';
+import { TokenAuthenticator, type TokenReviewResult } from './authenticate.js';
+import { CertificateService, type IssuedCertificateRecord } from './service.js';
+
+const now = Date.UTC(2026, 10, 30, 12);
+const HOUR = 3_600_000;
+let authority: SigningAuthority;
+
+beforeAll(async () => {
+  const ca = await createTestCa({ notBefore: new Date(now - HOUR) });
+  authority = await loadSelfSigned(
+    {
+      'ca-cert.pem': Buffer.from(ca.root.pem),
+      'ca-key.pem': Buffer.from(privateKeyToPem(ca.keys.privateKey)),
+    },
+    'ca/istio-ca-secret',
+    { now: new Date(now), minRemainingMs: 0 },
+  );
+});
+
+/** A JWT-shaped token that claims a ServiceAccount; only the (fake) TokenReview decides. */
+const tokenClaiming = (ns: string, sa: string, nonce = Math.random()) =>
+  [
+    Buffer.from('{"alg":"none"}').toString('base64url'),
+    Buffer.from(
+      JSON.stringify({ sub: `system:serviceaccount:${ns}:${sa}`, exp: now / 1000 + 3600, nonce }),
+    ).toString('base64url'),
+    'sig',
+  ].join('.');
+
+const reviewedAs = (ns: string, sa: string): TokenReviewResult => ({
+  authenticated: true,
+  username: `system:serviceaccount:${ns}:${sa}`,
+  groups: ['system:serviceaccounts'],
+  audiences: ['istio-ca'],
+});
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+function setup(opts: { early: boolean }) {
+  const reviews: Array<ReturnType<typeof deferred<TokenReviewResult>>> = [];
+  const records: Array<{ record: IssuedCertificateRecord; done: ReturnType<typeof deferred<void>> }> = [];
+  const withdrawn: IssuedCertificateRecord[] = [];
+  const handedOut: IssuedCertificateRecord[] = [];
+  const service = new CertificateService({
+    authority: () => ({ status: 'ready', authority }),
+    config: () => defaultCaConfig(),
+    isManagedNamespace: () => true,
+    tokens: new TokenAuthenticator({
+      audiences: ['istio-ca'],
+      now: () => now,
+      review: () => {
+        const review = deferred<TokenReviewResult>();
+        reviews.push(review);
+        return review.promise;
+      },
+    }),
+    metrics: new CsrServerMetrics(new Registry()),
+    log: pino({ level: 'silent' }),
+    now: () => now,
+    onIssued: (record) => {
+      const done = deferred<void>();
+      records.push({ record, done });
+      return done.promise;
+    },
+    afterIssued: (record) => handedOut.push(record),
+    ...(opts.early && { onWithdrawn: (record: IssuedCertificateRecord) => withdrawn.push(record) }),
+  });
+  const call = (token: string, sa = 'cart') =>
+    service.createCertificate({
+      request: {
+        csr: buildTestCsrPem({ uris: [`spiffe://cluster.local/ns/shop/sa/${sa}`] }),
+        validityDurationSeconds: 3600,
+      },
+      bearerToken: token,
+      clientCertificateDer: undefined,
+    } as Parameters<CertificateService['createCertificate']>[0]);
+  return { service, reviews, records, withdrawn, handedOut, call };
+}
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('recording while the TokenReview is out', () => {
+  it('starts the record before the review answers, and answers only once both are done', async () => {
+    const { reviews, records, handedOut, call } = setup({ early: true });
+    let answered = false;
+    const answer = call(tokenClaiming('shop', 'cart')).then((chain) => {
+      answered = true;
+      return chain;
+    });
+    await settle();
+    expect(reviews).toHaveLength(1);
+    expect(records.map((r) => r.record.serviceAccount)).toEqual(['cart']);
+    reviews[0]!.resolve(reviewedAs('shop', 'cart'));
+    await settle();
+    expect(answered).toBe(false); // recorded is not yet stored
+    records[0]!.done.resolve();
+    const chain = await answer;
+    expect(chain).toHaveLength(2);
+    expect(records).toHaveLength(1); // the early record is the one issued
+    expect(handedOut).toEqual([records[0]!.record]);
+  });
+
+  it('withdraws the record when the review refuses the token', async () => {
+    const { reviews, records, withdrawn, handedOut, call } = setup({ early: true });
+    const answer = call(tokenClaiming('shop', 'cart'));
+    await settle();
+    reviews[0]!.resolve({ authenticated: false, error: 'invalid bearer token' });
+    records[0]!.done.resolve();
+    await expect(answer).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(withdrawn).toEqual([records[0]!.record]);
+    expect(handedOut).toEqual([]);
+  });
+
+  it('withdraws the record when the token belongs to someone else than it claims', async () => {
+    const { reviews, records, withdrawn, call } = setup({ early: true });
+    const answer = call(tokenClaiming('shop', 'cart'));
+    await settle();
+    reviews[0]!.resolve(reviewedAs('shop', 'web'));
+    records[0]!.done.resolve();
+    await expect(answer).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(withdrawn.map((r) => r.serviceAccount)).toEqual(['cart']);
+    expect(records).toHaveLength(1); // nothing recorded for web: nothing issued to it
+  });
+
+  it('hands nothing out when the record cannot be stored, and takes it back', async () => {
+    const { reviews, records, withdrawn, call } = setup({ early: true });
+    const answer = call(tokenClaiming('shop', 'cart'));
+    await settle();
+    records[0]!.done.reject(new Error('etcd is down'));
+    reviews[0]!.resolve(reviewedAs('shop', 'cart'));
+    await expect(answer).rejects.toThrow(/etcd is down/);
+    expect(withdrawn).toHaveLength(1);
+  });
+
+  it('starts nothing for a token that claims no ServiceAccount or a CSR that would be refused', async () => {
+    const { reviews, records, call } = setup({ early: true });
+    const garbage = call('not.a-jwt.at-all');
+    const otherNames = call(tokenClaiming('shop', 'cart'), 'web');
+    await settle();
+    expect(records).toHaveLength(0);
+    for (const review of reviews) review.resolve({ authenticated: false });
+    await expect(garbage).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(otherNames).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('without a way to withdraw, records only after the review', async () => {
+    const { reviews, records, call } = setup({ early: false });
+    const answer = call(tokenClaiming('shop', 'cart'));
+    await settle();
+    expect(records).toHaveLength(0);
+    reviews[0]!.resolve(reviewedAs('shop', 'cart'));
+    // Recorded once signed (signing is asynchronous crypto): wait for it, with a bound.
+    for (let i = 0; i < 1000 && records.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(records).toHaveLength(1);
+    records[0]!.done.resolve();
+    expect(await answer).toHaveLength(2);
+  });
+});
