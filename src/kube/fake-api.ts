@@ -137,6 +137,12 @@ export class FakeApiServer implements ApiRequester {
     return () => this.outages.delete(outage);
   }
 
+  /** A BOOKMARK to every open watch, at the current resourceVersion: a quiet watch that is alive. */
+  bookmark(): void {
+    for (const w of this.watchers)
+      w.onEvent('BOOKMARK', { metadata: { resourceVersion: String(this.revision) } });
+  }
+
   get(path: string): Obj | undefined {
     const { target } = parsePath(path);
     return structuredClone(this.objects.get(this.key(target)));
