@@ -213,4 +213,18 @@ describe('Informer, metadata only', () => {
     // A stall is not the periodic resync: keys are not all handed out again.
     expect(t.resynced).toEqual([]);
   });
+
+  it('a relist that finds many changes lists in full rather than reading each', async () => {
+    const t = setup({ stallTimeoutMs: 10_000 });
+    const names = Array.from({ length: 150 }, (_, i) => `s${i}`);
+    for (const name of names) t.seed(name, '1');
+    const cache = await t.start();
+    t.watch.deaf = true;
+    for (const name of names) await t.patch(name, '2');
+    await t.clock.advance(16_000);
+    expect(t.restarts).toEqual(['stalled']);
+    expect(t.lists).toEqual({ full: 2, metadata: 1 });
+    expect(t.api.reads).toEqual([]);
+    expect(names.every((name) => cache.get(`ns/${name}`) === `${name}=2`)).toBe(true);
+  });
 });

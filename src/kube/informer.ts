@@ -124,6 +124,9 @@ export function objectKey(obj: KubernetesObject): string {
   return namespace ? `${namespace}/${name}` : `${name}`;
 }
 
+/** A metadata relist that finds more changed objects than this (and a tenth of all) lists them in full. */
+const FULL_RELIST_MIN_CHANGES = 100;
+
 const jitter = (ms: number, share = 0.2) => Math.round(ms * (1 + share * Math.random()));
 
 export class Informer<R extends KubernetesObject, T> {
@@ -368,8 +371,11 @@ export class Informer<R extends KubernetesObject, T> {
       cont = page.metadata?._continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (cont);
+    const changed = [...seen].filter(([key, rv]) => this.store.get(key)?.resourceVersion !== rv);
+    // Many changes (a long outage, a bulk edit): one paged full list costs less than a GET each.
+    if (changed.length > Math.max(FULL_RELIST_MIN_CHANGES, seen.size / 10)) return this.relist();
     for (const key of [...this.store.keys()]) if (!seen.has(key)) this.remove(key);
-    for (const [key, rv] of seen) if (this.store.get(key)?.resourceVersion !== rv) this.fetcher!.request(key);
+    for (const [key] of changed) this.fetcher!.request(key);
     this.notify((h) => h.relisted?.());
     return resourceVersion;
   }
