@@ -67,9 +67,14 @@ function bestColdMint(
     )[0];
 }
 
-/** Measured as shipped: the built controller, no what-if preloads, the image's node flags. */
+/** Measured as shipped: the built controller, no what-if preloads, the image's node flags and settings. */
 export const isBaseline = (s: StoredScenario) =>
-  s.params.experiment === undefined && s.params.runtime === undefined && s.params.nodeArgs === undefined;
+  s.params.experiment === undefined &&
+  s.params.runtime === undefined &&
+  s.params.nodeArgs === undefined &&
+  // ALCAZAR_RESYNC_PERIOD / ALCAZAR_SECRET_WATCH set for a measurement (bench/scenarios/idle.ts)
+  s.params.resync === undefined &&
+  s.params.secretWatch === undefined;
 
 export function evaluateTargets(all: StoredScenario[]): TargetResult[] {
   const scenarios = all.filter(isBaseline);

@@ -5,7 +5,7 @@
 // reported on its own: it is what a cold start needs, not what idling costs.
 import { readRequestCounts, writesBetween } from '../apiserver-metrics.js';
 import { type BenchContext, collectProfile, ensureMinted, startController } from '../context.js';
-import { cpuSeconds, rssMb, sampleRss } from '../controller.js';
+import { controlPlaneCpuSeconds, cpuSeconds, rssMb, sampleRss } from '../controller.js';
 import type { ScenarioResult } from '../results.js';
 import { round, summarize } from '../stats.js';
 
@@ -40,16 +40,21 @@ export async function idle(ctx: BenchContext): Promise<ScenarioResult> {
       const failuresBefore = controller.count('reconcile failed; will retry');
       const before = await readRequestCounts(ctx.api);
       const cpuBefore = cpuSeconds(controller.pid);
+      const controlPlaneBefore = controlPlaneCpuSeconds(ctx.state.pids);
       const windowStart = performance.now();
       const windowFromMs = Date.now() - controller.spawnedAt;
       const startupMemory = startup.stop();
       const rss = sampleRss(controller.pid);
       await new Promise((r) => setTimeout(r, windowMs));
       const cpuAfter = cpuSeconds(controller.pid);
+      const controlPlaneCpu = controlPlaneCpuSeconds(ctx.state.pids) - controlPlaneBefore;
       const windowToMs = Date.now() - controller.spawnedAt;
       const windowSeconds = (performance.now() - windowStart) / 1000;
       const memory = rss.stop();
-      const writes = writesBetween(before, await readRequestCounts(ctx.api));
+      const after = await readRequestCounts(ctx.api);
+      const writes = writesBetween(before, after);
+      const secretReads = (verb: string) =>
+        (after.get(`${verb} secrets`) ?? 0) - (before.get(`${verb} secrets`) ?? 0);
       const run = {
         startupSeconds: round((started.at - controller.spawnedAt) / 1000, 2),
         firstPassSeconds: round(Number(finished.durationMs) / 1000, 2),
@@ -60,6 +65,11 @@ export async function idle(ctx: BenchContext): Promise<ScenarioResult> {
         cpuPercentOfCore: round(((cpuAfter - cpuBefore) / windowSeconds) * 100, 3),
         rssMaxMb: round(memory.maxMb),
         rssEndMb: round(memory.endMb),
+        // What idling costs the API server: resyncs (--resync-period) and watches.
+        controlPlaneCpuPercent: round((controlPlaneCpu / windowSeconds) * 100, 3),
+        controlPlaneCpuUsPerSecretPerMinute: round((controlPlaneCpu * 1e6) / n / (windowSeconds / 60), 2),
+        secretLists: secretReads('LIST'),
+        secretGets: secretReads('GET'),
         watchedWrites: writes.watchedTotal,
         secretWrites: writes.byResource.secrets ?? 0,
         configmapWrites: writes.byResource.configmaps ?? 0,
@@ -79,6 +89,7 @@ export async function idle(ctx: BenchContext): Promise<ScenarioResult> {
         `  idle n=${n} run ${i + 1}${profiled ? ' (profiled, not counted)' : ''}: ${run.windowSeconds} s window, ` +
           `writes secrets/configmaps/events=${run.watchedWrites} (all resources ${run.allWrites}: ` +
           `${JSON.stringify(writes.byVerb)}), cpu ${run.cpuPercentOfCore}% of a core, ` +
+          `apiserver+etcd cpu ${run.controlPlaneCpuPercent}% (secret lists ${run.secretLists}, gets ${run.secretGets}), ` +
           `rss max ${run.rssMaxMb} MB end ${run.rssEndMb} MB (start-up peak ${run.rssStartupMaxMb} MB); startup ${run.startupSeconds} s + first pass ${run.firstPassSeconds} s, ` +
           `${run.startupCpuSeconds} cpu-s`,
       );
@@ -94,15 +105,26 @@ export async function idle(ctx: BenchContext): Promise<ScenarioResult> {
       await controller.stop();
     }
   }
+  // The controller inherits the bench's environment: ALCAZAR_RESYNC_PERIOD / ALCAZAR_SECRET_WATCH set
+  // there (e.g. a short resync so a window holds relists, or the old whole-Secret watch) apply.
+  const resync = process.env.ALCAZAR_RESYNC_PERIOD;
+  const secretWatch = process.env.ALCAZAR_SECRET_WATCH;
   notes.push(
-    `window ${ctx.opts.idleMinutes} min; the controller's default --resync-period (10m ±20%) ` +
-      (ctx.opts.idleMinutes >= 12 ? 'falls inside it' : 'may not fall inside it'),
+    resync
+      ? `window ${ctx.opts.idleMinutes} min; --resync-period ${resync} (ALCAZAR_RESYNC_PERIOD, ±20%)`
+      : `window ${ctx.opts.idleMinutes} min; the controller's default --resync-period (10m ±20%) ` +
+          (ctx.opts.idleMinutes >= 12 ? 'falls inside it' : 'may not fall inside it'),
   );
   const metric = (key: string) => summarize(runs.map((r) => r[key]!));
   return {
     scenario: 'idle',
-    key: `idle n=${n}`,
-    params: { n, minutes: ctx.opts.idleMinutes },
+    key: `idle n=${n}${resync ? ` resync=${resync}` : ''}${secretWatch ? ` secret-watch=${secretWatch}` : ''}`,
+    params: {
+      n,
+      minutes: ctx.opts.idleMinutes,
+      ...(resync ? { resync } : {}),
+      ...(secretWatch ? { secretWatch } : {}),
+    },
     summary: Object.fromEntries(Object.keys(runs[0] ?? {}).map((k) => [k, metric(k)])),
     runs,
     notes,

@@ -35,6 +35,7 @@ describe('parseProcessSettings', () => {
       workers: 16,
       resyncPeriodMs: 600_000,
       watchStallTimeoutMs: 300_000,
+      secretWatch: 'metadata',
       rootRotation: { checkIntervalMs: 60_000, propagationDelayMs: 120_000 },
       events: { qps: 10, burst: 100 },
       csr: {
@@ -73,6 +74,7 @@ describe('parseProcessSettings', () => {
       '--workers=16',
       '--resync-period=1h',
       '--watch-stall-timeout=90s',
+      '--secret-watch=full',
       '--no-leader-elect',
       '--lease-name=alcazar.leader',
       '--lease-duration=1m',
@@ -98,6 +100,7 @@ describe('parseProcessSettings', () => {
       workers: 16,
       resyncPeriodMs: 3_600_000,
       watchStallTimeoutMs: 90_000,
+      secretWatch: 'full',
       rootRotation: { checkIntervalMs: 10_000, propagationDelayMs: 0 },
       events: { qps: 50, burst: 500 },
       csr: {
@@ -181,6 +184,7 @@ describe('parseProcessSettings', () => {
     [['--lease-name=-leader'], '--lease-name=-leader: must be a DNS subdomain'],
     [['--resync-period=10'], '--resync-period=10: invalid duration "10": the number 10 has no unit'],
     [['--watch-stall-timeout=0s'], '--watch-stall-timeout=0s: must be longer than zero'],
+    [['--secret-watch=partial'], "--secret-watch=partial: must be 'metadata' or 'full'"],
     [['--leader-elect=maybe'], "--leader-elect=maybe: must be 'true' or 'false'"],
     [['--identity='], '--identity=: must not be empty'],
     [['--renew-deadline=15s'], '--renew-deadline=15s: must be shorter than --lease-duration (15s)'],

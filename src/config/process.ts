@@ -103,6 +103,7 @@ const settingsTextSchema = z
     csrPort: wholeNumber(0, 65535),
     csrDnsNames: commaList(dnsSubdomain).optional(),
     csrTokenAudiences: commaList(z.string().min(1).max(253)),
+    secretWatch: z.enum(['metadata', 'full'], { error: "must be 'metadata' or 'full'" }),
   })
   .superRefine(
     (settings, ctx) => {
@@ -305,6 +306,14 @@ const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
     description:
       "comma-separated audiences a caller's ServiceAccount token must carry (checked by TokenReview)",
   },
+  secretWatch: {
+    flag: 'secret-watch',
+    env: 'ALCAZAR_SECRET_WATCH',
+    value: 'metadata|full',
+    default: 'metadata',
+    description:
+      'how workload Secrets are watched: metadata only, reading a Secret when someone else changed it, or whole Secrets',
+  },
 };
 
 const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
@@ -332,6 +341,7 @@ const processSettingsSchema = settingsTextSchema.transform((text) => ({
   workers: text.workers,
   resyncPeriodMs: text.resyncPeriod,
   watchStallTimeoutMs: text.watchStallTimeout,
+  secretWatch: text.secretWatch,
   rootRotation: {
     checkIntervalMs: text.rootRotationCheckInterval,
     propagationDelayMs: text.rootRotationPropagationDelay,

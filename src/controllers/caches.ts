@@ -23,7 +23,14 @@ import {
   type WatchEnd,
   type WatchSource,
 } from '../kube/informer.js';
-import { type ApiRequester, clusterCustomObjectPath, listPage } from '../kube/raw.js';
+import {
+  type ApiRequester,
+  clusterCustomObjectPath,
+  listPage,
+  PARTIAL_METADATA,
+  PARTIAL_METADATA_LIST,
+  secretsPath,
+} from '../kube/raw.js';
 import {
   CERTIFICATE_AUTHORITY_NAME,
   MANAGED_BY_SELECTOR,
@@ -67,6 +74,14 @@ export interface SharedCachesOptions {
   /** Where the CA Secrets live and the CRL is signed; without it the CA-side informers watch nothing. */
   caNamespace?: string;
   watch?: WatchSource;
+  /**
+   * How workload Secrets are watched: 'metadata' (the default) watches PartialObjectMetadata and
+   * reads a Secret only when it changed and not by this process's write; 'full' watches and
+   * relists whole Secrets (the behaviour before issue #18).
+   */
+  secretWatch?: 'metadata' | 'full';
+  /** Watches delivering PartialObjectMetadata; by default through `kubeConfig` with the Accept header. */
+  metadataWatch?: WatchSource;
 }
 
 export class SharedCaches {
@@ -119,12 +134,31 @@ export class SharedCaches {
       source: { watchPath: '/api/v1/serviceaccounts', list: lister('/api/v1/serviceaccounts') },
       summarize: observeServiceAccount,
     });
+    const metadataWatch =
+      opts.metadataWatch ??
+      (opts.kubeConfig ? kubeWatchSource(opts.kubeConfig, PARTIAL_METADATA) : undefined);
+    const secretsByMetadata = (opts.secretWatch ?? 'metadata') === 'metadata' && metadataWatch !== undefined;
     this.workloadSecrets = new Informer({
       ...common('workload secrets'),
+      ...(secretsByMetadata ? { watch: metadataWatch } : {}),
       source: {
         watchPath: '/api/v1/secrets',
         labelSelector: MANAGED_BY_SELECTOR,
         list: lister('/api/v1/secrets'),
+        metadata: secretsByMetadata
+          ? {
+              list: (o) => listPage<KubernetesObject>(raw, '/api/v1/secrets', o, PARTIAL_METADATA_LIST),
+              get: async (key) => {
+                const [namespace = '', name = ''] = key.split('/');
+                try {
+                  return await raw.request<V1Secret>('GET', secretsPath(namespace, name));
+                } catch (err) {
+                  if (isNotFound(err)) return undefined;
+                  throw err;
+                }
+              },
+            }
+          : undefined,
       },
       summarize: (secret) => observeSecret(secret, this.writtenSecrets, () => this.signingAuthority()),
     });

@@ -76,6 +76,7 @@ export async function startController(
     log: log.child({ controller: 'caches' }),
     onWatchRestart: (informer, reason) => metrics.watchRestarted(informer, reason),
     clock,
+    secretWatch: settings.secretWatch,
     ...timing,
   });
   const { state } = caches;

@@ -46,6 +46,7 @@ export function controllerTestBed(): ControllerTestBed {
   const caches = new SharedCaches({
     raw: api,
     watch: api.watchSource,
+    metadataWatch: api.metadataWatchSource,
     clock,
     caNamespace: CA_NAMESPACE,
     log,

@@ -2,7 +2,7 @@
 // read, replace, merge-patch and delete of namespaced and cluster objects,
 // with resourceVersions, uids, preconditions (409), NotFound (404), the
 // Forbidden (403) a terminating namespace answers to creates, and injected
-// failures. Not a mock of client-node: controllers talk to it through the
+// failures, and metadata-only lists and watches (PartialObjectMetadata). Not a mock of client-node: controllers talk to it through the
 // same ApiRequester and WatchSource seams they use in production.
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import type { ListOptions, WatchSource } from './informer.js';
@@ -21,6 +21,8 @@ interface Target {
 
 interface Watcher {
   target: Target;
+  /** Delivers PartialObjectMetadata rather than the objects. */
+  metadataOnly?: boolean;
   labelSelector?: string;
   fieldSelector?: string;
   onEvent: (phase: string, obj: unknown) => void;
@@ -54,6 +56,15 @@ function parsePath(path: string): { target: Target; query: URLSearchParams } {
       query,
     };
   return { target: { collection: collection(rest[0]), name: rest[1], subresource: rest[2] }, query };
+}
+
+/** What the API server sends for `Accept: …;as=PartialObjectMetadata…`: the metadata alone. */
+function partialMetadata(obj: Obj): Obj {
+  return {
+    apiVersion: 'meta.k8s.io/v1',
+    kind: 'PartialObjectMetadata',
+    metadata: structuredClone(obj.metadata),
+  };
 }
 
 function fail(code: number, message: string): never {
@@ -98,6 +109,8 @@ export class FakeApiServer implements ApiRequester {
   private readonly outages = new Set<{ pathPrefix: string; code: number; message: string }>();
   /** Every write (not GETs), in order. */
   readonly writes: RecordedRequest[] = [];
+  /** Every GET of one object (not lists), by path, in order. */
+  readonly reads: string[] = [];
 
   private key(t: Target, name = t.name): string {
     return `${t.collection}|${t.namespace ?? ''}|${name}`;
@@ -122,6 +135,12 @@ export class FakeApiServer implements ApiRequester {
     const outage = { pathPrefix, code, message };
     this.outages.add(outage);
     return () => this.outages.delete(outage);
+  }
+
+  /** A BOOKMARK to every open watch, at the current resourceVersion: a quiet watch that is alive. */
+  bookmark(): void {
+    for (const w of this.watchers)
+      w.onEvent('BOOKMARK', { metadata: { resourceVersion: String(this.revision) } });
   }
 
   get(path: string): Obj | undefined {
@@ -162,7 +181,7 @@ export class FakeApiServer implements ApiRequester {
       const sameCollection = w.target.collection === target.collection;
       const inScope = w.target.namespace === undefined || w.target.namespace === target.namespace;
       if (sameCollection && inScope && matches(obj, w.labelSelector, w.fieldSelector))
-        w.onEvent(phase, structuredClone(obj));
+        w.onEvent(phase, w.metadataOnly ? partialMetadata(obj) : structuredClone(obj));
     }
   }
 
@@ -179,7 +198,13 @@ export class FakeApiServer implements ApiRequester {
     return { items: structuredClone(items), metadata: { resourceVersion: String(this.revision) } };
   }
 
-  async request<T>(method: HttpMethod, path: string, body?: unknown): Promise<T> {
+  async request<T>(
+    method: HttpMethod,
+    path: string,
+    body?: unknown,
+    _contentType?: string,
+    accept?: string,
+  ): Promise<T> {
     await Promise.resolve(); // answers arrive asynchronously, as over a socket
     if (method !== 'GET') this.writes.push({ method, path, body: structuredClone(body) });
     const injected = this.failures.findIndex((f) => f.method === method && path.startsWith(f.pathPrefix));
@@ -192,10 +217,16 @@ export class FakeApiServer implements ApiRequester {
     const existing = target.name ? this.objects.get(this.key(target)) : undefined;
     const what = `${target.collection} "${target.name ?? (body as Obj | undefined)?.metadata?.name}"`;
     switch (method) {
-      case 'GET':
-        if (!target.name) return this.list(target, query) as T;
+      case 'GET': {
+        const metadataOnly = accept?.includes('as=PartialObjectMetadata') ?? false;
+        if (!target.name) {
+          const list = this.list(target, query);
+          return (metadataOnly ? { ...list, items: list.items.map(partialMetadata) } : list) as T;
+        }
+        this.reads.push(path);
         if (!existing) fail(404, `${what} not found`);
-        return structuredClone(existing) as T;
+        return (metadataOnly ? partialMetadata(existing) : structuredClone(existing)) as T;
+      }
       case 'POST': {
         const obj = body as Obj;
         const ns = target.namespace ? this.objects.get(`namespaces||${target.namespace}`) : undefined;
@@ -256,17 +287,24 @@ export class FakeApiServer implements ApiRequester {
     };
   }
 
-  readonly watchSource: WatchSource = {
-    watch: async (path, params, onEvent, done) => {
-      const watcher: Watcher = {
-        target: parsePath(path).target,
-        labelSelector: params.labelSelector as string | undefined,
-        fieldSelector: params.fieldSelector as string | undefined,
-        onEvent,
-        done,
-      };
-      this.watchers.add(watcher);
-      return { abort: () => this.watchers.delete(watcher) };
-    },
-  };
+  readonly watchSource: WatchSource = this.watchesOf(false);
+  /** Watches that deliver PartialObjectMetadata, as with the Accept header PARTIAL_METADATA. */
+  readonly metadataWatchSource: WatchSource = this.watchesOf(true);
+
+  private watchesOf(metadataOnly: boolean): WatchSource {
+    return {
+      watch: async (path, params, onEvent, done) => {
+        const watcher: Watcher = {
+          target: parsePath(path).target,
+          metadataOnly,
+          labelSelector: params.labelSelector as string | undefined,
+          fieldSelector: params.fieldSelector as string | undefined,
+          onEvent,
+          done,
+        };
+        this.watchers.add(watcher);
+        return { abort: () => this.watchers.delete(watcher) };
+      },
+    };
+  }
 }

@@ -4,11 +4,19 @@
 // - a watchdog that restarts a watch which stays open but delivers nothing
 //   (bookmarks count as life, so an idle but healthy watch is left alone);
 // - 410 Gone / ERROR events and transport errors lead to a relist with backoff;
-// - the store keeps a caller-chosen summary of each object, not the object.
+// - the store keeps a caller-chosen summary of each object, not the object;
+// - optionally metadata only (source.metadata): the watch and the resyncs carry
+//   PartialObjectMetadata, and an object is read (GET) only when its
+//   resourceVersion is new to the store and not one this process wrote
+//   (writing()); the first list, at start-up, is still a full one;
+// - at every periodic resync, every object in the store is handed to the
+//   `resync` handlers (no API call), so level-triggered controllers look at
+//   every key again.
 import { type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError } from './client.js';
 import { type Clock, sleep, systemClock } from './clock.js';
+import { ContentFetcher } from './content-fetcher.js';
 
 export interface ListPage<R> {
   items: R[];
@@ -28,6 +36,18 @@ export interface InformerSource<R extends KubernetesObject> {
   list(opts: ListOptions): Promise<ListPage<R>>;
   labelSelector?: string;
   fieldSelector?: string;
+  /**
+   * Metadata-only mode: the informer's watch source delivers PartialObjectMetadata, resyncs and
+   * recoveries list with `list` here, and an object whose resourceVersion is new to the store is
+   * read with `get`. The first list (nothing cached yet) uses the full list above.
+   */
+  metadata?: {
+    list(opts: ListOptions): Promise<ListPage<KubernetesObject>>;
+    /** The object now, or undefined when it is gone. */
+    get(key: string): Promise<R | undefined>;
+    /** Reads at once (default 4). */
+    concurrency?: number;
+  };
 }
 
 /** Where watch events come from: the API server (kubeWatchSource), or an in-memory fake in tests. */
@@ -46,9 +66,22 @@ export interface WatchSource {
   ): Promise<{ abort(): void }>;
 }
 
-/** Watches through client-node. */
-export function kubeWatchSource(kubeConfig: KubeConfig): WatchSource {
-  return { watch: (path, params, onEvent, done) => new Watch(kubeConfig).watch(path, params, onEvent, done) };
+/** Watches through client-node; `accept` asks for another representation (e.g. PARTIAL_METADATA). */
+export function kubeWatchSource(kubeConfig: KubeConfig, accept?: string): WatchSource {
+  const config = accept ? withAccept(kubeConfig, accept) : kubeConfig;
+  return { watch: (path, params, onEvent, done) => new Watch(config).watch(path, params, onEvent, done) };
+}
+
+/** client-node's Watch takes no headers: it gets them from the config, so the config adds one. */
+function withAccept(kubeConfig: KubeConfig, accept: string): KubeConfig {
+  return {
+    getCurrentCluster: () => kubeConfig.getCurrentCluster(),
+    applyToFetchOptions: async (opts: Parameters<KubeConfig['applyToFetchOptions']>[0]) => {
+      const init = await kubeConfig.applyToFetchOptions(opts);
+      (init.headers as unknown as { set(name: string, value: string): void }).set('Accept', accept);
+      return init;
+    },
+  } as KubeConfig;
 }
 
 export interface InformerHandlers<T> {
@@ -57,6 +90,8 @@ export interface InformerHandlers<T> {
   deleted?(key: string, previous: T): void;
   /** After every complete list (start, resync, recovery). */
   relisted?(): void;
+  /** At every periodic resync, for every object in the store, changed or not. */
+  resync?(key: string, value: T): void;
 }
 
 export interface InformerOptions<R extends KubernetesObject, T> {
@@ -89,6 +124,9 @@ export function objectKey(obj: KubernetesObject): string {
   return namespace ? `${namespace}/${name}` : `${name}`;
 }
 
+/** A metadata relist that finds more changed objects than this (and a tenth of all) lists them in full. */
+const FULL_RELIST_MIN_CHANGES = 100;
+
 const jitter = (ms: number, share = 0.2) => Math.round(ms * (1 + share * Math.random()));
 
 export class Informer<R extends KubernetesObject, T> {
@@ -104,6 +142,10 @@ export class Informer<R extends KubernetesObject, T> {
   private readonly watchSource: WatchSource;
   /** Why the last list or watch failed, until one works again. */
   private failure: string | undefined;
+  /** Metadata-only mode: reads objects whose resourceVersion is new. */
+  private readonly fetcher: ContentFetcher<R> | undefined;
+  /** Keys this process is writing: the resourceVersion of the last event seen for each meanwhile. */
+  private readonly writes = new Map<string, { count: number; seen?: string }>();
 
   constructor(private readonly opts: InformerOptions<R, T>) {
     if (opts.handlers) this.subscribers.push(opts.handlers);
@@ -111,6 +153,45 @@ export class Informer<R extends KubernetesObject, T> {
     if (!opts.watch && !opts.kubeConfig)
       throw new Error(`informer ${opts.name}: a kubeConfig or a watch source`);
     this.watchSource = opts.watch ?? kubeWatchSource(opts.kubeConfig!);
+    const { metadata } = opts.source;
+    if (metadata)
+      this.fetcher = new ContentFetcher<R>({
+        name: opts.name,
+        get: (key) => metadata.get(key),
+        found: (key, obj) => (obj ? this.applyObject(key, obj) : this.remove(key)),
+        clock: this.clock,
+        log: opts.log,
+        concurrency: metadata.concurrency ?? 4,
+      });
+  }
+
+  /** Objects read one by one since start (metadata-only mode). */
+  get reads(): number {
+    return this.fetcher?.reads ?? 0;
+  }
+
+  /**
+   * Runs a write of the object at `key` and stores what the API answered, so the watch event the
+   * write causes is not read back: in metadata-only mode an event seen while the write is under
+   * way waits for the answer, and the object is read only if the event's resourceVersion is not
+   * the one the write produced (someone else wrote too). `write` resolves with the object written.
+   */
+  async writing(key: string, write: () => Promise<R>): Promise<R> {
+    const pending = this.writes.get(key) ?? { count: 0 };
+    pending.count++;
+    this.writes.set(key, pending);
+    try {
+      const written = await write();
+      this.fetcher?.invalidate(key);
+      this.applyObject(key, written);
+      return written;
+    } finally {
+      if (--pending.count === 0) {
+        this.writes.delete(key);
+        if (pending.seen !== undefined && pending.seen !== this.store.get(key)?.resourceVersion)
+          this.fetcher?.request(key);
+      }
+    }
   }
 
   /** Adds handlers; a late subscriber is told about every object already in the store. */
@@ -160,6 +241,7 @@ export class Informer<R extends KubernetesObject, T> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.fetcher?.stop();
     this.abortCurrent?.();
     this.wake?.();
     await this.loop;
@@ -174,11 +256,15 @@ export class Informer<R extends KubernetesObject, T> {
     const { log } = this.opts;
     let failures = 0;
     let resourceVersion: string | undefined;
+    /** The last watch ended at the periodic resync: after the relist, every key is handed out. */
+    let resyncDue = false;
     while (!this.stopped) {
       try {
         if (resourceVersion === undefined) {
-          resourceVersion = await this.relist();
+          resourceVersion = this.fetcher && this.synced ? await this.relistMetadata() : await this.relist();
           this.failure = undefined;
+          if (resyncDue) this.resyncFromStore();
+          resyncDue = false;
         }
         const resyncAt = this.clock.now() + jitter(this.opts.resyncPeriodMs);
         let end: WatchEnd;
@@ -193,6 +279,7 @@ export class Informer<R extends KubernetesObject, T> {
         if (end === 'stopped') return;
         this.opts.onWatchRestart?.(end);
         if (end !== 'resync') log.info({ informer: this.opts.name, reason: end }, 'watch ended; relisting');
+        resyncDue ||= end === 'resync';
         resourceVersion = undefined;
       } catch (err) {
         failures++;
@@ -264,6 +351,51 @@ export class Informer<R extends KubernetesObject, T> {
     return resourceVersion;
   }
 
+  /**
+   * Metadata-only relist: keys gone from the API are removed, keys whose resourceVersion differs
+   * from the store's (or that are new) are read. Repairs whatever events the watch missed.
+   */
+  private async relistMetadata(): Promise<string> {
+    const { source } = this.opts;
+    const seen = new Map<string, string>();
+    let cont: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page = await source.metadata!.list({
+        limit: this.opts.pageSize ?? 500,
+        _continue: cont,
+        labelSelector: source.labelSelector,
+        fieldSelector: source.fieldSelector,
+      });
+      for (const item of page.items) seen.set(objectKey(item), item.metadata?.resourceVersion ?? '');
+      cont = page.metadata?._continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    } while (cont);
+    const changed = [...seen].filter(([key, rv]) => this.store.get(key)?.resourceVersion !== rv);
+    // Many changes (a long outage, a bulk edit): one paged full list costs less than a GET each.
+    if (changed.length > Math.max(FULL_RELIST_MIN_CHANGES, seen.size / 10)) return this.relist();
+    for (const key of [...this.store.keys()]) if (!seen.has(key)) this.remove(key);
+    for (const [key] of changed) this.fetcher!.request(key);
+    this.notify((h) => h.relisted?.());
+    return resourceVersion;
+  }
+
+  /** Every object in the store to the `resync` handlers: a level-triggered look at every key. */
+  private resyncFromStore(): void {
+    for (const handlers of this.subscribers) {
+      if (!handlers.resync) continue;
+      for (const [key, entry] of this.store) this.safely(() => handlers.resync!(key, entry.value));
+    }
+  }
+
+  private remove(key: string): void {
+    const previous = this.store.get(key);
+    this.fetcher?.invalidate(key);
+    if (!previous) return;
+    this.store.delete(key);
+    this.notify((h) => h.deleted?.(key, previous.value));
+  }
+
   private safely(fn: () => void): void {
     try {
       fn();
@@ -273,18 +405,29 @@ export class Informer<R extends KubernetesObject, T> {
   }
 
   private apply(phase: string, obj: R): void {
-    const { summarize } = this.opts;
     const key = objectKey(obj);
-    const rv = obj.metadata?.resourceVersion ?? '';
-    const previous = this.store.get(key);
     if (phase === 'DELETED') {
-      if (!previous) return;
-      this.store.delete(key);
-      this.notify((h) => h.deleted?.(key, previous.value));
+      this.remove(key);
       return;
     }
+    if (!this.fetcher) {
+      this.applyObject(key, obj);
+      return;
+    }
+    // Metadata only: read the object if this version is new, unless our own write is producing it.
+    const rv = obj.metadata?.resourceVersion ?? '';
+    if (this.store.get(key)?.resourceVersion === rv) return;
+    const writing = this.writes.get(key);
+    if (writing) writing.seen = rv;
+    else this.fetcher.request(key);
+  }
+
+  /** Stores the summary of a whole object, unless the store has this version already. */
+  private applyObject(key: string, obj: R): void {
+    const rv = obj.metadata?.resourceVersion ?? '';
+    const previous = this.store.get(key);
     if (previous?.resourceVersion === rv) return; // replayed event
-    const value = summarize(obj);
+    const value = this.opts.summarize(obj);
     this.store.set(key, { resourceVersion: rv, value });
     if (previous) this.notify((h) => h.updated?.(key, previous.value, value));
     else this.notify((h) => h.added?.(key, value));

@@ -12,6 +12,10 @@ import { ApiException, type KubeConfig } from '@kubernetes/client-node';
 
 export const JSON_CONTENT = 'application/json';
 export const MERGE_PATCH_CONTENT = 'application/merge-patch+json';
+/** Asks for objects as PartialObjectMetadata: the metadata only, without the data or spec. */
+export const PARTIAL_METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+/** The same for lists (PartialObjectMetadataList). */
+export const PARTIAL_METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -19,7 +23,14 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** What controllers write through: the API server (RawApi), or an in-memory one in unit tests (FakeApiServer). */
 export interface ApiRequester {
-  request<T>(method: HttpMethod, path: string, body?: unknown, contentType?: string): Promise<T>;
+  /** `accept`: another representation than plain JSON, e.g. PARTIAL_METADATA_LIST. */
+  request<T>(
+    method: HttpMethod,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+    accept?: string,
+  ): Promise<T>;
 }
 
 export class RawApi implements ApiRequester {
@@ -37,8 +48,14 @@ export class RawApi implements ApiRequester {
   }
 
   /** Sends `body` as JSON (or a merge patch) and resolves with the parsed answer; non-2xx rejects with an ApiException. */
-  async request<T>(method: HttpMethod, path: string, body?: unknown, contentType = JSON_CONTENT): Promise<T> {
-    const options: https.RequestOptions = { method, headers: { Accept: JSON_CONTENT } };
+  async request<T>(
+    method: HttpMethod,
+    path: string,
+    body?: unknown,
+    contentType = JSON_CONTENT,
+    accept = JSON_CONTENT,
+  ): Promise<T> {
+    const options: https.RequestOptions = { method, headers: { Accept: accept } };
     await this.kubeConfig.applyToHTTPSOptions(options);
     const signal = method === 'GET' ? undefined : this.fence?.signalForWrite();
     if (signal?.aborted) throw signal.reason;
@@ -91,6 +108,7 @@ export async function listPage<R>(
   raw: ApiRequester,
   path: string,
   opts: { limit: number; _continue?: string; labelSelector?: string; fieldSelector?: string },
+  accept?: string,
 ): Promise<{ items: R[]; metadata?: { resourceVersion?: string; _continue?: string } }> {
   const query = new URLSearchParams({ limit: String(opts.limit) });
   if (opts._continue) query.set('continue', opts._continue);
@@ -99,7 +117,7 @@ export async function listPage<R>(
   const page = await raw.request<{
     items?: R[];
     metadata?: { resourceVersion?: string; continue?: string };
-  }>('GET', `${path}?${query}`);
+  }>('GET', `${path}?${query}`, undefined, undefined, accept);
   return {
     items: page.items ?? [],
     metadata: { resourceVersion: page.metadata?.resourceVersion, _continue: page.metadata?.continue },

@@ -16,6 +16,8 @@ let controller: WorkloadSecretsController | undefined;
 afterEach(() => bed.stop());
 
 const secretPath = (ns: string, name: string) => `/api/v1/namespaces/${ns}/secrets/${name}`;
+/** Single-object reads in the workload namespace (the CA's own Secrets are read elsewhere). */
+const shopReads = () => bed.api.reads.filter((path) => path.startsWith('/api/v1/namespaces/shop/'));
 
 async function start(setup: (bed: ControllerTestBed) => void = () => {}, metrics?: Metrics) {
   bed = await bedWithReadyAuthority((fresh) => {
@@ -130,5 +132,53 @@ describe('WorkloadSecretsController', () => {
     await bed.api.request('DELETE', secretPath('shop', 'istio.cart'));
     await bed.until('the Secret healed', () => created.length === 3);
     expect(created[2]).toBe('secretDeleted');
+  });
+
+  for (const [dataKey, tamper] of [
+    ['key.pem', 'another key'],
+    ['cert-chain.pem', 'a chain that is not ours'],
+    ['root-cert.pem', 'a root nobody trusts'],
+  ] as const) {
+    it(`a hand-edited ${dataKey} arrives as a metadata event, is read once and healed; our own writes are never read back`, async () => {
+      const c = await start();
+      expect(shopReads(), 'the Secret alcazar created was not read back').toEqual([]);
+      const before = bed.api.get(secretPath('shop', 'istio.cart'))!;
+      await bed.api.request(
+        'PATCH',
+        secretPath('shop', 'istio.cart'),
+        { data: { [dataKey]: Buffer.from(tamper).toString('base64') } },
+        'application/merge-patch+json',
+      );
+      await bed.until('the Secret healed', () => {
+        const s = bed.api.get(secretPath('shop', 'istio.cart'))!;
+        return s.data[dataKey] !== Buffer.from(tamper).toString('base64');
+      });
+      await c.queue.whenIdle();
+      await bed.settle();
+      expect(shopReads()).toEqual([secretPath('shop', 'istio.cart')]);
+      const after = bed.api.get(secretPath('shop', 'istio.cart'))!;
+      if (dataKey === 'root-cert.pem') expect(after.data['key.pem']).toBe(before.data['key.pem']);
+      else expect(after.data['key.pem']).not.toBe(before.data['key.pem']);
+      expect(after.data['root-cert.pem']).toBe(before.data['root-cert.pem']);
+    });
+  }
+
+  it('at the resync period every key is reconciled again, from the cache', async () => {
+    const c = await start();
+    const added: string[] = [];
+    const add = c.queue.add.bind(c.queue);
+    c.queue.add = (key: string) => {
+      added.push(key);
+      add(key);
+    };
+    // Bookmarks keep the watches alive, so what ends them is the resync period (1 h in the bed, +20%).
+    for (let minutes = 0; minutes < 75; minutes += 5) {
+      bed.api.bookmark();
+      await bed.clock.advance(5 * 60_000);
+    }
+    await c.queue.whenIdle();
+    expect(added).toContain('shop/cart');
+    expect(shopReads(), 'nothing changed: nothing was read').toEqual([]);
+    expect(bed.api.writes.filter((w) => w.path.startsWith('/api/v1/namespaces/shop/'))).toHaveLength(1);
   });
 });

@@ -24,6 +24,8 @@ export class WorkloadKeyIndex {
       added: (key) => this.track(key),
       updated: (key) => queue.add(key),
       deleted: (key) => this.untrack(key),
+      // The periodic resync: every key is reconciled again, changed or not (from the cache: no API call).
+      resync: (key) => this.enqueue(key),
     });
     caches.namespaces.subscribe({
       added: (ns) => this.enqueueNamespace(ns),
@@ -44,6 +46,7 @@ export class WorkloadKeyIndex {
         if (saKey && !this.deletingOurselves.delete(saKey)) this.secretDeleted.add(saKey);
         this.enqueueSecret(key, false);
       },
+      resync: (key) => this.enqueueSecret(key, false),
     });
   }
 

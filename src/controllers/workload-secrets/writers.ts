@@ -71,27 +71,29 @@ export class WorkloadSecretWriter {
   async create(t: WorkloadTarget, material: WorkloadMaterial): Promise<CreateOutcome> {
     const name = workloadSecretName(t.serviceAccount);
     try {
-      await this.raw.request('POST', secretsPath(t.namespace), {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: {
-          name,
-          namespace: t.namespace,
-          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-          annotations: { [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount },
-          ownerReferences: [
-            {
-              apiVersion: 'v1',
-              kind: 'ServiceAccount',
-              name: t.serviceAccount,
-              uid: t.sa!.uid,
-              controller: true,
-            },
-          ],
-        },
-        type: WORKLOAD_SECRET_TYPE,
-        data: this.remember(t, material),
-      });
+      await this.stored(t.namespace, name, () =>
+        this.raw.request<V1Secret>('POST', secretsPath(t.namespace), {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: {
+            name,
+            namespace: t.namespace,
+            labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+            annotations: { [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount },
+            ownerReferences: [
+              {
+                apiVersion: 'v1',
+                kind: 'ServiceAccount',
+                name: t.serviceAccount,
+                uid: t.sa!.uid,
+                controller: true,
+              },
+            ],
+          },
+          type: WORKLOAD_SECRET_TYPE,
+          data: this.remember(t, material),
+        }),
+      );
       return { result: 'created' };
     } catch (err) {
       const status = apiStatus(err);
@@ -132,6 +134,14 @@ export class WorkloadSecretWriter {
     }
   }
 
+  /**
+   * Runs a write through the Secret cache, which keeps what the API answered: the watch event of
+   * our own write is then neither parsed nor (metadata-only watch) read back.
+   */
+  private stored(namespace: string, name: string, write: () => Promise<V1Secret>): Promise<V1Secret> {
+    return this.caches.workloadSecrets.writing(`${namespace}/${name}`, write);
+  }
+
   /** The Secret data (base64) for freshly minted material, remembered so its watch event is not parsed again. */
   private remember(t: WorkloadTarget, material: WorkloadMaterial): Record<string, string> {
     const data = base64Values(material.data);
@@ -149,22 +159,25 @@ export class WorkloadSecretWriter {
    */
   private async patch(t: WorkloadTarget, base64Data: Record<string, string>): Promise<void> {
     const secret = t.secret!;
+    const name = workloadSecretName(t.serviceAccount);
     const patchData: Record<string, string | null> = {};
     for (const key of secret.dataKeys)
       if (!(DATA_KEYS as readonly string[]).includes(key)) patchData[key] = null;
     for (const [key, value] of Object.entries(base64Data)) patchData[key] = value;
-    await this.raw.request(
-      'PATCH',
-      secretsPath(t.namespace, workloadSecretName(t.serviceAccount)),
-      {
-        metadata: {
-          resourceVersion: secret.resourceVersion,
-          labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-          annotations: { [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount },
+    await this.stored(t.namespace, name, () =>
+      this.raw.request<V1Secret>(
+        'PATCH',
+        secretsPath(t.namespace, name),
+        {
+          metadata: {
+            resourceVersion: secret.resourceVersion,
+            labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+            annotations: { [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount },
+          },
+          data: patchData,
         },
-        data: patchData,
-      },
-      MERGE_PATCH_CONTENT,
+        MERGE_PATCH_CONTENT,
+      ),
     );
   }
 }
