@@ -115,8 +115,11 @@ export class Api {
     try {
       res = await this.send<T>(method, path, body, opts.contentType);
     } catch (err) {
-      // A kept-alive socket the server closed while it sat idle (a long mint): a GET is safe to send again.
-      if (method !== 'GET' || (err as NodeJS.ErrnoException).code !== 'ECONNRESET') throw err;
+      // A kept-alive socket the server closed while it sat idle (a long mint): a GET is safe to send
+      // again, and so is any request whose write failed with EPIPE (the server never read it; seen
+      // after the 100,000 mint of issue #18).
+      const code = (err as NodeJS.ErrnoException).code;
+      if (!(code === 'EPIPE' || (method === 'GET' && code === 'ECONNRESET'))) throw err;
       res = await this.send<T>(method, path, body, opts.contentType);
     }
     if ((res.status < 200 || res.status >= 300) && !opts.accept?.includes(res.status)) {
