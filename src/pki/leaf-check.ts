@@ -95,7 +95,8 @@ export function quickKeyAlgorithm(spkiDer: Buffer): KeyAlgorithm | undefined {
     if (spki.algorithmOid === Oid.ecPublicKey) return CURVE_NAMES[spki.curveOid ?? '']?.algorithm;
     if (spki.algorithmOid === Oid.rsaEncryption) {
       const [n] = readChildren(readElement(spki.keyBits.subarray(1), Tag.SEQUENCE));
-      return unsigned(n!).length === 256 ? 'RSA_2048' : undefined;
+      const modulus = unsigned(n!);
+      return modulus.length === 256 && modulus[0]! >= 0x80 ? 'RSA_2048' : undefined;
     }
   } catch {
     // not an SPKI this knows
