@@ -13,7 +13,7 @@
  * exponent and checking p·q = n (RSA) — stronger than OpenSSL's X509_check_private_key, which
  * compares the public key the private key file claims to have.
  */
-import { createECDH, createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { createECDH, createPublicKey, type ECDH, type KeyObject, verify } from 'node:crypto';
 import { findExtension, type ParsedCertificate, parseCertificate } from './certificate-parser.js';
 import { type DerElement, decodeObjectIdentifier, readChildren, readElement, Tag } from './der.js';
 import { decodeAuthorityKeyIdentifier, decodeSubjectKeyIdentifier } from './extensions.js';
@@ -143,6 +143,18 @@ export function quickKeyMatches(keyPem: Buffer, spkiDer: Buffer): true | undefin
   return undefined;
 }
 
+/** One ECDH per curve, its key replaced per check: creating one cost 6% of a start-up at 100,000. */
+const ecdhs = new Map<string, ECDH>();
+
+function ecdhFor(curve: string): ECDH {
+  let ecdh = ecdhs.get(curve);
+  if (!ecdh) {
+    ecdh = createECDH(curve);
+    ecdhs.set(curve, ecdh);
+  }
+  return ecdh;
+}
+
 /** SEC1 ECPrivateKey: the public point derived from the scalar must be the certificate's. */
 function ecMatches(key: DerElement, spki: SpkiView, keyCurveOid: string | undefined): true | undefined {
   const [version, scalar, ...optional] = readChildren(key);
@@ -152,7 +164,7 @@ function ecMatches(key: DerElement, spki: SpkiView, keyCurveOid: string | undefi
   if (curveOid === undefined || curveOid !== spki.curveOid) return undefined;
   const curve = CURVE_NAMES[curveOid];
   if (!curve || spki.keyBits[0] !== 0) return undefined;
-  const ecdh = createECDH(curve.node);
+  const ecdh = ecdhFor(curve.node);
   ecdh.setPrivateKey(scalar.value);
   return ecdh.getPublicKey().equals(spki.keyBits.subarray(1)) ? true : undefined;
 }
