@@ -57,7 +57,14 @@ export class Api {
       key: readFileSync(creds.adminKey),
     };
     this.server = state.server;
-    this.agent = new Agent({ ...this.tls, keepAlive: true, maxSockets: opts.maxSockets ?? 256 });
+    // Idle pooled sockets are dropped after 30 s: the API server closes idle connections, and a
+    // pool of them left from the population phase broke the first calls after a long verify.
+    this.agent = new Agent({
+      ...this.tls,
+      keepAlive: true,
+      timeout: 30_000,
+      maxSockets: opts.maxSockets ?? 256,
+    });
   }
 
   /** Sends one request; resolves with the status and the body (parsed when JSON). Never throws on status. */
@@ -111,13 +118,18 @@ export class Api {
     body?: unknown,
     opts: { accept?: number[]; contentType?: string } = {},
   ): Promise<ApiResponse<T>> {
-    let res: ApiResponse<T>;
-    try {
-      res = await this.send<T>(method, path, body, opts.contentType);
-    } catch (err) {
-      // A kept-alive socket the server closed while it sat idle (a long mint): a GET is safe to send again.
-      if (method !== 'GET' || (err as NodeJS.ErrnoException).code !== 'ECONNRESET') throw err;
-      res = await this.send<T>(method, path, body, opts.contentType);
+    let res: ApiResponse<T> | undefined;
+    for (let attempt = 1; res === undefined; attempt++) {
+      try {
+        res = await this.send<T>(method, path, body, opts.contentType);
+      } catch (err) {
+        // A kept-alive socket the server closed while it sat idle (a long mint): a GET is safe to
+        // send again, and so is any request whose write failed with EPIPE (the server never read
+        // it). Each failure takes one dead socket out of the pool, and several may be dead (issue
+        // #18's 100,000 runs died on both).
+        const code = (err as NodeJS.ErrnoException).code;
+        if (attempt >= 20 || !(code === 'EPIPE' || (method === 'GET' && code === 'ECONNRESET'))) throw err;
+      }
     }
     if ((res.status < 200 || res.status >= 300) && !opts.accept?.includes(res.status)) {
       throw new ApiError(

@@ -14,6 +14,8 @@ export interface EntryOptions {
   runtime: Runtime;
   /** `head`: the last commit (git archive), untouched by edits others make meanwhile; `worktree`: src as it is. */
   source: Source;
+  /** With source `head`: the commit to build instead of HEAD (a before/after pair from one worktree). */
+  ref?: string;
   stamp: string;
   /** Preloads from bench/experiments/. */
   experiments: readonly string[];
@@ -33,7 +35,7 @@ export function prepareEntry(opts: EntryOptions): string[] {
     mkdirSync(sourceRoot, { recursive: true });
     const archive = execFileSync(
       'git',
-      ['archive', '--format=tar', 'HEAD', 'src', 'tsconfig.json', 'tsconfig.build.json'],
+      ['archive', '--format=tar', opts.ref ?? 'HEAD', 'src', 'tsconfig.json', 'tsconfig.build.json'],
       {
         cwd: repoRoot,
         maxBuffer: 256 * 2 ** 20,

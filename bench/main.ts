@@ -124,7 +124,7 @@ async function main(argv: string[]): Promise<number> {
     argv,
     options: { ...opts },
     machine: describeMachine(version),
-    git: gitState(opts.source),
+    git: gitState(opts.source, opts.ref),
     scenarios: [],
   };
   const stamp = startedAt.replace(/[:.]/g, '-');

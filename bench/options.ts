@@ -41,6 +41,8 @@ export interface BenchOptions {
   profile: boolean;
   runtime: Runtime;
   source: Source;
+  /** The commit `--source head` builds (default HEAD). */
+  ref: string | undefined;
   docs: boolean;
   /** Only rebuild docs/BENCHMARKS.md from bench/results; run nothing. */
   reportOnly: boolean;
@@ -76,6 +78,7 @@ export const USAGE = `usage: npm run bench -- [flags]
   --csr-tokens LIST        cold, warm: fresh tokens per call, or the same tokens again (default both)
   --runtime built|tsx      run the controller compiled (like the image; default) or through tsx (like the tests)
   --source head|worktree   benchmark the last commit (default; immune to edits in progress) or src as it is
+  --ref COMMIT             with --source head: build this commit instead of HEAD (a baseline for before/after)
   --experiment LIST        preload bench/experiments/<name>.ts into the controller: shared-agent, no-events,
                            memory-issuance-record
   --node-args=TEXT         node flags for the controller instead of the image's (Dockerfile ENTRYPOINT),
@@ -165,6 +168,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'node-args': { type: 'string' },
       runtime: { type: 'string' },
       source: { type: 'string' },
+      ref: { type: 'string' },
       keep: { type: 'boolean' },
       'no-docs': { type: 'boolean' },
       'report-only': { type: 'boolean' },
@@ -236,6 +240,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     profile: values.profile ?? false,
     runtime: parseRuntime(values.runtime),
     source: parseSource(values.source),
+    ref: values.ref,
     docs: !(values['no-docs'] ?? false),
     reportOnly: values['report-only'] ?? false,
     quick,

@@ -61,9 +61,9 @@ export function describeMachine(kubernetes: string): Machine {
 }
 
 /** The commit benchmarked; `dirty` when src/ had uncommitted changes and the work tree was used. */
-export function gitState(source: 'head' | 'worktree'): { commit: string; dirty: boolean } {
+export function gitState(source: 'head' | 'worktree', ref = 'HEAD'): { commit: string; dirty: boolean } {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+    const commit = execFileSync('git', ['rev-parse', '--short', source === 'head' ? ref : 'HEAD'], {
       cwd: repoRoot,
       encoding: 'utf8',
     }).trim();

@@ -30,7 +30,8 @@ export async function idle(ctx: BenchContext): Promise<ScenarioResult> {
       const started = await controller.waitForLog(
         'controller started',
         (l) => l.msg === 'controller started',
-        120_000,
+        // 60,000 took ~2 min to start (issue #18): allow 5 ms per ServiceAccount on top.
+        120_000 + n * 5,
       );
       const finished = await controller.initialReconcile(120_000 + n * 20);
       const cpuAtReady = cpuSeconds(controller.pid);

@@ -44,6 +44,11 @@ export interface ParsedCertificate {
   notAfter: Date;
   subjectPublicKeyInfoDer: Buffer;
   extensions: CertificateExtension[];
+  /** The outer and the TBS's AlgorithmIdentifier, whole (a valid certificate has them equal). */
+  signatureAlgorithmDer: Buffer;
+  innerSignatureAlgorithmDer: Buffer;
+  /** The signatureValue BIT STRING's contents, its unused-bits octet included. */
+  signatureBits: Buffer;
 }
 
 /** The DER of a single certificate; PEM input must hold exactly one CERTIFICATE block. */
@@ -110,6 +115,9 @@ function parseCertificateDer(der: Buffer): ParsedCertificate {
     notAfter: decodeTime(notAfter),
     subjectPublicKeyInfoDer: expectTag(spki, Tag.SEQUENCE, 'subjectPublicKeyInfo').raw,
     extensions: parseExtensions(optional.find((field) => field.tag === 0xa3)),
+    signatureAlgorithmDer: signatureAlgorithm!.raw,
+    innerSignatureAlgorithmDer: innerSignatureAlgorithm!.raw,
+    signatureBits: signature!.value,
   };
 }
 

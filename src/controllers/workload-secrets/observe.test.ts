@@ -129,6 +129,29 @@ describe('observeSecret with the authority signing now', () => {
     expect(observeSecret(secret, undefined, () => undefined).verified).toBeUndefined();
   });
 
+  it.each([
+    ['ECDSA, self-signed root', 'ECDSA_P256', () => selfSigned, []],
+    [
+      'ECDSA with DNS names, plugged-in intermediate',
+      'ECDSA_P256',
+      () => pluggedIn,
+      ['b.example', 'a.example'],
+    ],
+    ['RSA, self-signed root', 'RSA_2048', () => selfSigned, ['web.app.svc']],
+  ] as const)(
+    'finds without OpenSSL what the full parse finds: %s',
+    async (_, algorithm, authority, dnsNames) => {
+      const { secret } = await written(authority(), algorithm, [...dnsNames]);
+      const full = observeSecret(secret);
+      expect(full.dataProblem).toBeUndefined();
+      const signer = authority().signer.fingerprintSha256;
+      expect(observeSecret(secret, undefined, authority)).toStrictEqual({
+        ...full,
+        verified: { signer, ok: true },
+      });
+    },
+  );
+
   it('still reports a key that does not match, and records the signature separately', async () => {
     const { secret, data } = await written(selfSigned, 'ECDSA_P256', []);
     const other = await written(selfSigned, 'ECDSA_P256', []);

@@ -5,7 +5,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import { type SigningAuthority, sha256Hex } from '../../ca/authority.js';
 import { DNS_NAMES_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../model/names.js';
-import { parseCertificate } from '../../pki/certificate-parser.js';
+import { type ParsedCertificate, parseCertificate } from '../../pki/certificate-parser.js';
 import { decodeSubjectAltName } from '../../pki/extensions.js';
 import {
   decodeCertificatesPem,
@@ -15,6 +15,13 @@ import {
   parsePrivateKeyPem,
 } from '../../pki/index.js';
 import { openWithNode } from '../../pki/inspect.js';
+import {
+  type QuickSigner,
+  quickIssuedBy,
+  quickKeyAlgorithm,
+  quickKeyMatches,
+  quickSigner,
+} from '../../pki/leaf-check.js';
 import { Oid } from '../../pki/oids.js';
 import { encodeCertificatesPem } from '../../pki/pem.js';
 import { isDnsName } from '../../policy/dns-names.js';
@@ -143,23 +150,59 @@ export function writtenContent(
   keyAlgorithm: KeyAlgorithm,
   authority: SigningAuthority,
 ): WrittenContent {
-  const parsed = parseCertificate(leafDer);
-  const san = parsed.extensions.find((e) => e.oid === Oid.subjectAltName);
-  const names = san ? decodeSubjectAltName(san.value) : { uris: [], dnsNames: [] };
   return {
     rootBundleHash: authority.rootBundleHash,
     chainHash: authority.chainHash,
     leaf: leafString(leafDer),
-    certificate: {
-      notBefore: parsed.notBefore.getTime(),
-      notAfter: parsed.notAfter.getTime(),
-      serial: parsed.serialNumber.toString('hex'),
-      uris: names.uris,
-      dnsNames: names.dnsNames.length === 0 ? shared([]) : [...names.dnsNames].sort(),
-      keyAlgorithm,
-    },
+    certificate: certificateView(parseCertificate(leafDer), keyAlgorithm),
     verified: { signer: authority.signer.fingerprintSha256, ok: true },
   };
+}
+
+/** The certificate part of a view, from alcazar's own parse of the leaf. */
+function certificateView(
+  parsed: ParsedCertificate,
+  keyAlgorithm: KeyAlgorithm,
+): NonNullable<ObservedSecret['certificate']> {
+  const san = parsed.extensions.find((e) => e.oid === Oid.subjectAltName);
+  const names = san ? decodeSubjectAltName(san.value) : { uris: [], dnsNames: [] };
+  return {
+    notBefore: parsed.notBefore.getTime(),
+    notAfter: parsed.notAfter.getTime(),
+    serial: parsed.serialNumber.toString('hex'),
+    uris: names.uris,
+    dnsNames: names.dnsNames.length === 0 ? shared([]) : [...names.dnsNames].sort(),
+    keyAlgorithm,
+  };
+}
+
+const quickSigners = new WeakMap<SigningAuthority, QuickSigner | null>();
+
+/**
+ * The view of a leaf that the authority signing now issued, with its own key, found without
+ * OpenSSL parsing the certificate or the key (src/pki/leaf-check.ts); undefined whenever that
+ * cannot be proven, and then the full parse decides.
+ */
+function quickCertificateView(
+  leafDer: Buffer,
+  keyPem: Buffer,
+  authority: SigningAuthority,
+): NonNullable<ObservedSecret['certificate']> | undefined {
+  let signer = quickSigners.get(authority);
+  if (signer === undefined) {
+    signer = quickSigner(authority.signerCertificateDer) ?? null;
+    quickSigners.set(authority, signer);
+  }
+  if (signer === null) return undefined;
+  try {
+    const parsed = parseCertificate(leafDer);
+    const keyAlgorithm = quickKeyAlgorithm(parsed.subjectPublicKeyInfoDer);
+    if (!keyAlgorithm || !quickIssuedBy(parsed, signer)) return undefined;
+    if (!quickKeyMatches(keyPem, parsed.subjectPublicKeyInfoDer)) return undefined;
+    return certificateView(parsed, keyAlgorithm);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -182,8 +225,8 @@ export function observeSecret(
   };
   const known = written?.take(data);
   if (known) return Object.assign(view, known);
-  const root = decode(data, 'root-cert.pem');
-  if (root) view.rootBundleHash = shared(sha256Hex(canonicalPem(root) ?? root));
+  const rootHash = rootBundleHashOf(data['root-cert.pem']);
+  if (rootHash) view.rootBundleHash = rootHash;
   const chainPem = decode(data, 'cert-chain.pem');
   const keyPem = decode(data, 'key.pem');
   if (!chainPem || !keyPem) {
@@ -193,6 +236,14 @@ export function observeSecret(
   try {
     const [leaf, ...rest] = decodeCertificatesPem(chainPem);
     if (!leaf) throw new Error('cert-chain.pem holds no certificate');
+    const authority = signer?.();
+    const quick = authority && quickCertificateView(leaf, keyPem, authority);
+    if (quick) {
+      view.leaf = leafString(leaf);
+      view.chainHash = shared(sha256Hex(rest.length > 0 ? encodeCertificatesPem(rest) : ''));
+      view.certificate = quick;
+      return Object.assign(view, { verified: { signer: authority.signer.fingerprintSha256, ok: true } });
+    }
     // One OpenSSL parse serves the inspection, the key check and the signature check (each costs
     // ~0.2 ms: at start-up they were most of the CPU per Secret).
     const x509 = openWithNode(leaf);
@@ -210,7 +261,6 @@ export function observeSecret(
     if (!keyMatchesCertificate(parsePrivateKeyPem(keyPem), x509)) {
       view.dataProblem = 'key.pem does not match the certificate in cert-chain.pem';
     }
-    const authority = signer?.();
     if (authority)
       Object.assign(view, {
         verified: { signer: authority.signer.fingerprintSha256, ok: issuedBy(x509, authority) },
@@ -237,6 +287,20 @@ function shared<T extends string | string[]>(value: T): T {
   const kept = typeof value === 'string' ? value : (Object.freeze(value) as T);
   sharedValues.set(key, kept);
   return kept;
+}
+
+/** The hashes of the last few root-cert.pem values seen (nearly every Secret holds the same one). */
+const rootHashes = new Map<string, string>();
+
+function rootBundleHashOf(base64: string | undefined): string | undefined {
+  if (base64 === undefined) return undefined;
+  const known = rootHashes.get(base64);
+  if (known !== undefined) return known;
+  const root = Buffer.from(base64, 'base64');
+  const hash = shared(sha256Hex(canonicalPem(root) ?? root));
+  if (rootHashes.size >= 8) rootHashes.delete(rootHashes.keys().next().value!);
+  rootHashes.set(base64, hash);
+  return hash;
 }
 
 /** The bundle re-encoded canonically, so formatting differences do not count as a different bundle. */
