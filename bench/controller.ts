@@ -141,6 +141,7 @@ export class Controller {
         `--ca-namespace=${CA_NAMESPACE}`,
         '--log-level=info',
         '--http-port=0',
+        '--csr-port=0',
         '--no-leader-elect',
         ...(opts.workers ? [`--workers=${opts.workers}`] : []),
         ...(opts.args ?? []),

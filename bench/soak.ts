@@ -194,6 +194,7 @@ async function main(): Promise<void> {
         `--kubeconfig=${state.kubeconfig}`,
         `--ca-namespace=${CA_NS}`,
         '--http-port=0',
+        '--csr-port=0',
         '--identity=soak',
         '--root-rotation-check-interval=2s',
         '--root-rotation-propagation-delay=3s',

@@ -197,7 +197,7 @@ async function startAlcazar(
   label: string,
   profile: boolean,
 ): Promise<{ controller: Controller; target: Target; profileDir?: string }> {
-  const { controller, profileDir } = startController(ctx, label, { args: ['--csr-port=0'], profile });
+  const { controller, profileDir } = startController(ctx, label, { profile });
   const serving = await controller.waitForLog(
     'the CSR API port',
     (l) => l.msg === 'serving the CSR API (istio.v1.auth.IstioCertificateService)',
