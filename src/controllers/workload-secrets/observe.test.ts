@@ -67,29 +67,35 @@ async function written(authority: SigningAuthority, keyAlgorithm: KeyAlgorithm, 
   return { secret, data, content: writtenContent(material.leafDer, keyAlgorithm, authority) };
 }
 
+/** Secrets as alcazar writes them: each key type, each kind of signer, with and without DNS names. */
+const WRITTEN_CASES = [
+  ['ECDSA, self-signed root', 'ECDSA_P256', () => selfSigned, []],
+  [
+    'ECDSA with DNS names, plugged-in intermediate',
+    'ECDSA_P256',
+    () => pluggedIn,
+    ['b.example', 'a.example'],
+  ],
+  ['RSA, self-signed root', 'RSA_2048', () => selfSigned, ['web.app.svc']],
+] as const;
+
 describe('WrittenContents', () => {
-  it.each([
-    ['ECDSA, self-signed root', 'ECDSA_P256', () => selfSigned, []],
-    [
-      'ECDSA with DNS names, plugged-in intermediate',
-      'ECDSA_P256',
-      () => pluggedIn,
-      ['b.example', 'a.example'],
-    ],
-    ['RSA, self-signed root', 'RSA_2048', () => selfSigned, ['web.app.svc']],
-  ] as const)('remembers exactly what parsing finds: %s', async (_, algorithm, authority, dnsNames) => {
-    const { secret, data, content } = await written(authority(), algorithm, [...dnsNames]);
-    const parsed = observeSecret(secret);
-    // Parsing does not verify the signature up front; it memoises the check on first use.
-    expect({ ...parsed, verified: content.verified }).toStrictEqual({
-      ...parsed,
-      ...content,
-    });
-    const memo = new WrittenContents();
-    memo.remember(data, content);
-    expect(observeSecret(secret, memo)).toStrictEqual({ ...parsed, verified: content.verified });
-    expect(memo.size).toBe(0);
-  });
+  it.each(WRITTEN_CASES)(
+    'remembers exactly what parsing finds: %s',
+    async (_, algorithm, authority, dnsNames) => {
+      const { secret, data, content } = await written(authority(), algorithm, [...dnsNames]);
+      const parsed = observeSecret(secret);
+      // Parsing does not verify the signature up front; it memoises the check on first use.
+      expect({ ...parsed, verified: content.verified }).toStrictEqual({
+        ...parsed,
+        ...content,
+      });
+      const memo = new WrittenContents();
+      memo.remember(data, content);
+      expect(observeSecret(secret, memo)).toStrictEqual({ ...parsed, verified: content.verified });
+      expect(memo.size).toBe(0);
+    },
+  );
 
   it('parses anything that differs from what was written, even by one data value', async () => {
     const { secret, data, content } = await written(selfSigned, 'ECDSA_P256', []);
@@ -129,16 +135,7 @@ describe('observeSecret with the authority signing now', () => {
     expect(observeSecret(secret, undefined, () => undefined).verified).toBeUndefined();
   });
 
-  it.each([
-    ['ECDSA, self-signed root', 'ECDSA_P256', () => selfSigned, []],
-    [
-      'ECDSA with DNS names, plugged-in intermediate',
-      'ECDSA_P256',
-      () => pluggedIn,
-      ['b.example', 'a.example'],
-    ],
-    ['RSA, self-signed root', 'RSA_2048', () => selfSigned, ['web.app.svc']],
-  ] as const)(
+  it.each(WRITTEN_CASES)(
     'finds without OpenSSL what the full parse finds: %s',
     async (_, algorithm, authority, dnsNames) => {
       const { secret } = await written(authority(), algorithm, [...dnsNames]);
