@@ -233,7 +233,7 @@ export class CertificateService {
       {
         namespace: caller.namespace,
         serviceAccount: caller.serviceAccount,
-        serial: serialHex(serial),
+        serial: record.serial,
         notAfter: notAfter.toISOString(),
         key: parsed.keyDescription,
         authenticatedBy: caller.via,

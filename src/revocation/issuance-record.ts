@@ -14,7 +14,7 @@
 // ServiceAccount would make its one shard, and every write to it, large. Expired keys are removed
 // by the next patch to their shard, as nulls learned from an earlier patch's answer, so a shard
 // stays bounded without a compactor.
-import { apiStatus, isConflict, isNotFound } from '../kube/client.js';
+import { isConflict, isNotFound } from '../kube/client.js';
 import { type ApiRequester, configMapsPath, MERGE_PATCH_CONTENT } from '../kube/raw.js';
 import { normalizeSerialHex } from '../pki/crl.js';
 import {
@@ -249,8 +249,7 @@ export class IssuanceRecord {
     } catch (err) {
       // Planned again at the shard's next scan: after a conflict (another write came first) at
       // once, after any other failure (the API server is away) after the usual interval.
-      if (isConflict(err) || apiStatus(err) === 409 || isNotFound(err))
-        state.scannedAt = Number.NEGATIVE_INFINITY;
+      if (isConflict(err) || isNotFound(err)) state.scannedAt = Number.NEGATIVE_INFINITY;
     }
   }
 
@@ -279,7 +278,7 @@ export class IssuanceRecord {
         });
       } catch (err) {
         // Created by another writer since our patch: patch it.
-        if ((isConflict(err) || apiStatus(err) === 409) && attempt < MAX_CREATE_RACES) continue;
+        if (isConflict(err) && attempt < MAX_CREATE_RACES) continue;
         throw err;
       }
     }
