@@ -244,7 +244,7 @@ async function warmUp(ctx: BenchContext, server: Server): Promise<void> {
 }
 
 /**
- * alcazar records every certificate it hands out (ConfigMaps alcazar-issued-NN in its namespace, one
+ * alcazar records every certificate it hands out (small ConfigMaps alcazar-issued-* in its namespace, one
  * merge patch of a shard per call or per batch, awaited before the answer) so revoking a
  * ServiceAccount covers it. Entries live until the certificate expires (24 h here), so the record
  * grows over the scenario. Counts both layouts: a key per certificate, or (before) a line.

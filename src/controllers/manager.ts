@@ -7,6 +7,7 @@ import { ACCEPT_NEW_ROOT_ANNOTATION } from '../ca/root-history.js';
 import { certificateAuthorityResource } from '../config/ca-resource.js';
 import type { ProcessSettings } from '../config/process.js';
 import { type CsrApi, type IssuedCertificateRecord, startCsrApi } from '../csr/index.js';
+import { describeApiError } from '../kube/client.js';
 import { systemClock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
 import { LeaderElector } from '../kube/leader-election.js';
@@ -115,6 +116,11 @@ export async function startController(
   const issuanceRecord = new IssuanceRecord({
     raw: new RawApi(kubeConfig),
     namespace: settings.caNamespace,
+    onSweepError: (err) =>
+      log.warn(
+        { err: describeApiError(err) },
+        'issuance record: could not sweep expired shards; trying again later',
+      ),
   });
   // Each controller subscribes to the caches and shared state it watches; none calls another.
   const workloads = new WorkloadSecretsController({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeApiServer } from '../kube/fake-api.js';
 import { configMapsPath } from '../kube/raw.js';
-import { IssuanceRecord, SHARD_COUNT, shardName } from './issuance-record.js';
+import { IssuanceRecord, SWEEP_INTERVAL_MS } from './issuance-record.js';
 
 const NS = 'istio-system';
 const HOUR = 3_600_000;
@@ -14,149 +14,122 @@ const entry = (serial: string, notAfter: number, sa = 'cart') => ({
   notAfter: new Date(notAfter),
   issuedAt: new Date(start),
 });
-const path = (shard: number) => configMapsPath(NS, shardName(shard));
-const seedLegacy = (api: FakeApiServer, shard: number, data: Record<string, string>) =>
-  api.seed(path(shard), { metadata: { name: shardName(shard), namespace: NS }, data });
+const path = (name: string) => configMapsPath(NS, name);
+const MANAGED = { 'app.kubernetes.io/managed-by': 'alcazar' };
+const seed = (
+  api: FakeApiServer,
+  name: string,
+  data: Record<string, string>,
+  labels: Record<string, string> = MANAGED,
+) => api.seed(path(name), { metadata: { name, namespace: NS, labels }, data });
 
-/** Writes go to the lowest free shard unless told otherwise, so a test knows where to look. */
-function setup(opts: { maxWritesInFlight?: number; pickShard?: (free: number[]) => number } = {}) {
-  const api = new FakeApiServer();
+/** New shards are named alcazar-issued-a, -b, … so a test knows where to look. */
+function setup(opts: { maxWritesInFlight?: number; entriesPerShard?: number; raw?: FakeApiServer } = {}) {
+  const api = opts.raw ?? new FakeApiServer();
   let now = start;
+  let names = 0;
   const record = new IssuanceRecord({
     raw: api,
     namespace: NS,
     now: () => now,
-    pickShard: opts.pickShard ?? ((free) => free[0]!),
+    newName: () => `alcazar-issued-${String.fromCharCode(97 + names++)}`,
     ...(opts.maxWritesInFlight && { maxWritesInFlight: opts.maxWritesInFlight }),
+    ...(opts.entriesPerShard && { entriesPerShard: opts.entriesPerShard }),
   });
-  const dataOf = (shard = 0) => api.get(path(shard))?.data as Record<string, string> | undefined;
-  const allKeys = () =>
-    Array.from({ length: SHARD_COUNT }, (_, i) => Object.keys(dataOf(i) ?? {}))
-      .flat()
-      .sort();
-  const patchesOf = (shard = 0) =>
-    api.writes
-      .filter((w) => w.path === path(shard) && w.method === 'PATCH')
-      .map((w) => w.body as { data: object });
-  return { api, record, dataOf, allKeys, patchesOf, setNow: (t: number) => (now = t) };
+  const dataOf = (name: string) => api.get(path(name))?.data as Record<string, string> | undefined;
+  const shards = () =>
+    Object.fromEntries(
+      'abcdefgh'
+        .split('')
+        .map((c) => [c, Object.keys(dataOf(`alcazar-issued-${c}`) ?? {}).sort()] as const)
+        .filter(([, keys]) => keys.length > 0),
+    );
+  return { api, record, dataOf, shards, setNow: (t: number) => (now = t) };
 }
 
-async function waitForWrites(api: FakeApiServer, count: number): Promise<void> {
-  for (let i = 0; i < 100 && api.writes.length < count; i++) await new Promise((r) => setImmediate(r));
-  expect(api.writes.length).toBe(count);
-}
+const writesOf = (api: FakeApiServer, method: string) => api.writes.filter((w) => w.method === method);
 
 describe('the issuance record', () => {
-  it('creates a missing shard with the label of what alcazar owns, then only patches in new keys', async () => {
-    const { api, record, dataOf, patchesOf } = setup();
+  it('creates a shard with the label of what alcazar owns, then only patches in new keys', async () => {
+    const { api, record, dataOf } = setup();
     await record.record(entry('0a', start + HOUR));
-    expect(api.get(path(0))?.metadata?.labels).toEqual({ 'app.kubernetes.io/managed-by': 'alcazar' });
+    expect(api.get(path('alcazar-issued-a'))?.metadata?.labels).toEqual({
+      'app.kubernetes.io/managed-by': 'alcazar',
+    });
     await record.record(entry('0b', start + HOUR));
-    expect(patchesOf().at(-1)).toEqual({ data: { shop_cart_0b: `${s(start + HOUR)} ${s(start)}` } });
-    expect(Object.keys(dataOf()!).sort()).toEqual(['shop_cart_0a', 'shop_cart_0b']);
+    expect(writesOf(api, 'PATCH').map((w) => w.body)).toEqual([
+      { data: { shop_cart_0b: `${s(start + HOUR)} ${s(start)}` } },
+    ]);
+    expect(Object.keys(dataOf('alcazar-issued-a')!).sort()).toEqual(['shop_cart_0a', 'shop_cart_0b']);
     expect(api.writes.some((w) => w.method === 'PUT')).toBe(false);
   });
 
   it('records that arrive while writes are in flight share the next write, whatever their identity', async () => {
-    const { api, record, allKeys } = setup({ maxWritesInFlight: 2 });
-    for (const shard of [0, 1, 2]) seedLegacy(api, shard, {});
+    const { api, record, shards } = setup({ maxWritesInFlight: 2 });
     const serials = ['01', '02', '03', '04', '05', '06'];
     await Promise.all(serials.map((serial, i) => record.record(entry(serial, start + HOUR, `sa-${i}`))));
-    // Two writes of one record each went out at once; the four that came meanwhile shared one.
-    expect(api.writes.map((w) => Object.keys((w.body as { data: object }).data).length)).toEqual([1, 1, 4]);
-    expect(new Set(api.writes.slice(0, 2).map((w) => w.path)).size).toBe(2); // never two at once to one shard
-    expect(allKeys()).toEqual(serials.map((serial, i) => `shop_sa-${i}_${serial}`).sort());
+    // Two creates of one record each went out at once (one shard per lane); the four that came
+    // meanwhile shared one patch.
+    expect(api.writes.map((w) => [w.method, Object.keys((w.body as { data: object }).data).length])).toEqual([
+      ['POST', 1],
+      ['POST', 1],
+      ['PATCH', 4],
+    ]);
+    expect(Object.values(shards()).flat().sort()).toEqual(
+      serials.map((serial, i) => `shop_sa-${i}_${serial}`),
+    );
   });
 
-  it('spreads writes over every shard when it picks at random', async () => {
-    const api = new FakeApiServer();
-    const record = new IssuanceRecord({ raw: api, namespace: NS, maxWritesInFlight: 1 });
-    for (let i = 0; i < 400; i++)
-      await record.record(entry(i.toString(16).padStart(4, '0'), Date.now() + HOUR));
-    expect(new Set(api.writes.map((w) => w.path.split('/').at(-1))).size).toBeGreaterThan(SHARD_COUNT / 2);
+  it('a shard never holds more than entriesPerShard keys: a batch fills its room, the rest opens the next', async () => {
+    const { record, shards } = setup({ maxWritesInFlight: 1, entriesPerShard: 3 });
+    await record.record(entry('01', start + HOUR));
+    await Promise.all(
+      ['02', '03', '04', '05', '06'].map((serial) => record.record(entry(serial, start + HOUR))),
+    );
+    await record.record(entry('07', start + HOUR));
+    expect(shards()).toEqual({
+      a: ['shop_cart_01', 'shop_cart_02', 'shop_cart_03'],
+      b: ['shop_cart_04', 'shop_cart_05', 'shop_cart_06'],
+      c: ['shop_cart_07'],
+    });
   });
 
   it('a failed write rejects the records it carried, and the next record still writes', async () => {
     const { record, api, dataOf } = setup();
     await record.record(entry('01', start + HOUR));
-    api.failNext('PATCH', path(0), 500);
+    api.failNext('PATCH', path('alcazar-issued-a'), 500);
     await expect(record.record(entry('02', start + HOUR))).rejects.toThrow(/500/);
     await record.record(entry('03', start + HOUR));
-    expect(Object.keys(dataOf()!).sort()).toEqual(['shop_cart_01', 'shop_cart_03']);
+    expect(Object.keys(dataOf('alcazar-issued-a')!).sort()).toEqual(['shop_cart_01', 'shop_cart_03']);
   });
 
-  it('removes expired keys in a later patch to the same shard, so the shard stays bounded', async () => {
-    const { record, dataOf, setNow } = setup();
+  it('a shard deleted under it (by hand, or swept elsewhere) is replaced by a new one with the batch', async () => {
+    const { api, record, shards } = setup({ maxWritesInFlight: 1 });
     await record.record(entry('01', start + HOUR));
-    setNow(start + 2 * HOUR);
-    await record.record(entry('02', start + 3 * HOUR)); // its answer shows 01 expired
-    setNow(start + 2 * HOUR + 1000);
-    await record.record(entry('03', start + 3 * HOUR)); // carries 01: null
-    expect(Object.keys(dataOf()!).sort()).toEqual(['shop_cart_02', 'shop_cart_03']);
+    await api.request('DELETE', path('alcazar-issued-a'));
+    await record.record(entry('02', start + HOUR));
+    expect(shards()).toEqual({ b: ['shop_cart_02'] });
   });
 
-  it('converts a shard of the previous layout without losing a valid certificate', async () => {
-    const { api, record, dataOf } = setup();
-    seedLegacy(api, 0, {
-      shop_cart: `0a ${s(start + HOUR)} ${s(start)}\n0b ${s(start - 1000)} ${s(start - HOUR)}`,
-    });
-    expect((await record.forIdentity('shop', 'cart')).map((c) => c.serial)).toEqual(['0a']);
-    await record.record(entry('0c', start + HOUR));
-    await waitForWrites(api, 2); // the patch, then the guarded conversion
-    expect(Object.keys(dataOf()!).sort()).toEqual(['shop_cart_0a', 'shop_cart_0c']);
-    expect((api.writes[1]!.body as { metadata: object }).metadata).toEqual({
-      resourceVersion: expect.any(String),
-    });
-    expect((await record.forIdentity('shop', 'cart')).map((c) => c.serial).sort()).toEqual(['0a', '0c']);
+  it('a name another replica took is tried again with a new one', async () => {
+    const { api, record, shards } = setup();
+    seed(api, 'alcazar-issued-a', { shop_web_0f: `${s(start + HOUR)} ${s(start)}` });
+    await record.record(entry('01', start + HOUR));
+    expect(shards()).toEqual({ a: ['shop_web_0f'], b: ['shop_cart_01'] });
   });
 
-  it('does not convert over a write it has not seen: an old replica appending meanwhile loses nothing', async () => {
-    const api = new FakeApiServer();
-    let now = start;
-    seedLegacy(api, 0, { shop_cart: `0a ${s(start + HOUR)} ${s(start)}` });
-    // After our first patch, a replica of the previous version rewrites the legacy key with one
-    // more line (its read-merge-PUT), before our conversion is sent.
-    let oldReplicaWrote = false;
-    const raw = {
-      request: async <T>(...args: Parameters<FakeApiServer['request']>): Promise<T> => {
-        const answer = await api.request<T>(...args);
-        if (args[0] === 'PATCH' && !oldReplicaWrote) {
-          oldReplicaWrote = true;
-          const current = api.get(path(0))!;
-          const lines = [current.data.shop_cart, `0b ${s(start + HOUR)} ${s(start)}`];
-          await api.request('PUT', path(0), {
-            ...current,
-            data: { ...current.data, shop_cart: lines.join('\n') },
-          });
-        }
-        return answer;
-      },
-    };
-    const record = new IssuanceRecord({ raw, namespace: NS, now: () => now, pickShard: (free) => free[0]! });
-    await record.record(entry('0c', start + HOUR));
-    await waitForWrites(api, 3); // our patch, the old replica's PUT, our conversion (409)
-    expect(api.get(path(0))!.data.shop_cart).toContain('0b');
-    // The next scan sees the line and converts it.
-    now += 61_000;
-    await record.record(entry('0d', start + HOUR));
-    await waitForWrites(api, 5);
-    expect(Object.keys(api.get(path(0))!.data).sort()).toEqual([
-      'shop_cart_0a',
-      'shop_cart_0b',
-      'shop_cart_0c',
-      'shop_cart_0d',
-    ]);
-  });
-
-  it('finds recorded certificates by serial and by identity in every shard, in both layouts', async () => {
-    const { api, record } = setup({ pickShard: (free) => free.at(-1)! });
+  it('finds recorded certificates by serial and by identity in every shard and layout, and nothing else', async () => {
+    const { api, record } = setup({ entriesPerShard: 1 });
     await record.record(entry('0a', start + HOUR));
     await record.record(entry('0b', start + HOUR, 'web'));
-    seedLegacy(api, 5, {
+    await record.record(entry('0c', start - 1000)); // already expired: not recorded
+    seed(api, 'alcazar-issued-05', {
       shop_legacy: `0d ${s(start + HOUR)} ${s(start)}`,
-      shop_cart: `0e ${s(start + HOUR)} ${s(start)}`,
+      shop_cart: `0e ${s(start + HOUR)} ${s(start)}\n0f ${s(start - 1000)} ${s(start - HOUR)}`,
     });
-    const found = await record.findSerials(['0a', '0b', '0d', '0e', '0f']);
+    seed(api, 'istio', { shop_cart_10: `${s(start + HOUR)} ${s(start)}` }); // not the record's
+    seed(api, 'alcazar-issued-06', { shop_cart_11: `${s(start + HOUR)} ${s(start)}` }, {}); // not alcazar's
+    const found = await record.findSerials(['0a', '0b', '0c', '0d', '0e', '0f', '10', '11']);
     expect([...found.values()].map((c) => `${c.serviceAccount}/${c.serial}`).sort()).toEqual([
       'cart/0a',
       'cart/0e',
@@ -167,23 +140,80 @@ describe('the issuance record', () => {
   });
 
   it('a withdrawn record is dropped if not yet sent, else nulled by the next patch to its shard', async () => {
-    const { record, dataOf, patchesOf } = setup({ maxWritesInFlight: 1 });
+    const { api, record, dataOf } = setup({ maxWritesInFlight: 1 });
     const first = record.record(entry('01', start + HOUR)); // in flight
     const second = record.record(entry('02', start + HOUR)); // waiting for the next write
     record.withdraw(entry('02', start + HOUR));
     record.withdraw(entry('01', start + HOUR));
     await Promise.all([first, second]);
-    expect(Object.keys(dataOf()!)).toEqual(['shop_cart_01']);
+    expect(Object.keys(dataOf('alcazar-issued-a')!)).toEqual(['shop_cart_01']);
     await record.record(entry('03', start + HOUR));
-    expect(patchesOf().at(-1)).toEqual({
+    expect(writesOf(api, 'PATCH').at(-1)?.body).toEqual({
       data: { shop_cart_01: null, shop_cart_03: `${s(start + HOUR)} ${s(start)}` },
     });
-    expect(Object.keys(dataOf()!)).toEqual(['shop_cart_03']);
+    expect(Object.keys(dataOf('alcazar-issued-a')!)).toEqual(['shop_cart_03']);
+  });
+
+  it('opening a shard sweeps the ones holding nothing valid, at most once per interval', async () => {
+    const { api, record, setNow, shards } = setup({ maxWritesInFlight: 1, entriesPerShard: 1 });
+    seed(api, 'alcazar-issued-00', { shop_cart: `0a ${s(start - 1000)} ${s(start - HOUR)}` }); // legacy, expired
+    seed(api, 'alcazar-issued-01', { shop_cart: `0b ${s(start + HOUR)} ${s(start)}` }); // legacy, valid
+    seed(api, 'alcazar-issued-x', { shop_cart_0c: `${s(start - 1000)} ${s(start - HOUR)}` });
+    seed(api, 'alcazar-issued-y', { unreadable: 'x' });
+    seed(api, 'istio', {}); // not the record's
+    seed(api, 'alcazar-issued-z', {}, {}); // not alcazar's: no label
+    await record.record(entry('01', start + 2 * HOUR));
+    await waitFor(() => writesOf(api, 'DELETE').length === 3);
+    const left = () => ['00', '01', 'x', 'y', 'a', 'b'].filter((n) => api.get(path(`alcazar-issued-${n}`)));
+    expect(left()).toEqual(['01', 'a']);
+    expect(api.get(path('istio'))).toBeDefined();
+    expect(api.get(path('alcazar-issued-z'))).toBeDefined();
+    // Shard a expires; opening b within the interval does not sweep, after it does (but never an open shard).
+    setNow(start + HOUR + 1);
+    await record.record(entry('02', start + 3 * HOUR));
+    expect(left()).toEqual(['01', 'a', 'b']);
+    setNow(start + 2 * HOUR + SWEEP_INTERVAL_MS);
+    await record.record(entry('03', start + 3 * HOUR));
+    await waitFor(() => writesOf(api, 'DELETE').length === 5);
+    expect(left()).toEqual(['b']);
+    expect(shards()).toEqual({ b: ['shop_cart_02'], c: ['shop_cart_03'] });
+  });
+
+  it('a sweep keeps a shard that was written after it was listed', async () => {
+    const api = new FakeApiServer();
+    seed(api, 'alcazar-issued-x', { shop_cart_0c: `${s(start - 1000)} ${s(start - HOUR)}` });
+    // Just before our delete, a replica appends a valid certificate to the listed shard.
+    const raw = {
+      request: async <T>(...args: Parameters<FakeApiServer['request']>): Promise<T> => {
+        if (args[0] === 'DELETE')
+          await api.request('PATCH', path('alcazar-issued-x'), {
+            data: { shop_web_0d: `${s(start + HOUR)} ${s(start)}` },
+          });
+        return api.request<T>(...args);
+      },
+    };
+    const errors: unknown[] = [];
+    const record = new IssuanceRecord({
+      raw,
+      namespace: NS,
+      now: () => start,
+      onSweepError: (e) => errors.push(e),
+    });
+    await record.record(entry('01', start + HOUR));
+    await waitFor(() => writesOf(api, 'DELETE').length === 1);
+    expect(api.get(path('alcazar-issued-x'))?.data).toHaveProperty('shop_web_0d');
+    expect(errors).toEqual([]);
+    expect((await record.forIdentity('shop', 'web')).map((c) => c.serial)).toEqual(['0d']);
   });
 });
 
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setImmediate(r));
+  expect(condition()).toBe(true);
+}
+
 describe('the RBAC for the issuance record', () => {
-  it('names exactly the shards the code writes', async () => {
+  it('lets the controller list, patch and delete ConfigMaps in its namespace, and keeps the old shards for upgrades', async () => {
     const { readFileSync } = await import('node:fs');
     const { loadAll } = await import('js-yaml');
     const docs = loadAll(
@@ -193,8 +223,12 @@ describe('the RBAC for the issuance record', () => {
       rules?: { resources: string[]; resourceNames?: string[]; verbs: string[] }[];
     }[];
     const role = docs.find((d) => d.kind === 'Role')!;
-    const rule = role.rules!.find((r) => r.resources.includes('configmaps'))!;
-    expect(rule.resourceNames).toEqual(Array.from({ length: SHARD_COUNT }, (_, i) => shardName(i)));
-    expect(rule.verbs).toEqual(['get', 'patch', 'update']);
+    const rules = role.rules!.filter((r) => r.resources.includes('configmaps'));
+    expect(rules.find((r) => !r.resourceNames)?.verbs).toEqual(['list', 'patch', 'delete']);
+    const legacy = rules.find((r) => r.resourceNames?.includes('alcazar-issued-00'))!;
+    expect(legacy.resourceNames).toEqual(
+      Array.from({ length: 64 }, (_, i) => `alcazar-issued-${String(i).padStart(2, '0')}`),
+    );
+    expect(legacy.verbs).toEqual(['get', 'update']);
   });
 });

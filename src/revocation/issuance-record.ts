@@ -1,51 +1,52 @@
 // What alcazar issued to whom, kept in the API server so that revoking a ServiceAccount also
 // covers certificates alcazar no longer holds (issued over the CSR API, or superseded in a Secret
 // by a renewal but still valid). It survives restarts and fail-over because it lives in
-// ConfigMaps in the CA namespace: SHARD_COUNT ConfigMaps alcazar-issued-00 … alcazar-issued-63,
-// one data key per certificate (layout: ./record-layout.ts).
+// ConfigMaps in the CA namespace, one data key per certificate (layout: ./record-layout.ts).
 //
-// Cost (README "Revoking a certificate"): a write is one JSON merge patch of one shard that carries
-// only the new keys (no read, no resourceVersion, no retry on 409: the API server applies
-// concurrent patches one after the other). At most two writes are in flight; every record that
-// arrives meanwhile shares the next one, which goes to a free shard picked at random: any shard may
-// hold any identity's certificates (readers read all 64), so writes batch across identities and
-// shards fill evenly. The API server's cost of a patch grows with the shard's size (it stores the
-// whole object again), which is why an identity's certificates are not kept together: one busy
-// ServiceAccount would make its one shard, and every write to it, large. Expired keys are removed
-// by the next patch to their shard, as nulls learned from an earlier patch's answer, so a shard
-// stays bounded without a compactor.
+// Cost (README "Revoking a certificate"): the API server's cost of a write grows with the object
+// it rewrites (it stores and returns the whole ConfigMap), so the record is many small shards of at
+// most `entriesPerShard` keys (64: ~6 KiB) rather than a few large ones. Each replica writes its own
+// shards, `alcazar-issued-<12 random hex>`: a write is a JSON merge patch that carries only the new
+// keys (no read, no resourceVersion, no retry on 409) or, once a shard is full, the create of the
+// next one. At most two writes are in flight; every record that arrives meanwhile shares the next
+// one, so writes batch across identities. Readers list every shard (any shard may hold any
+// identity's certificates). A shard whose certificates have all expired is deleted, guarded by the
+// resourceVersion it was read at (a write since then keeps it); that sweep runs when a replica
+// opens a new shard, at most every SWEEP_INTERVAL_MS.
+//
+// Shards of the previous layouts (alcazar-issued-00 … -63, which replicas of earlier versions
+// write during a rolling upgrade) are read like the others, never written, and swept the same way.
+import { randomBytes } from 'node:crypto';
 import { isConflict, isNotFound } from '../kube/client.js';
-import { type ApiRequester, configMapsPath, MERGE_PATCH_CONTENT } from '../kube/raw.js';
+import { type ApiRequester, configMapsPath, listPage, MERGE_PATCH_CONTENT } from '../kube/raw.js';
 import { normalizeSerialHex } from '../pki/crl.js';
 import {
   entryKey,
   type IssuanceEntry,
   planAppend,
-  planHousekeeping,
   type RecordedCertificate,
   readIdentity,
   readShard,
-  type ShardPatch,
 } from './record-layout.js';
 
 export type { IssuanceEntry, RecordedCertificate } from './record-layout.js';
 
-export const SHARD_COUNT = 64;
 export const ISSUANCE_RECORD_PREFIX = 'alcazar-issued-';
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'alcazar' };
-/** How often one shard's answer is scanned for expired and legacy keys. */
-const HOUSEKEEPING_INTERVAL_MS = 60_000;
-const MAX_CREATE_RACES = 3;
-/** Records per patch at most (a patch of 500 keys is ~40 KB). */
-const MAX_BATCH = 500;
+const MANAGED_BY_SELECTOR = 'app.kubernetes.io/managed-by=alcazar';
+export const DEFAULT_ENTRIES_PER_SHARD = 64;
+/** How often at most a replica lists the record to delete shards that hold nothing valid. */
+export const SWEEP_INTERVAL_MS = 10 * 60_000;
+const LIST_PAGE_SIZE = 200;
+const MAX_NAME_RACES = 3;
 /** How long after sending a record it can still be withdrawn (a TokenReview's answer comes well within). */
 const WITHDRAW_WINDOW_MS = 120_000;
 
-const keyOf = (e: IssuanceEntry) =>
+const keyOf = (e: Pick<IssuanceEntry, 'namespace' | 'serviceAccount' | 'serial'>) =>
   entryKey(e.namespace, e.serviceAccount, normalizeSerialHex(e.serial) ?? e.serial);
 
-export function shardName(index: number): string {
-  return `${ISSUANCE_RECORD_PREFIX}${String(index).padStart(2, '0')}`;
+export function newShardName(): string {
+  return `${ISSUANCE_RECORD_PREFIX}${randomBytes(6).toString('hex')}`;
 }
 
 interface Pending {
@@ -55,15 +56,14 @@ interface Pending {
 }
 
 interface ShardConfigMap {
-  metadata?: { resourceVersion?: string };
+  metadata?: { name?: string; resourceVersion?: string };
   data?: Record<string, string>;
 }
 
-/** Per shard: what the last scan of a written shard found for the next writes to do. */
-interface ShardState {
-  scannedAt: number;
-  expiredKeys: string[];
-  conversion: { patch: ShardPatch; resourceVersion: string } | undefined;
+/** One write lane: the shard it appends to (until full) and whether a write is in flight. */
+interface Lane {
+  shard: { name: string; keys: number } | undefined;
+  busy: boolean;
 }
 
 export interface IssuanceRecordOptions {
@@ -72,30 +72,37 @@ export interface IssuanceRecordOptions {
   /** The CA namespace. */
   namespace: string;
   now?: () => number;
-  /** Writes in flight at once (default 2); each carries every record that arrived meanwhile. */
+  /** Writes in flight at once (default 2), each to its own shard; each carries every record that arrived meanwhile. */
   maxWritesInFlight?: number;
-  /** Which free shard the next write goes to (default: at random, so shards fill evenly). */
-  pickShard?: (free: number[]) => number;
+  /** Keys per shard at most (default 64). */
+  entriesPerShard?: number;
+  /** The name of a new shard (default: the prefix and 12 random hex digits). */
+  newName?: () => string;
+  /** A sweep that failed (the next one tries again); for the log. */
+  onSweepError?: (err: unknown) => void;
 }
 
 export class IssuanceRecord {
-  /** Records waiting for the next write, whichever shard it goes to. */
+  /** Records waiting for the next write, whichever lane it goes out on. */
   private pending: Pending[] = [];
-  /** Shards with a write in flight. */
-  private readonly writing = new Set<number>();
-  private readonly shards = new Map<number, ShardState>();
-  /** Per shard: keys of withdrawn records that were sent there, null in the next patch. */
-  private readonly withdrawn = new Map<number, string[]>();
-  /** Where recently sent records went (key → shard), so a withdrawal can find them. */
-  private readonly sentTo = new Map<string, { shard: number; at: number }>();
+  private readonly lanes: Lane[];
+  /** Per shard name: keys of withdrawn records that were sent there, null in its next patch. */
+  private readonly withdrawn = new Map<string, string[]>();
+  /** Where recently sent records went (key → shard name), so a withdrawal can find them. */
+  private readonly sentTo = new Map<string, { shard: string; at: number }>();
   private readonly now: () => number;
-  private readonly maxWrites: number;
-  private readonly pickShard: (free: number[]) => number;
+  private readonly perShard: number;
+  private readonly newName: () => string;
+  private lastSweep = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: IssuanceRecordOptions) {
     this.now = opts.now ?? Date.now;
-    this.maxWrites = opts.maxWritesInFlight ?? 2;
-    this.pickShard = opts.pickShard ?? ((free) => free[Math.floor(Math.random() * free.length)]!);
+    this.perShard = Math.max(1, opts.entriesPerShard ?? DEFAULT_ENTRIES_PER_SHARD);
+    this.newName = opts.newName ?? newShardName;
+    this.lanes = Array.from({ length: Math.max(1, opts.maxWritesInFlight ?? 2) }, () => ({
+      shard: undefined,
+      busy: false,
+    }));
   }
 
   /**
@@ -112,12 +119,12 @@ export class IssuanceRecord {
   /**
    * Takes back a record whose certificate was not handed out after all: dropped if it has not been
    * sent yet, else removed by the next patch to its shard (no write of its own: a caller that
-   * fails authentication costs at most a share of one write).
+   * fails authentication costs at most a share of one write). If its shard is full by then, the
+   * key stays until the certificate would have expired: it names a serial nobody holds.
    */
   withdraw(entry: Pick<IssuanceEntry, 'namespace' | 'serviceAccount' | 'serial'>): void {
-    const serial = normalizeSerialHex(entry.serial);
-    if (!serial) return;
-    const key = entryKey(entry.namespace, entry.serviceAccount, serial);
+    if (!normalizeSerialHex(entry.serial)) return;
+    const key = keyOf(entry);
     const index = this.pending.findIndex((p) => keyOf(p.entry) === key);
     if (index >= 0) {
       this.pending.splice(index, 1)[0]!.resolve();
@@ -126,6 +133,7 @@ export class IssuanceRecord {
     const sent = this.sentTo.get(key);
     if (!sent) return;
     this.sentTo.delete(key);
+    if (!this.lanes.some((l) => l.shard?.name === sent.shard)) return;
     const keys = this.withdrawn.get(sent.shard) ?? [];
     keys.push(key);
     this.withdrawn.set(sent.shard, keys);
@@ -133,8 +141,10 @@ export class IssuanceRecord {
 
   /** The still-valid certificates recorded for one identity (every shard: records go to any). */
   async forIdentity(namespace: string, serviceAccount: string): Promise<RecordedCertificate[]> {
-    const shards = await this.readAll();
-    return shards.flatMap((shard) => readIdentity(shard?.data ?? {}, namespace, serviceAccount, this.now()));
+    const now = this.now();
+    return (await this.listShards()).flatMap((s) =>
+      readIdentity(s.data ?? {}, namespace, serviceAccount, now),
+    );
   }
 
   /** The recorded certificates with these serials (canonical hex), wherever they were issued. */
@@ -142,89 +152,120 @@ export class IssuanceRecord {
     const wanted = new Set(serials);
     const found = new Map<string, RecordedCertificate>();
     if (wanted.size === 0) return found;
-    for (const shard of await this.readAll())
-      for (const cert of readShard(shard?.data ?? {}, this.now()))
+    const now = this.now();
+    for (const shard of await this.listShards())
+      for (const cert of readShard(shard.data ?? {}, now))
         if (wanted.has(cert.serial)) found.set(cert.serial, cert);
     return found;
   }
 
-  private readAll(): Promise<(ShardConfigMap | undefined)[]> {
-    return Promise.all(Array.from({ length: SHARD_COUNT }, (_, i) => this.read(i)));
+  /**
+   * Every shard of the record, in pages: ConfigMaps named with the prefix and labelled as alcazar's
+   * (the CA namespace's other ConfigMaps are neither read nor swept).
+   */
+  private async listShards(): Promise<ShardConfigMap[]> {
+    const shards: ShardConfigMap[] = [];
+    let next: string | undefined;
+    do {
+      const page = await listPage<ShardConfigMap>(this.opts.raw, configMapsPath(this.opts.namespace), {
+        limit: LIST_PAGE_SIZE,
+        labelSelector: MANAGED_BY_SELECTOR,
+        ...(next && { _continue: next }),
+      });
+      for (const cm of page.items) if (cm.metadata?.name?.startsWith(ISSUANCE_RECORD_PREFIX)) shards.push(cm);
+      next = page.metadata?._continue;
+    } while (next);
+    return shards;
   }
 
-  private async read(index: number): Promise<ShardConfigMap | undefined> {
-    try {
-      return await this.opts.raw.request<ShardConfigMap>(
-        'GET',
-        configMapsPath(this.opts.namespace, shardName(index)),
+  /** Sends what is pending on every idle lane. */
+  private flush(): void {
+    for (const lane of this.lanes) {
+      if (this.pending.length === 0) return;
+      if (lane.busy) continue;
+      const room = lane.shard ? this.perShard - lane.shard.keys : 0;
+      const batch = this.pending.splice(0, room > 0 ? room : this.perShard);
+      lane.busy = true;
+      void this.send(lane, batch, room > 0).then(
+        () =>
+          this.settle(lane, () => {
+            for (const p of batch) p.resolve();
+          }),
+        (err: unknown) =>
+          this.settle(lane, () => {
+            for (const p of batch) p.reject(err);
+          }),
       );
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
     }
+  }
+
+  /** Frees the lane before the records it carried are settled, so their callers find it idle. */
+  private settle(lane: Lane, done: () => void): void {
+    lane.busy = false;
+    done();
+    this.flush();
+  }
+
+  /** Appends a batch to the lane's shard, or opens a new shard with it when full or gone. */
+  private async send(lane: Lane, batch: Pending[], append: boolean): Promise<void> {
+    const now = this.now();
+    const entries = batch.map((p) => p.entry);
+    if (append && lane.shard) {
+      const { name } = lane.shard;
+      const patch = planAppend(entries, this.withdrawn.get(name) ?? [], now);
+      this.withdrawn.delete(name);
+      if (Object.keys(patch).length === 0) return;
+      lane.shard.keys += entries.length;
+      this.remember(entries, name, now);
+      try {
+        await this.opts.raw.request(
+          'PATCH',
+          configMapsPath(this.opts.namespace, name),
+          { data: patch },
+          MERGE_PATCH_CONTENT,
+        );
+        return;
+      } catch (err) {
+        // Swept (everything in it had been withdrawn or expired) or deleted by hand: a new shard.
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    if (lane.shard) this.withdrawn.delete(lane.shard.name);
+    lane.shard = undefined;
+    const data = planAppend(entries, [], now) as Record<string, string>;
+    if (Object.keys(data).length === 0) return;
+    await this.create(lane, entries, data, now);
+    this.maybeSweep(now);
   }
 
   /**
-   * At most maxWrites writes at once, never two to one shard: everything that arrives meanwhile
-   * goes into the next write, to whichever free shard is picked. Then a conversion, if one is due.
+   * Opens a shard on the lane under a fresh name (a name another replica took is tried again). The
+   * lane points at it before the create is sent, so a withdrawal meanwhile finds it.
    */
-  private flush(): void {
-    while (this.writing.size < this.maxWrites) {
-      const free = Array.from({ length: SHARD_COUNT }, (_, i) => i).filter((i) => !this.writing.has(i));
-      if (this.pending.length > 0) {
-        const batch = this.pending.splice(0, MAX_BATCH);
-        this.start(this.pickShard(free), this.write(batch));
-        continue;
+  private async create(lane: Lane, entries: IssuanceEntry[], data: Record<string, string>, now: number) {
+    const { raw, namespace } = this.opts;
+    for (let attempt = 1; ; attempt++) {
+      const name = this.newName();
+      lane.shard = { name, keys: entries.length };
+      this.remember(entries, name, now);
+      try {
+        await raw.request('POST', configMapsPath(namespace), {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name, namespace, labels: MANAGED_BY },
+          data,
+        });
+        return;
+      } catch (err) {
+        this.withdrawn.delete(name);
+        lane.shard = undefined;
+        if (!isConflict(err) || attempt >= MAX_NAME_RACES) throw err;
       }
-      const converting = free.find((i) => this.shards.get(i)?.conversion);
-      if (converting === undefined) return;
-      this.start(converting, () => this.convert(converting).then(() => () => {}));
     }
   }
 
-  /** Frees the shard before the records it carried are settled, so their callers find it free. */
-  private start(shard: number, write: (shard: number) => Promise<() => void>): void {
-    this.writing.add(shard);
-    void write(shard).then((settle) => {
-      this.writing.delete(shard);
-      settle();
-      this.flush();
-    });
-  }
-
-  /** Sends a batch to a shard; what it resolves to settles the batch's records. */
-  private write(batch: Pending[]): (shard: number) => Promise<() => void> {
-    return (shard) =>
-      this.append(
-        shard,
-        batch.map((p) => p.entry),
-      ).then(
-        () => () => {
-          for (const p of batch) p.resolve();
-        },
-        (err: unknown) => () => {
-          for (const p of batch) p.reject(err);
-        },
-      );
-  }
-
-  private async append(shard: number, entries: IssuanceEntry[]): Promise<void> {
-    const now = this.now();
-    const state = this.shards.get(shard);
-    const patch = planAppend(
-      entries,
-      [...(state?.expiredKeys ?? []), ...(this.withdrawn.get(shard) ?? [])],
-      now,
-    );
-    if (state) state.expiredKeys = [];
-    this.withdrawn.delete(shard);
-    this.remember(entries, shard, now);
-    if (Object.keys(patch).length === 0) return;
-    this.learn(shard, await this.patchOrCreate(shard, patch), now);
-  }
-
   /** Where each entry went, for WITHDRAW_WINDOW_MS. */
-  private remember(entries: IssuanceEntry[], shard: number, now: number): void {
+  private remember(entries: IssuanceEntry[], shard: string, now: number): void {
     for (const [key, sent] of this.sentTo) {
       if (now - sent.at < WITHDRAW_WINDOW_MS) break;
       this.sentTo.delete(key);
@@ -232,69 +273,32 @@ export class IssuanceRecord {
     for (const entry of entries) this.sentTo.set(keyOf(entry), { shard, at: now });
   }
 
-  /**
-   * Rewrites the shard's legacy keys, guarded by the resourceVersion they were read at. A conflict
-   * (another write came first) is not an error: the next scan plans it again.
-   */
-  private async convert(shard: number): Promise<void> {
-    const state = this.shards.get(shard);
-    const conversion = state?.conversion;
-    if (!state || !conversion) return;
-    state.conversion = undefined;
-    const path = configMapsPath(this.opts.namespace, shardName(shard));
-    const body = { metadata: { resourceVersion: conversion.resourceVersion }, data: conversion.patch };
-    try {
-      const written = await this.opts.raw.request<ShardConfigMap>('PATCH', path, body, MERGE_PATCH_CONTENT);
-      this.learn(shard, written, this.now());
-    } catch (err) {
-      // Planned again at the shard's next scan: after a conflict (another write came first) at
-      // once, after any other failure (the API server is away) after the usual interval.
-      if (isConflict(err) || isNotFound(err)) state.scannedAt = Number.NEGATIVE_INFINITY;
-    }
+  /** Starts a sweep if none ran in the last interval; it runs beside the writes. */
+  private maybeSweep(now: number): void {
+    if (now - this.lastSweep < SWEEP_INTERVAL_MS) return;
+    this.lastSweep = now;
+    void this.sweep(now).catch((err: unknown) => this.opts.onSweepError?.(err));
   }
 
-  /** A merge patch of the shard; creates it when missing (another writer may create it first). */
-  private async patchOrCreate(shard: number, patch: ShardPatch): Promise<ShardConfigMap> {
-    const { raw, namespace } = this.opts;
-    const name = shardName(shard);
-    for (let attempt = 1; ; attempt++) {
+  /**
+   * Deletes every shard that holds no valid certificate (all expired, withdrawn, or unreadable),
+   * except the ones this replica's lanes append to; each delete is guarded by the resourceVersion
+   * the shard was listed at, so a shard written since is kept.
+   */
+  private async sweep(now: number): Promise<void> {
+    const open = new Set(this.lanes.map((l) => l.shard?.name));
+    for (const shard of await this.listShards()) {
+      const name = shard.metadata?.name;
+      if (!name || open.has(name) || readShard(shard.data ?? {}, now).length > 0) continue;
       try {
-        return await raw.request<ShardConfigMap>(
-          'PATCH',
-          configMapsPath(namespace, name),
-          { data: patch },
-          MERGE_PATCH_CONTENT,
-        );
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-      const data = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== null));
-      try {
-        return await raw.request<ShardConfigMap>('POST', configMapsPath(namespace), {
+        await this.opts.raw.request('DELETE', configMapsPath(this.opts.namespace, name), {
           apiVersion: 'v1',
-          kind: 'ConfigMap',
-          metadata: { name, namespace, labels: MANAGED_BY },
-          data,
+          kind: 'DeleteOptions',
+          preconditions: { resourceVersion: shard.metadata?.resourceVersion },
         });
       } catch (err) {
-        // Created by another writer since our patch: patch it.
-        if (isConflict(err) && attempt < MAX_CREATE_RACES) continue;
-        throw err;
+        if (!isNotFound(err) && !isConflict(err)) throw err;
       }
     }
-  }
-
-  /** Scans a written shard (at most once per interval) for expired keys and legacy keys. */
-  private learn(shard: number, written: ShardConfigMap | undefined, now: number): void {
-    const state = this.shards.get(shard);
-    if (state && now - state.scannedAt < HOUSEKEEPING_INTERVAL_MS) return;
-    const plan = planHousekeeping(written?.data ?? {}, now);
-    const resourceVersion = written?.metadata?.resourceVersion;
-    this.shards.set(shard, {
-      scannedAt: now,
-      expiredKeys: plan.expiredKeys,
-      conversion:
-        plan.conversion && resourceVersion ? { patch: plan.conversion, resourceVersion } : undefined,
-    });
   }
 }

@@ -1,13 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  entryKeyValue,
-  parseKey,
-  parseLines,
-  planAppend,
-  planHousekeeping,
-  readIdentity,
-  readShard,
-} from './record-layout.js';
+import { entryKeyValue, parseKey, parseLines, planAppend, readIdentity, readShard } from './record-layout.js';
 
 const now = Date.UTC(2026, 10, 30, 12);
 const HOUR = 3_600_000;
@@ -129,54 +121,5 @@ describe('reading a shard', () => {
     expect(parseLines('zz 1 2\n0b notanumber 3\n\n0c 9999999999 1', now)).toEqual([
       { serial: '0c', notAfter: 9_999_999_999_000, issuedAt: 1000 },
     ]);
-  });
-});
-
-describe('housekeeping a written shard', () => {
-  it('lists the expired per-certificate keys for the next patch to remove', () => {
-    const plan = planHousekeeping(
-      {
-        shop_cart_01: `${s(now - 1000)} ${s(now - HOUR)}`,
-        shop_cart_02: `${s(now + HOUR)} ${s(now - HOUR)}`,
-        shop_web_03: `${s(now)} ${s(now - HOUR)}`,
-      },
-      now,
-    );
-    expect(plan.expiredKeys.sort()).toEqual(['shop_cart_01', 'shop_web_03']);
-    expect(plan.conversion).toBeUndefined();
-  });
-
-  it('converts every legacy key: its valid lines become per-certificate keys, the key itself null', () => {
-    const plan = planHousekeeping(
-      {
-        shop_cart: `0a ${s(now + HOUR)} ${s(now - HOUR)}\n0b ${s(now - 1000)} ${s(now - HOUR)}`,
-        'shop_team.api': `0c ${s(now - 1000)} ${s(now - HOUR)}`,
-        shop_cart_0d: `${s(now + HOUR)} ${s(now)}`,
-      },
-      now,
-    );
-    expect(plan.conversion).toEqual({
-      shop_cart: null,
-      shop_cart_0a: `${s(now + HOUR)} ${s(now - HOUR)}`,
-      'shop_team.api': null,
-    });
-    expect(plan.expiredKeys).toEqual([]);
-  });
-
-  it('a converted shard reads the same as before, and a patch applied to it keeps every valid certificate', () => {
-    const legacy = {
-      shop_cart: `0a ${s(now + HOUR)} ${s(now - HOUR)}\n0b ${s(now + 2 * HOUR)} ${s(now - HOUR)}`,
-      shop_web: `0c ${s(now + HOUR)} ${s(now - HOUR)}`,
-    };
-    const conversion = planHousekeeping(legacy, now).conversion!;
-    const converted: Record<string, string> = { ...legacy };
-    for (const [k, v] of Object.entries(conversion)) {
-      if (v === null) delete converted[k];
-      else converted[k] = v;
-    }
-    const sorted = (d: Record<string, string>) =>
-      readShard(d, now).sort((a, b) => a.serial.localeCompare(b.serial));
-    expect(sorted(converted)).toEqual(sorted(legacy));
-    expect(Object.keys(converted).sort()).toEqual(['shop_cart_0a', 'shop_cart_0b', 'shop_web_0c']);
   });
 });

@@ -13,7 +13,7 @@
 // ServiceAccount name longer than ~148 characters), the name part of the key is "h" + 40 hex of a
 // SHA-256 of the name and the value carries the name as a third field.
 //
-// The layout before it (still read; converted by convertLegacy): one key per identity,
+// The layout before it (still read in shards written by earlier versions, never written): one key per identity,
 //   "<namespace>_<serviceaccount>" → one line per certificate "<serial hex> <notAfter s> <issuedAt s>".
 import { createHash } from 'node:crypto';
 import { normalizeSerialHex } from '../pki/crl.js';
@@ -156,14 +156,14 @@ export function readIdentity(
   return readShard(mine, now).filter((c) => c.serviceAccount === serviceAccount);
 }
 
-/** The patch that adds `added` (expired or unreadable entries skipped) and removes `expiredKeys`. */
+/** The patch that adds `added` (expired or unreadable entries skipped) and removes `removedKeys`. */
 export function planAppend(
   added: readonly IssuanceEntry[],
-  expiredKeys: readonly string[],
+  removedKeys: readonly string[],
   now: number,
 ): ShardPatch {
   const patch: ShardPatch = {};
-  for (const key of expiredKeys) patch[key] = null;
+  for (const key of removedKeys) patch[key] = null;
   for (const entry of added) {
     const serial = normalizeSerialHex(entry.serial);
     if (!serial || entry.notAfter.getTime() <= now) continue;
@@ -177,44 +177,4 @@ export function planAppend(
     patch[key] = value;
   }
   return patch;
-}
-
-/** What a written shard's data says the next writes should do. */
-export interface ShardHousekeeping {
-  /** Per-certificate keys whose certificate has expired: null in the next append. */
-  expiredKeys: string[];
-  /**
-   * Legacy keys rewritten as per-certificate keys (still-valid lines) and the legacy key set to
-   * null; undefined when the shard holds none. Sent guarded by the shard's resourceVersion: a
-   * replica of the previous version may append a line to a legacy key meanwhile, and an
-   * unguarded null would drop it.
-   */
-  conversion: ShardPatch | undefined;
-}
-
-export function planHousekeeping(data: Record<string, string>, now: number): ShardHousekeeping {
-  const expiredKeys: string[] = [];
-  let conversion: ShardPatch | undefined;
-  for (const [key, value] of Object.entries(data)) {
-    const parsed = parseKey(key);
-    if (!parsed) continue;
-    if (parsed.layout === 'entry') {
-      const times = parseValue(value);
-      if (times && times.notAfter <= now) expiredKeys.push(key);
-      continue;
-    }
-    conversion ??= {};
-    conversion[key] = null;
-    for (const line of parseLines(value, now)) {
-      const [entryKey, entryValue] = entryKeyValue(
-        parsed.namespace,
-        parsed.serviceAccount,
-        line.serial,
-        line.notAfter,
-        line.issuedAt,
-      );
-      conversion[entryKey] = entryValue;
-    }
-  }
-  return { expiredKeys, conversion };
 }

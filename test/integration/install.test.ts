@@ -427,12 +427,15 @@ describe('the controller running as istio-system/alcazar', () => {
         fieldSelector: 'metadata.name=istio-ca-root-cert',
       });
       expect(named.items.every((cm) => cm.metadata?.name === 'istio-ca-root-cert')).toBe(true);
-      // In istio-system only its own ConfigMaps (the issuance record shards) can be read.
+      // In istio-system it lists the ConfigMaps (the issuance record's shards have random names),
+      // but gets only the earlier versions' shards by name.
       expect(
         await expectApiError(
           coreAsSa.readNamespacedConfigMap({ namespace: CA_NAMESPACE, name: 'kube-root-ca.crt' }),
         ),
       ).toBe(403);
+      expect(await expectApiError(coreAsSa.listNamespacedConfigMap({ namespace: ns }))).toBe(403);
+      await coreAsSa.listNamespacedConfigMap({ namespace: CA_NAMESPACE });
     });
 
     it('Leases: only alcazar-leader in istio-system, and never deleting it', async () => {

@@ -1,13 +1,14 @@
-// The issuance record against the real API server: two replicas appending to one shard at once
-// lose nothing, a shard of the previous layout is converted without losing a certificate, and a
-// ServiceAccount revocation still covers the certificates the CSR API handed out.
+// The issuance record against the real API server: two replicas writing at once lose nothing and
+// keep every shard small, shards that hold nothing valid are swept (those of the previous layouts
+// too) while the rest are read as they are, and a ServiceAccount revocation still covers the
+// certificates the CSR API handed out.
 import { describe, expect, it } from 'vitest';
 import { RawApi } from '../../src/kube/raw.js';
 import { normalizeSerialHex } from '../../src/pki/crl.js';
 import { buildTestCsrPem } from '../../src/pki/csr-testing.js';
 import { inspectCertificate } from '../../src/pki/index.js';
 import { decodeCertificatesPem } from '../../src/pki/pem.js';
-import { IssuanceRecord, shardName } from '../../src/revocation/issuance-record.js';
+import { ISSUANCE_RECORD_PREFIX, IssuanceRecord } from '../../src/revocation/issuance-record.js';
 import { CsrClient, csrPort, requestToken } from './support/csr-client.js';
 import { useHarness } from './support/harness.js';
 import { createRevocation, waitForDecision } from './support/revocation.js';
@@ -20,12 +21,17 @@ const seconds = (ms: number) => Math.floor(ms / 1000);
 const serialOf = (replica: number, i: number) =>
   `${(replica + 1).toString(16)}${i.toString(16).padStart(5, '0')}`;
 
+async function shardsIn(namespace: string) {
+  const { items } = await h.core.listNamespacedConfigMap({ namespace });
+  return items.filter((cm) => cm.metadata?.name?.startsWith(ISSUANCE_RECORD_PREFIX));
+}
+
 describe('the issuance record in the API server', () => {
-  it('two replicas writing into the same shards at once lose no certificate', async () => {
+  it('two replicas writing at once lose no certificate, and no shard holds more than its share', async () => {
     const ca = await h.namespace('rec');
-    // Both write to the lowest free shards (0 and 1), so their patches meet on the same objects.
+    const PER_SHARD = 16;
     const replicas = [0, 1].map(
-      () => new IssuanceRecord({ raw: new RawApi(h.kc), namespace: ca, pickShard: (free) => free[0]! }),
+      () => new IssuanceRecord({ raw: new RawApi(h.kc), namespace: ca, entriesPerShard: PER_SHARD }),
     );
     const notAfter = new Date(Date.now() + HOUR);
     const WAVES = 10;
@@ -53,54 +59,70 @@ describe('the issuance record in the API server', () => {
       [0, 1, 2, 3].map((a) => replicas[0]!.forIdentity('shop', `sa-${a}`)),
     );
     expect(perAccount.map((list) => list.length).reduce((a, b) => a + b)).toBe(total);
-    const shards = await Promise.all(
-      [0, 1].map((i) => h.core.readNamespacedConfigMap({ namespace: ca, name: shardName(i) })),
-    );
-    expect(shards.map((cm) => Object.keys(cm.data ?? {}).length).reduce((a, b) => a + b)).toBe(total);
+    const shards = await shardsIn(ca);
+    const sizes = shards.map((cm) => Object.keys(cm.data ?? {}).length);
+    expect(sizes.reduce((a, b) => a + b)).toBe(total);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(PER_SHARD);
     for (const cm of shards) expect(cm.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('alcazar');
   });
 
-  it('converts a shard of the previous layout, keeping every valid certificate, and drops expired ones', async () => {
+  it('reads shards of the previous layouts as they are, and sweeps the ones that hold nothing valid', async () => {
     const ca = await h.namespace('rec');
     const now = Date.now();
-    const name = shardName(0);
+    const legacy = (name: string, lines: string[]) =>
+      h.core.createNamespacedConfigMap({
+        namespace: ca,
+        body: {
+          metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'alcazar' } },
+          data: { shop_cart: lines.join('\n') },
+        },
+      });
+    await legacy('alcazar-issued-00', [
+      `0a ${seconds(now + HOUR)} ${seconds(now)}`,
+      `0b ${seconds(now - 1000)} ${seconds(now - HOUR)}`,
+    ]);
+    await legacy('alcazar-issued-01', [`0c ${seconds(now - 1000)} ${seconds(now - HOUR)}`]);
     await h.core.createNamespacedConfigMap({
       namespace: ca,
       body: {
-        metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'alcazar' } },
-        data: {
-          shop_cart: [
-            `0a ${seconds(now + HOUR)} ${seconds(now)}`,
-            `0b ${seconds(now + 2 * HOUR)} ${seconds(now)}`,
-            `0c ${seconds(now - 1000)} ${seconds(now - HOUR)}`,
-          ].join('\n'),
+        metadata: {
+          name: 'alcazar-issued-3f2a9c01d4e5',
+          labels: { 'app.kubernetes.io/managed-by': 'alcazar' },
         },
+        data: { shop_web_0d: `${seconds(now - 1000)} ${seconds(now - HOUR)}` },
       },
     });
-    const record = new IssuanceRecord({
-      raw: new RawApi(h.kc),
+    await h.core.createNamespacedConfigMap({
       namespace: ca,
-      pickShard: (free) => free[0]!,
+      body: { metadata: { name: 'mesh-settings' }, data: {} },
     });
-    // Read before any write: the previous layout as it is.
-    expect((await record.forIdentity('shop', 'cart')).map((c) => c.serial).sort()).toEqual(['0a', '0b']);
+    // Named like a shard but not labelled as alcazar's: neither read nor swept.
+    await h.core.createNamespacedConfigMap({
+      namespace: ca,
+      body: { metadata: { name: 'alcazar-issued-mine' }, data: { shop_cart_0f: `${seconds(now + HOUR)} 0` } },
+    });
+    const record = new IssuanceRecord({ raw: new RawApi(h.kc), namespace: ca });
+    expect((await record.forIdentity('shop', 'cart')).map((c) => c.serial)).toEqual(['0a']);
+    // Opening its first shard, the record sweeps: the two shards with nothing valid go.
     await record.record({
       namespace: 'shop',
       serviceAccount: 'cart',
-      serial: '0d',
+      serial: '0e',
       notAfter: new Date(now + HOUR),
       issuedAt: new Date(now),
     });
-    const converted = await waitFor('the shard converted', async () => {
-      const cm = await h.core.readNamespacedConfigMap({ namespace: ca, name });
-      return cm.data && !('shop_cart' in cm.data) ? cm.data : undefined;
+    const names = await waitFor('the sweep', async () => {
+      const left = (await h.core.listNamespacedConfigMap({ namespace: ca })).items.map(
+        (cm) => cm.metadata!.name!,
+      );
+      return left.includes('alcazar-issued-01') || left.includes('alcazar-issued-3f2a9c01d4e5')
+        ? undefined
+        : left;
     });
-    expect(Object.keys(converted).sort()).toEqual(['shop_cart_0a', 'shop_cart_0b', 'shop_cart_0d']);
-    expect((await record.forIdentity('shop', 'cart')).map((c) => c.serial).sort()).toEqual([
-      '0a',
-      '0b',
-      '0d',
-    ]);
+    expect(names).toContain('alcazar-issued-00');
+    expect(names).toContain('mesh-settings');
+    expect(names).toContain('alcazar-issued-mine');
+    expect((await record.forIdentity('shop', 'cart')).map((c) => c.serial).sort()).toEqual(['0a', '0e']);
   });
 });
 
