@@ -3,10 +3,12 @@
 // election every replica keeps warm caches; only the Lease holder writes.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { serialHex } from '../ca/issue.js';
 import { ACCEPT_NEW_ROOT_ANNOTATION } from '../ca/root-history.js';
 import { certificateAuthorityResource } from '../config/ca-resource.js';
 import type { ProcessSettings } from '../config/process.js';
 import { type CsrApi, type IssuedCertificateRecord, startCsrApi } from '../csr/index.js';
+import { SerialReservations } from '../csr/reservations.js';
 import { describeApiError } from '../kube/client.js';
 import { systemClock } from '../kube/clock.js';
 import { EventRecorder } from '../kube/events.js';
@@ -15,6 +17,7 @@ import { eventsPath, RawApi } from '../kube/raw.js';
 import { fencedApiClient, WriteFence } from '../kube/write-fence.js';
 import { CERTIFICATE_AUTHORITY_NAME } from '../model/names.js';
 import { isManagedNamespace } from '../model/targeting.js';
+import { randomSerialNumber } from '../pki/index.js';
 import { defaultReservedDnsNames } from '../policy/dns-names.js';
 import { IssuanceRecord } from '../revocation/issuance-record.js';
 import { startHttpServer, type TelemetryServer } from '../telemetry/http.js';
@@ -228,6 +231,16 @@ export async function startController(
     clock,
   });
 
+  // Serials recorded ahead for identities that ask often; a revocation seen in a namespace drops
+  // the ones made there before it (src/csr/reservations.ts says why).
+  const reservations = new SerialReservations({
+    record: ({ serial, ...entry }) => issuanceRecord.record({ ...entry, serial: serialHex(serial) }),
+    newSerial: randomSerialNumber,
+    defaultValidityMs: () => state.config.current.csr.defaultValidityMs,
+    caNamespace: settings.caNamespace,
+  });
+  caches.revocations.subscribe({ added: (key) => reservations.revocationSeen(key.split('/')[0]!) });
+
   const csr: CsrApi | undefined = settings.csr.enabled
     ? await startCsrApi({
         kubeConfig,
@@ -254,6 +267,7 @@ export async function startController(
         // The record write starts while the TokenReview is out; taken back if it fails.
         onWithdrawn: (record) => issuanceRecord.withdraw(record),
         afterIssued: (record) => hooks.onCsrIssued?.(record),
+        reservations,
       })
     : undefined;
 

@@ -4,12 +4,14 @@
  * the configuration, the namespace cache). Every replica serves: signing needs the loaded CA, not
  * the Lease.
  */
+
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { CaConfig } from '../config/ca-spec.js';
 import type { ProcessSettings } from '../config/process.js';
 import type { CsrServerMetrics } from '../telemetry/csr-metrics.js';
 import { TokenAuthenticator, type TokenReviewer } from './authenticate.js';
+import type { SerialReservations } from './reservations.js';
 import { startCsrServer } from './server.js';
 import {
   type AuthorityView,
@@ -39,6 +41,8 @@ export interface CsrApiOptions {
   onWithdrawn?: (record: IssuedCertificateRecord) => void;
   /** Told of each certificate recorded and about to be handed out. */
   afterIssued?: (record: IssuedCertificateRecord) => void;
+  /** Serials recorded ahead for identities that ask often (./reservations.ts). */
+  reservations?: SerialReservations;
   /** Replaces the API server's TokenReview (tests). */
   review?: TokenReviewer;
 }
@@ -68,6 +72,7 @@ export async function startCsrApi(opts: CsrApiOptions): Promise<CsrApi> {
     onIssued: opts.onIssued,
     onWithdrawn: opts.onWithdrawn,
     afterIssued: opts.afterIssued,
+    reservations: opts.reservations,
   });
   const server = await startCsrServer({
     port: opts.settings.port,

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { privateKeyToPem } from '../pki/index.js';
 import { createTestCa } from '../pki/testing.js';
 import { CsrServerMetrics } from '../telemetry/csr-metrics.js';
 import { TokenAuthenticator, type TokenReviewResult } from './authenticate.js';
+import { SerialReservations } from './reservations.js';
 import { CertificateService, type IssuedCertificateRecord } from './service.js';
 
 const now = Date.UTC(2026, 10, 30, 12);
@@ -53,7 +55,7 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-function setup(opts: { early: boolean }) {
+function setup(opts: { early: boolean; reservations?: SerialReservations }) {
   const reviews: Array<ReturnType<typeof deferred<TokenReviewResult>>> = [];
   const records: Array<{ record: IssuedCertificateRecord; done: ReturnType<typeof deferred<void>> }> = [];
   const withdrawn: IssuedCertificateRecord[] = [];
@@ -81,6 +83,7 @@ function setup(opts: { early: boolean }) {
     },
     afterIssued: (record) => handedOut.push(record),
     ...(opts.early && { onWithdrawn: (record: IssuedCertificateRecord) => withdrawn.push(record) }),
+    ...(opts.reservations && { reservations: opts.reservations }),
   });
   const call = (token: string, sa = 'cart') =>
     service.createCertificate({
@@ -171,5 +174,72 @@ describe('recording while the TokenReview is out', () => {
     expect(records).toHaveLength(1);
     records[0]!.done.resolve();
     expect(await answer).toHaveLength(2);
+  });
+});
+
+describe('serials reserved for identities that ask often', () => {
+  function withReservations() {
+    const reserved: { serviceAccount: string; serial: bigint }[] = [];
+    const reservations = new SerialReservations({
+      record: async (entry) => {
+        reserved.push(entry);
+      },
+      newSerial: () => BigInt(0x7a000 + reserved.length),
+      defaultValidityMs: () => 24 * HOUR,
+      now: () => now,
+      caNamespace: 'istio-system',
+    });
+    return { ...setup({ early: true, reservations }), reservations, reserved };
+  }
+
+  /** One call answered: its review says who the token claims, its own record (if any) is stored. */
+  async function issue(t: ReturnType<typeof withReservations>, sa = 'cart') {
+    const answer = t.call(tokenClaiming('shop', sa), sa);
+    await settle();
+    t.reviews.at(-1)!.resolve(reviewedAs('shop', sa));
+    for (const r of t.records) r.done.resolve();
+    const chain = await answer;
+    await settle(); // the reservation's own write, after the answer
+    return BigInt(`0x${new X509Certificate(chain[0]!).serialNumber}`);
+  }
+
+  it('the third call of an identity within a minute takes the serial recorded ahead, and waits for no write', async () => {
+    const t = withReservations();
+    await issue(t);
+    expect(t.reserved).toEqual([]); // one call is not a streak
+    await issue(t);
+    expect(t.reserved.map((r) => r.serviceAccount)).toEqual(['cart']);
+    const answer = t.call(tokenClaiming('shop', 'cart'));
+    await settle();
+    expect(t.records).toHaveLength(2); // no record started for this call
+    t.reviews.at(-1)!.resolve(reviewedAs('shop', 'cart'));
+    const serial = BigInt(`0x${new X509Certificate((await answer)[0]!).serialNumber}`);
+    expect(serial).toBe(t.reserved[0]!.serial);
+    expect(BigInt(`0x${t.handedOut.at(-1)?.serial}`)).toBe(serial);
+    // Issued again: the next serial is reserved at once.
+    await settle();
+    expect(t.reserved).toHaveLength(2);
+  });
+
+  it('a revocation seen in the namespace drops the reservation: the next call writes its own record', async () => {
+    const t = withReservations();
+    await issue(t);
+    await issue(t);
+    t.reservations.revocationSeen('shop');
+    const serial = await issue(t);
+    expect(t.records).toHaveLength(3);
+    expect(serial).not.toBe(t.reserved[0]!.serial);
+  });
+
+  it('a reservation taken by a call that fails authentication is put back for the next one', async () => {
+    const t = withReservations();
+    await issue(t);
+    await issue(t);
+    const refused = t.call(tokenClaiming('shop', 'cart'));
+    await settle();
+    t.reviews.at(-1)!.resolve({ authenticated: false, error: 'token expired' });
+    await expect(refused).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(t.withdrawn).toEqual([]); // nothing was written for it, so nothing to take back
+    expect(await issue(t)).toBe(t.reserved[0]!.serial);
   });
 });

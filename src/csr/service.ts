@@ -19,6 +19,7 @@ import {
 } from './authenticate.js';
 import { authorizeNames, type Caller, decideValidityMs, Refusal, workloadSpiffeId } from './policy.js';
 import type { CertificateRequest } from './protocol.js';
+import type { Reservation, SerialReservations } from './reservations.js';
 
 /** What the issuance record (revocation) needs to know about each certificate issued. */
 export interface IssuedCertificateRecord {
@@ -56,6 +57,11 @@ export interface CertificateServiceOptions {
   onWithdrawn?: (record: IssuedCertificateRecord) => void;
   /** Told of each certificate once it is recorded and about to be handed out. */
   afterIssued?: (record: IssuedCertificateRecord) => void;
+  /**
+   * Serials recorded ahead for identities that ask often (./reservations.ts): a CSR that takes one
+   * waits for no record write. Without it, each certificate's record is written on its own path.
+   */
+  reservations?: SerialReservations;
   now?: () => number;
 }
 
@@ -145,8 +151,9 @@ export class CertificateService {
       return; // refused again, with its metric, once the caller is known
     }
     const lifetime = this.lifetime(authority, config, validityMs);
+    const reserved = this.takeReservation(claimed, lifetime);
     const record = this.recordOf(claimed, lifetime);
-    const recorded = Promise.resolve(onIssued(record));
+    const recorded = reserved ? Promise.resolve() : Promise.resolve(onIssued(record));
     recorded.catch(() => {}); // awaited (and its error answered) only if the certificate is issued
     let withdrawn = false;
     return {
@@ -158,9 +165,24 @@ export class CertificateService {
       withdraw: () => {
         if (withdrawn) return;
         withdrawn = true;
-        onWithdrawn(record);
+        if (reserved) this.opts.reservations?.putBack(claimed.namespace, claimed.serviceAccount, reserved);
+        else onWithdrawn(record);
       },
     };
+  }
+
+  /** Takes the identity's reserved serial into `lifetime` if one covers it (already recorded). */
+  private takeReservation(
+    who: { namespace: string; serviceAccount: string },
+    lifetime: Lifetime,
+  ): Reservation | undefined {
+    const reserved = this.opts.reservations?.take(
+      who.namespace,
+      who.serviceAccount,
+      lifetime.notAfter.getTime(),
+    );
+    if (reserved) lifetime.serial = reserved.serial;
+    return reserved;
   }
 
   private async issue(
@@ -199,8 +221,9 @@ export class CertificateService {
       metrics.identityMismatch();
       throw err;
     }
-    const { notAfter, notBefore, serial } =
-      early?.lifetime ?? this.lifetime(authority, config, this.validityOf(call, config));
+    const lifetime = early?.lifetime ?? this.lifetime(authority, config, this.validityOf(call, config));
+    const reserved = early ? undefined : this.takeReservation(caller, lifetime);
+    const { notAfter, notBefore, serial } = lifetime;
     let leafPem: string;
     try {
       leafPem = (
@@ -216,6 +239,7 @@ export class CertificateService {
         )
       ).pem;
     } catch (err) {
+      if (reserved) this.opts.reservations?.putBack(caller.namespace, caller.serviceAccount, reserved);
       metrics.signFailed();
       this.opts.log.error(
         { err, namespace: caller.namespace, serviceAccount: caller.serviceAccount },
@@ -226,8 +250,10 @@ export class CertificateService {
 
     const chain = responseChain(leafPem, authority);
     const record = early?.record ?? this.recordOf(caller, { notAfter, notBefore, serial });
-    await (early ? early.recorded : this.opts.onIssued?.(record));
+    if (early) await early.recorded;
+    else if (!reserved) await this.opts.onIssued?.(record);
     metrics.certificateIssued();
+    this.opts.reservations?.issued(caller.namespace, caller.serviceAccount);
     this.opts.afterIssued?.(record);
     this.opts.log.info(
       {
