@@ -234,7 +234,7 @@ export async function startController(
   // Serials recorded ahead for identities that ask often; a revocation seen in a namespace drops
   // the ones made there before it (src/csr/reservations.ts says why).
   const reservations = new SerialReservations({
-    record: ({ serial, ...entry }) => issuanceRecord.record({ ...entry, serial: serialHex(serial) }),
+    record: ({ serial, ...entry }) => issuanceRecord.recordSoon({ ...entry, serial: serialHex(serial) }),
     newSerial: randomSerialNumber,
     defaultValidityMs: () => state.config.current.csr.defaultValidityMs,
     caNamespace: settings.caNamespace,

@@ -7,6 +7,7 @@
  * identity keeps coming back (a Deployment's replicas starting, many pods of one ServiceAccount
  * renewing), the write for its next certificate can be made ahead instead: after issuing to an
  * identity that was issued to at least twice within HOT_WINDOW_MS, a fresh random serial is recorded
+ * (the manager uses IssuanceRecord.recordSoon: reserved serials of one moment share a write)
  * for it with a notAfter bound of reservedAt + TTL_MS + the default validity, and kept here. The next
  * CSR of that identity within TTL_MS, asking for a certificate that ends by the bound, takes it.
  *

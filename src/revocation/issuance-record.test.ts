@@ -80,6 +80,25 @@ describe('the issuance record', () => {
     );
   });
 
+  it('records sent soon ride along with the next write, or share one after the linger', async () => {
+    const { api, record, shards } = setup({ maxWritesInFlight: 1 });
+    const soon = [record.recordSoon(entry('01', start + HOUR)), record.recordSoon(entry('02', start + HOUR))];
+    await record.record(entry('03', start + HOUR)); // carries both
+    await Promise.all(soon);
+    expect(api.writes).toHaveLength(1);
+    const later = [
+      record.recordSoon(entry('04', start + HOUR)),
+      record.recordSoon(entry('05', start + HOUR)),
+    ];
+    await new Promise((r) => setImmediate(r));
+    expect(api.writes).toHaveLength(1); // lingering
+    await Promise.all(later); // after lingerMs, in one write
+    expect(api.writes).toHaveLength(2);
+    expect(shards()).toEqual({
+      a: ['shop_cart_01', 'shop_cart_02', 'shop_cart_03', 'shop_cart_04', 'shop_cart_05'],
+    });
+  });
+
   it('a shard never holds more than entriesPerShard keys: a batch fills its room, the rest opens the next', async () => {
     const { record, shards } = setup({ maxWritesInFlight: 1, entriesPerShard: 3 });
     await record.record(entry('01', start + HOUR));

@@ -80,11 +80,16 @@ export interface IssuanceRecordOptions {
   newName?: () => string;
   /** A sweep that failed (the next one tries again); for the log. */
   onSweepError?: (err: unknown) => void;
+  /** How long recordSoon() lets a record wait for others to share its write (default 50 ms). */
+  lingerMs?: number;
 }
 
 export class IssuanceRecord {
   /** Records waiting for the next write, whichever lane it goes out on. */
   private pending: Pending[] = [];
+  /** Records nobody waits on yet (recordSoon): they ride along with the next write, or go after lingerMs. */
+  private soon: Pending[] = [];
+  private soonTimer: NodeJS.Timeout | undefined;
   private readonly lanes: Lane[];
   /** Per shard name: keys of withdrawn records that were sent there, null in its next patch. */
   private readonly withdrawn = new Map<string, string[]>();
@@ -113,6 +118,22 @@ export class IssuanceRecord {
     return new Promise((resolve, reject) => {
       this.pending.push({ entry, resolve, reject });
       this.flush();
+    });
+  }
+
+  /**
+   * Like record(), for an entry whose certificate nobody is waiting for yet (a serial reserved
+   * ahead): it goes out with the next write, or after lingerMs, so that at a steady trickle of
+   * such records several share one write instead of each making its own.
+   */
+  recordSoon(entry: IssuanceEntry): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.soon.push({ entry, resolve, reject });
+      this.soonTimer ??= setTimeout(() => {
+        this.soonTimer = undefined;
+        this.flush();
+      }, this.opts.lingerMs ?? 50);
+      this.soonTimer.unref?.();
     });
   }
 
@@ -178,8 +199,13 @@ export class IssuanceRecord {
     return shards;
   }
 
-  /** Sends what is pending on every idle lane. */
+  /** Sends what is pending on every idle lane (records sent soon ride along). */
   private flush(): void {
+    if (this.soon.length > 0 && (this.pending.length > 0 || this.soonTimer === undefined)) {
+      this.pending.push(...this.soon.splice(0));
+      clearTimeout(this.soonTimer);
+      this.soonTimer = undefined;
+    }
     for (const lane of this.lanes) {
       if (this.pending.length === 0) return;
       if (lane.busy) continue;
