@@ -231,11 +231,16 @@ function digestMatches(
   const annotation = secret.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION];
   const root = secret.data?.['root-cert.pem'];
   if (annotation === undefined || root === undefined) return false;
-  return contentDigestMatches(
-    authority,
-    { 'cert-chain.pem': chainPem, 'key.pem': keyPem, 'root-cert.pem': Buffer.from(root, 'base64') },
-    annotation,
-  );
+  try {
+    return contentDigestMatches(
+      authority,
+      { 'cert-chain.pem': chainPem, 'key.pem': keyPem, 'root-cert.pem': Buffer.from(root, 'base64') },
+      annotation,
+    );
+  } catch {
+    // The digest cannot be checked: the full check decides, never a data problem of the Secret.
+    return false;
+  }
 }
 
 /**
