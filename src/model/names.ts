@@ -15,6 +15,11 @@ export const DATA_KEYS = ['cert-chain.pem', 'key.pem', 'root-cert.pem'] as const
 export const SERVICE_ACCOUNT_ANNOTATION = 'istio.io/service-account.name';
 /** Extra DNS SANs a ServiceAccount asks for: "a.example.com,b.svc". */
 export const DNS_NAMES_ANNOTATION = 'alcazar.dev/dns-names';
+/**
+ * A keyed MAC alcazar writes over the three data values (src/ca/content-digest.ts): when it still
+ * verifies, the Secret is exactly as alcazar wrote it with the authority signing now.
+ */
+export const CONTENT_DIGEST_ANNOTATION = 'alcazar.dev/content-digest';
 
 export function workloadSecretName(serviceAccount: string): string {
   return `${WORKLOAD_SECRET_PREFIX}${serviceAccount}`;

@@ -89,6 +89,7 @@ describe('alcazar inspect', () => {
     expect(report.chain.secretRoot.verified).toBe(true);
     expect(report.chain.caBundle).toEqual({ verified: true, source: `${caNamespace.name}/istio-ca-secret` });
     expect(report.keyMatches).toBe(true);
+    expect(report.contentDigest, 'what alcazar wrote verifies under its CA').toBe('verified');
     expect(report.secret).toMatchObject({
       namespace: ns,
       name: 'istio.cart',

@@ -74,6 +74,7 @@ describe('formatInspectText', () => {
         caBundle: { verified: true, source: 'istio-system/istio-ca-secret' },
       },
       keyMatches: false,
+      contentDigest: 'mismatch',
       renewAt: '2026-02-14T12:00:00.000Z',
       renewalDue: true,
       controller: {
@@ -96,6 +97,7 @@ describe('formatInspectText', () => {
     expect(text).toMatch(/Subject: +\(empty\)/);
     expect(text).toMatch(/Renews at: +2026-02-14T12:00:00\.000Z \(due now\)/);
     expect(text).toMatch(/Key matches cert: +no/);
+    expect(text).toMatch(/Content digest: +does not verify against the current CA \(checked in full\)/);
     expect(
       text.endsWith('Problems:\n  - KeyMismatch: key.pem does not match the certificate in cert-chain.pem'),
     ).toBe(true);

@@ -45,6 +45,13 @@ function describeChain(check: ChainCheck): string {
     : `FAILED against ${check.source}: ${check.message}`;
 }
 
+const CONTENT_DIGEST_TEXT: Record<NonNullable<InspectReport['contentDigest']> | 'null', string> = {
+  verified: 'verified against the current CA (no signature or key check needed)',
+  mismatch: 'does not verify against the current CA (checked in full)',
+  absent: 'none (checked in full)',
+  null: 'not checked (the CA could not be loaded)',
+};
+
 /** One "- Reason: message" line per problem, indented. */
 export function formatProblemList(problems: readonly Problem[], indent = '  '): string {
   return problems.map((p) => `${indent}- ${p.reason}: ${p.message}`).join('\n');
@@ -93,6 +100,7 @@ export function formatInspectText(report: InspectReport, now: Date): string {
     ['Chain (Secret root)', describeChain(report.chain.secretRoot)],
     ['Chain (CA bundle)', describeChain(report.chain.caBundle)],
     ['Key matches cert', yesNo(report.keyMatches)],
+    ['Content digest', CONTENT_DIGEST_TEXT[report.contentDigest ?? 'null']],
     ['Renews at', renewal],
     ['Controller would', report.controller?.message ?? controllerUnknown(report)],
     ['Problems', report.problems.length === 0 ? 'none' : `${report.problems.length} (below)`],

@@ -1,6 +1,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SELF_SIGNED_SECRET, SELF_SIGNED_SECRET_TYPE } from '../../ca/authority.js';
+import { loadSelfSigned, SELF_SIGNED_SECRET, SELF_SIGNED_SECRET_TYPE } from '../../ca/authority.js';
+import { contentDigest } from '../../ca/content-digest.js';
 import { renewAt } from '../../controllers/workload-secrets/renewal.js';
 import { buildCrl, normalizeSerialHex } from '../../pki/crl.js';
 import {
@@ -87,6 +88,38 @@ describe('buildInspectReport', () => {
   }
 
   const reasons = (report: InspectReport) => report.problems.map((p) => p.reason);
+
+  it('says whether the content digest verifies under the CA: verified, mismatch after an edit, absent', async () => {
+    const secret = await workloadSecret();
+    const authority = await loadSelfSigned(
+      Object.fromEntries(Object.entries(caSecret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+      'istio-system/istio-ca-secret',
+      { now, minRemainingMs: 60_000 },
+    );
+    const bytes = (key: string) => Buffer.from(secret.data![key]!, 'base64');
+    const digest = contentDigest(authority, {
+      'cert-chain.pem': bytes('cert-chain.pem'),
+      'key.pem': bytes('key.pem'),
+      'root-cert.pem': bytes('root-cert.pem'),
+    });
+    const annotated: V1Secret = {
+      ...secret,
+      metadata: { ...secret.metadata, annotations: { 'alcazar.dev/content-digest': digest } },
+    };
+    const report = (s: V1Secret, overrides: Partial<InspectObservation> = {}) =>
+      buildInspectReport(target, observation(s, overrides), now);
+    expect((await report(annotated)).contentDigest).toBe('verified');
+    const edited = { ...annotated, data: { ...annotated.data, 'root-cert.pem': b64(`${ca.root.pem}\n`) } };
+    expect((await report(edited)).contentDigest).toBe('mismatch');
+    expect((await report(secret)).contentDigest).toBe('absent');
+    const noCa = {
+      caSecrets: {
+        'istio-ca-secret': { ok: true, value: undefined },
+        cacerts: { ok: true, value: undefined },
+      },
+    };
+    expect((await report(annotated, noCa as Partial<InspectObservation>)).contentDigest).toBeNull();
+  });
 
   it('reports a certificate listed in the published CRL as revoked', async () => {
     const secret = await workloadSecret();

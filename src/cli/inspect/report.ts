@@ -1,3 +1,4 @@
+import type { V1Secret } from '@kubernetes/client-node';
 import {
   CaLoadError,
   type LoadOptions,
@@ -7,6 +8,7 @@ import {
   SELF_SIGNED_SECRET,
   type SigningAuthority,
 } from '../../ca/authority.js';
+import { contentDigestMatches } from '../../ca/content-digest.js';
 import { type CaConfig, defaultCaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
 import {
   isOwnedSecret,
@@ -26,7 +28,7 @@ import {
   workloadSecretName,
 } from '../../controllers/workload-secrets/plan.js';
 import { type RenewalPolicy, renewAt } from '../../controllers/workload-secrets/renewal.js';
-import { CERTIFICATE_AUTHORITY_NAME } from '../../model/names.js';
+import { CERTIFICATE_AUTHORITY_NAME, CONTENT_DIGEST_ANNOTATION } from '../../model/names.js';
 import type { Problem } from '../../pki/index.js';
 import { defaultReservedDnsNames, type RefusedDnsName } from '../../policy/dns-names.js';
 import type { InspectTarget } from './args.js';
@@ -75,6 +77,9 @@ export interface ChainCheck {
  *   chain.caBundle    … against the CA's current root bundle (verified null: the CA could not be read
  *                     or loaded; source is the CA Secret, e.g. istio-system/istio-ca-secret)
  *   keyMatches        key.pem is the private half of the certificate (null: unreadable)
+ *   contentDigest     the alcazar.dev/content-digest annotation: verified (the Secret is exactly as
+ *                     alcazar wrote it with the CA signing now), mismatch, absent; null when the CA
+ *                     could not be loaded. Only mismatch or absent make the controller check in full.
  *   renewAt           ISO 8601, by the controller's own renewAt; renewalDue when it has passed
  *   controller        what the controller's plan() decides now: {action, reason, message}; null when
  *                     not an istio.<sa> Secret or the CA the controller uses could not be read
@@ -112,6 +117,7 @@ export interface InspectReport {
   notYetValid: boolean | null;
   chain: { secretRoot: ChainCheck; caBundle: ChainCheck };
   keyMatches: boolean | null;
+  contentDigest: 'verified' | 'mismatch' | 'absent' | null;
   renewAt: string | null;
   renewalDue: boolean | null;
   controller: { action: Decision['action']; reason: string | null; message: string } | null;
@@ -188,6 +194,7 @@ export async function buildInspectReport(
     notYetValid: validity?.notYetValid ?? null,
     chain,
     keyMatches,
+    contentDigest: checkContentDigest(secret, ca),
     renewAt: renewal === undefined ? null : new Date(renewal).toISOString(),
     renewalDue: renewal === undefined ? null : renewal <= now.getTime(),
     controller: controllerView(target, serviceAccount, observation, observed, ca, config, now, warnings),
@@ -195,6 +202,20 @@ export async function buildInspectReport(
     warnings,
     healthy: problems.length === 0,
   };
+}
+
+/** Whether the Secret's content digest verifies under the CA loaded (src/ca/content-digest.ts). */
+function checkContentDigest(secret: V1Secret, ca: AuthorityLoad): InspectReport['contentDigest'] {
+  const annotation = secret.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION];
+  if (annotation === undefined) return 'absent';
+  if (!ca.ok) return null;
+  const bytes = (key: string) => Buffer.from(secret.data?.[key] ?? '', 'base64');
+  const values = {
+    'cert-chain.pem': bytes('cert-chain.pem'),
+    'key.pem': bytes('key.pem'),
+    'root-cert.pem': bytes('root-cert.pem'),
+  };
+  return contentDigestMatches(ca.authority, values, annotation) ? 'verified' : 'mismatch';
 }
 
 function resolveConfig(

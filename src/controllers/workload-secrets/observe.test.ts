@@ -4,10 +4,13 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadPluggedIn, loadSelfSigned, type SigningAuthority } from '../../ca/authority.js';
+import { contentDigest } from '../../ca/content-digest.js';
 import { issueWorkload } from '../../ca/issue.js';
+import { CONTENT_DIGEST_ANNOTATION } from '../../model/names.js';
 import { type KeyAlgorithm, privateKeyToPem } from '../../pki/index.js';
+import { decodePem, encodePem } from '../../pki/pem.js';
 import { createTestCa, createTestIntermediate } from '../../pki/testing.js';
-import { observeSecret, signedByAuthority, WrittenContents, writtenContent } from './observe.js';
+import { leafChecks, observeSecret, signedByAuthority, WrittenContents, writtenContent } from './observe.js';
 
 const HOUR = 3_600_000;
 const now = new Date(Date.UTC(2026, 10, 23, 12));
@@ -156,5 +159,123 @@ describe('observeSecret with the authority signing now', () => {
     const view = observeSecret(tampered, undefined, () => selfSigned);
     expect(view.dataProblem).toBe('key.pem does not match the certificate in cert-chain.pem');
     expect(view.verified?.ok).toBe(true);
+  });
+});
+
+/** The Secret with the content digest `authority` writes for its data, as WorkloadSecretWriter does. */
+function withDigest(secret: V1Secret, authority: SigningAuthority, data = secret.data!): V1Secret {
+  const bytes = (name: string) => Buffer.from(data[name]!, 'base64');
+  const digest = contentDigest(authority, {
+    'cert-chain.pem': bytes('cert-chain.pem'),
+    'key.pem': bytes('key.pem'),
+    'root-cert.pem': bytes('root-cert.pem'),
+  });
+  return {
+    ...secret,
+    metadata: { ...secret.metadata, annotations: { [CONTENT_DIGEST_ANNOTATION]: digest } },
+  };
+}
+
+const withoutDigest = (secret: V1Secret): V1Secret => ({
+  ...secret,
+  metadata: { ...secret.metadata, annotations: {} },
+});
+
+/** One byte of the DER in the value's first PEM block flipped, at `at(der)`; the rest kept. */
+function flipByte(base64: string, at: (der: Buffer) => number): string {
+  const [first, ...rest] = decodePem(Buffer.from(base64, 'base64'));
+  const der = Buffer.from(first!.der);
+  der[at(der)] = der[at(der)]! ^ 0x01;
+  const pem = [encodePem(first!.type, der), ...rest.map((b) => encodePem(b.type, b.der))].join('');
+  return Buffer.from(pem).toString('base64');
+}
+
+/** Observes under `authority`, saying whether the signature and key-pair checks ran. */
+function observeCounting(secret: V1Secret, authority: SigningAuthority) {
+  const before = leafChecks.signatureAndKey;
+  const view = observeSecret(secret, undefined, () => authority);
+  return { view, checked: leafChecks.signatureAndKey > before };
+}
+
+describe('observeSecret with a content digest', () => {
+  it.each(WRITTEN_CASES)(
+    'a Secret alcazar wrote is judged by its digest, without the signature or key check: %s',
+    async (_, algorithm, authority, dnsNames) => {
+      const { secret } = await written(authority(), algorithm, [...dnsNames]);
+      const quick = observeCounting(secret, authority());
+      expect(quick.checked).toBe(true);
+      const digested = observeCounting(withDigest(secret, authority()), authority());
+      expect(digested.checked).toBe(false);
+      expect(digested.view).toStrictEqual(quick.view);
+      expect(digested.view.verified).toStrictEqual({
+        signer: authority().signer.fingerprintSha256,
+        ok: true,
+      });
+    },
+  );
+
+  it('the digest is what answers: a key that does not match passes when the digest (made only by alcazar) says so', async () => {
+    // Only a holder of the signing key can make such a digest; alcazar never does. This tells the
+    // digest path apart from the checks it replaces, which would report the key.
+    const { secret, data } = await written(selfSigned, 'ECDSA_P256', []);
+    const other = await written(selfSigned, 'ECDSA_P256', []);
+    const mixed = { ...data, 'key.pem': other.data['key.pem']! };
+    const view = observeSecret(
+      withDigest({ ...secret, data: mixed }, selfSigned),
+      undefined,
+      () => selfSigned,
+    );
+    expect(view.dataProblem).toBeUndefined();
+  });
+
+  const EDITS = [
+    // The last byte of the leaf: its signature.
+    ['cert-chain.pem', (der: Buffer) => der.length - 1],
+    // The key's outer tag: no longer a key at all.
+    ['key.pem', () => 0],
+    // A byte of the root's signature.
+    ['root-cert.pem', (der: Buffer) => der.length - 1],
+  ] as const;
+
+  it.each(EDITS)(
+    'one byte of %s edited, the digest kept: checked in full and judged as without a digest',
+    async (name, at) => {
+      const { secret, data } = await written(selfSigned, 'ECDSA_P256', []);
+      const sealed = withDigest(secret, selfSigned);
+      const edited: V1Secret = { ...sealed, data: { ...data, [name]: flipByte(data[name]!, at) } };
+      const { view, checked } = observeCounting(edited, selfSigned);
+      expect(checked).toBe(true);
+      expect(view).toStrictEqual(observeSecret(withoutDigest(edited), undefined, () => selfSigned));
+      if (name === 'key.pem') expect(view.dataProblem).toBeDefined(); // plan: InvalidData
+      if (name === 'cert-chain.pem') expect(view.verified?.ok ?? false).toBe(false); // NotSignedByCurrentCA
+      if (name === 'root-cert.pem') expect(view.rootBundleHash).not.toBe(selfSigned.rootBundleHash); // refresh
+    },
+  );
+
+  it('an edited or missing digest, or one another signer made, is checked in full', async () => {
+    const { secret } = await written(selfSigned, 'ECDSA_P256', []);
+    const sealed = withDigest(secret, selfSigned);
+    const digest = sealed.metadata!.annotations![CONTENT_DIGEST_ANNOTATION]!;
+    const edited: V1Secret = {
+      ...sealed,
+      metadata: {
+        ...sealed.metadata,
+        annotations: {
+          [CONTENT_DIGEST_ANNOTATION]: `${digest.slice(0, -2)}${digest.endsWith('AA') ? 'BB' : 'AA'}`,
+        },
+      },
+    };
+    for (const s of [edited, withoutDigest(sealed), withDigest(secret, pluggedIn)]) {
+      const { view, checked } = observeCounting(s, selfSigned);
+      expect(checked).toBe(true);
+      expect(view.verified).toStrictEqual({ signer: selfSigned.signer.fingerprintSha256, ok: true });
+    }
+  });
+
+  it('under another signer (a rotated root, a new intermediate) the digest no longer answers', async () => {
+    const { secret } = await written(selfSigned, 'ECDSA_P256', []);
+    const { view, checked } = observeCounting(withDigest(secret, selfSigned), pluggedIn);
+    expect(checked).toBe(true);
+    expect(view.verified).toStrictEqual({ signer: pluggedIn.signer.fingerprintSha256, ok: false });
   });
 });

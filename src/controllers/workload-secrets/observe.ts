@@ -4,7 +4,13 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import { type SigningAuthority, sha256Hex } from '../../ca/authority.js';
-import { DNS_NAMES_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../model/names.js';
+import { contentDigestMatches } from '../../ca/content-digest.js';
+import {
+  CONTENT_DIGEST_ANNOTATION,
+  DNS_NAMES_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+} from '../../model/names.js';
 import { type ParsedCertificate, parseCertificate } from '../../pki/certificate-parser.js';
 import { decodeSubjectAltName } from '../../pki/extensions.js';
 import {
@@ -100,8 +106,8 @@ export type WrittenContent = Pick<
 
 const WORKLOAD_DATA_KEYS = ['cert-chain.pem', 'key.pem', 'root-cert.pem'] as const;
 
-/** One digest over the three data values (base64, as stored); no key material is kept. */
-function contentDigest(data: Record<string, string>): string {
+/** The memo's key: one hash over the three data values (base64, as stored); no key material is kept. */
+function memoKey(data: Record<string, string>): string {
   const hash = createHash('sha256');
   for (const key of WORKLOAD_DATA_KEYS) hash.update(data[key] ?? '').update('\0');
   return hash.digest('base64');
@@ -123,13 +129,13 @@ export class WrittenContents {
       const oldest = this.byDigest.keys().next().value;
       if (oldest !== undefined) this.byDigest.delete(oldest);
     }
-    this.byDigest.set(contentDigest(data), content);
+    this.byDigest.set(memoKey(data), content);
   }
 
   /** The remembered content of exactly this data, once. */
   take(data: Record<string, string>): WrittenContent | undefined {
     if (this.byDigest.size === 0) return undefined;
-    const digest = contentDigest(data);
+    const digest = memoKey(data);
     const content = this.byDigest.get(digest);
     if (content) this.byDigest.delete(digest);
     return content;
@@ -181,12 +187,15 @@ const quickSigners = new WeakMap<SigningAuthority, QuickSigner | null>();
 /**
  * The view of a leaf that the authority signing now issued, with its own key, found without
  * OpenSSL parsing the certificate or the key (src/pki/leaf-check.ts); undefined whenever that
- * cannot be proven, and then the full parse decides.
+ * cannot be proven, and then the full parse decides. `digested`: the Secret's content digest
+ * verified under that authority (src/ca/content-digest.ts), which already proves both the
+ * signature and the key pair: only the leaf's fields are read.
  */
 function quickCertificateView(
   leafDer: Buffer,
   keyPem: Buffer,
   authority: SigningAuthority,
+  digested: boolean,
 ): NonNullable<ObservedSecret['certificate']> | undefined {
   let signer = quickSigners.get(authority);
   if (signer === undefined) {
@@ -197,11 +206,40 @@ function quickCertificateView(
   try {
     const parsed = parseCertificate(leafDer);
     const keyAlgorithm = quickKeyAlgorithm(parsed.subjectPublicKeyInfoDer);
-    if (!keyAlgorithm || !quickIssuedBy(parsed, signer)) return undefined;
-    if (!quickKeyMatches(keyPem, parsed.subjectPublicKeyInfoDer)) return undefined;
+    if (!keyAlgorithm) return undefined;
+    if (!digested) {
+      leafChecks.signatureAndKey++;
+      if (!quickIssuedBy(parsed, signer)) return undefined;
+      if (!quickKeyMatches(keyPem, parsed.subjectPublicKeyInfoDer)) return undefined;
+    }
     return certificateView(parsed, keyAlgorithm);
   } catch {
     return undefined;
+  }
+}
+
+/** How often the quick check verified a signature and a key pair (tests and the bench read it). */
+export const leafChecks = { signatureAndKey: 0 };
+
+/** Whether the Secret carries the digest `authority` writes for exactly its three data values. */
+function digestMatches(
+  secret: V1Secret,
+  authority: SigningAuthority,
+  chainPem: Buffer,
+  keyPem: Buffer,
+): boolean {
+  const annotation = secret.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION];
+  const root = secret.data?.['root-cert.pem'];
+  if (annotation === undefined || root === undefined) return false;
+  try {
+    return contentDigestMatches(
+      authority,
+      { 'cert-chain.pem': chainPem, 'key.pem': keyPem, 'root-cert.pem': Buffer.from(root, 'base64') },
+      annotation,
+    );
+  } catch {
+    // The digest cannot be checked: the full check decides, never a data problem of the Secret.
+    return false;
   }
 }
 
@@ -237,7 +275,9 @@ export function observeSecret(
     const [leaf, ...rest] = decodeCertificatesPem(chainPem);
     if (!leaf) throw new Error('cert-chain.pem holds no certificate');
     const authority = signer?.();
-    const quick = authority && quickCertificateView(leaf, keyPem, authority);
+    const quick =
+      authority &&
+      quickCertificateView(leaf, keyPem, authority, digestMatches(secret, authority, chainPem, keyPem));
     if (quick) {
       view.leaf = leafString(leaf);
       view.chainHash = shared(sha256Hex(rest.length > 0 ? encodeCertificatesPem(rest) : ''));

@@ -3,11 +3,13 @@
 // decide nothing.
 import type { V1Secret } from '@kubernetes/client-node';
 import type { SigningAuthority } from '../../ca/authority.js';
+import { contentDigest } from '../../ca/content-digest.js';
 import { issueWorkload, type WorkloadMaterial } from '../../ca/issue.js';
 import type { CaConfig } from '../../config/ca-spec.js';
 import { apiStatus, isNotFound } from '../../kube/client.js';
 import { type ApiRequester, MERGE_PATCH_CONTENT, secretsPath } from '../../kube/raw.js';
 import {
+  CONTENT_DIGEST_ANNOTATION,
   DATA_KEYS,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
@@ -79,7 +81,10 @@ export class WorkloadSecretWriter {
             name,
             namespace: t.namespace,
             labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-            annotations: { [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount },
+            annotations: {
+              [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount,
+              [CONTENT_DIGEST_ANNOTATION]: digestOf(t, material),
+            },
             ownerReferences: [
               {
                 apiVersion: 'v1',
@@ -107,10 +112,14 @@ export class WorkloadSecretWriter {
   }
 
   async reissue(t: WorkloadTarget, material: WorkloadMaterial): Promise<void> {
-    await this.patch(t, this.remember(t, material));
+    await this.patch(t, this.remember(t, material), digestOf(t, material));
   }
 
-  /** New root bundle and chain, same key and leaf: nothing a workload must re-handshake for. */
+  /**
+   * New root bundle and chain, same key and leaf: nothing a workload must re-handshake for. The
+   * content digest is removed: it covers key.pem, which the cache does not hold. The Secret is
+   * checked in full until its next reissue writes a digest again.
+   */
   async refreshBundle(t: WorkloadTarget): Promise<void> {
     const leafDer = t.secret && leafDerOf(t.secret);
     if (!leafDer) throw new Error('cannot refresh: no leaf');
@@ -120,6 +129,7 @@ export class WorkloadSecretWriter {
         'cert-chain.pem': encodePem('CERTIFICATE', leafDer) + t.authority.chainPem,
         'root-cert.pem': t.authority.rootBundlePem,
       }),
+      null,
     );
   }
 
@@ -155,9 +165,13 @@ export class WorkloadSecretWriter {
   /**
    * Merge-patches our Secret, guarded by the resourceVersion decided on: if it changed meanwhile the
    * API answers 409 and the key is retried against the new state. Data keys that are not ours are
-   * removed.
+   * removed; annotations that are not ours are kept (a merge patch names only the ones it sets).
    */
-  private async patch(t: WorkloadTarget, base64Data: Record<string, string>): Promise<void> {
+  private async patch(
+    t: WorkloadTarget,
+    base64Data: Record<string, string>,
+    digest: string | null,
+  ): Promise<void> {
     const secret = t.secret!;
     const name = workloadSecretName(t.serviceAccount);
     const patchData: Record<string, string | null> = {};
@@ -172,7 +186,10 @@ export class WorkloadSecretWriter {
           metadata: {
             resourceVersion: secret.resourceVersion,
             labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-            annotations: { [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount },
+            annotations: {
+              [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount,
+              [CONTENT_DIGEST_ANNOTATION]: digest,
+            },
           },
           data: patchData,
         },
@@ -180,6 +197,16 @@ export class WorkloadSecretWriter {
       ),
     );
   }
+}
+
+/** The content digest of freshly minted material, keyed by the authority that issued its leaf. */
+function digestOf(t: WorkloadTarget, material: WorkloadMaterial): string {
+  const bytes = (name: keyof WorkloadMaterial['data']) => Buffer.from(material.data[name]);
+  return contentDigest(t.authority, {
+    'cert-chain.pem': bytes('cert-chain.pem'),
+    'key.pem': bytes('key.pem'),
+    'root-cert.pem': bytes('root-cert.pem'),
+  });
 }
 
 function base64Values(data: Record<string, string>): Record<string, string> {
