@@ -22,6 +22,9 @@ afterEach(() => bed.stop());
 
 const PATH = '/api/v1/namespaces/shop/secrets/istio.cart';
 const MERGE = 'application/merge-patch+json';
+/** An annotation someone else adds: alcazar's writes must keep it. */
+const annotateByHand = () =>
+  bed.api.request('PATCH', PATH, { metadata: { annotations: { 'team.example/owner': 'payments' } } }, MERGE);
 const shopWrites = () => bed.api.writes.filter((w) => w.path.startsWith('/api/v1/namespaces/shop/'));
 
 async function start(log = pino({ level: 'silent' })) {
@@ -71,12 +74,7 @@ describe('the content digest of workload Secrets', () => {
 
   it('a reissue writes a new digest and keeps an annotation someone else added', async () => {
     const c = await start();
-    await bed.api.request(
-      'PATCH',
-      PATH,
-      { metadata: { annotations: { 'team.example/owner': 'payments' } } },
-      MERGE,
-    );
+    await annotateByHand();
     await bed.api.request(
       'PATCH',
       PATH,
@@ -95,12 +93,7 @@ describe('the content digest of workload Secrets', () => {
 
   it('a bundle refresh removes the digest (it covers key.pem, which the cache does not hold); nothing else', async () => {
     const c = await start();
-    await bed.api.request(
-      'PATCH',
-      PATH,
-      { metadata: { annotations: { 'team.example/owner': 'payments' } } },
-      MERGE,
-    );
+    await annotateByHand();
     await c.queue.whenIdle();
     const writes = shopWrites().length;
     await growCaBundle(bed);
