@@ -28,10 +28,11 @@ beforeAll(async () => {
   other = await load(await createTestCa({ notBefore: new Date(now.getTime() - HOUR) }));
 });
 
+/** Real PEM bytes, generated at run time (the digest treats them as opaque bytes). */
 const values = (): DigestedValues => ({
-  'cert-chain.pem': Buffer.from('-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n'),
-  'key.pem': Buffer.from('-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n'),
-  'root-cert.pem': Buffer.from('-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n'),
+  'cert-chain.pem': Buffer.from(ca.root.pem),
+  'key.pem': Buffer.from(privateKeyToPem(ca.keys.privateKey)),
+  'root-cert.pem': Buffer.from(`${ca.root.pem}${ca.root.pem}`),
 });
 
 describe('contentDigest', () => {
