@@ -44,6 +44,8 @@ export interface RunningWatch {
   ended: Promise<void>;
 }
 
+const PARTIAL_METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+
 export class Api {
   private readonly tls: Tls;
   private readonly agent: Agent;
@@ -172,12 +174,16 @@ export class Api {
 
   /**
    * Watches a collection from `resourceVersion`; `onEvent` gets every event with its arrival time.
-   * Resolves once the server has accepted the watch (response headers received).
+   * Resolves once the server has accepted the watch (response headers received). `metadataOnly`
+   * asks for PartialObjectMetadata: a timing watch that needs no data must not make the API server
+   * encode (and this process parse) every Secret's data, a cost the measured controller would be
+   * charged for.
    */
   watch<T>(
     path: string,
     query: Record<string, string>,
     onEvent: (event: WatchEvent<T>) => void,
+    opts: { metadataOnly?: boolean } = {},
   ): Promise<RunningWatch> {
     const params = new URLSearchParams({
       ...query,
@@ -190,7 +196,9 @@ export class Api {
       const ended = new Promise<void>((r) => {
         endResolve = r;
       });
-      const req = request(`${this.server}${path}?${params}`, { ...this.tls, agent: false }, (res) => {
+      const url = `${this.server}${path}?${params}`;
+      const headers = opts.metadataOnly ? { accept: PARTIAL_METADATA } : undefined;
+      const req = request(url, { ...this.tls, agent: false, headers }, (res) => {
         if (res.statusCode !== 200) {
           rejectStarted(new ApiError('WATCH', path, res.statusCode ?? 0, ''));
           res.resume();

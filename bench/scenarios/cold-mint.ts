@@ -66,6 +66,7 @@ async function watchForAll(ctx: BenchContext, expected: Set<string>) {
         seen.add(key);
         if (seen.size === expected.size) allAt = event.at;
       },
+      { metadataOnly: true },
     );
   // The API server closes a watch it finds too slow (a loaded 2-core machine): resume from the last
   // resourceVersion seen instead of waiting for events that will never come.

@@ -34,6 +34,7 @@ async function reactOnce(ctx: BenchContext, namespace: string, run: number) {
       const sample = samples.get(event.object.metadata.name.replace(/^istio\./, ''));
       if (sample && sample.seenAt === undefined) sample.seenAt = event.at;
     },
+    { metadataOnly: true },
   );
   try {
     const pending: Array<Promise<void>> = [];

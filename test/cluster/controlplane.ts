@@ -96,6 +96,8 @@ function componentArgs(state: ClusterState, creds: ClusterCredentials, component
         '--unsafe-no-fsync=true', // test data: durability traded for speed
         '--quota-backend-bytes=4294967296',
         '--log-level=warn',
+        // Benchmarks that profile the control plane (npm run bench -- --profile-apiserver) read etcd's too.
+        ...(process.env.ALCAZAR_APISERVER_PROFILING === 'true' ? ['--enable-pprof=true'] : []),
       ];
     case 'kube-apiserver':
       return [
@@ -112,7 +114,8 @@ function componentArgs(state: ClusterState, creds: ClusterCredentials, component
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${creds.serviceAccountPub}`,
         `--service-account-signing-key-file=${creds.serviceAccountKey}`,
-        '--profiling=false',
+        // Off, except for benchmarks that profile the API server itself (npm run bench -- --profile-apiserver).
+        `--profiling=${process.env.ALCAZAR_APISERVER_PROFILING === 'true'}`,
         '--v=0',
       ];
     case 'kube-controller-manager': {

@@ -16,7 +16,7 @@ import type { SharedCaches } from '../caches.js';
 import { OneKeyController } from '../reconcile-loop.js';
 import type { WorkloadQueries } from '../workload-secrets/queries.js';
 import { mergePatchFor, planConfiguration } from './configuration.js';
-import { type Condition, desiredStatus, sameStatus } from './status.js';
+import { type Condition, desiredStatus, planStatusWrite } from './status.js';
 
 /** The field manager of every status write (managedFields shows it). */
 export const FIELD_MANAGER = 'alcazar';
@@ -39,6 +39,8 @@ export class CertificateAuthorityController extends OneKeyController {
   private lastSpecJson = specFingerprint(undefined);
   private conditionTimes = new Map<string, { status: string; at: string }>();
   private readonly clock: Clock;
+  /** When this process last wrote the status (counts alone are written at most once per interval). */
+  private lastWriteAt: number | undefined;
 
   constructor(private readonly opts: CertificateAuthorityControllerOptions) {
     const clock = opts.clock ?? systemClock;
@@ -88,10 +90,14 @@ export class CertificateAuthorityController extends OneKeyController {
   }
 
   async reconcile(): Promise<void> {
-    this.queue.addAfter(KEY, this.opts.statusIntervalMs ?? 5_000);
+    this.queue.addAfter(KEY, this.statusIntervalMs);
     this.applySpec();
     if (!this.opts.canWrite() || !this.settled) return;
     await this.writeStatus();
+  }
+
+  private get statusIntervalMs(): number {
+    return this.opts.statusIntervalMs ?? 5_000;
   }
 
   private applySpec(): void {
@@ -159,7 +165,12 @@ export class CertificateAuthorityController extends OneKeyController {
         expiring.message,
       );
     }
-    if (view.status && sameStatus(view.status, status)) return;
+    const now = this.clock.now();
+    const plan = planStatusWrite(view.status, status, this.lastWriteAt, now, this.statusIntervalMs);
+    if (!plan.write) {
+      if (plan.retryInMs !== undefined) this.queue.addAfter(KEY, plan.retryInMs);
+      return;
+    }
     const path = `${clusterCustomObjectPath(resource, CERTIFICATE_AUTHORITY_NAME, 'status')}?fieldManager=${FIELD_MANAGER}`;
     try {
       await this.opts.raw.request(
@@ -168,6 +179,7 @@ export class CertificateAuthorityController extends OneKeyController {
         { status: mergePatchFor(view.status, status) },
         MERGE_PATCH_CONTENT,
       );
+      this.lastWriteAt = now;
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
     }

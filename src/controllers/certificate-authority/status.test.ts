@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import type { SigningAuthority } from '../../ca/authority.js';
 import { defaultCaConfig } from '../../config/ca-spec.js';
 import type { AuthorityState } from '../authority/controller.js';
-import { type CaStatus, desiredStatus, rootExpiring, type StatusInput, sameStatus } from './status.js';
+import {
+  type CaStatus,
+  desiredStatus,
+  planStatusWrite,
+  rootExpiring,
+  type StatusInput,
+  sameStatus,
+} from './status.js';
 
 const YEAR = 365 * 86_400_000;
 const now = Date.UTC(2026, 10, 23);
@@ -121,5 +128,44 @@ describe('rootExpiring', () => {
       status: 'True',
       reason: 'RootNearExpiry',
     });
+  });
+});
+
+describe('planStatusWrite', () => {
+  const INTERVAL = 5_000;
+  const stored = desiredStatus(input());
+  const counted = (issuedCertificates: number) =>
+    desiredStatus(
+      input({ counts: { managedServiceAccounts: 5, issuedCertificates, failingCertificates: 1 } }),
+    );
+
+  it('writes nothing when the stored status is already the desired one', () => {
+    expect(planStatusWrite(stored, desiredStatus(input()), now - 1, now, INTERVAL)).toEqual({ write: false });
+  });
+
+  it('writes the first status, and any status this process has not written before, at once', () => {
+    expect(planStatusWrite(undefined, stored, undefined, now, INTERVAL)).toEqual({ write: true });
+    expect(planStatusWrite(stored, counted(5), undefined, now, INTERVAL)).toEqual({ write: true });
+  });
+
+  it('writes a change of counts alone at most once per interval, and says when to come back', () => {
+    expect(planStatusWrite(stored, counted(5), now - 1_000, now, INTERVAL)).toEqual({
+      write: false,
+      retryInMs: 4_000,
+    });
+    expect(planStatusWrite(stored, counted(5), now - INTERVAL, now, INTERVAL)).toEqual({ write: true });
+  });
+
+  it('writes a change of state at once, even right after a write', () => {
+    const failing = desiredStatus(
+      input({
+        authority: { status: 'failed', reason: 'CaSecretInvalid', message: 'bad key' } as AuthorityState,
+      }),
+    );
+    expect(planStatusWrite(stored, failing, now - 1, now, INTERVAL)).toEqual({ write: true });
+    const rotating = desiredStatus(
+      input({ rotation: { phase: 'Reissuing', message: '3 of 5' } as StatusInput['rotation'] }),
+    );
+    expect(planStatusWrite(stored, rotating, now - 1, now, INTERVAL)).toEqual({ write: true });
   });
 });
