@@ -1,4 +1,4 @@
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, sign, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createSelfSignedRoot, issueIntermediateCertificate } from './certificate.js';
@@ -290,6 +290,18 @@ describe('keyMatchesCertificate', () => {
   it('is false for another key of the same or another algorithm', () => {
     expect(keyMatchesCertificate(leafUnderIntermediate.keys.privateKey, leaf.certificate.pem)).toBe(false);
     expect(keyMatchesCertificate(rsaKeys.privateKey, leaf.certificate.pem)).toBe(false);
+  });
+
+  it('is false for a SEC1 key whose private scalar was edited while its public key was kept', () => {
+    const sec1 = leaf.keys.privateKey.export({ format: 'der', type: 'sec1' });
+    // ECPrivateKey ::= SEQUENCE { version 1, privateKey OCTET STRING (32 bytes), [0] curve, [1] public key }
+    expect([...sec1.subarray(0, 7)]).toEqual([0x30, 0x77, 0x02, 0x01, 0x01, 0x04, 0x20]);
+    const edited = Buffer.from(sec1);
+    edited[38]! ^= 0x01;
+    const key = createPrivateKey({ key: edited, format: 'der', type: 'sec1' });
+    expect(key.export({ format: 'jwk' }).x).toBe(leaf.keys.privateKey.export({ format: 'jwk' }).x);
+    expect(new X509Certificate(leaf.certificate.pem).checkPrivateKey(key)).toBe(true);
+    expect(keyMatchesCertificate(key, leaf.certificate.pem)).toBe(false);
   });
 });
 

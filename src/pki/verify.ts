@@ -1,5 +1,5 @@
 /** Checks on issued certificates: chain of trust, key/certificate match, the X509-SVID profile. */
-import { type KeyObject, X509Certificate } from 'node:crypto';
+import { type KeyObject, randomBytes, sign, verify, X509Certificate } from 'node:crypto';
 import {
   type CertificateInput,
   CertificateParseError,
@@ -193,13 +193,24 @@ function fail(reason: ChainProblemReason, message: string): never {
   throw new ChainFailure({ reason, message });
 }
 
-/** True when `privateKey` is the private half of the certificate's public key. */
+/**
+ * True when `privateKey` is the private half of the certificate's public key. OpenSSL's own check
+ * compares only the public key a SEC1 or PKCS#8 file carries next to the private one, so a file
+ * whose private scalar was edited and whose public part was not passes it. A signature made with
+ * the private key and verified with the certificate's public key proves the private half itself.
+ */
 export function keyMatchesCertificate(privateKey: KeyObject, certificate: CertificateInput): boolean {
   if (privateKey.type !== 'private')
     throw new TypeError(`expected a private key, got a ${privateKey.type} key`);
   const x509 =
     certificate instanceof X509Certificate ? certificate : openWithNode(certificateDerOf(certificate));
-  return x509.checkPrivateKey(privateKey);
+  if (!x509.checkPrivateKey(privateKey)) return false;
+  const probe = randomBytes(32);
+  try {
+    return verify('sha256', probe, x509.publicKey, sign('sha256', probe, privateKey));
+  } catch {
+    return false;
+  }
 }
 
 export type WorkloadLeafProblemReason =

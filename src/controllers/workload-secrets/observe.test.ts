@@ -160,6 +160,15 @@ describe('observeSecret with the authority signing now', () => {
     expect(view.dataProblem).toBe('key.pem does not match the certificate in cert-chain.pem');
     expect(view.verified?.ok).toBe(true);
   });
+
+  it('reports a SEC1 key.pem whose private scalar was edited and whose public key was kept', async () => {
+    const { secret, data } = await written(selfSigned, 'ECDSA_P256', []);
+    expect(decodePem(Buffer.from(data['key.pem']!, 'base64'))[0]!.type).toBe('EC PRIVATE KEY');
+    // The last byte of the 32-byte scalar, which starts at offset 7 of the ECPrivateKey DER.
+    const edited = { ...secret, data: { ...data, 'key.pem': flipByte(data['key.pem']!, () => 38) } };
+    const view = observeSecret(withoutDigest(edited), undefined, () => selfSigned);
+    expect(view.dataProblem).toBe('key.pem does not match the certificate in cert-chain.pem');
+  });
 });
 
 /** The Secret with the content digest `authority` writes for its data, as WorkloadSecretWriter does. */
