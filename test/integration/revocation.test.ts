@@ -157,6 +157,25 @@ describe('what may not be revoked', () => {
     expect(conditionOf(ghost, 'Refused')?.message).toContain(`${ns}/ghost`);
     const nobody = await waitForDecision(customObjects, ns, 'nobody');
     expect(conditionOf(nobody, 'Refused')).toMatchObject({ reason: 'UnknownSerial' });
+    // What `kubectl get` shows: the refusal's reason under DECISION.
+    const { stdout } = await execFileAsync('kubectl', [
+      `--kubeconfig=${inject('kubeconfig')}`,
+      '-n',
+      ns,
+      'get',
+      'certificaterevocations',
+    ]);
+    const [header, ...rows] = stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/));
+    expect(header).toEqual(['NAME', 'SERVICEACCOUNT', 'REASON', 'APPLIED', 'DECISION', 'REVOKED', 'AGE']);
+    expect(rows.find((r) => r[0] === 'ghost')).toEqual(
+      expect.arrayContaining(['ghost', 'ghost', 'False', 'UnknownServiceAccount']),
+    );
+    expect(rows.find((r) => r[0] === 'nobody')).toEqual(
+      expect.arrayContaining(['nobody', 'False', 'UnknownSerial']),
+    );
   });
 
   it('alcazar revoke creates the object and, with --wait, prints the outcome and exits by it', async () => {
