@@ -131,11 +131,11 @@ describe('kubectl alcazar', { timeout: 400_000 }, () => {
   it('status: healthy — CA Ready, one active root, the leader, every ServiceAccount certified (exit 0)', async () => {
     const text = await waitForStatus('a healthy status', 0, (r) => r.problems.length === 0);
     expect(text.code).toBe(0);
-    expect(text.stdout).toContain('CA:          Ready');
+    expect(text.stdout).toContain('CA:           Ready');
     expect(text.stdout).toContain('trust domain: cluster.local');
     expect(text.stdout).toMatch(/roots:\n {2}active {2}[0-9a-f]{16}… {2}expires \S+ \(\d+d \d+h\)/);
-    expect(text.stdout).toContain('rotation:    Idle');
-    expect(text.stdout).toMatch(/leader: {6}\S+, renewed \d+s ago\n/);
+    expect(text.stdout).toContain('rotation:     Idle');
+    expect(text.stdout).toMatch(/leader: {7}\S+, renewed \d+s ago\n/);
     expect(text.stdout).toContain('failing ServiceAccounts: 0');
     expect(text.stdout).toMatch(/\nhealthy$/m);
     expect(text.stdout + text.stderr).not.toContain('PRIVATE KEY');
@@ -184,8 +184,8 @@ describe('kubectl alcazar', { timeout: 400_000 }, () => {
       );
       expect(text.code).toBe(1);
       // This CA namespace has signed with a self-signed root: a missing cacerts is a vanished root.
-      expect(text.stdout).toMatch(/^CA: {10}NOT READY \(RootMissing\): .*cacerts is missing/m);
-      expect(text.stdout).toContain('root mode:   PluggedIn');
+      expect(text.stdout).toMatch(/^CA: {11}NOT READY \(RootMissing\): .*cacerts is missing/m);
+      expect(text.stdout).toContain('root mode:    PluggedIn');
       expect(text.stdout).toMatch(/ {2}- CA not ready: RootMissing: /);
     } finally {
       await customObjects.patchClusterCustomObject(
@@ -204,7 +204,7 @@ describe('kubectl alcazar', { timeout: 400_000 }, () => {
       0,
       (r) => r.rotation.phase === 'Publishing' && r.roots.length === 2,
     );
-    expect(text.stdout).toMatch(/^rotation: {4}Publishing since \S+/m);
+    expect(text.stdout).toMatch(/^rotation: {5}Publishing since \S+/m);
     expect(text.stdout).toMatch(/ {2}active {2}[0-9a-f]{16}…/);
     expect(text.stdout).toMatch(/ {2}trusted [0-9a-f]{16}…/);
     const { report } = await statusJson();

@@ -42,14 +42,14 @@ describe('formatStatusText', () => {
   it('a healthy CA reads as such, one fact per line', () => {
     expect(formatStatusText(report())).toBe(
       [
-        'CA:          Ready',
+        'CA:           Ready',
         'trust domain: cluster.local',
-        'root mode:   SelfSigned (CA namespace istio-system)',
+        'root mode:    SelfSigned (CA namespace istio-system)',
         '  CAReady=True Loaded',
         'roots:',
         `  active  ${'ab'.repeat(8)}…  expires 2036-01-01T00:00:00Z (3500d 1h)`,
-        'rotation:    Idle (no rotation under way)',
-        'leader:      alcazar-7d9_1, renewed 2s ago',
+        'rotation:     Idle (no rotation under way)',
+        'leader:       alcazar-7d9_1, renewed 2s ago',
         "certificates: 3 issued for 3 managed ServiceAccounts, 0 failing (controller's count)",
         'failing ServiceAccounts: 0',
         '',
@@ -77,8 +77,8 @@ describe('formatStatusText', () => {
         problems: ['CA not ready: MissingSecret: cacerts not found'],
       }),
     );
-    expect(text).toContain('CA:          NOT READY (MissingSecret): cacerts not found');
-    expect(text).toContain('leader:      none');
+    expect(text).toContain('CA:           NOT READY (MissingSecret): cacerts not found');
+    expect(text).toContain('leader:       none');
     expect(text).toContain('  shop/cart: SecretMissing: no Secret\n  … and 2 more (--max-failing)');
     expect(text).toMatch(/problems:\n {2}- CA not ready: MissingSecret: cacerts not found$/);
   });

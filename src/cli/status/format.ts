@@ -2,16 +2,23 @@
 import { describeTimeLeft, formatDurationShort } from '../inspect/format.js';
 import type { StatusReport } from './report.js';
 
+/** Width of the widest one-line label ("trust domain: ", "certificates: "): every value starts there. */
+const LABEL_WIDTH = 14;
+const field = (label: string, value: string) => `${`${label}:`.padEnd(LABEL_WIDTH)}${value}`;
+
 export function formatStatusText(report: StatusReport): string {
   const lines: string[] = [];
   const ca = report.certificateAuthority;
   lines.push(
-    ca.found
-      ? `CA:          ${ca.ready === 'True' ? 'Ready' : `NOT READY (${ca.reason || 'no Ready condition'})`}${ca.ready === 'True' ? '' : `: ${ca.message}`}`
-      : 'CA:          no CertificateAuthority "default"',
+    field(
+      'CA',
+      ca.found
+        ? `${ca.ready === 'True' ? 'Ready' : `NOT READY (${ca.reason || 'no Ready condition'})`}${ca.ready === 'True' ? '' : `: ${ca.message}`}`
+        : 'no CertificateAuthority "default"',
+    ),
   );
-  if (ca.trustDomain) lines.push(`trust domain: ${ca.trustDomain}`);
-  if (ca.mode) lines.push(`root mode:   ${ca.mode} (CA namespace ${report.caNamespace})`);
+  if (ca.trustDomain) lines.push(field('trust domain', ca.trustDomain));
+  if (ca.mode) lines.push(field('root mode', `${ca.mode} (CA namespace ${report.caNamespace})`));
   for (const c of ca.conditions.filter((c) => c.type !== 'Ready')) {
     lines.push(`  ${c.type}=${c.status} ${c.reason}${c.status === 'True' ? '' : `: ${c.message}`}`);
   }
@@ -24,12 +31,18 @@ export function formatStatusText(report: StatusReport): string {
   }
   const rot = report.rotation;
   lines.push(
-    `rotation:    ${rot.phase}${rot.startedAt ? ` since ${rot.startedAt}` : ''}${rot.message ? ` (${rot.message})` : ''}`,
+    field(
+      'rotation',
+      `${rot.phase}${rot.startedAt ? ` since ${rot.startedAt}` : ''}${rot.message ? ` (${rot.message})` : ''}`,
+    ),
   );
-  lines.push(`leader:      ${leaderText(report.leader)}`);
+  lines.push(field('leader', leaderText(report.leader)));
   const c = report.counts;
   lines.push(
-    `certificates: ${c.issuedCertificates} issued for ${c.managedServiceAccounts} managed ServiceAccounts, ${c.failingCertificates} failing (controller's count)`,
+    field(
+      'certificates',
+      `${c.issuedCertificates} issued for ${c.managedServiceAccounts} managed ServiceAccounts, ${c.failingCertificates} failing (controller's count)`,
+    ),
   );
   if ('error' in report.failing) {
     lines.push(`failing ServiceAccounts: cannot check (${report.failing.error})`);
