@@ -7,10 +7,13 @@ import type { PeerCertificate } from 'node:tls';
 import {
   experimental,
   type handleUnaryCall,
+  logVerbosity,
   Metadata,
   Server,
   type ServerUnaryCall,
   type sendUnaryData,
+  setLogger,
+  setLogVerbosity,
   type status,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -101,7 +104,25 @@ export interface RunningCsrServer {
 
 const passThrough = (value: Buffer) => value;
 
+/**
+ * grpc-js writes its own lines to stderr ("E 2026-… No address added out of total 1 resolved"),
+ * outside the JSON log and next to alcazar's own explanation. Its errors go to the log as
+ * warnings from component grpc-js instead; the bind failure, which startCsrServer explains, at debug.
+ */
+function routeGrpcLogs(log: Logger): void {
+  const grpcLog = log.child({ component: 'grpc-js' });
+  const write =
+    (level: 'warn' | 'info' | 'debug') =>
+    (...args: unknown[]) => {
+      const text = args.map(String).join(' ');
+      grpcLog[/No address added/.test(text) ? 'debug' : level](text);
+    };
+  setLogger({ error: write('warn'), warn: write('warn'), info: write('debug'), debug: write('debug') });
+  setLogVerbosity(logVerbosity.ERROR);
+}
+
 export async function startCsrServer(opts: CsrServerOptions): Promise<RunningCsrServer> {
+  routeGrpcLogs(opts.log);
   const limits = CSR_SERVER_LIMITS;
   const server = new Server({
     'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
