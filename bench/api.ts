@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
+import { PARTIAL_METADATA } from '../src/kube/raw.js';
 import type { ClusterState } from '../test/cluster/controlplane.js';
 import { credentialsIn } from '../test/cluster/credentials.js';
 
@@ -43,8 +44,6 @@ export interface RunningWatch {
   /** Resolves when the stream ends (stopped, timed out or failed). */
   ended: Promise<void>;
 }
-
-const PARTIAL_METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 
 export class Api {
   private readonly tls: Tls;

@@ -5,7 +5,7 @@
 // @kubernetes/client-node as the controller uses it. With the rate the
 // cold mint just reached, the keep-alive client also writes paced at that
 // rate: the API server's CPU per Secret depends on how fast Secrets arrive
-// (measured: 1.3-1.6 ms at ~1,050/s, 2.7 ms at 480/s), so the controller's
+// (measured: 1.3-1.7 ms at ~1,000/s, 2.6-3.1 ms at 440-480/s), so the controller's
 // control-plane cost is compared with a bare client's at the same rate.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { runPool } from '../../test/integration/support/load.js';
