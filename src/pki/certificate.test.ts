@@ -207,6 +207,33 @@ describe('a workload leaf', () => {
       issuer: { certificate: notACa.certificate.pem, privateKey: notACa.keys.privateKey },
     };
     await expect(issueLeafCertificate(request)).rejects.toThrow('the issuer certificate is not a CA');
+    // As DER bytes (what an authority passes, read once per object): refused every time, not only once.
+    const asDer = { ...request, issuer: { ...request.issuer, certificate: notACa.certificate.der } };
+    await expect(issueLeafCertificate(asDer)).rejects.toThrow('the issuer certificate is not a CA');
+    await expect(issueLeafCertificate(asDer)).rejects.toThrow('the issuer certificate is not a CA');
+  });
+
+  it('reads an issuer given as bytes once, and each issuer object for itself', async () => {
+    const other = await createTestCa({ notBefore: T0, trustDomain: 'other.example' });
+    const keys = await generateKeyPair('ECDSA_P256');
+    const leafFrom = async (issuer: typeof ecCa.issuer) =>
+      parseCertificate(
+        (
+          await issueLeafCertificate({
+            publicKey: keys.publicKey,
+            spiffeId: SPIFFE_ID,
+            notBefore: T0,
+            notAfter: new Date(T0.getTime() + HOUR),
+            issuer,
+          })
+        ).der,
+      );
+    const first = await leafFrom(ecCa.issuer);
+    const again = await leafFrom(ecCa.issuer);
+    const fromOther = await leafFrom(other.issuer);
+    expect(again.issuerDer).toEqual(first.issuerDer);
+    expect(fromOther.issuerDer).not.toEqual(first.issuerDer);
+    expect(fromOther.issuerDer).toEqual(parseCertificate(other.issuer.certificate).subjectDer);
   });
 });
 

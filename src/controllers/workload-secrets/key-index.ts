@@ -46,7 +46,13 @@ export class WorkloadKeyIndex {
         if (saKey && !this.deletingOurselves.delete(saKey)) this.secretDeleted.add(saKey);
         this.enqueueSecret(key, false);
       },
-      resync: (key) => this.enqueueSecret(key, false),
+      // The ServiceAccounts' resync looks at every key that has one; this one only at Secrets left
+      // without (so each key is reconciled once a period, not twice: at 100,000 that pass was most
+      // of an idle controller's CPU).
+      resync: (key) => {
+        const saKey = serviceAccountKeyOf(key);
+        if (saKey && !caches.serviceAccounts.get(saKey)) this.enqueue(saKey);
+      },
     });
   }
 
@@ -87,10 +93,8 @@ export class WorkloadKeyIndex {
   }
 
   private enqueueSecret(secretKey: string, added: boolean): void {
-    const [namespace, name] = splitKey(secretKey);
-    const sa = serviceAccountOfSecret(name);
-    if (!sa) return;
-    const key = `${namespace}/${sa}`;
+    const key = serviceAccountKeyOf(secretKey);
+    if (!key) return;
     if (added) this.track(key);
     else this.enqueue(key);
   }
@@ -105,6 +109,13 @@ export class WorkloadKeyIndex {
     if (certificate && renewAt(certificate, workload) <= this.now()) this.queue.addUrgent(key);
     else this.queue.add(key);
   }
+}
+
+/** The workload key (namespace/serviceaccount) a workload Secret's key belongs to, if its name is istio.<sa>. */
+function serviceAccountKeyOf(secretKey: string): string | undefined {
+  const [namespace, name] = splitKey(secretKey);
+  const sa = serviceAccountOfSecret(name);
+  return sa ? `${namespace}/${sa}` : undefined;
 }
 
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -369,12 +369,13 @@ const verifications = new WeakMap<ObservedSecret, { signer: string; ok: boolean 
 
 /** Whether the Secret's leaf was signed by the authority's signer; memoised per signer. */
 export function signedByAuthority(view: ObservedSecret, authority: SigningAuthority): boolean {
-  const leafDer = leafDerOf(view);
-  if (!leafDer) return false;
+  if (view.leaf === undefined) return false;
+  // Every reconcile asks; the answers known already come first (no copy of the leaf's bytes).
   const signer = authority.signer.fingerprintSha256;
   if (view.verified?.signer === signer) return view.verified.ok;
   const memo = verifications.get(view);
   if (memo?.signer === signer) return memo.ok;
+  const leafDer = leafDerOf(view)!;
   let ok = false;
   try {
     ok = issuedBy(new X509Certificate(leafDer), authority);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
 import {
@@ -378,6 +379,23 @@ describe('renewal', () => {
     const fractions = Array.from({ length: 200 }, (_, i) => jitterFraction(`serial-${i}`));
     expect(Math.min(...fractions)).toBeLessThan(0.1);
     expect(Math.max(...fractions)).toBeGreaterThan(0.9);
+  });
+
+  it.each([
+    // Fixed stand-ins for alcazar's random 128-bit serials, so the test is the same every run.
+    ['128-bit random serials', (i: number) => createHash('sha256').update(`${i}`).digest('hex').slice(0, 32)],
+    ['consecutive serials (another CA)', (i: number) => (i + 1).toString(16).padStart(2, '0')],
+  ])('puts %s evenly into tenths of the window', (_, serialOf) => {
+    const tenths = new Array<number>(10).fill(0);
+    for (let i = 0; i < 5000; i++) {
+      const f = jitterFraction(serialOf(i));
+      expect(f).toBeGreaterThanOrEqual(0);
+      expect(f).toBeLessThan(1);
+      tenths[Math.floor(f * 10)]! += 1;
+    }
+    // 500 expected in each; a fair spread stays well within ±20%.
+    for (const count of tenths) expect(count).toBeGreaterThan(400);
+    for (const count of tenths) expect(count).toBeLessThan(600);
   });
 
   it('backdates by the skew allowance but at most a tenth of a short lifetime', () => {
