@@ -95,6 +95,46 @@ function start(api: FakeApi, clock: FakeClock) {
 }
 
 describe('Informer', () => {
+  it('stops between list pages: the rest is not asked for and the partial list is not applied', async () => {
+    const api = new FakeApi();
+    const pages: ListOptions[] = [];
+    let release!: () => void;
+    const firstPage = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const events: string[] = [];
+    informer = new Informer<Obj, string>({
+      name: 'paged',
+      source: {
+        watchPath: '/api/v1/things',
+        list: async (o) => {
+          pages.push(o);
+          if (!o._continue) await firstPage;
+          return {
+            items: [obj(o._continue ? 'b' : 'a', '3')],
+            metadata: { resourceVersion: '5', _continue: o._continue ? undefined : 'page-2' },
+          };
+        },
+      },
+      watch: api.source,
+      clock: new FakeClock(),
+      summarize: (o) => `${o.metadata?.name}`,
+      handlers: { added: (key) => events.push(`added ${key}`), relisted: () => events.push('relisted') },
+      log,
+      resyncPeriodMs: 60_000,
+      stallTimeoutMs: 10_000,
+    });
+    informer.start();
+    await settle();
+    const stopped = informer.stop();
+    release();
+    await stopped;
+    informer = undefined;
+    expect(pages).toHaveLength(1);
+    expect(events).toEqual([]);
+    expect(api.watches).toHaveLength(0);
+  });
+
   it('lists first, reports each object as added, then watches from the list resourceVersion', async () => {
     const api = new FakeApi();
     api.put('a', '1');

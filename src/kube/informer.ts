@@ -124,6 +124,11 @@ export function objectKey(obj: KubernetesObject): string {
   return namespace ? `${namespace}/${name}` : `${name}`;
 }
 
+/** A list given up between pages because the informer was stopped (at 100,000 a list is ~200 pages). */
+class InformerStopped extends Error {
+  override name = 'InformerStopped';
+}
+
 /** A metadata relist that finds more changed objects than this (and a tenth of all) lists them in full. */
 const FULL_RELIST_MIN_CHANGES = 100;
 
@@ -282,6 +287,7 @@ export class Informer<R extends KubernetesObject, T> {
         resyncDue ||= end === 'resync';
         resourceVersion = undefined;
       } catch (err) {
+        if (this.stopped) return;
         failures++;
         resourceVersion = undefined;
         this.opts.onWatchRestart?.('error');
@@ -328,7 +334,9 @@ export class Informer<R extends KubernetesObject, T> {
       }
       cont = page.metadata?._continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-    } while (cont);
+    } while (cont && !this.stopped);
+    // Stopped between pages: a partial list must not be applied (it would remove every key not yet listed).
+    if (this.stopped) throw new InformerStopped();
 
     for (const [key, entry] of this.store) {
       if (!seen.has(key)) {
@@ -370,7 +378,9 @@ export class Informer<R extends KubernetesObject, T> {
       for (const item of page.items) seen.set(objectKey(item), item.metadata?.resourceVersion ?? '');
       cont = page.metadata?._continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-    } while (cont);
+    } while (cont && !this.stopped);
+    // Stopped between pages: a partial list must not be applied (it would remove every key not yet listed).
+    if (this.stopped) throw new InformerStopped();
     const changed = [...seen].filter(([key, rv]) => this.store.get(key)?.resourceVersion !== rv);
     // Many changes (a long outage, a bulk edit): one paged full list costs less than a GET each.
     if (changed.length > Math.max(FULL_RELIST_MIN_CHANGES, seen.size / 10)) return this.relist();
