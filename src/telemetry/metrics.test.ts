@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { createMetrics, errorReason, expiryBuckets } from './metrics.js';
+import perfHooks from 'node:perf_hooks';
+import { describe, expect, it, vi } from 'vitest';
+import { createMetrics, EVENT_LOOP_MONITORING_PRECISION_MS, errorReason, expiryBuckets } from './metrics.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -76,6 +77,18 @@ describe('metrics', () => {
     expect(text).toContain('# TYPE process_cpu_seconds_total counter');
     expect(text).toContain('# TYPE process_resident_memory_bytes gauge');
     expect(text).toContain('# TYPE nodejs_eventloop_lag_seconds gauge');
+  });
+
+  it('samples the event loop every 100 ms, not every 10 ms (an idle controller woke 100 times a second)', () => {
+    // prom-client reads node:perf_hooks through require: the same module object as here.
+    const monitor = vi.spyOn(perfHooks, 'monitorEventLoopDelay');
+    try {
+      createMetrics();
+      expect(monitor).toHaveBeenCalledWith(expect.objectContaining({ resolution: 100 }));
+      expect(EVENT_LOOP_MONITORING_PRECISION_MS).toBe(100);
+    } finally {
+      monitor.mockRestore();
+    }
   });
 
   it('keeps separate processes separate: two instances share no state', async () => {
