@@ -88,6 +88,7 @@ const settingsTextSchema = z
     httpPort: wholeNumber(0, 65535),
     workers: wholeNumber(1, 64),
     resyncPeriod: positiveDurationMs,
+    relistPeriod: positiveDurationMs,
     watchStallTimeout: positiveDurationMs,
     leaderElect: booleanText,
     leaseName: dnsSubdomain,
@@ -196,7 +197,15 @@ const SETTINGS: Readonly<Record<SettingName, SettingDefinition>> = {
     env: 'ALCAZAR_RESYNC_PERIOD',
     value: 'DURATION',
     default: '10m',
-    description: 'how often every watched object is listed again and re-queued',
+    description: 'how often every workload key is reconciled again from the cache',
+  },
+  relistPeriod: {
+    flag: 'relist-period',
+    env: 'ALCAZAR_RELIST_PERIOD',
+    value: 'DURATION',
+    default: '1h',
+    description:
+      'how often, at a resync, every watched kind is listed again (workload Secrets: metadata only) to repair an event a live watch lost; at most every resync',
   },
   watchStallTimeout: {
     flag: 'watch-stall-timeout',
@@ -340,6 +349,7 @@ const processSettingsSchema = settingsTextSchema.transform((text) => ({
   httpPort: text.httpPort,
   workers: text.workers,
   resyncPeriodMs: text.resyncPeriod,
+  relistPeriodMs: text.relistPeriod,
   watchStallTimeoutMs: text.watchStallTimeout,
   secretWatch: text.secretWatch,
   rootRotation: {

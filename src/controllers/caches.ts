@@ -68,6 +68,8 @@ export interface SharedCachesOptions {
   raw: ApiRequester;
   log: Logger;
   resyncPeriodMs: number;
+  /** How often a resync also lists everything again (default: at every resync). */
+  relistPeriodMs?: number;
   stallTimeoutMs: number;
   onWatchRestart?: (informer: string, reason: WatchEnd) => void;
   clock?: Clock;
@@ -117,6 +119,7 @@ export class SharedCaches {
       log,
       clock: opts.clock,
       resyncPeriodMs: opts.resyncPeriodMs,
+      relistPeriodMs: opts.relistPeriodMs,
       stallTimeoutMs: opts.stallTimeoutMs,
       onWatchRestart: (reason: WatchEnd) => opts.onWatchRestart?.(name, reason),
     });

@@ -71,7 +71,11 @@ export async function startController(
       onDropped: (type) => metrics.eventDropped(type),
     },
   );
-  const timing = { resyncPeriodMs: settings.resyncPeriodMs, stallTimeoutMs: settings.watchStallTimeoutMs };
+  const timing = {
+    resyncPeriodMs: settings.resyncPeriodMs,
+    relistPeriodMs: settings.relistPeriodMs,
+    stallTimeoutMs: settings.watchStallTimeoutMs,
+  };
   const clock = systemClock;
   const caches = new SharedCaches({
     kubeConfig,

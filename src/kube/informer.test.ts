@@ -66,7 +66,7 @@ afterEach(async () => {
   informer = undefined;
 });
 
-function start(api: FakeApi, clock: FakeClock) {
+function start(api: FakeApi, clock: FakeClock, extra: { relistPeriodMs?: number; resync?: boolean } = {}) {
   const events: string[] = [];
   const restarts: WatchEnd[] = [];
   let summaries = 0;
@@ -84,9 +84,11 @@ function start(api: FakeApi, clock: FakeClock) {
       updated: (key, before, after) => events.push(`updated ${key} ${before} -> ${after}`),
       deleted: (key, before) => events.push(`deleted ${key} ${before}`),
       relisted: () => events.push('relisted'),
+      ...(extra.resync ? { resync: (key: string) => events.push(`resync ${key}`) } : {}),
     },
     log,
     resyncPeriodMs: 60_000,
+    relistPeriodMs: extra.relistPeriodMs,
     stallTimeoutMs: 10_000,
     onWatchRestart: (reason) => restarts.push(reason),
   });
@@ -235,6 +237,50 @@ describe('Informer', () => {
     }
     expect(restarts).toContain('resync');
     expect(events).toContain('deleted ns/a a=1');
+  });
+
+  it('between relist periods, a resync hands out every key from the store and resumes the watch without a list', async () => {
+    const api = new FakeApi();
+    api.put('a', '1');
+    const clock = new FakeClock();
+    const { informer, events, restarts } = start(api, clock, { relistPeriodMs: 150_000, resync: true });
+    await informer.waitForSync();
+    await settle();
+    const listedAt = clock.now();
+    const bookmark = () =>
+      api.current.emit('BOOKMARK', { metadata: { resourceVersion: String(api.resourceVersion) } });
+    api.put('b', '2'); // a later version the watch has not carried yet: the resumed watch starts after it
+    bookmark();
+    api.objects.delete('a'); // lost by the watch: only a relist can see it
+    events.length = 0;
+    // Resyncs come every 60–72 s: two of them fall before 150 s, without a list.
+    while (restarts.filter((r) => r === 'resync').length < 2) {
+      bookmark();
+      await clock.advance(5_000);
+    }
+    expect(api.lists).toHaveLength(1);
+    expect(events).toEqual(['resync ns/a', 'resync ns/a']);
+    expect(api.current.params.resourceVersion).toBe(String(api.resourceVersion));
+    // The first resync at or after 150 s since the list relists, and repairs what the watch lost.
+    while (api.lists.length < 2) {
+      bookmark();
+      await clock.advance(5_000);
+    }
+    await settle();
+    expect(clock.now() - listedAt).toBeGreaterThanOrEqual(150_000);
+    expect(events).toContain('deleted ns/a a=1');
+    expect(events).toContain('added ns/b b=2');
+  });
+
+  it('relists on requestResync whatever the relist period', async () => {
+    const api = new FakeApi();
+    const clock = new FakeClock();
+    const { informer } = start(api, clock, { relistPeriodMs: 3_600_000 });
+    await informer.waitForSync();
+    await settle();
+    informer.requestResync();
+    await settle();
+    expect(api.lists).toHaveLength(2);
   });
 
   it('backs off after a failed list and tries again once the pause is over', async () => {

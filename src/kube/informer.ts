@@ -106,7 +106,14 @@ export interface InformerOptions<R extends KubernetesObject, T> {
   /** First subscriber; more can be added with subscribe() before start(). */
   handlers?: InformerHandlers<T>;
   log: Logger;
+  /** How often every key is handed to the `resync` handlers (from the store: no API call). */
   resyncPeriodMs: number;
+  /**
+   * How often a resync also lists everything again, repairing an event a live watch lost (default:
+   * at every resync). Between relists the watch resumes from where it got to: the API server
+   * replays what came after, or answers 410 Gone, and that relists.
+   */
+  relistPeriodMs?: number;
   stallTimeoutMs: number;
   pageSize?: number;
   onWatchRestart?: (reason: WatchEnd) => void;
@@ -117,6 +124,12 @@ export type WatchEnd = 'closed' | 'expired' | 'stalled' | 'resync' | 'error' | '
 interface Entry<T> {
   resourceVersion: string;
   value: T;
+  /**
+   * The list that last saw this key (or that was under way when it was stored). A relist marks
+   * what it sees in place instead of building a map of every key: at 100,000 objects that map
+   * outlived each page, was promoted to the old generation and cost full collections.
+   */
+  listed: number;
 }
 
 export function objectKey(obj: KubernetesObject): string {
@@ -136,6 +149,10 @@ const jitter = (ms: number, share = 0.2) => Math.round(ms * (1 + share * Math.ra
 
 export class Informer<R extends KubernetesObject, T> {
   private readonly store = new Map<string, Entry<T>>();
+  /** Counts lists (see Entry.listed). */
+  private listGeneration = 0;
+  /** requestResync() was called: the next end of the watch relists, whatever the relist period. */
+  private relistRequested = false;
   private synced = false;
   private readonly syncWaiters: Array<() => void> = [];
   private stopped = false;
@@ -254,6 +271,7 @@ export class Informer<R extends KubernetesObject, T> {
 
   /** Forces a relist now (e.g. after something suggests the cache is off). */
   requestResync(): void {
+    this.relistRequested = true;
     this.abortCurrent?.();
   }
 
@@ -263,10 +281,12 @@ export class Informer<R extends KubernetesObject, T> {
     let resourceVersion: string | undefined;
     /** The last watch ended at the periodic resync: after the relist, every key is handed out. */
     let resyncDue = false;
+    let listedAt = 0;
     while (!this.stopped) {
       try {
         if (resourceVersion === undefined) {
           resourceVersion = this.fetcher && this.synced ? await this.relistMetadata() : await this.relist();
+          listedAt = this.clock.now();
           this.failure = undefined;
           if (resyncDue) this.resyncFromStore();
           resyncDue = false;
@@ -283,6 +303,15 @@ export class Informer<R extends KubernetesObject, T> {
         failures = 0;
         if (end === 'stopped') return;
         this.opts.onWatchRestart?.(end);
+        const relistDue =
+          this.relistRequested || this.clock.now() - listedAt >= (this.opts.relistPeriodMs ?? 0);
+        if (end === 'resync' && !relistDue) {
+          // A resync from the store alone: at 100,000 a relist was most of an idle controller's
+          // CPU (docs/BENCHMARKS.md). The watch resumes from where it got to.
+          this.resyncFromStore();
+          continue;
+        }
+        this.relistRequested = false;
         if (end !== 'resync') log.info({ informer: this.opts.name, reason: end }, 'watch ended; relisting');
         resyncDue ||= end === 'resync';
         resourceVersion = undefined;
@@ -315,39 +344,26 @@ export class Informer<R extends KubernetesObject, T> {
    */
   private async relist(): Promise<string> {
     const { source, summarize } = this.opts;
-    /** Every key listed; the summary only when the object changed since the store's copy. */
-    const seen = new Map<string, { resourceVersion: string; value?: T }>();
-    let cont: string | undefined;
-    let resourceVersion = '';
-    do {
-      const page = await source.list({
-        limit: this.opts.pageSize ?? 500,
-        _continue: cont,
-        labelSelector: source.labelSelector,
-        fieldSelector: source.fieldSelector,
-      });
-      for (const item of page.items) {
-        const key = objectKey(item);
-        const rv = item.metadata?.resourceVersion ?? '';
-        const unchanged = this.store.get(key)?.resourceVersion === rv;
-        seen.set(key, unchanged ? { resourceVersion: rv } : { resourceVersion: rv, value: summarize(item) });
-      }
-      cont = page.metadata?._continue || undefined;
-      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-    } while (cont && !this.stopped);
-    // Stopped between pages: a partial list must not be applied (it would remove every key not yet listed).
-    if (this.stopped) throw new InformerStopped();
+    const generation = ++this.listGeneration;
+    /** Keys new or changed since the store's copy, with their summaries, in list order. */
+    const changed: Array<{ key: string; resourceVersion: string; value: T }> = [];
+    const resourceVersion = await this.listPages(source.list, (item) => {
+      const key = objectKey(item);
+      const rv = item.metadata?.resourceVersion ?? '';
+      const entry = this.store.get(key);
+      if (entry) entry.listed = generation;
+      if (entry?.resourceVersion !== rv) changed.push({ key, resourceVersion: rv, value: summarize(item) });
+    });
 
     for (const [key, entry] of this.store) {
-      if (!seen.has(key)) {
+      if (entry.listed !== generation) {
         this.store.delete(key);
         this.notify((h) => h.deleted?.(key, entry.value));
       }
     }
-    for (const [key, { resourceVersion: rv, value }] of seen) {
-      if (value === undefined) continue;
+    for (const { key, resourceVersion: rv, value } of changed) {
       const previous = this.store.get(key);
-      this.store.set(key, { resourceVersion: rv, value });
+      this.store.set(key, { resourceVersion: rv, value, listed: generation });
       if (previous) this.notify((h) => h.updated?.(key, previous.value, value));
       else this.notify((h) => h.added?.(key, value));
     }
@@ -364,29 +380,50 @@ export class Informer<R extends KubernetesObject, T> {
    * from the store's (or that are new) are read. Repairs whatever events the watch missed.
    */
   private async relistMetadata(): Promise<string> {
+    const generation = ++this.listGeneration;
+    const changed: string[] = [];
+    let listed = 0;
+    const resourceVersion = await this.listPages(this.opts.source.metadata!.list, (item) => {
+      const key = objectKey(item);
+      const entry = this.store.get(key);
+      listed++;
+      if (entry) entry.listed = generation;
+      if (entry?.resourceVersion !== (item.metadata?.resourceVersion ?? '')) changed.push(key);
+    });
+    // Many changes (a long outage, a bulk edit): one paged full list costs less than a GET each.
+    if (changed.length > Math.max(FULL_RELIST_MIN_CHANGES, listed / 10)) return this.relist();
+    const gone: string[] = [];
+    for (const [key, entry] of this.store) if (entry.listed !== generation) gone.push(key);
+    for (const key of gone) this.remove(key);
+    for (const key of changed) this.fetcher!.request(key);
+    this.notify((h) => h.relisted?.());
+    return resourceVersion;
+  }
+
+  /**
+   * Every page of a list, each item handed to `each` as its page arrives (a page is never kept);
+   * returns the list's resourceVersion. Stopped between pages, it gives up: a partial list must
+   * not be applied (it would remove every key not yet listed).
+   */
+  private async listPages<I extends KubernetesObject>(
+    list: (o: ListOptions) => Promise<ListPage<I>>,
+    each: (item: I) => void,
+  ): Promise<string> {
     const { source } = this.opts;
-    const seen = new Map<string, string>();
     let cont: string | undefined;
     let resourceVersion = '';
     do {
-      const page = await source.metadata!.list({
+      const page = await list({
         limit: this.opts.pageSize ?? 500,
         _continue: cont,
         labelSelector: source.labelSelector,
         fieldSelector: source.fieldSelector,
       });
-      for (const item of page.items) seen.set(objectKey(item), item.metadata?.resourceVersion ?? '');
+      for (const item of page.items) each(item);
       cont = page.metadata?._continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (cont && !this.stopped);
-    // Stopped between pages: a partial list must not be applied (it would remove every key not yet listed).
     if (this.stopped) throw new InformerStopped();
-    const changed = [...seen].filter(([key, rv]) => this.store.get(key)?.resourceVersion !== rv);
-    // Many changes (a long outage, a bulk edit): one paged full list costs less than a GET each.
-    if (changed.length > Math.max(FULL_RELIST_MIN_CHANGES, seen.size / 10)) return this.relist();
-    for (const key of [...this.store.keys()]) if (!seen.has(key)) this.remove(key);
-    for (const [key] of changed) this.fetcher!.request(key);
-    this.notify((h) => h.relisted?.());
     return resourceVersion;
   }
 
@@ -438,7 +475,7 @@ export class Informer<R extends KubernetesObject, T> {
     const previous = this.store.get(key);
     if (previous?.resourceVersion === rv) return; // replayed event
     const value = this.opts.summarize(obj);
-    this.store.set(key, { resourceVersion: rv, value });
+    this.store.set(key, { resourceVersion: rv, value, listed: this.listGeneration });
     if (previous) this.notify((h) => h.updated?.(key, previous.value, value));
     else this.notify((h) => h.added?.(key, value));
   }

@@ -120,7 +120,10 @@ describe('workload renewal', () => {
 
   it('makes no writes while nothing is due, across several resyncs', async () => {
     const ca = await namespace('ca');
-    controller = await startController({ caNamespace: ca, args: ['--resync-period=2s'] });
+    controller = await startController({
+      caNamespace: ca,
+      args: ['--resync-period=2s', '--relist-period=2s'],
+    });
     const ns = await namespace('idle');
     for (const sa of ['a', 'b', 'c']) {
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });

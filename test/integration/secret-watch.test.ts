@@ -83,7 +83,7 @@ describe('the metadata-only Secret watch', () => {
     const proc = await harness.controller({
       caNamespace,
       kubeconfig: proxy.kubeconfig,
-      args: ['--resync-period=8s', '--watch-stall-timeout=5m'],
+      args: ['--resync-period=8s', '--relist-period=8s', '--watch-stall-timeout=5m'],
     });
     const ns = await harness.namespace('lost');
     const before = await serviceAccountWithSecret(ns, 'quiet');
