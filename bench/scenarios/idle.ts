@@ -106,24 +106,30 @@ export async function idle(ctx: BenchContext): Promise<ScenarioResult> {
       await controller.stop();
     }
   }
-  // The controller inherits the bench's environment: ALCAZAR_RESYNC_PERIOD / ALCAZAR_SECRET_WATCH set
-  // there (e.g. a short resync so a window holds relists, or the old whole-Secret watch) apply.
+  // The controller inherits the bench's environment: ALCAZAR_RESYNC_PERIOD / ALCAZAR_RELIST_PERIOD /
+  // ALCAZAR_SECRET_WATCH set there (e.g. a short resync and relist so a window holds relists, or the
+  // old whole-Secret watch) apply.
   const resync = process.env.ALCAZAR_RESYNC_PERIOD;
+  const relist = process.env.ALCAZAR_RELIST_PERIOD;
   const secretWatch = process.env.ALCAZAR_SECRET_WATCH;
   notes.push(
     resync
       ? `window ${ctx.opts.idleMinutes} min; --resync-period ${resync} (ALCAZAR_RESYNC_PERIOD, ±20%)`
       : `window ${ctx.opts.idleMinutes} min; the controller's default --resync-period (10m ±20%) ` +
           (ctx.opts.idleMinutes >= 12 ? 'falls inside it' : 'may not fall inside it'),
+    relist
+      ? `--relist-period ${relist} (ALCAZAR_RELIST_PERIOD)`
+      : "the controller's default --relist-period (1h): a fresh controller's window of under an hour holds no relist",
   );
   const metric = (key: string) => summarize(runs.map((r) => r[key]!));
   return {
     scenario: 'idle',
-    key: `idle n=${n}${resync ? ` resync=${resync}` : ''}${secretWatch ? ` secret-watch=${secretWatch}` : ''}`,
+    key: `idle n=${n}${resync ? ` resync=${resync}` : ''}${relist ? ` relist=${relist}` : ''}${secretWatch ? ` secret-watch=${secretWatch}` : ''}`,
     params: {
       n,
       minutes: ctx.opts.idleMinutes,
       ...(resync ? { resync } : {}),
+      ...(relist ? { relist } : {}),
       ...(secretWatch ? { secretWatch } : {}),
     },
     summary: Object.fromEntries(Object.keys(runs[0] ?? {}).map((k) => [k, metric(k)])),
