@@ -64,6 +64,8 @@ export interface FloodResult {
   idleRssMb: number;
   peakRssMb: number;
   maxQueueDepth: number;
+  /** How many times alcazar_workqueue_depth was read (a number each time) while the flood ran. */
+  queueDepthReads: number;
   /** Wall time from the start of the burst to a clean audit (a report, not an assertion). */
   convergedSeconds: number;
   audit: Audit;
@@ -100,12 +102,17 @@ export async function flood(opts: FloodOptions): Promise<FloodResult> {
   const idleRssMb = rssMbOf(opts.pid);
   let peakRssMb = idleRssMb;
   let maxQueueDepth = 0;
+  let queueDepthReads = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
       try {
         peakRssMb = Math.max(peakRssMb, rssMbOf(opts.pid));
-        maxQueueDepth = Math.max(maxQueueDepth, await opts.queueDepth());
+        const depth = await opts.queueDepth();
+        if (Number.isFinite(depth)) {
+          queueDepthReads++;
+          maxQueueDepth = Math.max(maxQueueDepth, depth);
+        }
       } catch {
         // the controller is gone: the caller's assertions say so
       }
@@ -114,7 +121,7 @@ export async function flood(opts: FloodOptions): Promise<FloodResult> {
   })();
   try {
     const outcome = await burstAndConverge(opts, victims, donors);
-    return { ...outcome, idleRssMb, peakRssMb, maxQueueDepth };
+    return { ...outcome, idleRssMb, peakRssMb, maxQueueDepth, queueDepthReads };
   } finally {
     sampling = false;
     await sampler;
@@ -125,7 +132,7 @@ async function burstAndConverge(
   opts: FloodOptions,
   victims: readonly Workload[],
   donors: readonly Donor[],
-): Promise<Omit<FloodResult, 'idleRssMb' | 'peakRssMb' | 'maxQueueDepth'>> {
+): Promise<Omit<FloodResult, 'idleRssMb' | 'peakRssMb' | 'maxQueueDepth' | 'queueDepthReads'>> {
   const { core, namespaces } = opts;
   const started = Date.now();
   const newcomers = Array.from({ length: opts.burst }, (_, i) => ({
