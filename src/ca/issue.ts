@@ -1,11 +1,6 @@
 // Minting one workload's key and certificate.
-import {
-  generateKeyPair,
-  issueLeafCertificate,
-  type KeyAlgorithm,
-  privateKeyToPem,
-  randomSerialNumber,
-} from '../pki/index.js';
+import { issueLeafCertificate, type KeyAlgorithm, randomSerialNumber } from '../pki/index.js';
+import { generateNewKey } from '../pki/new-key.js';
 import type { SigningAuthority } from './authority.js';
 
 export interface WorkloadRequest {
@@ -30,14 +25,14 @@ export async function issueWorkload(
   authority: SigningAuthority,
   request: WorkloadRequest,
 ): Promise<WorkloadMaterial> {
-  const keys = await generateKeyPair(request.keyAlgorithm);
+  const key = await generateNewKey(request.keyAlgorithm);
   // A leaf never outlives its signer (Istio #18990).
   const notAfter = new Date(
     Math.min(request.now.getTime() + request.ttlMs, authority.signer.notAfter.getTime()),
   );
   const serial = randomSerialNumber();
   const leaf = await issueLeafCertificate({
-    publicKey: keys.publicKey,
+    publicKey: { subjectPublicKeyInfoDer: key.subjectPublicKeyInfoDer, type: key.type },
     spiffeId: request.spiffeId,
     dnsNames: request.dnsNames,
     notBefore: leafNotBefore(request, authority.signer.notBefore),
@@ -48,7 +43,7 @@ export async function issueWorkload(
   return {
     data: {
       'cert-chain.pem': leaf.pem + authority.chainPem,
-      'key.pem': privateKeyToPem(keys.privateKey),
+      'key.pem': key.privateKeyPem,
       'root-cert.pem': authority.rootBundlePem,
     },
     serialHex: serialHex(serial),

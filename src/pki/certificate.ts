@@ -52,9 +52,16 @@ interface Validity {
   notAfter: Date;
 }
 
+/** A public key already encoded, with what the leaf's KeyUsage depends on. */
+export interface EncodedPublicKey {
+  subjectPublicKeyInfoDer: Buffer;
+  /** As node:crypto names it ('rsa', 'ec', …): RSA keys also get keyEncipherment. */
+  type: string;
+}
+
 export interface LeafCertificateRequest extends Validity {
   /** The workload's key; a private key is accepted and its public half used. */
-  publicKey: KeyObject;
+  publicKey: KeyObject | EncodedPublicKey;
   spiffeId: string;
   dnsNames?: readonly string[];
   issuer: CertificateIssuer;
@@ -94,16 +101,16 @@ export async function issueLeafCertificate(request: LeafCertificateRequest): Pro
   const issuer = resolveIssuer(request.issuer);
   checkValidity(request, issuer);
 
-  const publicKey = publicKeyOf(request.publicKey);
+  const publicKey = encodedPublicKey(request.publicKey);
   const keyUsage: KeyUsageName[] =
-    publicKey.asymmetricKeyType === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'];
+    publicKey.type === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'];
   return signCertificate(
     {
       serialNumber: request.serialNumber,
       issuerNameDer: issuer.subjectDer,
       subjectNameDer: emptyName(),
       validity: request,
-      publicKey,
+      subjectPublicKeyInfoDer: publicKey.subjectPublicKeyInfoDer,
       extensions: [
         // RFC 5280 §4.2.1.6: with an empty subject the SAN extension must be critical.
         encodeExtension(
@@ -136,7 +143,7 @@ export async function createSelfSignedRoot(request: RootCertificateRequest): Pro
       issuerNameDer: name,
       subjectNameDer: name,
       validity: request,
-      publicKey,
+      subjectPublicKeyInfoDer: subjectPublicKeyInfoDer(publicKey),
       extensions: caExtensions(publicKey, request.pathLenConstraint),
     },
     request.privateKey,
@@ -157,11 +164,24 @@ export async function issueIntermediateCertificate(
       issuerNameDer: issuer.subjectDer,
       subjectNameDer: encodeName({ organization: request.organization, commonName: request.commonName }),
       validity: request,
-      publicKey,
+      subjectPublicKeyInfoDer: subjectPublicKeyInfoDer(publicKey),
       extensions: [...caExtensions(publicKey, request.pathLenConstraint), ...authorityKeyIdExtension(issuer)],
     },
     issuer.privateKey,
   );
+}
+
+function encodedPublicKey(key: KeyObject | EncodedPublicKey): EncodedPublicKey {
+  if (!isKeyObject(key)) return key;
+  const publicKey = publicKeyOf(key);
+  return {
+    subjectPublicKeyInfoDer: subjectPublicKeyInfoDer(publicKey),
+    type: publicKey.asymmetricKeyType ?? 'unknown',
+  };
+}
+
+function isKeyObject(key: KeyObject | EncodedPublicKey): key is KeyObject {
+  return !('subjectPublicKeyInfoDer' in key);
 }
 
 function caExtensions(publicKey: KeyObject, pathLenConstraint: number | undefined): Buffer[] {
@@ -274,7 +294,7 @@ interface CertificateTemplate {
   issuerNameDer: Buffer;
   subjectNameDer: Buffer;
   validity: Validity;
-  publicKey: KeyObject;
+  subjectPublicKeyInfoDer: Buffer;
   extensions: Buffer[];
 }
 
@@ -290,7 +310,7 @@ async function signCertificate(
     template.issuerNameDer,
     sequence(time(template.validity.notBefore), time(template.validity.notAfter)),
     template.subjectNameDer,
-    subjectPublicKeyInfoDer(template.publicKey),
+    template.subjectPublicKeyInfoDer,
     explicit(3, sequence(...template.extensions)),
   );
   const signature = await signOffThread(algorithm.hash, tbs, signingKey);

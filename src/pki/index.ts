@@ -3,6 +3,7 @@ export {
   type CertificateIssuer,
   CertificateTemplateError,
   createSelfSignedRoot,
+  type EncodedPublicKey,
   type IntermediateCertificateRequest,
   type IssuedCertificate,
   issueIntermediateCertificate,
