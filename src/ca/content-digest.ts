@@ -1,10 +1,15 @@
 // The content digest of a workload Secret: a MAC alcazar writes beside the data (annotation
 // alcazar.dev/content-digest), keyed with a secret derived from the signing key. When it verifies
-// under the authority signing now, the three data values are exactly what alcazar wrote with that
+// under the authority signing now, the leaf and key.pem are exactly what alcazar wrote with that
 // authority: the leaf it issued and the key it generated for it. Checking the leaf's signature and
 // the key pair again (most of a start-up's CPU at 100,000 Secrets, docs/BENCHMARKS.md) then proves
-// nothing new. Any edit of a value or of the digest, or another signer, makes it fail, and the
-// Secret is checked in full as before.
+// nothing new. Any edit of the leaf, of key.pem or of the digest, or another signer, makes it fail,
+// and the Secret is checked in full as before.
+//
+// v2 (written since session 11) covers the leaf's DER and key.pem: what a bundle refresh leaves
+// alone, so the digest survives a root rotation's bundle updates. The rest of cert-chain.pem and
+// root-cert.pem are compared with the authority's own by hash on every observation anyway. v1
+// (still verified, no longer written) covered the three data values as stored.
 import {
   createHash,
   createHmac,
@@ -13,62 +18,106 @@ import {
   type KeyObject,
   timingSafeEqual,
 } from 'node:crypto';
+import { decodePem } from '../pki/pem.js';
 import type { SigningAuthority } from './authority.js';
 
-/** The three values in the order the digest covers them (src/model/names.ts DATA_KEYS). */
+/**
+ * The three values as stored. `leafDer`, the first certificate of cert-chain.pem, when the caller
+ * has already decoded it (it is read from cert-chain.pem otherwise).
+ */
 export interface DigestedValues {
   'cert-chain.pem': Uint8Array;
   'key.pem': Uint8Array;
   'root-cert.pem': Uint8Array;
+  leafDer?: Uint8Array;
 }
 
-const ORDER = ['cert-chain.pem', 'key.pem', 'root-cert.pem'] as const;
-const VERSION = 'v1';
-const LABEL = 'alcazar.dev/content-digest v1';
+/** What a v2 digest covers. */
+export interface LeafAndKey {
+  leafDer: Uint8Array;
+  'key.pem': Uint8Array;
+}
+
+type Version = 'v1' | 'v2';
+const LABELS: Record<Version, string> = {
+  v1: 'alcazar.dev/content-digest v1',
+  v2: 'alcazar.dev/content-digest v2',
+};
 
 /**
- * One key per authority: HKDF over the signer's private key (PKCS#8 DER), salted with the signer
- * certificate's hash, so a new signer (root rotation, a new plugged-in intermediate) or a new
- * certificate for the same key invalidates every digest. Kept as a KeyObject: never logged.
+ * One key per authority and version: HKDF over the signer's private key (PKCS#8 DER), salted with
+ * the signer certificate's hash, so a new signer (root rotation, a new plugged-in intermediate) or a
+ * new certificate for the same key invalidates every digest. Kept as KeyObjects: never logged.
  */
-const keys = new WeakMap<SigningAuthority, KeyObject>();
+const keys = new WeakMap<SigningAuthority, Partial<Record<Version, KeyObject>>>();
 
-function digestKey(authority: SigningAuthority): KeyObject {
-  let key = keys.get(authority);
+function digestKey(authority: SigningAuthority, version: Version): KeyObject {
+  let byVersion = keys.get(authority);
+  if (!byVersion) {
+    byVersion = {};
+    keys.set(authority, byVersion);
+  }
+  let key = byVersion[version];
   if (!key) {
     const ikm = authority.signerKey.export({ format: 'der', type: 'pkcs8' });
     const salt = createHash('sha256').update(authority.signerCertificateDer).digest();
-    key = createSecretKey(Buffer.from(hkdfSync('sha256', ikm, salt, LABEL, 32)));
+    key = createSecretKey(Buffer.from(hkdfSync('sha256', ikm, salt, LABELS[version], 32)));
     ikm.fill(0);
-    keys.set(authority, key);
+    byVersion[version] = key;
   }
   return key;
 }
 
-function mac(authority: SigningAuthority, values: DigestedValues): Buffer {
-  const hmac = createHmac('sha256', digestKey(authority));
+function mac(authority: SigningAuthority, version: Version, parts: readonly Uint8Array[]): string {
+  const hmac = createHmac('sha256', digestKey(authority, version));
   const length = Buffer.alloc(4);
-  for (const name of ORDER) {
-    // Each value length-prefixed: no two different triples feed the MAC the same bytes.
-    length.writeUInt32BE(values[name].length);
-    hmac.update(length).update(values[name]);
+  for (const part of parts) {
+    // Each value length-prefixed: no two different tuples feed the MAC the same bytes.
+    length.writeUInt32BE(part.length);
+    hmac.update(length).update(part);
   }
-  return hmac.digest();
+  return `${version}.${hmac.digest('base64url')}`;
 }
 
-/** The annotation's value for these data values, written with a leaf `authority` issued. */
-export function contentDigest(authority: SigningAuthority, values: DigestedValues): string {
-  return `${VERSION}.${mac(authority, values).toString('base64url')}`;
+/**
+ * The annotation's value for a leaf `authority` issued and its key.pem (the leaf given as DER, or
+ * read from the values as stored).
+ */
+export function contentDigest(authority: SigningAuthority, values: LeafAndKey | DigestedValues): string {
+  const leafDer = values.leafDer ?? firstCertificate((values as DigestedValues)['cert-chain.pem']);
+  if (leafDer === undefined) throw new Error('cert-chain.pem holds no certificate');
+  return mac(authority, 'v2', [leafDer, values['key.pem']]);
 }
 
-/** Whether `annotation` is the digest `authority` would write for exactly these values. */
+/** A v1 digest, as alcazar wrote before v2: for the tests that pin that such Secrets still verify. */
+export function contentDigestV1(authority: SigningAuthority, values: DigestedValues): string {
+  return mac(authority, 'v1', [values['cert-chain.pem'], values['key.pem'], values['root-cert.pem']]);
+}
+
+/** Whether `annotation` is a digest (either version) `authority` would write for exactly these values. */
 export function contentDigestMatches(
   authority: SigningAuthority,
   values: DigestedValues,
   annotation: string | undefined,
 ): boolean {
   if (annotation === undefined) return false;
+  let expected: string;
+  if (annotation.startsWith('v1.')) expected = contentDigestV1(authority, values);
+  else if (annotation.startsWith('v2.')) {
+    const leafDer = values.leafDer ?? firstCertificate(values['cert-chain.pem']);
+    if (leafDer === undefined) return false;
+    expected = mac(authority, 'v2', [leafDer, values['key.pem']]);
+  } else return false;
   const given = Buffer.from(annotation);
-  const expected = Buffer.from(contentDigest(authority, values));
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const wanted = Buffer.from(expected);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+function firstCertificate(chainPem: Uint8Array): Buffer | undefined {
+  try {
+    const [first] = decodePem(chainPem);
+    return first?.type === 'CERTIFICATE' ? first.der : undefined;
+  } catch {
+    return undefined;
+  }
 }

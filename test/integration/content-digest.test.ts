@@ -4,37 +4,14 @@
 // it wrote writes nothing.
 import type { V1Secret } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { loadSelfSigned, type SigningAuthority } from '../../src/ca/authority.js';
-import { contentDigestMatches } from '../../src/ca/content-digest.js';
 import { CONTENT_DIGEST_ANNOTATION } from '../../src/model/names.js';
+import { caAuthority, digestHolds } from './support/content-digest.js';
 import { useHarness } from './support/harness.js';
 import { leafOf, mergePatch, readSecret, waitForWorkloadSecret } from './support/workload.js';
 
 const harness = useHarness({ cleanup: 'each' });
 const { core } = harness;
 const N = 30;
-
-/** The authority as the controller loads it, from the CA Secret it created. */
-async function caAuthority(caNamespace: string): Promise<SigningAuthority> {
-  const secret = (await readSecret(core, caNamespace, 'istio-ca-secret')) as V1Secret;
-  const data = Object.fromEntries(
-    Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]),
-  );
-  return loadSelfSigned(data, `${caNamespace}/istio-ca-secret`, { now: new Date(), minRemainingMs: 1 });
-}
-
-function digestHolds(authority: SigningAuthority, secret: V1Secret): boolean {
-  const bytes = (name: string) => Buffer.from(secret.data?.[name] ?? '', 'base64');
-  return contentDigestMatches(
-    authority,
-    {
-      'cert-chain.pem': bytes('cert-chain.pem'),
-      'key.pem': bytes('key.pem'),
-      'root-cert.pem': bytes('root-cert.pem'),
-    },
-    secret.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION],
-  );
-}
 
 describe('the content digest of workload Secrets', () => {
   it('verifies under the CA key; a restart over the Secrets writes nothing; a hand edit under a kept digest is healed', async () => {
@@ -45,7 +22,7 @@ describe('the content digest of workload Secrets', () => {
     for (const name of names)
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name } } });
     const written = await Promise.all(names.map((sa) => waitForWorkloadSecret(core, ns, sa)));
-    const authority = await caAuthority(caNamespace);
+    const authority = await caAuthority(core, caNamespace);
     expect(written.filter((s) => !digestHolds(authority, s)).map((s) => s.metadata?.name)).toEqual([]);
     await first.stop();
 

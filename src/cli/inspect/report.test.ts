@@ -109,8 +109,12 @@ describe('buildInspectReport', () => {
     const report = (s: V1Secret, overrides: Partial<InspectObservation> = {}) =>
       buildInspectReport(target, observation(s, overrides), now);
     expect((await report(annotated)).contentDigest).toBe('verified');
-    const edited = { ...annotated, data: { ...annotated.data, 'root-cert.pem': b64(`${ca.root.pem}\n`) } };
+    const withKey = `${Buffer.from(annotated.data!['key.pem']!, 'base64').toString()}\n`;
+    const edited = { ...annotated, data: { ...annotated.data, 'key.pem': b64(withKey) } };
     expect((await report(edited)).contentDigest).toBe('mismatch');
+    // The digest covers the leaf and key.pem; the bundle is checked on its own.
+    const newBundle = { ...annotated, data: { ...annotated.data, 'root-cert.pem': b64(`${ca.root.pem}\n`) } };
+    expect((await report(newBundle)).contentDigest).toBe('verified');
     expect((await report(secret)).contentDigest).toBe('absent');
     const noCa = {
       caSecrets: {

@@ -77,9 +77,10 @@ export interface ChainCheck {
  *   chain.caBundle    … against the CA's current root bundle (verified null: the CA could not be read
  *                     or loaded; source is the CA Secret, e.g. istio-system/istio-ca-secret)
  *   keyMatches        key.pem is the private half of the certificate (null: unreadable)
- *   contentDigest     the alcazar.dev/content-digest annotation: verified (the Secret is exactly as
- *                     alcazar wrote it with the CA signing now), mismatch, absent; null when the CA
- *                     could not be loaded. Only mismatch or absent make the controller check in full.
+ *   contentDigest     the alcazar.dev/content-digest annotation: verified (the leaf and key.pem are
+ *                     exactly as alcazar wrote them with the CA signing now), mismatch, absent; null
+ *                     when the CA could not be loaded. Only mismatch or absent make the controller
+ *                     check in full.
  *   renewAt           ISO 8601, by the controller's own renewAt; renewalDue when it has passed
  *   controller        what the controller's plan() decides now: {action, reason, message}; null when
  *                     not an istio.<sa> Secret or the CA the controller uses could not be read

@@ -6,7 +6,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SigningAuthority } from '../../ca/authority.js';
-import { contentDigestMatches } from '../../ca/content-digest.js';
+import { contentDigestMatches, contentDigestV1 } from '../../ca/content-digest.js';
 import { CONTENT_DIGEST_ANNOTATION } from '../../model/names.js';
 import {
   bedWithReadyAuthority,
@@ -91,18 +91,56 @@ describe('the content digest of workload Secrets', () => {
     expect(digestHolds(healed)).toBe(true);
   });
 
-  it('a bundle refresh removes the digest (it covers key.pem, which the cache does not hold); nothing else', async () => {
+  it('a bundle refresh keeps the digest, which still verifies: the next look skips the checks; nothing else', async () => {
     const c = await start();
     await annotateByHand();
+    await c.queue.whenIdle();
+    const digest = (bed.api.get(PATH) as V1Secret).metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION];
+    const writes = shopWrites().length;
+    await growCaBundle(bed);
+    await bed.until('the bundle refresh', () => shopWrites().length > writes);
+    await c.queue.whenIdle();
+    const refreshed = bed.api.get(PATH) as V1Secret;
+    expect(refreshed.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION]).toBe(digest);
+    expect(refreshed.metadata?.annotations?.['team.example/owner']).toBe('payments');
+    expect(digestHolds(refreshed)).toBe(true);
+    const before = leafChecks.signatureAndKey;
+    const view = observeSecret(refreshed, undefined, authority);
+    expect(leafChecks.signatureAndKey).toBe(before);
+    expect(view.rootBundleHash).toBe(authority().rootBundleHash);
+    expect(view.dataProblem).toBeUndefined();
+    c.enqueueAll();
+    await c.queue.whenIdle();
+    expect(shopWrites().length).toBe(writes + 1);
+  });
+
+  it('a Secret under a v1 digest (an older alcazar) is refreshed without touching it, then checked in full', async () => {
+    const c = await start();
+    const secret = bed.api.get(PATH) as V1Secret;
+    const bytes = (name: string) => Buffer.from(secret.data![name]!, 'base64');
+    const v1 = contentDigestV1(authority(), {
+      'cert-chain.pem': bytes('cert-chain.pem'),
+      'key.pem': bytes('key.pem'),
+      'root-cert.pem': bytes('root-cert.pem'),
+    });
+    await bed.api.request(
+      'PATCH',
+      PATH,
+      { metadata: { annotations: { [CONTENT_DIGEST_ANNOTATION]: v1 } } },
+      MERGE,
+    );
     await c.queue.whenIdle();
     const writes = shopWrites().length;
     await growCaBundle(bed);
     await bed.until('the bundle refresh', () => shopWrites().length > writes);
     await c.queue.whenIdle();
     const refreshed = bed.api.get(PATH) as V1Secret;
-    expect(refreshed.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION]).toBeUndefined();
-    expect(refreshed.metadata?.annotations?.['team.example/owner']).toBe('payments');
-    // Checked in full from now on, and found good: no further write.
+    expect(refreshed.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION]).toBe(v1);
+    expect(digestHolds(refreshed)).toBe(false);
+    const before = leafChecks.signatureAndKey;
+    const view = observeSecret(refreshed, undefined, authority);
+    expect(leafChecks.signatureAndKey).toBe(before + 1);
+    expect(view.dataProblem).toBeUndefined();
     c.enqueueAll();
     await c.queue.whenIdle();
     expect(shopWrites().length).toBe(writes + 1);

@@ -242,8 +242,6 @@ describe('observeSecret with a content digest', () => {
     ['cert-chain.pem', (der: Buffer) => der.length - 1],
     // The key's outer tag: no longer a key at all.
     ['key.pem', () => 0],
-    // A byte of the root's signature.
-    ['root-cert.pem', (der: Buffer) => der.length - 1],
   ] as const;
 
   it.each(EDITS)(
@@ -257,9 +255,22 @@ describe('observeSecret with a content digest', () => {
       expect(view).toStrictEqual(observeSecret(withoutDigest(edited), undefined, () => selfSigned));
       if (name === 'key.pem') expect(view.dataProblem).toBeDefined(); // plan: InvalidData
       if (name === 'cert-chain.pem') expect(view.verified?.ok ?? false).toBe(false); // NotSignedByCurrentCA
-      if (name === 'root-cert.pem') expect(view.rootBundleHash).not.toBe(selfSigned.rootBundleHash); // refresh
     },
   );
+
+  it('one byte of root-cert.pem edited, the digest kept: the digest still answers for the leaf and key, the bundle hash tells', async () => {
+    // A (v2) digest covers the leaf and key.pem only: the bundle is compared by hash on every look.
+    const { secret, data } = await written(selfSigned, 'ECDSA_P256', []);
+    const sealed = withDigest(secret, selfSigned);
+    const edited: V1Secret = {
+      ...sealed,
+      data: { ...data, 'root-cert.pem': flipByte(data['root-cert.pem']!, (der) => der.length - 1) },
+    };
+    const { view, checked } = observeCounting(edited, selfSigned);
+    expect(checked).toBe(false);
+    expect(view).toStrictEqual(observeSecret(withoutDigest(edited), undefined, () => selfSigned));
+    expect(view.rootBundleHash).not.toBe(selfSigned.rootBundleHash); // plan: refresh the bundle
+  });
 
   it('an edited or missing digest, or one another signer made, is checked in full', async () => {
     const { secret } = await written(selfSigned, 'ECDSA_P256', []);

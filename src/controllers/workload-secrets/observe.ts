@@ -227,6 +227,7 @@ function digestMatches(
   authority: SigningAuthority,
   chainPem: Buffer,
   keyPem: Buffer,
+  leafDer: Buffer,
 ): boolean {
   const annotation = secret.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION];
   const root = secret.data?.['root-cert.pem'];
@@ -234,7 +235,12 @@ function digestMatches(
   try {
     return contentDigestMatches(
       authority,
-      { 'cert-chain.pem': chainPem, 'key.pem': keyPem, 'root-cert.pem': Buffer.from(root, 'base64') },
+      {
+        'cert-chain.pem': chainPem,
+        'key.pem': keyPem,
+        'root-cert.pem': Buffer.from(root, 'base64'),
+        leafDer,
+      },
       annotation,
     );
   } catch {
@@ -277,7 +283,7 @@ export function observeSecret(
     const authority = signer?.();
     const quick =
       authority &&
-      quickCertificateView(leaf, keyPem, authority, digestMatches(secret, authority, chainPem, keyPem));
+      quickCertificateView(leaf, keyPem, authority, digestMatches(secret, authority, chainPem, keyPem, leaf));
     if (quick) {
       view.leaf = leafString(leaf);
       view.chainHash = shared(sha256Hex(rest.length > 0 ? encodeCertificatesPem(rest) : ''));

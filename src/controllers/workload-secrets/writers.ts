@@ -117,8 +117,9 @@ export class WorkloadSecretWriter {
 
   /**
    * New root bundle and chain, same key and leaf: nothing a workload must re-handshake for. The
-   * content digest is removed: it covers key.pem, which the cache does not hold. The Secret is
-   * checked in full until its next reissue writes a digest again.
+   * content digest is left as it is: it covers the leaf and key.pem, which stay (a v1 digest from
+   * an older alcazar covered the bundle too; it stops verifying, and the Secret is checked in full
+   * until its next reissue writes a v2 one).
    */
   async refreshBundle(t: WorkloadTarget): Promise<void> {
     const leafDer = t.secret && leafDerOf(t.secret);
@@ -129,7 +130,7 @@ export class WorkloadSecretWriter {
         'cert-chain.pem': encodePem('CERTIFICATE', leafDer) + t.authority.chainPem,
         'root-cert.pem': t.authority.rootBundlePem,
       }),
-      null,
+      undefined,
     );
   }
 
@@ -170,7 +171,8 @@ export class WorkloadSecretWriter {
   private async patch(
     t: WorkloadTarget,
     base64Data: Record<string, string>,
-    digest: string | null,
+    /** The content digest to write; undefined leaves the annotation as it is. */
+    digest: string | undefined,
   ): Promise<void> {
     const secret = t.secret!;
     const name = workloadSecretName(t.serviceAccount);
@@ -188,7 +190,7 @@ export class WorkloadSecretWriter {
             labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
             annotations: {
               [SERVICE_ACCOUNT_ANNOTATION]: t.serviceAccount,
-              [CONTENT_DIGEST_ANNOTATION]: digest,
+              ...(digest === undefined ? {} : { [CONTENT_DIGEST_ANNOTATION]: digest }),
             },
           },
           data: patchData,
@@ -201,11 +203,9 @@ export class WorkloadSecretWriter {
 
 /** The content digest of freshly minted material, keyed by the authority that issued its leaf. */
 function digestOf(t: WorkloadTarget, material: WorkloadMaterial): string {
-  const bytes = (name: keyof WorkloadMaterial['data']) => Buffer.from(material.data[name]);
   return contentDigest(t.authority, {
-    'cert-chain.pem': bytes('cert-chain.pem'),
-    'key.pem': bytes('key.pem'),
-    'root-cert.pem': bytes('root-cert.pem'),
+    leafDer: material.leafDer,
+    'key.pem': Buffer.from(material.data['key.pem']),
   });
 }
 
