@@ -276,8 +276,11 @@ describe('authoriseDnsNames', () => {
           const result = authoriseDnsNames(names, tenant1, policy());
           for (const allowed of result.allowed) {
             expect(inOwnServiceDomain(allowed, 'tenant1', 'cluster.local')).toBe(true);
-            // A reserved name, or a wildcard covering one: `*.istio-system.tenant1.svc` is neither.
-            expect(allowed).not.toMatch(/^(istiod|alcazar|kubernetes|\*)\.(istio-system|default)\.svc(\.|$)/);
+            // A reserved name, or a wildcard covering one, in any of its forms: `*.istio-system.tenant1.svc`
+            // and `*.default.svc.tenant1.svc` (names inside tenant1's own domain) are neither.
+            expect(allowed).not.toMatch(
+              /^(istiod|alcazar|kubernetes|\*)\.(istio-system|default)(\.svc(\.cluster\.local)?)?$/,
+            );
           }
           expect(result.allowed.length + result.refused.length).toBe(new Set(names).size);
         },
