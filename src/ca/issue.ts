@@ -32,7 +32,7 @@ export async function issueWorkload(
   );
   const serial = randomSerialNumber();
   const leaf = await issueLeafCertificate({
-    publicKey: { subjectPublicKeyInfoDer: key.subjectPublicKeyInfoDer, type: key.type },
+    publicKey: { subjectPublicKeyInfoDer: key.subjectPublicKeyInfoDer },
     spiffeId: request.spiffeId,
     dnsNames: request.dnsNames,
     notBefore: leafNotBefore(request, authority.signer.notBefore),

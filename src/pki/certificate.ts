@@ -4,7 +4,7 @@
  * The TBSCertificate is assembled from DER pieces and signed with node:crypto on the libuv threadpool.
  * Templates never read the clock: callers pass notBefore/notAfter.
  */
-import { type KeyObject, randomBytes, sign } from 'node:crypto';
+import { KeyObject, randomBytes, sign } from 'node:crypto';
 import { type CertificateInput, findExtension, parseCertificate } from './certificate-parser.js';
 import { bitString, explicit, sequence, time, unsignedInteger } from './der.js';
 import {
@@ -26,7 +26,7 @@ import { emptyName, encodeName } from './name.js';
 import { Oid } from './oids.js';
 import { encodePem } from './pem.js';
 import { parseSpiffeId } from './spiffe.js';
-import { subjectPublicKeyInfoDer } from './spki.js';
+import { isRsaSubjectPublicKeyInfo, subjectPublicKeyInfoDer } from './spki.js';
 
 export class CertificateTemplateError extends Error {
   override name = 'CertificateTemplateError';
@@ -52,11 +52,9 @@ interface Validity {
   notAfter: Date;
 }
 
-/** A public key already encoded, with what the leaf's KeyUsage depends on. */
+/** A public key already encoded (its algorithm is read from the encoding). */
 export interface EncodedPublicKey {
   subjectPublicKeyInfoDer: Buffer;
-  /** As node:crypto names it ('rsa', 'ec', …): RSA keys also get keyEncipherment. */
-  type: string;
 }
 
 export interface LeafCertificateRequest extends Validity {
@@ -102,8 +100,9 @@ export async function issueLeafCertificate(request: LeafCertificateRequest): Pro
   checkValidity(request, issuer);
 
   const publicKey = encodedPublicKey(request.publicKey);
-  const keyUsage: KeyUsageName[] =
-    publicKey.type === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'];
+  const keyUsage: KeyUsageName[] = isRsaSubjectPublicKeyInfo(publicKey.subjectPublicKeyInfoDer)
+    ? ['digitalSignature', 'keyEncipherment']
+    : ['digitalSignature'];
   return signCertificate(
     {
       serialNumber: request.serialNumber,
@@ -172,16 +171,9 @@ export async function issueIntermediateCertificate(
 }
 
 function encodedPublicKey(key: KeyObject | EncodedPublicKey): EncodedPublicKey {
-  if (!isKeyObject(key)) return key;
-  const publicKey = publicKeyOf(key);
-  return {
-    subjectPublicKeyInfoDer: subjectPublicKeyInfoDer(publicKey),
-    type: publicKey.asymmetricKeyType ?? 'unknown',
-  };
-}
-
-function isKeyObject(key: KeyObject | EncodedPublicKey): key is KeyObject {
-  return !('subjectPublicKeyInfoDer' in key);
+  return key instanceof KeyObject
+    ? { subjectPublicKeyInfoDer: subjectPublicKeyInfoDer(publicKeyOf(key)) }
+    : key;
 }
 
 function caExtensions(publicKey: KeyObject, pathLenConstraint: number | undefined): Buffer[] {

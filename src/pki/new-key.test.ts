@@ -1,10 +1,12 @@
-import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign, verify, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { issueLeafCertificate } from './certificate.js';
+import { inspectCertificate } from './inspect.js';
 import { CURVES } from './key-algorithms.js';
 import { keyAlgorithmOf } from './keys.js';
 import { generateEcKey, generateNewKey } from './new-key.js';
 import { decodePem } from './pem.js';
-import { pemBegin } from './testing.js';
+import { createTestCa, pemBegin } from './testing.js';
 
 describe('generateEcKey', () => {
   it.each(CURVES.map((c) => [c.jwkName, c] as const))(
@@ -61,4 +63,26 @@ describe('generateNewKey', () => {
       expect(key.privateKeyPem.startsWith(`${pemBegin(block)}\n`)).toBe(true);
     },
   );
+});
+
+describe('a leaf for a new key (the encoded public key, no KeyObject)', () => {
+  it.each([
+    ['ECDSA_P256', ['digitalSignature']],
+    ['RSA_2048', ['digitalSignature', 'keyEncipherment']],
+  ] as const)('%s: the KeyUsage of its algorithm, the key as generated', async (algorithm, keyUsage) => {
+    const notBefore = new Date(Date.UTC(2026, 10, 1));
+    const ca = await createTestCa({ notBefore });
+    const key = await generateNewKey(algorithm);
+    const leaf = await issueLeafCertificate({
+      publicKey: { subjectPublicKeyInfoDer: key.subjectPublicKeyInfoDer },
+      spiffeId: 'spiffe://cluster.local/ns/a/sa/b',
+      notBefore,
+      notAfter: new Date(notBefore.getTime() + 3_600_000),
+      issuer: ca.issuer,
+    });
+    const info = inspectCertificate(leaf.der);
+    expect(info.keyUsage).toEqual(keyUsage);
+    expect(info.publicKeyAlgorithm).toBe(algorithm);
+    expect(new X509Certificate(leaf.der).checkPrivateKey(createPrivateKey(key.privateKeyPem))).toBe(true);
+  });
 });

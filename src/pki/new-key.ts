@@ -14,9 +14,8 @@ import { createECDH, type ECDH } from 'node:crypto';
 import { bitString, explicit, objectIdentifier, octetString, sequence, unsignedInteger } from './der.js';
 import { CURVES, type Curve, KEY_ALGORITHMS, type KeyAlgorithm } from './key-algorithms.js';
 import { generateKeyPair, privateKeyToPem } from './keys.js';
-import { Oid } from './oids.js';
 import { encodePem } from './pem.js';
-import { subjectPublicKeyInfoDer } from './spki.js';
+import { ecSubjectPublicKeyInfoDer, subjectPublicKeyInfoDer } from './spki.js';
 
 export interface NewKey {
   /** The public key as a certificate carries it. */
@@ -34,7 +33,7 @@ export async function generateNewKey(algorithm: KeyAlgorithm): Promise<NewKey> {
   return {
     subjectPublicKeyInfoDer: subjectPublicKeyInfoDer(pair.publicKey),
     privateKeyPem: privateKeyToPem(pair.privateKey),
-    type: 'rsa',
+    type: generation.type,
   };
 }
 
@@ -44,7 +43,11 @@ function curveNamed(nodeName: string): Curve {
   return curve;
 }
 
-/** One ECDH object per curve, reused: `generateKeys()` replaces its key each time (half the cost of a new one). */
+/**
+ * One ECDH object per curve, reused: `generateKeys()` replaces its key each time (half the cost of a
+ * new one). It holds the last key it made until the next one, as the KeyObjects it replaces held
+ * theirs until collected. Nothing here can wipe key material: the PEM is a string.
+ */
 const generators = new Map<string, ECDH>();
 
 /** Exported for the tests, which compare every curve's encoding with Node's. */
@@ -57,10 +60,7 @@ export function generateEcKey(curve: Curve): NewKey {
   ecdh.generateKeys();
   const point = ecdh.getPublicKey(); // uncompressed: 0x04 ‖ x ‖ y
   return {
-    subjectPublicKeyInfoDer: sequence(
-      sequence(objectIdentifier(Oid.ecPublicKey), objectIdentifier(curve.oid)),
-      bitString(point),
-    ),
+    subjectPublicKeyInfoDer: ecSubjectPublicKeyInfoDer(curve.oid, point),
     privateKeyPem: sec1Pem(curve, ecdh.getPrivateKey(), point),
     type: 'ec',
   };
@@ -81,9 +81,5 @@ function sec1Pem(curve: Curve, scalar: Buffer, point: Buffer): string {
     explicit(0, objectIdentifier(curve.oid)),
     explicit(1, bitString(point)),
   );
-  const pem = encodePem('EC PRIVATE KEY', der);
-  scalar.fill(0);
-  padded.fill(0);
-  der.fill(0);
-  return pem;
+  return encodePem('EC PRIVATE KEY', der);
 }

@@ -7,7 +7,18 @@
  * to Node.
  */
 import type { JsonWebKey, KeyObject } from 'node:crypto';
-import { bitString, nullValue, objectIdentifier, sequence, unsignedInteger } from './der.js';
+import {
+  bitString,
+  decodeObjectIdentifier,
+  expectTag,
+  nullValue,
+  objectIdentifier,
+  readChildren,
+  readElement,
+  sequence,
+  Tag,
+  unsignedInteger,
+} from './der.js';
 import { CURVES } from './key-algorithms.js';
 import { Oid } from './oids.js';
 
@@ -28,8 +39,19 @@ function fromJwk(jwk: JsonWebKey): Buffer | undefined {
   const curve = jwk.kty === 'EC' ? CURVES.find((c) => c.jwkName === jwk.crv)?.oid : undefined;
   if (curve !== undefined && jwk.x !== undefined && jwk.y !== undefined) {
     // SEC1 uncompressed point; JWK coordinates are already padded to the field size.
-    const point = Buffer.concat([Buffer.from([0x04]), bytes(jwk.x), bytes(jwk.y)]);
-    return sequence(sequence(objectIdentifier(Oid.ecPublicKey), objectIdentifier(curve)), bitString(point));
+    return ecSubjectPublicKeyInfoDer(curve, Buffer.concat([Buffer.from([0x04]), bytes(jwk.x), bytes(jwk.y)]));
   }
   return undefined;
+}
+
+/** An EC public key's SubjectPublicKeyInfo: the named curve's OID and the uncompressed point (0x04 ‖ x ‖ y). */
+export function ecSubjectPublicKeyInfoDer(curveOid: string, point: Uint8Array): Buffer {
+  return sequence(sequence(objectIdentifier(Oid.ecPublicKey), objectIdentifier(curveOid)), bitString(point));
+}
+
+/** Whether a SubjectPublicKeyInfo holds an RSA key (rsaEncryption; not RSA-PSS). */
+export function isRsaSubjectPublicKeyInfo(der: Buffer): boolean {
+  const [algorithm] = readChildren(readElement(der, Tag.SEQUENCE));
+  const [oid] = readChildren(expectTag(algorithm, Tag.SEQUENCE, 'algorithm'));
+  return decodeObjectIdentifier(expectTag(oid, Tag.OID, 'algorithm')) === Oid.rsaEncryption;
 }
