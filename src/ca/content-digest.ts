@@ -84,9 +84,9 @@ function mac(authority: SigningAuthority, version: Version, parts: readonly Uint
  * read from the values as stored).
  */
 export function contentDigest(authority: SigningAuthority, values: LeafAndKey | DigestedValues): string {
-  const leafDer = values.leafDer ?? firstCertificate((values as DigestedValues)['cert-chain.pem']);
-  if (leafDer === undefined) throw new Error('cert-chain.pem holds no certificate');
-  return mac(authority, 'v2', [leafDer, values['key.pem']]);
+  const digest = v2Digest(authority, values);
+  if (digest === undefined) throw new Error('cert-chain.pem holds no certificate');
+  return digest;
 }
 
 /** A v1 digest, as alcazar wrote before v2: for the tests that pin that such Secrets still verify. */
@@ -94,26 +94,33 @@ export function contentDigestV1(authority: SigningAuthority, values: DigestedVal
   return mac(authority, 'v1', [values['cert-chain.pem'], values['key.pem'], values['root-cert.pem']]);
 }
 
-/** Whether `annotation` is a digest (either version) `authority` would write for exactly these values. */
+/**
+ * Whether `annotation` is a digest (either version) `authority` would write for exactly these values.
+ * A `leafDer` given is trusted to be the first certificate of the cert-chain.pem given: the caller
+ * decoded it from there.
+ */
 export function contentDigestMatches(
   authority: SigningAuthority,
   values: DigestedValues,
   annotation: string | undefined,
 ): boolean {
-  if (annotation === undefined) return false;
-  let expected: string;
-  if (annotation.startsWith('v1.')) expected = contentDigestV1(authority, values);
-  else if (annotation.startsWith('v2.')) {
-    const leafDer = values.leafDer ?? firstCertificate(values['cert-chain.pem']);
-    if (leafDer === undefined) return false;
-    expected = mac(authority, 'v2', [leafDer, values['key.pem']]);
-  } else return false;
+  let expected: string | undefined;
+  if (annotation?.startsWith('v1.')) expected = contentDigestV1(authority, values);
+  else if (annotation?.startsWith('v2.')) expected = v2Digest(authority, values);
+  if (annotation === undefined || expected === undefined) return false;
   const given = Buffer.from(annotation);
   const wanted = Buffer.from(expected);
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
-function firstCertificate(chainPem: Uint8Array): Buffer | undefined {
+/** The v2 digest; undefined when no leaf is given and cert-chain.pem does not start with a certificate. */
+function v2Digest(authority: SigningAuthority, values: LeafAndKey | DigestedValues): string | undefined {
+  const leafDer = values.leafDer ?? firstCertificate((values as DigestedValues)['cert-chain.pem']);
+  return leafDer === undefined ? undefined : mac(authority, 'v2', [leafDer, values['key.pem']]);
+}
+
+function firstCertificate(chainPem: Uint8Array | undefined): Buffer | undefined {
+  if (chainPem === undefined) return undefined;
   try {
     const [first] = decodePem(chainPem);
     return first?.type === 'CERTIFICATE' ? first.der : undefined;

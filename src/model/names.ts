@@ -16,8 +16,8 @@ export const SERVICE_ACCOUNT_ANNOTATION = 'istio.io/service-account.name';
 /** Extra DNS SANs a ServiceAccount asks for: "a.example.com,b.svc". */
 export const DNS_NAMES_ANNOTATION = 'alcazar.dev/dns-names';
 /**
- * A keyed MAC alcazar writes over the three data values (src/ca/content-digest.ts): when it still
- * verifies, the Secret is exactly as alcazar wrote it with the authority signing now.
+ * A keyed MAC alcazar writes over the leaf and key.pem (src/ca/content-digest.ts): when it still
+ * verifies, both are exactly as alcazar wrote them with the authority signing now.
  */
 export const CONTENT_DIGEST_ANNOTATION = 'alcazar.dev/content-digest';
 

@@ -6,6 +6,7 @@ import { renewAt } from '../../controllers/workload-secrets/renewal.js';
 import { buildCrl, normalizeSerialHex } from '../../pki/crl.js';
 import {
   decodeCertificatesPem,
+  encodePem,
   generateKeyPair,
   inspectCertificate,
   privateKeyToPem,
@@ -115,6 +116,10 @@ describe('buildInspectReport', () => {
     // The digest covers the leaf and key.pem; the bundle is checked on its own.
     const newBundle = { ...annotated, data: { ...annotated.data, 'root-cert.pem': b64(`${ca.root.pem}\n`) } };
     expect((await report(newBundle)).contentDigest).toBe('verified');
+    // As the controller reads cert-chain.pem: a block after the leaf that is not a certificate.
+    const chain = `${Buffer.from(annotated.data!['cert-chain.pem']!, 'base64').toString()}${encodePem('PUBLIC KEY', Buffer.from('x'))}`;
+    const extraBlock = { ...annotated, data: { ...annotated.data, 'cert-chain.pem': b64(chain) } };
+    expect((await report(extraBlock)).contentDigest).toBe('mismatch');
     expect((await report(secret)).contentDigest).toBe('absent');
     const noCa = {
       caSecrets: {

@@ -272,6 +272,33 @@ describe('observeSecret with a content digest', () => {
     expect(view.rootBundleHash).not.toBe(selfSigned.rootBundleHash); // plan: refresh the bundle
   });
 
+  it('a certificate appended after the leaf, the digest kept: the digest answers for the leaf and key, the chain hash tells', async () => {
+    const { secret, data } = await written(selfSigned, 'ECDSA_P256', []);
+    const chain = Buffer.from(data['cert-chain.pem']!, 'base64').toString() + selfSigned.rootBundlePem;
+    const edited: V1Secret = {
+      ...withDigest(secret, selfSigned),
+      data: { ...data, 'cert-chain.pem': Buffer.from(chain).toString('base64') },
+    };
+    const { view, checked } = observeCounting(edited, selfSigned);
+    expect(checked).toBe(false);
+    expect(view).toStrictEqual(observeSecret(withoutDigest(edited), undefined, () => selfSigned));
+    expect(view.chainHash).not.toBe(selfSigned.chainHash); // plan: refresh the chain
+  });
+
+  it('another kind of block appended after the leaf, the digest kept: a data problem, as without one', async () => {
+    const { secret, data } = await written(selfSigned, 'ECDSA_P256', []);
+    const chain =
+      Buffer.from(data['cert-chain.pem']!, 'base64').toString() +
+      encodePem('PUBLIC KEY', Buffer.from('not a certificate'));
+    const edited: V1Secret = {
+      ...withDigest(secret, selfSigned),
+      data: { ...data, 'cert-chain.pem': Buffer.from(chain).toString('base64') },
+    };
+    const view = observeSecret(edited, undefined, () => selfSigned);
+    expect(view.dataProblem).toMatch(/cannot parse the key or certificate/);
+    expect(view).toStrictEqual(observeSecret(withoutDigest(edited), undefined, () => selfSigned));
+  });
+
   it('an edited or missing digest, or one another signer made, is checked in full', async () => {
     const { secret } = await written(selfSigned, 'ECDSA_P256', []);
     const sealed = withDigest(secret, selfSigned);

@@ -221,7 +221,7 @@ function quickCertificateView(
 /** How often the quick check verified a signature and a key pair (tests and the bench read it). */
 export const leafChecks = { signatureAndKey: 0 };
 
-/** Whether the Secret carries the digest `authority` writes for exactly its three data values. */
+/** Whether the Secret carries the digest `authority` writes for exactly its leaf and key.pem. */
 function digestMatches(
   secret: V1Secret,
   authority: SigningAuthority,
