@@ -12,6 +12,13 @@ import type { ScenarioResult } from '../results.js';
 import { round, summarize } from '../stats.js';
 import { activeCa, verifyWorkloadSecrets } from '../verify.js';
 
+/**
+ * The controller's --root-rotation-propagation-delay. 0 s (the default) reissues every Secret straight
+ * onto the final bundle; a delay longer than a pass over the Secrets (ALCAZAR_BENCH_ROTATION_DELAY,
+ * e.g. 45s) makes the rotation refresh every bundle alone first and last, as a real one does.
+ */
+const propagationDelay = () => process.env.ALCAZAR_BENCH_ROTATION_DELAY ?? '0s';
+
 const PHASE_ANNOTATION = 'alcazar.dev/rotation-phase';
 const ROTATE_ANNOTATION = 'alcazar.dev/rotate-root';
 
@@ -47,7 +54,7 @@ async function rotateOnce(
   const n = serviceAccounts.length;
   const { controller, profileDir } = startController(ctx, `rotation-${n}-r${run}${profile ? '-prof' : ''}`, {
     profile,
-    args: ['--root-rotation-check-interval=1s', '--root-rotation-propagation-delay=0s'],
+    args: ['--root-rotation-check-interval=1s', `--root-rotation-propagation-delay=${propagationDelay()}`],
   });
   try {
     await controller.initialReconcile(120_000 + n * 50);
@@ -160,8 +167,8 @@ export async function rotation(ctx: BenchContext): Promise<ScenarioResult> {
   const metric = (key: string) => summarize(runs.map((r) => r[key]!));
   return {
     scenario: 'rotation',
-    key: `rotation n=${n}`,
-    params: { n, checkInterval: '1s', propagationDelay: '0s' },
+    key: `rotation n=${n}${propagationDelay() === '0s' ? '' : ` delay=${propagationDelay()}`}`,
+    params: { n, checkInterval: '1s', propagationDelay: propagationDelay() },
     summary: Object.fromEntries(Object.keys(runs[0] ?? {}).map((k) => [k, metric(k)])),
     runs,
     notes,
