@@ -18,7 +18,7 @@ import {
   type KeyObject,
   timingSafeEqual,
 } from 'node:crypto';
-import { decodePem } from '../pki/pem.js';
+import { decodeCertificatesPem } from '../pki/pem.js';
 import type { SigningAuthority } from './authority.js';
 
 /**
@@ -113,17 +113,17 @@ export function contentDigestMatches(
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
-/** The v2 digest; undefined when no leaf is given and cert-chain.pem does not start with a certificate. */
+/** The v2 digest; undefined when no leaf is given and cert-chain.pem is not a list of certificates. */
 function v2Digest(authority: SigningAuthority, values: LeafAndKey | DigestedValues): string | undefined {
   const leafDer = values.leafDer ?? firstCertificate((values as DigestedValues)['cert-chain.pem']);
   return leafDer === undefined ? undefined : mac(authority, 'v2', [leafDer, values['key.pem']]);
 }
 
+/** The leaf as the controller reads cert-chain.pem: every block a certificate, the first the leaf. */
 function firstCertificate(chainPem: Uint8Array | undefined): Buffer | undefined {
   if (chainPem === undefined) return undefined;
   try {
-    const [first] = decodePem(chainPem);
-    return first?.type === 'CERTIFICATE' ? first.der : undefined;
+    return decodeCertificatesPem(chainPem)[0];
   } catch {
     return undefined;
   }

@@ -20,6 +20,7 @@ import { decodeAuthorityKeyIdentifier, decodeSubjectKeyIdentifier } from './exte
 import type { KeyAlgorithm } from './key-algorithms.js';
 import { Oid } from './oids.js';
 import { decodePem } from './pem.js';
+import { readSpki, type SpkiView } from './spki.js';
 
 /** The signer as the quick check needs it: parsed once per authority. */
 export interface QuickSigner {
@@ -69,24 +70,6 @@ const CURVE_NAMES: Record<string, { node: string; algorithm?: KeyAlgorithm }> = 
   [Oid.prime256v1]: { node: 'prime256v1', algorithm: 'ECDSA_P256' },
   [Oid.secp384r1]: { node: 'secp384r1' },
 };
-
-interface SpkiView {
-  algorithmOid: string;
-  curveOid?: string;
-  /** The subjectPublicKey BIT STRING's contents (unused-bits octet first). */
-  keyBits: Buffer;
-}
-
-function readSpki(spkiDer: Buffer): SpkiView {
-  const [algorithm, key] = readChildren(readElement(spkiDer, Tag.SEQUENCE));
-  const [oid, parameters] = readChildren(algorithm!);
-  if (key?.tag !== Tag.BIT_STRING) throw new Error('subjectPublicKey is not a BIT STRING');
-  return {
-    algorithmOid: decodeObjectIdentifier(oid!),
-    ...(parameters?.tag === Tag.OID && { curveOid: decodeObjectIdentifier(parameters) }),
-    keyBits: key.value,
-  };
-}
 
 /** Which of alcazar's key algorithms the certificate's key is; undefined for any other. */
 export function quickKeyAlgorithm(spkiDer: Buffer): KeyAlgorithm | undefined {

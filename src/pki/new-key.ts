@@ -22,8 +22,6 @@ export interface NewKey {
   subjectPublicKeyInfoDer: Buffer;
   /** PKCS#1 for RSA, SEC1 for EC: what Citadel wrote (see privateKeyToPem). Never log it. */
   privateKeyPem: string;
-  /** As node:crypto names it. */
-  type: 'rsa' | 'ec';
 }
 
 export async function generateNewKey(algorithm: KeyAlgorithm): Promise<NewKey> {
@@ -33,7 +31,6 @@ export async function generateNewKey(algorithm: KeyAlgorithm): Promise<NewKey> {
   return {
     subjectPublicKeyInfoDer: subjectPublicKeyInfoDer(pair.publicKey),
     privateKeyPem: privateKeyToPem(pair.privateKey),
-    type: generation.type,
   };
 }
 
@@ -62,7 +59,6 @@ export function generateEcKey(curve: Curve): NewKey {
   return {
     subjectPublicKeyInfoDer: ecSubjectPublicKeyInfoDer(curve.oid, point),
     privateKeyPem: sec1Pem(curve, ecdh.getPrivateKey(), point),
-    type: 'ec',
   };
 }
 

@@ -10,7 +10,6 @@ import type { JsonWebKey, KeyObject } from 'node:crypto';
 import {
   bitString,
   decodeObjectIdentifier,
-  expectTag,
   nullValue,
   objectIdentifier,
   readChildren,
@@ -51,7 +50,24 @@ export function ecSubjectPublicKeyInfoDer(curveOid: string, point: Uint8Array): 
 
 /** Whether a SubjectPublicKeyInfo holds an RSA key (rsaEncryption; not RSA-PSS). */
 export function isRsaSubjectPublicKeyInfo(der: Buffer): boolean {
-  const [algorithm] = readChildren(readElement(der, Tag.SEQUENCE));
-  const [oid] = readChildren(expectTag(algorithm, Tag.SEQUENCE, 'algorithm'));
-  return decodeObjectIdentifier(expectTag(oid, Tag.OID, 'algorithm')) === Oid.rsaEncryption;
+  return readSpki(der).algorithmOid === Oid.rsaEncryption;
+}
+
+/** A SubjectPublicKeyInfo read without OpenSSL: its algorithm, its curve (EC), its key bits. */
+export interface SpkiView {
+  algorithmOid: string;
+  curveOid?: string;
+  /** The subjectPublicKey BIT STRING's contents (unused-bits octet first). */
+  keyBits: Buffer;
+}
+
+export function readSpki(spkiDer: Buffer): SpkiView {
+  const [algorithm, key] = readChildren(readElement(spkiDer, Tag.SEQUENCE));
+  const [oid, parameters] = readChildren(algorithm!);
+  if (key?.tag !== Tag.BIT_STRING) throw new Error('subjectPublicKey is not a BIT STRING');
+  return {
+    algorithmOid: decodeObjectIdentifier(oid!),
+    ...(parameters?.tag === Tag.OID && { curveOid: decodeObjectIdentifier(parameters) }),
+    keyBits: key.value,
+  };
 }

@@ -29,7 +29,7 @@ import {
 } from '../../controllers/workload-secrets/plan.js';
 import { type RenewalPolicy, renewAt } from '../../controllers/workload-secrets/renewal.js';
 import { CERTIFICATE_AUTHORITY_NAME, CONTENT_DIGEST_ANNOTATION } from '../../model/names.js';
-import { decodeCertificatesPem, type Problem } from '../../pki/index.js';
+import type { Problem } from '../../pki/index.js';
 import { defaultReservedDnsNames, type RefusedDnsName } from '../../policy/dns-names.js';
 import type { InspectTarget } from './args.js';
 import {
@@ -211,19 +211,10 @@ function checkContentDigest(secret: V1Secret, ca: AuthorityLoad): InspectReport[
   if (annotation === undefined) return 'absent';
   if (!ca.ok) return null;
   const bytes = (key: string) => Buffer.from(secret.data?.[key] ?? '', 'base64');
-  let leafDer: Buffer | undefined;
-  try {
-    // As the controller reads it: every block of cert-chain.pem must be a certificate.
-    leafDer = decodeCertificatesPem(bytes('cert-chain.pem'))[0];
-  } catch {
-    return 'mismatch';
-  }
-  if (leafDer === undefined) return 'mismatch';
   const values = {
     'cert-chain.pem': bytes('cert-chain.pem'),
     'key.pem': bytes('key.pem'),
     'root-cert.pem': bytes('root-cert.pem'),
-    leafDer,
   };
   return contentDigestMatches(ca.authority, values, annotation) ? 'verified' : 'mismatch';
 }
