@@ -76,18 +76,23 @@ export class ContentFetcher<R> {
   private async read(key: string): Promise<void> {
     const flight = { again: false };
     this.reading.set(key, flight);
+    let answer: { obj: R | undefined } | { err: unknown };
     try {
-      const obj = await this.opts.get(key);
+      answer = { obj: await this.opts.get(key) };
       this.reads++;
       this.retries.delete(key);
-      if (!flight.again && !this.stopped) this.opts.found(key, obj);
     } catch (err) {
-      if (!flight.again) this.retryLater(key, err);
-    } finally {
-      this.reading.delete(key);
-      if (flight.again) this.request(key);
-      this.pump();
+      answer = { err };
     }
+    // No longer in flight before the answer is handed on: `found` of a 404 removes the key, which
+    // invalidates it, and an invalidation of this very read made it read the key again, forever.
+    this.reading.delete(key);
+    if (flight.again)
+      this.request(key); // asked for again meanwhile: the answer may be stale
+    else if (this.stopped) return;
+    else if ('obj' in answer) this.opts.found(key, answer.obj);
+    else this.retryLater(key, answer.err);
+    this.pump();
   }
 
   private retryLater(key: string, err: unknown): void {

@@ -42,6 +42,8 @@ function setup(opts: { resyncPeriodMs?: number; stallTimeoutMs?: number } = {}) 
   const events: string[] = [];
   const resynced: string[] = [];
   const restarts: WatchEnd[] = [];
+  /** Reads through the fetcher; past 10 they fail, so a read loop ends the test instead of hanging it. */
+  const gets = { count: 0 };
   const seed = (name: string, v: string) =>
     api.seed(secretsPath('ns', name), { metadata: { name }, data: { v } });
   const start = async () => {
@@ -59,6 +61,7 @@ function setup(opts: { resyncPeriodMs?: number; stallTimeoutMs?: number } = {}) 
             return listPage<KubernetesObject>(api, SECRETS, o, PARTIAL_METADATA_LIST);
           },
           get: async (key) => {
+            if (++gets.count > 10) throw new Error('read in a loop');
             const [namespace = '', name = ''] = key.split('/');
             return api.get(secretsPath(namespace, name))
               ? api.request<Secret>('GET', secretsPath(namespace, name))
@@ -90,7 +93,7 @@ function setup(opts: { resyncPeriodMs?: number; stallTimeoutMs?: number } = {}) 
   };
   const patch = (name: string, v: string) =>
     api.request<Secret>('PATCH', secretsPath('ns', name), { data: { v } }, MERGE_PATCH_CONTENT);
-  return { api, clock, watch, lists, events, resynced, restarts, seed, start, patch };
+  return { api, clock, watch, lists, events, resynced, restarts, gets, seed, start, patch };
 }
 
 describe('Informer, metadata only', () => {
@@ -119,6 +122,19 @@ describe('Informer, metadata only', () => {
     expect(cache.get('ns/a')).toBeUndefined();
     expect(t.events.at(-1)).toBe('deleted ns/a');
     expect(t.api.reads).toEqual([]);
+  });
+
+  it('a Secret deleted while its read is in flight is read once more, found gone and dropped: a 404 is not read again', async () => {
+    const t = setup();
+    t.seed('a', '1');
+    const cache = await t.start();
+    const patched = t.patch('a', 'theirs'); // its event asks for a read…
+    await t.api.request('DELETE', secretsPath('ns', 'a')); // …whose answer the deletion makes stale
+    await patched;
+    await settle();
+    expect(t.gets.count).toBe(2);
+    expect(cache.get('ns/a')).toBeUndefined();
+    expect(t.events.at(-1)).toBe('deleted ns/a');
   });
 
   it('stores our own write from the API answer: its watch event is not read back', async () => {
