@@ -111,6 +111,8 @@ export class FakeApiServer implements ApiRequester {
   readonly writes: RecordedRequest[] = [];
   /** Every GET of one object (not lists), by path, in order. */
   readonly reads: string[] = [];
+  /** Watch events held back by holdWatchEvents, in order. */
+  private held: Array<() => void> | undefined;
 
   private key(t: Target, name = t.name): string {
     return `${t.collection}|${t.namespace ?? ''}|${name}`;
@@ -135,6 +137,19 @@ export class FakeApiServer implements ApiRequester {
     const outage = { pathPrefix, code, message };
     this.outages.add(outage);
     return () => this.outages.delete(outage);
+  }
+
+  /**
+   * Watch events are held back until the returned function delivers them, in order: a watch that
+   * lags behind the writes (the real API server gives no bound on it).
+   */
+  holdWatchEvents(): () => void {
+    this.held ??= [];
+    return () => {
+      const held = this.held ?? [];
+      this.held = undefined;
+      for (const deliver of held) deliver();
+    };
   }
 
   /** A BOOKMARK to every open watch, at the current resourceVersion: a quiet watch that is alive. */
@@ -180,8 +195,10 @@ export class FakeApiServer implements ApiRequester {
     for (const w of this.watchers) {
       const sameCollection = w.target.collection === target.collection;
       const inScope = w.target.namespace === undefined || w.target.namespace === target.namespace;
-      if (sameCollection && inScope && matches(obj, w.labelSelector, w.fieldSelector))
-        w.onEvent(phase, w.metadataOnly ? partialMetadata(obj) : structuredClone(obj));
+      if (!sameCollection || !inScope || !matches(obj, w.labelSelector, w.fieldSelector)) continue;
+      const event = w.metadataOnly ? partialMetadata(obj) : structuredClone(obj);
+      if (this.held) this.held.push(() => this.watchers.has(w) && w.onEvent(phase, event));
+      else w.onEvent(phase, event);
     }
   }
 

@@ -1,8 +1,9 @@
+import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultCaConfig } from '../../config/ca-spec.js';
 import { SELF_SIGNED_SECRET } from '../../model/names.js';
 import { authorityOn, CA_NAMESPACE, type ControllerTestBed, controllerTestBed } from '../testing.js';
-import type { AuthorityController } from './controller.js';
+import { type AuthorityController, CREATED_SECRET_GRACE_MS } from './controller.js';
 import { MISSING_ROOT_RECHECK_MS, planAuthority } from './plan.js';
 
 const secretsPath = `/api/v1/namespaces/${CA_NAMESPACE}/secrets`;
@@ -140,6 +141,47 @@ describe('AuthorityController', () => {
     await bed.until('the CA', () => controller!.current.status === 'ready');
     expect(asked.length).toBeGreaterThanOrEqual(2);
     expect(recorded.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('signs with the root it created before its watch delivers it, and never makes a second one', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    const release = bed.api.holdWatchEvents();
+    controller = authorityOn(bed);
+    await controller.start();
+    // The watch has not delivered istio-ca-secret yet: look again twice (a config or CR event would).
+    await controller.reevaluate();
+    await controller.reevaluate();
+    expect(controller.current.status).toBe('ready');
+    const stored = bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`)!;
+    const signing = controller.current.status === 'ready' ? controller.current.authority : undefined;
+    const storedRoot = new X509Certificate(Buffer.from(stored.data['ca-cert.pem'], 'base64'));
+    expect(signing?.signerCertificateDer.equals(storedRoot.raw)).toBe(true);
+    release();
+    await bed.settle();
+    await controller.reevaluate();
+    expect(bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath)).toHaveLength(1);
+    expect(controller.current.status).toBe('ready');
+  });
+
+  it('re-creates its root when the Secret it created never reaches the cache', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    const release = bed.api.holdWatchEvents();
+    controller = authorityOn(bed);
+    await controller.start();
+    await controller.reevaluate();
+    expect(controller.current.status).toBe('ready');
+    // Deleted before the watch delivered it; the watch then misses both events (a relist would).
+    await bed.api.request('DELETE', `${secretsPath}/${SELF_SIGNED_SECRET}`);
+    release();
+    await bed.clock.advance(CREATED_SECRET_GRACE_MS);
+    await bed.until(
+      'istio-ca-secret re-created',
+      () => bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`) !== undefined,
+    );
+    const posts = bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath);
+    expect(posts).toHaveLength(2);
   });
 
   it('takes a 409 on create as another replica winning the race, without failing', async () => {

@@ -12,6 +12,7 @@
 // seconds), or was accepted by the operator.
 // The result is published in the shared state (caches.state.authority); the
 // controllers that sign or report watch it there.
+import type { V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   CaLoadError,
@@ -33,11 +34,18 @@ import { sameAuthorityState } from '../shared-state.js';
 import type { RootContinuity } from './continuity.js';
 import { acceptedRootSecret } from './continuity.js';
 import { type AcceptedRoot, type AuthorityDecision, planAuthority } from './plan.js';
-import type { AuthorityState, CaSecretView } from './state.js';
+import { type AuthorityState, type CaSecretView, caSecretView } from './state.js';
 
 export type { AuthorityState, CaSecretView } from './state.js';
 
 const KEY = 'authority';
+
+/**
+ * How long the CA Secret this process created stands in for the cache's view of it. The watch
+ * normally delivers it within milliseconds; if it never does (deleted before the watch saw it, and
+ * the watch missed both events), the Secret counts as missing again after this and is re-created.
+ */
+export const CREATED_SECRET_GRACE_MS = 30_000;
 
 export interface AuthorityControllerOptions {
   caches: SharedCaches;
@@ -56,6 +64,12 @@ export class AuthorityController extends OneKeyController {
   private evaluatedFrom = '';
   /** The self-signed Secret data last loaded successfully, to re-create it if it is deleted. */
   private lastGoodSelfSigned: Record<string, Buffer> | undefined;
+  /**
+   * The CA Secret as this process created it (the API's answer), until the cache has caught up.
+   * Without it, a reconcile between the create and its watch event saw no Secret, generated a
+   * second root (a wasted keygen, seconds with RSA) and lost to its own first one with a 409.
+   */
+  private created: { name: string; view: CaSecretView; until: number } | undefined;
   private readonly clock: Clock;
 
   constructor(private readonly opts: AuthorityControllerOptions) {
@@ -93,7 +107,7 @@ export class AuthorityController extends OneKeyController {
     if (!this.opts.caches.caSideSynced) return; // until then every CA Secret looks missing
     const config = this.opts.caches.state.config.current;
     const name = config.root.mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
-    const secret = this.opts.caches.caSecret(name);
+    const secret = this.caSecretOrCreated(name);
     const source = `${this.opts.namespace}/${name}`;
     // A root held in memory is re-created as is; otherwise the record of roots used decides.
     const remembered = config.root.mode === 'SelfSigned' && this.lastGoodSelfSigned !== undefined;
@@ -111,6 +125,17 @@ export class AuthorityController extends OneKeyController {
       missing,
     });
     await this.execute(decision, config, secret);
+  }
+
+  /** The cached CA Secret; until the cache has one, the one this process just created. */
+  private caSecretOrCreated(name: string): CaSecretView | undefined {
+    const cached = this.opts.caches.caSecret(name as typeof SELF_SIGNED_SECRET);
+    const created = this.created;
+    if (cached || !created || created.name !== name || this.clock.now() >= created.until) {
+      this.created = undefined;
+      return cached;
+    }
+    return created.view;
   }
 
   private async execute(decision: AuthorityDecision, config: CaConfig, secret: CaSecretView | undefined) {
@@ -214,7 +239,7 @@ export class AuthorityController extends OneKeyController {
           ),
         };
     try {
-      await this.opts.raw.request('POST', secretsPath(namespace), {
+      const stored = await this.opts.raw.request<V1Secret>('POST', secretsPath(namespace), {
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: {
@@ -226,6 +251,15 @@ export class AuthorityController extends OneKeyController {
         type: SELF_SIGNED_SECRET_TYPE,
         ...contents,
       });
+      // Loaded from the API's answer now, not when the watch brings it; looked at again once the
+      // grace is over, in case the cache never sees it.
+      this.created = {
+        name: SELF_SIGNED_SECRET,
+        view: caSecretView(stored),
+        until: this.clock.now() + CREATED_SECRET_GRACE_MS,
+      };
+      this.queue.add(KEY);
+      this.queue.addAfter(KEY, CREATED_SECRET_GRACE_MS);
       if (restore) log.warn(`${source} was deleted; re-created it with the root in use`);
       else if (accepted)
         log.warn(
@@ -235,11 +269,8 @@ export class AuthorityController extends OneKeyController {
       else log.info({ trustDomain: config.trustDomain }, `generated a new self-signed root in ${source}`);
     } catch (err) {
       if (isConflict(err)) {
-        // Another replica won the race, or this one did on an earlier pass whose Secret the cache
-        // has not seen yet: the stored root is the one; the watch brings it.
-        log.info(
-          `${source} already exists (another replica, or this one a moment ago before its cache caught up); using the stored root`,
-        );
+        // Another replica won the race: the stored root is the one; the watch brings it.
+        log.info(`${source} already exists (another replica created it first); using the stored root`);
         return;
       }
       this.evaluatedFrom = '';
