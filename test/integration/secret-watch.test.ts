@@ -77,6 +77,36 @@ describe('the metadata-only Secret watch', () => {
     expect([...read].sort()).toEqual(['istio.chain', 'istio.key', 'istio.root']);
   });
 
+  it('reads a Secret that is gone by the time of its read once or twice, not in a loop', async () => {
+    const caNamespace = await harness.namespace('ca');
+    const proxy = await harness.apiProxy();
+    await harness.controller({ caNamespace, kubeconfig: proxy.kubeconfig });
+    const ns = await harness.namespace('gone');
+    await serviceAccountWithSecret(ns, 'brief');
+    const path = `/api/v1/namespaces/${ns}/secrets/istio.brief`;
+
+    // The read an edit causes finds the Secret and its ServiceAccount deleted just before it arrives:
+    // the answer is a 404 and nothing will bring the Secret back.
+    let deleted = false;
+    proxy.beforeForward(async (method, requested) => {
+      if (deleted || method !== 'GET' || requested !== path) return;
+      deleted = true;
+      await core.deleteNamespacedServiceAccount({ namespace: ns, name: 'brief' });
+      await core.deleteNamespacedSecret({ namespace: ns, name: 'istio.brief' });
+    });
+    await edit(ns, 'brief', { 'key.pem': b64('not the key') });
+    await waitFor('the read to find the Secret gone', () =>
+      proxy.records.some((r) => r.path === path && r.status === 404) ? true : undefined,
+    );
+    proxy.beforeForward(undefined);
+
+    // The controller has moved on (it issued for a ServiceAccount created afterwards): the gone
+    // Secret was read at most twice (a read whose answer the deletion made stale is repeated once).
+    await serviceAccountWithSecret(ns, 'later');
+    const reads = proxy.records.filter((r) => r.method === 'GET' && r.path === path);
+    expect(reads.length, `reads of ${path}: ${reads.map((r) => r.status).join(', ')}`).toBeLessThanOrEqual(2);
+  });
+
   it('an edit whose watch event is lost is healed by the metadata-only relist at the resync period', async () => {
     const caNamespace = await harness.namespace('ca');
     const proxy = await harness.apiProxy();
