@@ -36,6 +36,13 @@ interface Transport {
   waiting: Array<() => void>;
 }
 
+/** Timers longer than 1 ms fire 1 ms before they are due, as Node's often do against performance.now(). */
+class EarlyTimers extends FakeClock {
+  override setTimer(fn: () => void, ms: number) {
+    return super.setTimer(fn, ms > 1 ? ms - 1 : ms);
+  }
+}
+
 let api: FakeApiServer;
 let clock: FakeClock;
 let transport: Transport;
@@ -144,6 +151,21 @@ describe('LeaderElector (in-memory API server, fake clock)', () => {
     await clock.advance(timing.renewDeadlineMs - 1);
     expect(e.isLeader()).toBe(true);
     await clock.advance(1);
+    expect(e.isLeader()).toBe(false);
+    expect(stopped).toHaveBeenCalledTimes(1);
+    transport.hang = false;
+    for (const answer of transport.waiting.splice(0)) answer();
+    await e.abandon();
+  });
+
+  it('steps down on time with timers that fire early, as libuv rounds them to whole milliseconds', async () => {
+    clock = new EarlyTimers();
+    const stopped = vi.fn();
+    const e = elector({ onStoppedLeading: stopped });
+    e.start();
+    await clock.advance(0);
+    transport.hang = true; // the next renewal never returns: only the deadline timer can step down
+    await clock.advance(timing.renewDeadlineMs + 5);
     expect(e.isLeader()).toBe(false);
     expect(stopped).toHaveBeenCalledTimes(1);
     transport.hang = false;

@@ -354,7 +354,18 @@ export class LeaderElector {
     this.clearDeadlineTimer();
     if (this.lastRenewAt === undefined) return;
     const wait = this.lastRenewAt + this.opts.renewDeadlineMs - this.now();
-    this.deadlineTimer = this.clock.setTimer(() => this.checkDeadline(), Math.max(0, wait));
+    this.deadlineTimer = this.clock.setTimer(
+      () => {
+        this.deadlineTimer = undefined;
+        // libuv's timers count whole milliseconds and often fire up to 1 ms early against
+        // performance.now(): a renewal still fresh then waits out the rest, rather than leaving the
+        // step-down to the loop, which may be stuck on a request that never returns.
+        if (this.leading && renewalIsFresh(this.lastRenewAt, this.now(), this.opts.renewDeadlineMs))
+          this.armDeadlineTimer();
+        else this.checkDeadline();
+      },
+      Math.max(0, wait),
+    );
   }
 
   private clearDeadlineTimer(): void {
