@@ -66,14 +66,19 @@ afterEach(async () => {
   informer = undefined;
 });
 
-function start(api: FakeApi, clock: FakeClock, extra: { relistPeriodMs?: number; resync?: boolean } = {}) {
+function start(
+  api: FakeApi,
+  clock: FakeClock,
+  extra: { relistPeriodMs?: number; resync?: boolean } = {},
+  watch: WatchSource = api.source,
+) {
   const events: string[] = [];
   const restarts: WatchEnd[] = [];
   let summaries = 0;
   informer = new Informer<Obj, string>({
     name: 'test',
     source: { watchPath: '/api/v1/things', list: api.list },
-    watch: api.source,
+    watch,
     clock,
     summarize: (o) => {
       summaries++;
@@ -205,6 +210,46 @@ describe('Informer', () => {
     // The unchanged object (same resourceVersion) was not summarised again.
     expect(summaries()).toBe(5);
     expect(api.watches[0]!.aborted).toBe(true);
+  });
+
+  it('backs off a watch that closes at once without an event, rather than reopening it in a loop', async () => {
+    const api = new FakeApi();
+    api.put('a');
+    const clock = new FakeClock();
+    const closing: WatchSource = {
+      watch: async (path, params, onEvent, done) => {
+        const handle = await api.source.watch(path, params, onEvent, done);
+        if (api.watches.length < 50) queueMicrotask(() => done(null)); // a proxy that ends every stream
+        return handle;
+      },
+    };
+    const { informer, restarts } = start(api, clock, {}, closing);
+    await informer.waitForSync();
+    await settle(20);
+    expect(api.watches).toHaveLength(1);
+    expect(restarts).toEqual(['error']);
+    await clock.advance(1_000); // past the first backoff: one relist, one more watch
+    expect(api.lists).toHaveLength(2);
+    expect(api.watches).toHaveLength(2);
+  });
+
+  it('backs off a watch that fails at once with an ERROR other than 410', async () => {
+    const api = new FakeApi();
+    const clock = new FakeClock();
+    const failing: WatchSource = {
+      watch: async (path, params, onEvent, done) => {
+        const handle = await api.source.watch(path, params, onEvent, done);
+        if (api.watches.length < 50) queueMicrotask(() => onEvent('ERROR', { code: 500, message: 'etcd' }));
+        return handle;
+      },
+    };
+    const { informer } = start(api, clock, {}, failing);
+    await informer.waitForSync();
+    await settle(20);
+    expect(api.lists).toHaveLength(1);
+    expect(api.watches).toHaveLength(1);
+    await clock.advance(1_000);
+    expect(api.lists).toHaveLength(2);
   });
 
   it('restarts a watch that stays silent past the stall timeout', async () => {

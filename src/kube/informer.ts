@@ -121,6 +121,9 @@ export interface InformerOptions<R extends KubernetesObject, T> {
 
 export type WatchEnd = 'closed' | 'expired' | 'stalled' | 'resync' | 'error' | 'stopped';
 
+/** A watch that closes or fails sooner than this without an event counts as a failure (backoff). */
+const EARLY_WATCH_END_MS = 1_000;
+
 interface Entry<T> {
   resourceVersion: string;
   value: T;
@@ -297,6 +300,11 @@ export class Informer<R extends KubernetesObject, T> {
           const result = await this.watchOnce(resourceVersion, resyncAt);
           end = result.end;
           resourceVersion = result.resourceVersion;
+          if (result.early && (end === 'closed' || end === 'expired')) {
+            // Ended before it delivered anything (a proxy that closes streams, a server that keeps
+            // answering with an error): through the backoff, or it is reopened in a tight loop.
+            throw new Error(`watch ${end === 'closed' ? 'closed' : 'failed'} at once, without an event`);
+          }
         } while (end === 'closed' && !this.stopped);
         // Only a watch that worked clears the backoff: a list that succeeds before a watch that
         // always fails (e.g. a CRD not installed yet) must still back off.
@@ -484,12 +492,15 @@ export class Informer<R extends KubernetesObject, T> {
   private watchOnce(
     resourceVersion: string,
     resyncAt: number,
-  ): Promise<{ end: WatchEnd; resourceVersion: string }> {
+  ): Promise<{ end: WatchEnd; resourceVersion: string; early: boolean }> {
     const { source, stallTimeoutMs } = this.opts;
     const { clock } = this;
     return new Promise((resolve, reject) => {
       let latest = resourceVersion;
-      let lastActivity = clock.now();
+      const openedAt = clock.now();
+      let lastActivity = openedAt;
+      /** Events delivered, and a 410 Gone (the one ERROR whose remedy is a relist at once). */
+      let delivered = 0;
       let end: WatchEnd | undefined;
       let controller: { abort(): void } | undefined;
       let settled = false;
@@ -500,7 +511,10 @@ export class Informer<R extends KubernetesObject, T> {
         this.abortCurrent = undefined;
         controller?.abort();
         if (err !== undefined && why === 'error') reject(err);
-        else resolve({ end: why, resourceVersion: latest });
+        else {
+          const early = delivered === 0 && clock.now() - openedAt < EARLY_WATCH_END_MS;
+          resolve({ end: why, resourceVersion: latest, early });
+        }
       };
       const checkEvery = Math.max(Math.min(stallTimeoutMs / 4, 5_000), 20);
       let watchdog = { cancel: () => {} };
@@ -534,6 +548,7 @@ export class Informer<R extends KubernetesObject, T> {
             if (settled) return;
             if (phase === 'ERROR') {
               end = 'expired';
+              if (obj.code === 410) delivered++; // the resourceVersion is too old: relist at once
               this.opts.log.info(
                 { informer: this.opts.name, code: obj.code, message: obj.message },
                 'watch error',
@@ -541,6 +556,7 @@ export class Informer<R extends KubernetesObject, T> {
               finish('expired');
               return;
             }
+            delivered++;
             const rv = obj.metadata?.resourceVersion;
             if (rv) latest = rv;
             if (phase !== 'BOOKMARK') this.apply(phase, obj);
