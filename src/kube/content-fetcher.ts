@@ -21,8 +21,11 @@ export interface ContentFetcherOptions<R> {
 export class ContentFetcher<R> {
   /** Keys waiting for a read, in the order asked. */
   private readonly waiting = new Set<string>();
-  /** Keys being read; `again` when asked for once more meanwhile. */
-  private readonly reading = new Map<string, { again: boolean }>();
+  /**
+   * Keys being read; `again` when asked for once more meanwhile, `forgotten` when the key left the
+   * watch meanwhile (its answer is dropped).
+   */
+  private readonly reading = new Map<string, { again: boolean; forgotten: boolean }>();
   /** Keys whose last read failed: how many times in a row, and the timer of the retry. */
   private readonly retries = new Map<string, { failures: number; timer?: { cancel(): void } }>();
   private stopped = false;
@@ -53,6 +56,22 @@ export class ContentFetcher<R> {
     if (inFlight) inFlight.again = true;
   }
 
+  /**
+   * The key left the watch (deleted, or out of its selector): nothing pending for it is read or
+   * handed on. A GET ignores selectors, so a read still pending would otherwise put back an object
+   * the watch no longer reports, and no later event would take it out. A later event asks again.
+   */
+  forget(key: string): void {
+    this.waiting.delete(key);
+    this.retries.get(key)?.timer?.cancel();
+    this.retries.delete(key);
+    const inFlight = this.reading.get(key);
+    if (inFlight) {
+      inFlight.again = false;
+      inFlight.forgotten = true;
+    }
+  }
+
   /** Keys waiting or being read. */
   get pending(): number {
     return this.waiting.size + this.reading.size;
@@ -74,7 +93,7 @@ export class ContentFetcher<R> {
   }
 
   private async read(key: string): Promise<void> {
-    const flight = { again: false };
+    const flight = { again: false, forgotten: false };
     this.reading.set(key, flight);
     let answer: { obj: R | undefined } | { err: unknown };
     try {
@@ -84,13 +103,14 @@ export class ContentFetcher<R> {
     } catch (err) {
       answer = { err };
     }
-    // No longer in flight before the answer is handed on: `found` of a 404 removes the key, which
-    // invalidates it, and an invalidation of this very read made it read the key again, forever.
+    // No longer in flight before the answer is handed on: `found` of a 404 removes the key, and
+    // the removal must not reach this very read (it once made the key be read again, forever).
     this.reading.delete(key);
     if (flight.again)
       this.request(key); // asked for again meanwhile: the answer may be stale
-    else if (this.stopped) return;
-    else if ('obj' in answer) this.opts.found(key, answer.obj);
+    else if (this.stopped || flight.forgotten) {
+      // stopped, or the key left the watch meanwhile: the answer is dropped
+    } else if ('obj' in answer) this.opts.found(key, answer.obj);
     else this.retryLater(key, answer.err);
     this.pump();
   }

@@ -187,18 +187,28 @@ export class FakeApiServer implements ApiRequester {
     if (previous && JSON.stringify(previous.spec) !== JSON.stringify(stored.spec))
       stored.metadata!.generation = (previous.metadata?.generation ?? 1) + 1;
     this.objects.set(this.key(target, name), stored);
-    this.notify(target, phase, stored);
+    this.notify(target, phase, stored, previous);
     return structuredClone(stored);
   }
 
-  private notify(target: Target, phase: string, obj: Obj): void {
+  /**
+   * Tells every watch the change is in scope for. As the API server does, a watch whose selector
+   * the object no longer matches (after `previous` did) is sent DELETED, one it now matches ADDED.
+   */
+  private notify(target: Target, phase: string, obj: Obj, previous?: Obj): void {
     for (const w of this.watchers) {
       const sameCollection = w.target.collection === target.collection;
       const inScope = w.target.namespace === undefined || w.target.namespace === target.namespace;
-      if (!sameCollection || !inScope || !matches(obj, w.labelSelector, w.fieldSelector)) continue;
+      if (!sameCollection || !inScope) continue;
+      const now = matches(obj, w.labelSelector, w.fieldSelector);
+      const before = previous !== undefined && matches(previous, w.labelSelector, w.fieldSelector);
+      let seen = phase;
+      if (phase === 'MODIFIED' && !now && before) seen = 'DELETED';
+      else if (phase === 'MODIFIED' && now && !before) seen = 'ADDED';
+      else if (!now) continue;
       const event = w.metadataOnly ? partialMetadata(obj) : structuredClone(obj);
-      if (this.held) this.held.push(() => this.watchers.has(w) && w.onEvent(phase, event));
-      else w.onEvent(phase, event);
+      if (this.held) this.held.push(() => this.watchers.has(w) && w.onEvent(seen, event));
+      else w.onEvent(seen, event);
     }
   }
 

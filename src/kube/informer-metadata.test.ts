@@ -34,7 +34,14 @@ function deafenable(inner: WatchSource): WatchSource & { deaf: boolean } {
   return source;
 }
 
-function setup(opts: { resyncPeriodMs?: number; stallTimeoutMs?: number } = {}) {
+function setup(
+  opts: {
+    resyncPeriodMs?: number;
+    stallTimeoutMs?: number;
+    labelSelector?: string;
+    concurrency?: number;
+  } = {},
+) {
   const api = new FakeApiServer();
   const clock = new FakeClock();
   const watch = deafenable(api.metadataWatchSource);
@@ -43,25 +50,28 @@ function setup(opts: { resyncPeriodMs?: number; stallTimeoutMs?: number } = {}) 
   const resynced: string[] = [];
   const restarts: WatchEnd[] = [];
   /** Reads through the fetcher; past 10 they fail, so a read loop ends the test instead of hanging it. */
-  const gets = { count: 0 };
-  const seed = (name: string, v: string) =>
-    api.seed(secretsPath('ns', name), { metadata: { name }, data: { v } });
+  const gets = { count: 0, gate: undefined as Promise<void> | undefined };
+  const seed = (name: string, v: string, labels?: Record<string, string>) =>
+    api.seed(secretsPath('ns', name), { metadata: { name, labels }, data: { v } });
   const start = async () => {
     informer = new Informer<Secret, string>({
       name: 'secrets',
       source: {
         watchPath: SECRETS,
+        labelSelector: opts.labelSelector,
         list: async (o: ListOptions) => {
           lists.full++;
           return listPage<Secret>(api, SECRETS, o);
         },
         metadata: {
+          concurrency: opts.concurrency,
           list: async (o: ListOptions) => {
             lists.metadata++;
             return listPage<KubernetesObject>(api, SECRETS, o, PARTIAL_METADATA_LIST);
           },
           get: async (key) => {
             if (++gets.count > 10) throw new Error('read in a loop');
+            await gets.gate;
             const [namespace = '', name = ''] = key.split('/');
             return api.get(secretsPath(namespace, name))
               ? api.request<Secret>('GET', secretsPath(namespace, name))
@@ -124,7 +134,7 @@ describe('Informer, metadata only', () => {
     expect(t.api.reads).toEqual([]);
   });
 
-  it('a Secret deleted while its read is in flight is read once more, found gone and dropped: a 404 is not read again', async () => {
+  it('a Secret deleted while its read is in flight is dropped: the answer is discarded, nothing is read again', async () => {
     const t = setup();
     t.seed('a', '1');
     const cache = await t.start();
@@ -132,9 +142,42 @@ describe('Informer, metadata only', () => {
     await t.api.request('DELETE', secretsPath('ns', 'a')); // …whose answer the deletion makes stale
     await patched;
     await settle();
-    expect(t.gets.count).toBe(2);
+    expect(t.gets.count).toBe(1);
     expect(cache.get('ns/a')).toBeUndefined();
     expect(t.events.at(-1)).toBe('deleted ns/a');
+  });
+
+  it('a Secret that leaves the selector while its read is pending stays out of the store', async () => {
+    for (const pending of ['in flight', 'queued', 'retrying'] as const) {
+      const t = setup({ labelSelector: 'mine=yes', concurrency: 1 });
+      t.seed('a', '1', { mine: 'yes' });
+      t.seed('b', '1', { mine: 'yes' });
+      const cache = await t.start();
+      let open!: () => void;
+      t.gets.gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      if (pending === 'retrying') t.api.failNext('GET', secretsPath('ns', 'a'), 500);
+      if (pending === 'queued') await t.patch('b', '2'); // b's read holds the only slot (concurrency 1 below)
+      await t.patch('a', '2'); // a's event asks for a read
+      if (pending === 'retrying') {
+        open();
+        await settle(); // the read failed: a retry is scheduled
+      }
+      // The label goes: the API server tells the watch DELETED, and a GET would still find it.
+      await t.api.request(
+        'PATCH',
+        secretsPath('ns', 'a'),
+        { metadata: { labels: { mine: null } } },
+        MERGE_PATCH_CONTENT,
+      );
+      open();
+      await settle();
+      await t.clock.advance(60_000);
+      expect(cache.get('ns/a'), pending).toBeUndefined();
+      expect(t.events.filter((e) => e.includes('ns/a')).at(-1), pending).toBe('deleted ns/a');
+      await informer?.stop();
+    }
   });
 
   it('stores our own write from the API answer: its watch event is not read back', async () => {

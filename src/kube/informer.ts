@@ -445,7 +445,7 @@ export class Informer<R extends KubernetesObject, T> {
 
   private remove(key: string): void {
     const previous = this.store.get(key);
-    this.fetcher?.invalidate(key);
+    this.fetcher?.forget(key);
     if (!previous) return;
     this.store.delete(key);
     this.notify((h) => h.deleted?.(key, previous.value));
