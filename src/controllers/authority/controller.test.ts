@@ -164,24 +164,40 @@ describe('AuthorityController', () => {
     expect(controller.current.status).toBe('ready');
   });
 
-  it('re-creates its root when the Secret it created never reaches the cache', async () => {
+  it('re-creates its root at once when the cache sees the Secret it created deleted', async () => {
     bed = controllerTestBed();
     await bed.start();
     const release = bed.api.holdWatchEvents();
     controller = authorityOn(bed);
     await controller.start();
-    await controller.reevaluate();
     expect(controller.current.status).toBe('ready');
-    // Deleted before the watch delivered it; the watch then misses both events (a relist would).
     await bed.api.request('DELETE', `${secretsPath}/${SELF_SIGNED_SECRET}`);
-    release();
+    release(); // the cache hears of the create and the deletion together
+    await bed.until(
+      'istio-ca-secret re-created',
+      () => bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`) !== undefined,
+    );
+    expect(bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath)).toHaveLength(2);
+  });
+
+  it('re-creates its root after the grace when the cache never hears of the Secret it created', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    const release = bed.api.holdWatchEvents();
+    controller = authorityOn(bed);
+    await controller.start();
+    expect(controller.current.status).toBe('ready');
+    await bed.api.request('DELETE', `${secretsPath}/${SELF_SIGNED_SECRET}`);
+    release(false); // the watch missed both the create and the deletion
+    await bed.settle();
+    await controller.reevaluate();
+    expect(bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`), 'not before the grace').toBeUndefined();
     await bed.clock.advance(CREATED_SECRET_GRACE_MS);
     await bed.until(
       'istio-ca-secret re-created',
       () => bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`) !== undefined,
     );
-    const posts = bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath);
-    expect(posts).toHaveLength(2);
+    expect(bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath)).toHaveLength(2);
   });
 
   it('takes a 409 on create as another replica winning the race, without failing', async () => {

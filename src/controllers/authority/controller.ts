@@ -41,8 +41,8 @@ export type { AuthorityState, CaSecretView } from './state.js';
 const KEY = 'authority';
 
 /**
- * How long the CA Secret this process created stands in for the cache's view of it. The watch
- * normally delivers it within milliseconds; if it never does (deleted before the watch saw it, and
+ * How long, at most, the CA Secret this process created stands in for the cache's view of it. The
+ * watch normally delivers it within milliseconds; if the cache hears nothing of it (deleted, and
  * the watch missed both events), the Secret counts as missing again after this and is re-created.
  */
 export const CREATED_SECRET_GRACE_MS = 30_000;
@@ -65,9 +65,10 @@ export class AuthorityController extends OneKeyController {
   /** The self-signed Secret data last loaded successfully, to re-create it if it is deleted. */
   private lastGoodSelfSigned: Record<string, Buffer> | undefined;
   /**
-   * The CA Secret as this process created it (the API's answer), until the cache has caught up.
-   * Without it, a reconcile between the create and its watch event saw no Secret, generated a
-   * second root (a wasted keygen, seconds with RSA) and lost to its own first one with a 409.
+   * The CA Secret as this process created it (the API's answer), until the cache has an event
+   * about it. Without it, a reconcile between the create and its watch event saw no Secret,
+   * generated a second root (a wasted keygen, seconds with RSA) and lost to its own first one
+   * with a 409.
    */
   private created: { name: string; view: CaSecretView; until: number } | undefined;
   private readonly clock: Clock;
@@ -79,8 +80,15 @@ export class AuthorityController extends OneKeyController {
     this.clock = clock;
     const enqueue = () => this.queue.add(KEY);
     const { caches } = opts;
-    for (const informer of Object.values(caches.caSecrets))
-      informer.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
+    for (const [name, informer] of Object.entries(caches.caSecrets)) {
+      // Any event about the Secret means the cache has caught up with our create: from then on
+      // its view counts (a deletion it saw is acted on at once, not after the grace).
+      const seen = () => {
+        if (this.created?.name === name) this.created = undefined;
+        enqueue();
+      };
+      informer.subscribe({ added: seen, updated: seen, deleted: seen });
+    }
     caches.state.config.subscribe(enqueue);
     caches.state.leading.subscribe((leading) => leading && enqueue());
     // An operator's accept-new-root annotation is acted on at once, not at the next RootMissing recheck.
@@ -127,7 +135,7 @@ export class AuthorityController extends OneKeyController {
     await this.execute(decision, config, secret);
   }
 
-  /** The cached CA Secret; until the cache has one, the one this process just created. */
+  /** The cached CA Secret; until the cache has seen it, the one this process just created. */
   private caSecretOrCreated(name: string): CaSecretView | undefined {
     const cached = this.opts.caches.caSecret(name as typeof SELF_SIGNED_SECRET);
     const created = this.created;
@@ -269,8 +277,11 @@ export class AuthorityController extends OneKeyController {
       else log.info({ trustDomain: config.trustDomain }, `generated a new self-signed root in ${source}`);
     } catch (err) {
       if (isConflict(err)) {
-        // Another replica won the race: the stored root is the one; the watch brings it.
-        log.info(`${source} already exists (another replica created it first); using the stored root`);
+        // Another replica won the race, or this one created it earlier and its cache has not seen
+        // it within the grace (or the create's answer was lost): the stored root is the one.
+        log.info(
+          `${source} already exists (created by another replica, or earlier by this one); using the stored root`,
+        );
         return;
       }
       this.evaluatedFrom = '';
