@@ -141,14 +141,15 @@ export class FakeApiServer implements ApiRequester {
 
   /**
    * Watch events are held back until the returned function delivers them, in order: a watch that
-   * lags behind the writes (the real API server gives no bound on it).
+   * lags behind the writes (the real API server gives no bound on it). `deliver: false` drops
+   * them instead, as a watch that missed them.
    */
-  holdWatchEvents(): () => void {
+  holdWatchEvents(): (deliver?: boolean) => void {
     this.held ??= [];
-    return () => {
+    return (deliver = true) => {
       const held = this.held ?? [];
       this.held = undefined;
-      for (const deliver of held) deliver();
+      if (deliver) for (const event of held) event();
     };
   }
 

@@ -206,6 +206,68 @@ describe('Informer, metadata only', () => {
     expect(t.api.reads).toEqual([secretsPath('ns', 'a')]);
   });
 
+  it("a write's answer does not put back a Secret that left the watch while the write was under way", async () => {
+    const t = setup({ labelSelector: 'mine=yes' });
+    t.seed('a', '1', { mine: 'yes' });
+    const cache = await t.start();
+    await cache.writing('ns/a', async () => {
+      const ours = await t.patch('a', 'ours');
+      // Someone takes the label away before our answer is handled: the watch says DELETED.
+      await t.api.request(
+        'PATCH',
+        secretsPath('ns', 'a'),
+        { metadata: { labels: { mine: null } } },
+        MERGE_PATCH_CONTENT,
+      );
+      return ours;
+    });
+    await settle();
+    expect(cache.get('ns/a')).toBeUndefined();
+    expect(t.events.at(-1)).toBe('deleted ns/a');
+  });
+
+  it('a Secret deleted and created anew by our write while it is under way is stored from the answer', async () => {
+    const t = setup();
+    t.seed('a', '1');
+    const cache = await t.start();
+    await cache.writing('ns/a', async () => {
+      await t.api.request('DELETE', secretsPath('ns', 'a'));
+      return t.api.request<Secret>('POST', secretsPath('ns'), {
+        metadata: { name: 'a' },
+        data: { v: 'new' },
+      });
+    });
+    await settle();
+    expect(cache.get('ns/a')).toBe('a=new');
+    expect(t.api.reads).toEqual([]);
+  });
+
+  it('a full relist that no longer finds a Secret drops its read in flight', async () => {
+    const t = setup({ labelSelector: 'mine=yes', resyncPeriodMs: 60_000 });
+    t.seed('a', '1', { mine: 'yes' });
+    const cache = await t.start();
+    let open!: () => void;
+    t.gets.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    await t.patch('a', '2'); // its read waits
+    t.watch.deaf = true; // what follows is missed: the label goes, and 120 Secrets come
+    await t.api.request(
+      'PATCH',
+      secretsPath('ns', 'a'),
+      { metadata: { labels: { mine: null } } },
+      MERGE_PATCH_CONTENT,
+    );
+    for (let i = 0; i < 120; i++) t.seed(`n${i}`, '1', { mine: 'yes' });
+    t.watch.deaf = false;
+    await t.clock.advance(150_000); // the resync's metadata relist finds so much changed that it lists in full
+    expect(t.lists.full).toBe(2);
+    expect(cache.get('ns/a')).toBeUndefined();
+    open(); // the read answers with the Secret, label gone
+    await settle();
+    expect(cache.get('ns/a')).toBeUndefined();
+  });
+
   it('a write that fails still lets an event seen meanwhile be read', async () => {
     const t = setup();
     t.seed('a', '1');

@@ -169,8 +169,11 @@ export class Informer<R extends KubernetesObject, T> {
   private failure: string | undefined;
   /** Metadata-only mode: reads objects whose resourceVersion is new. */
   private readonly fetcher: ContentFetcher<R> | undefined;
-  /** Keys this process is writing: the resourceVersion of the last event seen for each meanwhile. */
-  private readonly writes = new Map<string, { count: number; seen?: string }>();
+  /**
+   * Keys this process is writing: the resourceVersion of the last event seen for each meanwhile,
+   * and whether the key left the watch meanwhile.
+   */
+  private readonly writes = new Map<string, { count: number; seen?: string; removed?: boolean }>();
 
   constructor(private readonly opts: InformerOptions<R, T>) {
     if (opts.handlers) this.subscribers.push(opts.handlers);
@@ -208,7 +211,9 @@ export class Informer<R extends KubernetesObject, T> {
     try {
       const written = await write();
       this.fetcher?.invalidate(key);
-      this.applyObject(key, written);
+      // The key left the watch while the write was under way (deleted, or out of the selector
+      // after it): the answer must not put it back. An event after that is read as usual.
+      if (!pending.removed) this.applyObject(key, written);
       return written;
     } finally {
       if (--pending.count === 0) {
@@ -363,12 +368,7 @@ export class Informer<R extends KubernetesObject, T> {
       if (entry?.resourceVersion !== rv) changed.push({ key, resourceVersion: rv, value: summarize(item) });
     });
 
-    for (const [key, entry] of this.store) {
-      if (entry.listed !== generation) {
-        this.store.delete(key);
-        this.notify((h) => h.deleted?.(key, entry.value));
-      }
-    }
+    for (const [key, entry] of this.store) if (entry.listed !== generation) this.remove(key);
     for (const { key, resourceVersion: rv, value } of changed) {
       const previous = this.store.get(key);
       this.store.set(key, { resourceVersion: rv, value, listed: generation });
@@ -446,6 +446,12 @@ export class Informer<R extends KubernetesObject, T> {
   private remove(key: string): void {
     const previous = this.store.get(key);
     this.fetcher?.forget(key);
+    const writing = this.writes.get(key);
+    if (writing) {
+      // What was seen before is gone with it; only an event after this brings the key back.
+      writing.removed = true;
+      writing.seen = undefined;
+    }
     if (!previous) return;
     this.store.delete(key);
     this.notify((h) => h.deleted?.(key, previous.value));
@@ -473,8 +479,10 @@ export class Informer<R extends KubernetesObject, T> {
     const rv = obj.metadata?.resourceVersion ?? '';
     if (this.store.get(key)?.resourceVersion === rv) return;
     const writing = this.writes.get(key);
-    if (writing) writing.seen = rv;
-    else this.fetcher.request(key);
+    if (writing) {
+      writing.seen = rv;
+      writing.removed = false; // back in the watch
+    } else this.fetcher.request(key);
   }
 
   /** Stores the summary of a whole object, unless the store has this version already. */
