@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   HANDLED_REQUEST_ANNOTATION,
   PHASE_ANNOTATION,
@@ -81,6 +81,29 @@ describe('RootRotationController', () => {
     expect(bundleSize()).toBe(2);
     expect(bed.caches.state.rotation.current?.phase).toBe('Publishing');
     expect(bed.events.reasons()).toContain('RootRotationStart');
+  });
+
+  it('does not look again for a write of the CertificateAuthority status, only for its request annotation', async () => {
+    const { rotation } = await startAll();
+    await bed.api.request('PATCH', CR_PATH, {
+      metadata: { annotations: { [ROTATE_REQUEST_ANNOTATION]: 'now' } },
+    });
+    await bed.until('Publishing', () => bed.caches.state.rotation.current?.phase === 'Publishing');
+    await bed.until('the CA loaded with both roots', () => {
+      const state = bed.caches.state.authority.current;
+      return state.status === 'ready' && state.authority.roots.length === 2;
+    });
+    await rotation.check(); // whatever the start of the rotation queued is done
+    await bed.settle();
+    const looks = vi.spyOn(rotation, 'reconcile');
+    await bed.api.request('PATCH', `${CR_PATH}/status`, { status: { observedGeneration: 7 } });
+    await bed.settle();
+    expect(looks).not.toHaveBeenCalled();
+    await bed.api.request('PATCH', CR_PATH, {
+      metadata: { annotations: { [ROTATE_REQUEST_ANNOTATION]: 'again' } },
+    });
+    await bed.settle();
+    expect(looks).toHaveBeenCalled();
   });
 
   it('moves through every phase on the clock, and the status follows each one', async () => {

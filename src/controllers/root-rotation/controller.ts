@@ -84,7 +84,17 @@ export class RootRotationController extends OneKeyController {
     const soon = () => {
       if (this.status.phase !== 'Idle') this.queue.addAfter(KEY, PROGRESS_DELAY_MS);
     };
-    caches.certificateAuthorities.subscribe({ added: now, updated: now, deleted: now });
+    caches.certificateAuthorities.subscribe({
+      added: now,
+      deleted: now,
+      // Of the CertificateAuthority only the rotate-request annotation is read here (its spec
+      // arrives through state.config). Its status is written at every step of a rotation's
+      // progress: looking again at each write walked every workload Secret per Secret reissued.
+      updated: (_key, before, after) => {
+        if (before.annotations[ROTATE_REQUEST_ANNOTATION] !== after.annotations[ROTATE_REQUEST_ANNOTATION])
+          now();
+      },
+    });
     caches.caSecrets[SELF_SIGNED_SECRET].subscribe({ added: now, updated: now, deleted: now });
     caches.state.config.subscribe(now);
     caches.state.authority.subscribe(now);
