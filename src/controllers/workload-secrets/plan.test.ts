@@ -75,6 +75,26 @@ function input(overrides: Partial<PlanInput> = {}): PlanInput {
 }
 
 describe('plan', () => {
+  it('does not renew a certificate that ends with its signer: a fresh one could not end later', () => {
+    // The signer expires in 8 minutes; the certificate was issued a moment ago, capped at it.
+    const signerNotAfter = now + 8 * 60_000;
+    const decision = plan(
+      input({
+        ca: { ...ca, signerNotAfter },
+        secret: healthySecret({}, { notBefore: now - 5 * 60_000, notAfter: signerNotAfter }),
+      }),
+    );
+    expect(decision).toEqual({ action: 'none', recheckAt: signerNotAfter });
+    // Ending before its signer, the same certificate is renewed.
+    const earlier = plan(
+      input({
+        ca: { ...ca, signerNotAfter: signerNotAfter + 60_000 },
+        secret: healthySecret({}, { notBefore: now - 5 * 60_000, notAfter: signerNotAfter }),
+      }),
+    );
+    expect(earlier).toEqual({ action: 'reissue', reason: 'RenewalDue' });
+  });
+
   it('leaves a healthy Secret alone and schedules its renewal', () => {
     const decision = plan(input());
     expect(decision.action).toBe('none');

@@ -71,6 +71,8 @@ export interface CaView {
   /** Why the CA cannot sign, when it is not ready. */
   notReadyReason?: string;
   signerFingerprint?: string;
+  /** When the signer expires: no leaf outlives it. */
+  signerNotAfter?: number;
   rootBundleHash?: string;
   chainHash?: string;
 }
@@ -170,6 +172,7 @@ export function caViewOf(authority: SigningAuthority): CaView {
   return {
     ready: true,
     signerFingerprint: authority.signer.fingerprintSha256,
+    signerNotAfter: authority.signer.notAfter.getTime(),
     rootBundleHash: authority.rootBundleHash,
     chainHash: authority.chainHash,
   };
@@ -236,8 +239,12 @@ export function plan(input: PlanInput): Decision {
     return { action: 'reissue', reason: 'DnsNamesChanged' };
   // The ttl was shortened since: the certificate outlives one issued now under today's policy.
   if (cert.notAfter > now + policy.ttlMs + TTL_SLACK_MS) return { action: 'reissue', reason: 'TTLShortened' };
-  const due = renewAt(cert, policy);
-  if (due <= now) return { action: 'reissue', reason: 'RenewalDue' };
+  // A certificate that already ends with its signer cannot be outlived by a fresh one (a leaf
+  // never outlives its signer): renewing it would mint the same end again, and in the signer's
+  // last minutes every renewal would fall due at once, in a loop. It waits for a new signer.
+  const renewable = ca.signerNotAfter === undefined || cert.notAfter < ca.signerNotAfter;
+  const due = renewable ? renewAt(cert, policy) : cert.notAfter;
+  if (renewable && due <= now) return { action: 'reissue', reason: 'RenewalDue' };
   if (secret.rootBundleHash !== ca.rootBundleHash)
     return { action: 'refreshBundle', reason: 'StaleRootBundle' };
   if (secret.chainHash !== ca.chainHash) return { action: 'refreshBundle', reason: 'StaleChain' };
