@@ -47,6 +47,32 @@ describe('WorkloadSecretsController', () => {
     expect(bed.api.writes.filter((w) => w.path.startsWith('/api/v1/namespaces/shop/'))).toHaveLength(1);
   });
 
+  it('forgets a ServiceAccount once it and its Secret are gone: churn does not grow what enqueueAll walks', async () => {
+    const c = await start((b) =>
+      b.api.seed('/api/v1/namespaces/shop/serviceaccounts/db', { metadata: { name: 'db' } }),
+    );
+    expect(bed.api.get(secretPath('shop', 'istio.db'))).toBeDefined();
+    // cart: the controller deletes the Secret of the deleted ServiceAccount itself.
+    await bed.api.request('DELETE', '/api/v1/namespaces/shop/serviceaccounts/cart');
+    // db: both go before the controller hears of either (the garbage collector, a namespace going away).
+    const release = bed.api.holdWatchEvents();
+    await bed.api.request('DELETE', '/api/v1/namespaces/shop/serviceaccounts/db');
+    await bed.api.request('DELETE', secretPath('shop', 'istio.db'));
+    release();
+    await c.queue.whenIdle();
+    await bed.settle();
+    expect(bed.api.get(secretPath('shop', 'istio.cart'))).toBeUndefined();
+    const looked: string[] = [];
+    const reconcile = c.reconcile.bind(c);
+    c.reconcile = (key) => {
+      looked.push(key);
+      return reconcile(key);
+    };
+    c.enqueueAll();
+    await c.queue.whenIdle();
+    expect(looked).toEqual([]);
+  });
+
   it('leaves a foreign Secret at the name alone and reports it (409 on create)', async () => {
     const c = await start((b) =>
       b.api.seed(secretPath('shop', 'istio.cart'), { metadata: { name: 'istio.cart' }, data: { x: 'eA==' } }),

@@ -43,7 +43,12 @@ export class WorkloadKeyIndex {
         const [namespace, name] = splitKey(key);
         const sa = serviceAccountOfSecret(name);
         const saKey = sa && `${namespace}/${sa}`;
-        if (saKey && !this.deletingOurselves.delete(saKey)) this.secretDeleted.add(saKey);
+        if (saKey) {
+          const ours = this.deletingOurselves.delete(saKey);
+          // Healing counts only for a ServiceAccount that is still there.
+          if (!ours && caches.serviceAccounts.get(saKey)) this.secretDeleted.add(saKey);
+          this.forgetIfGone(saKey);
+        }
         this.enqueueSecret(key, false);
       },
       // The ServiceAccounts' resync looks at every key that has one; this one only at Secrets left
@@ -82,10 +87,22 @@ export class WorkloadKeyIndex {
 
   private untrack(key: string): void {
     this.secretDeleted.delete(key);
-    const [namespace, name] = splitKey(key);
-    if (!this.caches.workloadSecrets.get(`${namespace}/${workloadSecretName(name)}`))
-      this.keysByNamespace.get(namespace)?.delete(key);
+    this.forgetIfGone(key);
     this.queue.add(key);
+  }
+
+  /**
+   * Forgets a key once neither its ServiceAccount nor its Secret is cached (whichever goes last):
+   * ServiceAccount and namespace churn must not grow the index, nor what enqueueAll walks.
+   */
+  private forgetIfGone(key: string): void {
+    const [namespace, name] = splitKey(key);
+    if (this.caches.serviceAccounts.get(key)) return;
+    if (this.caches.workloadSecrets.get(`${namespace}/${workloadSecretName(name)}`)) return;
+    this.secretDeleted.delete(key);
+    const keys = this.keysByNamespace.get(namespace);
+    keys?.delete(key);
+    if (keys?.size === 0) this.keysByNamespace.delete(namespace);
   }
 
   private enqueueNamespace(namespace: string): void {
