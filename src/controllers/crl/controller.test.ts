@@ -10,7 +10,7 @@ import {
   controllerTestBed,
   readyAuthority,
 } from '../testing.js';
-import { CrlController, examinePublished } from './controller.js';
+import { CrlController, type CrlSources, examinePublished } from './controller.js';
 import type { CrlConfigMapView } from './observe.js';
 import { CrlPublisher } from './publisher.js';
 
@@ -70,6 +70,20 @@ describe('examinePublished', () => {
     ).toBe(false);
   });
 
+  it('counts an operator CRL issued by one of our signers as the operator’s, not ours', () => {
+    const operatorPem = crlOf(roots[0]!, ['0b']);
+    const ours = buildCrl({
+      issuer: roots[0]!.issuer,
+      crlNumber: 10n,
+      thisUpdate: now,
+      nextUpdate: new Date(now.getTime() + 86_400_000),
+      entries: [],
+    }).pem;
+    const published = examinePublished(view(ours + operatorPem), { signers: [signers[0]!], operatorPem });
+    expect(published.wellFormed).toBe(true);
+    expect(published.crls.map((c) => c.crlNumber)).toEqual([10n]);
+  });
+
   it('finds nothing usable in edited text or extra keys', () => {
     expect(examinePublished(view('tampered'), { signers, operatorPem: '' })).toMatchObject({
       crls: [],
@@ -114,5 +128,46 @@ describe('CrlController on the shared caches', () => {
     expect(bed.api.get('/api/v1/namespaces/shop/configmaps/istio-ca-crl')?.data?.['ca-crl.pem']).toBe(
       source?.data?.['ca-crl.pem'],
     );
+  });
+
+  it('signs once, not in a loop, when the operator’s CRL is issued by our own signer', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    /** The CA's own signer, and an operator CRL it issued (as istiod's intermediate would have). */
+    let sources: CrlSources | undefined;
+    let looks = 0;
+    const sourcesNow = () => {
+      if (++looks > 50) return undefined; // a signing loop stops here instead of hanging the test
+      const state = bed.caches.state.authority.current;
+      if (state.status !== 'ready') return undefined;
+      const signer = {
+        fingerprint: state.authority.signer.fingerprintSha256,
+        certificateDer: state.authority.signerCertificateDer,
+        privateKey: state.authority.signerKey,
+      };
+      sources ??= {
+        signers: [signer],
+        operatorPem: buildCrl({
+          issuer: { certificate: signer.certificateDer, privateKey: signer.privateKey },
+          crlNumber: 3n,
+          thisUpdate: new Date(bed.clock.now()),
+          nextUpdate: new Date(bed.clock.now() + 86_400_000),
+          entries: [],
+        }).pem,
+      };
+      return sources;
+    };
+    const crl = bed.track(new CrlController({ ...controllerContext(bed), workers: 1, sources: sourcesNow }));
+    crl.start();
+    await readyAuthority(bed);
+    await bed.until('the CRL', () => bed.caches.state.crl.current.state === 'current');
+    await crl.queue.whenIdle();
+    await bed.settle();
+    const writes = bed.api.writes.filter(
+      (w) =>
+        w.path.includes('/configmaps/istio-ca-crl') ||
+        (w.body as { metadata?: { name?: string } } | undefined)?.metadata?.name === 'istio-ca-crl',
+    );
+    expect(writes).toHaveLength(1);
   });
 });

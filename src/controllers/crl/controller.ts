@@ -72,9 +72,17 @@ export function examinePublished(view: CrlConfigMapView, sources: CrlSources): P
   } catch {
     return result;
   }
+  const operator = decodeCrlsPem(sources.operatorPem || '');
   const others: Buffer[] = [];
   for (const block of blocks) {
     if (block.type !== 'X509 CRL') return result;
+    // The operator's own CRLs are theirs even when one of our signers issued them (an
+    // intermediate's CRL carried over from istiod): counted as ours, they made the text look
+    // edited, and every pass signed again, at once, without end.
+    if (operator.some((der) => der.equals(block.der))) {
+      others.push(block.der);
+      continue;
+    }
     const signer = sources.signers.find((s) => crlSignedBy(block.der, s.certificateDer));
     if (!signer) {
       others.push(block.der);
@@ -89,7 +97,6 @@ export function examinePublished(view: CrlConfigMapView, sources: CrlSources): P
       entriesKey: entriesKey(parsed.entries),
     });
   }
-  const operator = decodeCrlsPem(sources.operatorPem || '');
   const othersMatch = others.length === operator.length && others.every((der, i) => der.equals(operator[i]!));
   const onlyOurKey = view.dataKeys.length === 1 && view.dataKeys[0] === CRL_KEY;
   result.wellFormed = othersMatch && onlyOurKey;
