@@ -144,7 +144,7 @@ export class RootRotationController extends OneKeyController {
     const phaseSince = Date.parse(secret.annotations[PHASE_SINCE_ANNOTATION] ?? '') || 0;
     const request = caches.certificateAuthority?.annotations[ROTATE_REQUEST_ANNOTATION];
     // Progress matters only once a rotation is under way: counting it walks every workload Secret,
-    // and this runs at every CertificateAuthority event (each status write during a cold start).
+    // and this runs on every change of the CA, its Secret or the configuration.
     const progress = phase === 'Idle' ? NO_PROGRESS : this.progress()!;
     const holds = progressHolds(phase, progress);
     if (!holds || this.progressHeld?.phase !== phase)
