@@ -27,7 +27,7 @@ import {
   workloadPolicy,
   workloadSecretName,
 } from '../../controllers/workload-secrets/plan.js';
-import { type RenewalPolicy, renewAt } from '../../controllers/workload-secrets/renewal.js';
+import { type RenewalPolicy, renewalDueAt } from '../../controllers/workload-secrets/renewal.js';
 import { CERTIFICATE_AUTHORITY_NAME, CONTENT_DIGEST_ANNOTATION } from '../../model/names.js';
 import type { Problem } from '../../pki/index.js';
 import { defaultReservedDnsNames, type RefusedDnsName } from '../../policy/dns-names.js';
@@ -81,7 +81,7 @@ export interface ChainCheck {
  *                     exactly as alcazar wrote them with the CA signing now), mismatch, absent; null
  *                     when the CA could not be loaded. Only mismatch or absent make the controller
  *                     check in full.
- *   renewAt           ISO 8601, by the controller's own renewAt; renewalDue when it has passed
+ *   renewAt           ISO 8601, when the controller renews it (renewalDueAt); renewalDue when it has passed
  *   controller        what the controller's plan() decides now: {action, reason, message}; null when
  *                     not an istio.<sa> Secret or the CA the controller uses could not be read
  *   problems          [{reason, message}]: what makes the Secret wrong or unusable now (exit status 1)
@@ -156,7 +156,9 @@ export async function buildInspectReport(
   const keyMatches = checkKey(secret, leafData, problems);
   if (leafData) checkRevocation(observation, leafData.info, problems, warnings);
   const policy: RenewalPolicy = config.workload;
-  const renewal = observed.certificate && renewAt(observed.certificate, policy);
+  const renewal =
+    observed.certificate &&
+    renewalDueAt(observed.certificate, policy, ca.ok ? ca.authority.signer.notAfter.getTime() : undefined);
 
   const info = leafData?.info;
   const spiffeId = info?.uris.length === 1 ? info.uris[0]! : null;

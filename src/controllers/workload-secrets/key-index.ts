@@ -5,7 +5,7 @@ import type { WorkQueue } from '../../kube/workqueue.js';
 import { serviceAccountOfSecret, workloadSecretName } from '../../model/names.js';
 import type { SharedCaches } from '../caches.js';
 import { splitKey } from './queries.js';
-import { renewAt } from './renewal.js';
+import { renewalDueAt } from './renewal.js';
 
 export class WorkloadKeyIndex {
   /** Keys known per namespace, from ServiceAccounts and our Secrets. */
@@ -123,7 +123,11 @@ export class WorkloadKeyIndex {
       `${namespace}/${workloadSecretName(sa)}`,
     )?.certificate;
     const { workload } = this.caches.state.config.current;
-    if (certificate && renewAt(certificate, workload) <= this.now()) this.queue.addUrgent(key);
+    const authority = this.caches.state.authority.current;
+    const signerNotAfter =
+      authority.status === 'ready' ? authority.authority.signer.notAfter.getTime() : undefined;
+    if (certificate && renewalDueAt(certificate, workload, signerNotAfter) <= this.now())
+      this.queue.addUrgent(key);
     else this.queue.add(key);
   }
 }

@@ -12,7 +12,7 @@ import {
   workloadPolicy,
   workloadSecretName,
 } from './plan.js';
-import { backdateMs, gracePeriodMs, jitterFraction, renewAt } from './renewal.js';
+import { backdateMs, gracePeriodMs, jitterFraction, renewAt, renewalDueAt } from './renewal.js';
 import { isManagedNamespace } from './targeting.js';
 
 const HOUR = 3600_000;
@@ -93,6 +93,21 @@ describe('plan', () => {
       }),
     );
     expect(earlier).toEqual({ action: 'reissue', reason: 'RenewalDue' });
+    // Once the signer has expired, what it could issue would be expired too: nothing is reissued.
+    const afterSigner = plan(
+      input({
+        ca: { ...ca, signerNotAfter: now - 60_000 },
+        secret: healthySecret({}, { notBefore: now - 10 * 60_000, notAfter: now - 60_000 }),
+      }),
+    );
+    expect(afterSigner).toEqual({ action: 'none' });
+    expect(
+      renewalDueAt(
+        { notBefore: now - 5 * 60_000, notAfter: signerNotAfter, serial: 'ab' },
+        input().policy,
+        signerNotAfter,
+      ),
+    ).toBe(signerNotAfter);
   });
 
   it('leaves a healthy Secret alone and schedules its renewal', () => {

@@ -11,7 +11,7 @@ import {
   type DnsNamePolicy,
   describeRefusedDnsNames,
 } from '../../policy/dns-names.js';
-import { type RenewalPolicy, renewAt } from './renewal.js';
+import { type RenewalPolicy, renewalDueAt } from './renewal.js';
 
 // Moved to src/model/names.ts; re-exported here for existing imports.
 export {
@@ -233,18 +233,18 @@ export function plan(input: PlanInput): Decision {
   if (cert.signedBy === undefined || cert.signedBy !== ca.signerFingerprint) {
     return { action: 'reissue', reason: 'NotSignedByCurrentCA' };
   }
-  if (cert.notAfter <= now) return { action: 'reissue', reason: 'Expired' };
+  if (cert.notAfter <= now) {
+    // An expired signer issues only certificates already expired: nothing to do until a new one.
+    if (ca.signerNotAfter !== undefined && ca.signerNotAfter <= now) return { action: 'none' };
+    return { action: 'reissue', reason: 'Expired' };
+  }
   if (cert.keyAlgorithm !== policy.keyAlgorithm) return { action: 'reissue', reason: 'KeyAlgorithmChanged' };
   if (!sameSet(cert.dnsNames, authorisedDnsNames(input.namespace, sa, ns, policy).allowed))
     return { action: 'reissue', reason: 'DnsNamesChanged' };
   // The ttl was shortened since: the certificate outlives one issued now under today's policy.
   if (cert.notAfter > now + policy.ttlMs + TTL_SLACK_MS) return { action: 'reissue', reason: 'TTLShortened' };
-  // A certificate that already ends with its signer cannot be outlived by a fresh one (a leaf
-  // never outlives its signer): renewing it would mint the same end again, and in the signer's
-  // last minutes every renewal would fall due at once, in a loop. It waits for a new signer.
-  const renewable = ca.signerNotAfter === undefined || cert.notAfter < ca.signerNotAfter;
-  const due = renewable ? renewAt(cert, policy) : cert.notAfter;
-  if (renewable && due <= now) return { action: 'reissue', reason: 'RenewalDue' };
+  const due = renewalDueAt(cert, policy, ca.signerNotAfter);
+  if (due <= now) return { action: 'reissue', reason: 'RenewalDue' };
   if (secret.rootBundleHash !== ca.rootBundleHash)
     return { action: 'refreshBundle', reason: 'StaleRootBundle' };
   if (secret.chainHash !== ca.chainHash) return { action: 'refreshBundle', reason: 'StaleChain' };

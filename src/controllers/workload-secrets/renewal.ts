@@ -48,4 +48,19 @@ export function renewAt(
   return Math.round(cert.notAfter - grace - grace * JITTER_SHARE * jitterFraction(cert.serial));
 }
 
+/**
+ * When a certificate is due for replacement: at renewAt, unless it already ends with its signer
+ * (a leaf never outlives its signer, so a fresh one could not end later: renewing it would mint
+ * the same end again and again in the signer's last minutes); then at its own expiry.
+ */
+export function renewalDueAt(
+  cert: { notBefore: number; notAfter: number; serial: string },
+  policy: RenewalPolicy,
+  signerNotAfter: number | undefined,
+): number {
+  return signerNotAfter !== undefined && cert.notAfter >= signerNotAfter
+    ? cert.notAfter
+    : renewAt(cert, policy);
+}
+
 export { backdateMs } from '../../config/ca-spec.js';
