@@ -25,6 +25,19 @@ async function startAuthority(canWrite = true) {
   return controller;
 }
 
+/** A started authority whose watch events are held back: it has created its root; the cache has not seen it. */
+async function createdUnseen() {
+  bed = controllerTestBed();
+  await bed.start();
+  const release = bed.api.holdWatchEvents();
+  controller = authorityOn(bed);
+  await controller.start();
+  return { authority: controller, release };
+}
+
+const rootPosts = () => bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath);
+const rootSecret = () => bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`);
+
 describe('planAuthority', () => {
   const base = {
     mode: 'SelfSigned' as const,
@@ -144,60 +157,41 @@ describe('AuthorityController', () => {
   });
 
   it('signs with the root it created before its watch delivers it, and never makes a second one', async () => {
-    bed = controllerTestBed();
-    await bed.start();
-    const release = bed.api.holdWatchEvents();
-    controller = authorityOn(bed);
-    await controller.start();
+    const { authority, release } = await createdUnseen();
     // The watch has not delivered istio-ca-secret yet: look again twice (a config or CR event would).
-    await controller.reevaluate();
-    await controller.reevaluate();
-    expect(controller.current.status).toBe('ready');
-    const stored = bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`)!;
-    const signing = controller.current.status === 'ready' ? controller.current.authority : undefined;
-    const storedRoot = new X509Certificate(Buffer.from(stored.data['ca-cert.pem'], 'base64'));
+    await authority.reevaluate();
+    await authority.reevaluate();
+    expect(authority.current.status).toBe('ready');
+    const signing = authority.current.status === 'ready' ? authority.current.authority : undefined;
+    const storedRoot = new X509Certificate(Buffer.from(rootSecret()!.data['ca-cert.pem'], 'base64'));
     expect(signing?.signerCertificateDer.equals(storedRoot.raw)).toBe(true);
     release();
     await bed.settle();
-    await controller.reevaluate();
-    expect(bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath)).toHaveLength(1);
-    expect(controller.current.status).toBe('ready');
+    await authority.reevaluate();
+    expect(rootPosts()).toHaveLength(1);
+    expect(authority.current.status).toBe('ready');
   });
 
   it('re-creates its root at once when the cache sees the Secret it created deleted', async () => {
-    bed = controllerTestBed();
-    await bed.start();
-    const release = bed.api.holdWatchEvents();
-    controller = authorityOn(bed);
-    await controller.start();
-    expect(controller.current.status).toBe('ready');
+    const { authority, release } = await createdUnseen();
+    expect(authority.current.status).toBe('ready');
     await bed.api.request('DELETE', `${secretsPath}/${SELF_SIGNED_SECRET}`);
     release(); // the cache hears of the create and the deletion together
-    await bed.until(
-      'istio-ca-secret re-created',
-      () => bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`) !== undefined,
-    );
-    expect(bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath)).toHaveLength(2);
+    await bed.until('istio-ca-secret re-created', () => rootSecret() !== undefined);
+    expect(rootPosts()).toHaveLength(2);
   });
 
   it('re-creates its root after the grace when the cache never hears of the Secret it created', async () => {
-    bed = controllerTestBed();
-    await bed.start();
-    const release = bed.api.holdWatchEvents();
-    controller = authorityOn(bed);
-    await controller.start();
-    expect(controller.current.status).toBe('ready');
+    const { authority, release } = await createdUnseen();
+    expect(authority.current.status).toBe('ready');
     await bed.api.request('DELETE', `${secretsPath}/${SELF_SIGNED_SECRET}`);
     release(false); // the watch missed both the create and the deletion
     await bed.settle();
-    await controller.reevaluate();
-    expect(bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`), 'not before the grace').toBeUndefined();
+    await authority.reevaluate();
+    expect(rootSecret(), 'not before the grace').toBeUndefined();
     await bed.clock.advance(CREATED_SECRET_GRACE_MS);
-    await bed.until(
-      'istio-ca-secret re-created',
-      () => bed.api.get(`${secretsPath}/${SELF_SIGNED_SECRET}`) !== undefined,
-    );
-    expect(bed.api.writes.filter((w) => w.method === 'POST' && w.path === secretsPath)).toHaveLength(2);
+    await bed.until('istio-ca-secret re-created', () => rootSecret() !== undefined);
+    expect(rootPosts()).toHaveLength(2);
   });
 
   it('takes a 409 on create as another replica winning the race, without failing', async () => {
