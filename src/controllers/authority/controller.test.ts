@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultCaConfig } from '../../config/ca-spec.js';
+import type { HttpMethod } from '../../kube/raw.js';
 import { SELF_SIGNED_SECRET } from '../../model/names.js';
 import { authorityOn, CA_NAMESPACE, type ControllerTestBed, controllerTestBed } from '../testing.js';
 import { type AuthorityController, CREATED_SECRET_GRACE_MS } from './controller.js';
@@ -177,6 +178,25 @@ describe('AuthorityController', () => {
     expect(authority.current.status).toBe('ready');
     await bed.api.request('DELETE', `${secretsPath}/${SELF_SIGNED_SECRET}`);
     release(); // the cache hears of the create and the deletion together
+    await bed.until('istio-ca-secret re-created', () => rootSecret() !== undefined);
+    expect(rootPosts()).toHaveLength(2);
+  });
+
+  it('re-creates its root at once when the cache hears of its creation and deletion before the create answers', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    const request = bed.api.request.bind(bed.api);
+    let deleted = false;
+    bed.api.request = (async (method: HttpMethod, path: string, ...rest: [unknown?, string?, string?]) => {
+      const answer = await request(method, path, ...rest);
+      if (method === 'POST' && path === secretsPath && !deleted) {
+        deleted = true; // someone deletes it, and the watch says so, before our answer is handled
+        await request('DELETE', `${secretsPath}/${SELF_SIGNED_SECRET}`);
+      }
+      return answer;
+    }) as typeof bed.api.request;
+    controller = authorityOn(bed);
+    await controller.start();
     await bed.until('istio-ca-secret re-created', () => rootSecret() !== undefined);
     expect(rootPosts()).toHaveLength(2);
   });

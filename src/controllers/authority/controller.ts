@@ -71,6 +71,8 @@ export class AuthorityController extends OneKeyController {
    * with a 409.
    */
   private created: { name: string; view: CaSecretView; until: number } | undefined;
+  /** While our create of the CA Secret is under way: whether the cache heard of the Secret meanwhile. */
+  private creating: { heard: boolean } | undefined;
   private readonly clock: Clock;
 
   constructor(private readonly opts: AuthorityControllerOptions) {
@@ -85,6 +87,7 @@ export class AuthorityController extends OneKeyController {
       // its view counts (a deletion it saw is acted on at once, not after the grace).
       const seen = () => {
         if (this.created?.name === name) this.created = undefined;
+        if (this.creating && name === SELF_SIGNED_SECRET) this.creating.heard = true;
         enqueue();
       };
       informer.subscribe({ added: seen, updated: seen, deleted: seen });
@@ -246,6 +249,8 @@ export class AuthorityController extends OneKeyController {
             Object.entries(this.lastGoodSelfSigned!).map(([k, v]) => [k, v.toString('base64')]),
           ),
         };
+    const creating = { heard: false };
+    this.creating = creating;
     try {
       const stored = await this.opts.raw.request<V1Secret>('POST', secretsPath(namespace), {
         apiVersion: 'v1',
@@ -259,15 +264,18 @@ export class AuthorityController extends OneKeyController {
         type: SELF_SIGNED_SECRET_TYPE,
         ...contents,
       });
-      // Loaded from the API's answer now, not when the watch brings it; looked at again once the
+      // Loaded from the API's answer now, not when the watch brings it (unless the cache heard of
+      // it first: then the cache's view counts, a deletion included); looked at again once the
       // grace is over, in case the cache never sees it.
-      this.created = {
-        name: SELF_SIGNED_SECRET,
-        view: caSecretView(stored),
-        until: this.clock.now() + CREATED_SECRET_GRACE_MS,
-      };
+      if (!creating.heard) {
+        this.created = {
+          name: SELF_SIGNED_SECRET,
+          view: caSecretView(stored),
+          until: this.clock.now() + CREATED_SECRET_GRACE_MS,
+        };
+        this.queue.addAfter(KEY, CREATED_SECRET_GRACE_MS);
+      }
       this.queue.add(KEY);
-      this.queue.addAfter(KEY, CREATED_SECRET_GRACE_MS);
       if (restore) log.warn(`${source} was deleted; re-created it with the root in use`);
       else if (accepted)
         log.warn(
@@ -292,6 +300,8 @@ export class AuthorityController extends OneKeyController {
       });
       log.info({ retryInMs: 1_000 * 2 ** this.queue.retries(KEY) }, 'will retry creating the CA Secret');
       throw err;
+    } finally {
+      if (this.creating === creating) this.creating = undefined;
     }
   }
 }
