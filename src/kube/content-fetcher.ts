@@ -108,10 +108,11 @@ export class ContentFetcher<R> {
     this.reading.delete(key);
     if (flight.again)
       this.request(key); // asked for again meanwhile: the answer may be stale
-    else if (this.stopped || flight.forgotten) {
-      // stopped, or the key left the watch meanwhile: the answer is dropped
-    } else if ('obj' in answer) this.opts.found(key, answer.obj);
-    else this.retryLater(key, answer.err);
+    else if (!this.stopped && !flight.forgotten) {
+      // (a key that left the watch meanwhile has its answer dropped)
+      if ('obj' in answer) this.opts.found(key, answer.obj);
+      else this.retryLater(key, answer.err);
+    }
     this.pump();
   }
 

@@ -51,6 +51,14 @@ function setup(
   const restarts: WatchEnd[] = [];
   /** Reads through the fetcher; past 10 they fail, so a read loop ends the test instead of hanging it. */
   const gets = { count: 0, gate: undefined as Promise<void> | undefined };
+  /** Reads wait from now until the returned function lets them through. */
+  const holdReads = () => {
+    let open!: () => void;
+    gets.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    return open;
+  };
   const seed = (name: string, v: string, labels?: Record<string, string>) =>
     api.seed(secretsPath('ns', name), { metadata: { name, labels }, data: { v } });
   const start = async () => {
@@ -103,7 +111,29 @@ function setup(
   };
   const patch = (name: string, v: string) =>
     api.request<Secret>('PATCH', secretsPath('ns', name), { data: { v } }, MERGE_PATCH_CONTENT);
-  return { api, clock, watch, lists, events, resynced, restarts, gets, seed, start, patch };
+  /** Takes the label `mine` away: a watch selecting on it is told DELETED. */
+  const unlabel = (name: string) =>
+    api.request(
+      'PATCH',
+      secretsPath('ns', name),
+      { metadata: { labels: { mine: null } } },
+      MERGE_PATCH_CONTENT,
+    );
+  return {
+    api,
+    clock,
+    watch,
+    lists,
+    events,
+    resynced,
+    restarts,
+    gets,
+    holdReads,
+    seed,
+    start,
+    patch,
+    unlabel,
+  };
 }
 
 describe('Informer, metadata only', () => {
@@ -153,10 +183,7 @@ describe('Informer, metadata only', () => {
       t.seed('a', '1', { mine: 'yes' });
       t.seed('b', '1', { mine: 'yes' });
       const cache = await t.start();
-      let open!: () => void;
-      t.gets.gate = new Promise<void>((resolve) => {
-        open = resolve;
-      });
+      const open = t.holdReads();
       if (pending === 'retrying') t.api.failNext('GET', secretsPath('ns', 'a'), 500);
       if (pending === 'queued') await t.patch('b', '2'); // b's read holds the only slot (concurrency 1 below)
       await t.patch('a', '2'); // a's event asks for a read
@@ -165,12 +192,7 @@ describe('Informer, metadata only', () => {
         await settle(); // the read failed: a retry is scheduled
       }
       // The label goes: the API server tells the watch DELETED, and a GET would still find it.
-      await t.api.request(
-        'PATCH',
-        secretsPath('ns', 'a'),
-        { metadata: { labels: { mine: null } } },
-        MERGE_PATCH_CONTENT,
-      );
+      await t.unlabel('a');
       open();
       await settle();
       await t.clock.advance(60_000);
@@ -213,12 +235,7 @@ describe('Informer, metadata only', () => {
     await cache.writing('ns/a', async () => {
       const ours = await t.patch('a', 'ours');
       // Someone takes the label away before our answer is handled: the watch says DELETED.
-      await t.api.request(
-        'PATCH',
-        secretsPath('ns', 'a'),
-        { metadata: { labels: { mine: null } } },
-        MERGE_PATCH_CONTENT,
-      );
+      await t.unlabel('a');
       return ours;
     });
     await settle();
@@ -246,18 +263,10 @@ describe('Informer, metadata only', () => {
     const t = setup({ labelSelector: 'mine=yes', resyncPeriodMs: 60_000 });
     t.seed('a', '1', { mine: 'yes' });
     const cache = await t.start();
-    let open!: () => void;
-    t.gets.gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
+    const open = t.holdReads();
     await t.patch('a', '2'); // its read waits
     t.watch.deaf = true; // what follows is missed: the label goes, and 120 Secrets come
-    await t.api.request(
-      'PATCH',
-      secretsPath('ns', 'a'),
-      { metadata: { labels: { mine: null } } },
-      MERGE_PATCH_CONTENT,
-    );
+    await t.unlabel('a');
     for (let i = 0; i < 120; i++) t.seed(`n${i}`, '1', { mine: 'yes' });
     t.watch.deaf = false;
     await t.clock.advance(150_000); // the resync's metadata relist finds so much changed that it lists in full
