@@ -3,6 +3,7 @@
 // bundle workloads trust. Loaded from the CA Secrets and validated by issuing
 // and verifying a probe leaf, so a loaded authority is known to work.
 import { createHash, type KeyObject } from 'node:crypto';
+import type { CaConfig } from '../config/ca-spec.js';
 import {
   type CertificateInfo,
   decodeCertificatesPem,
@@ -96,6 +97,21 @@ export interface LoadOptions {
   minRemainingMs: number;
 }
 
+/** How long a plugged-in signer must still be valid to load: a leaf's grace period, at least a minute. */
+export function minSignerRemainingMs(config: Pick<CaConfig, 'workload'>): number {
+  return Math.max(config.workload.minGracePeriodMs, 60_000);
+}
+
+/**
+ * The last instant (ms) at which a signer still loads. A plugged-in signer must leave
+ * `minRemainingMs`, or it could only issue leaves too short to be useful. A self-signed root close
+ * to expiry must still load: its rotation runs on the loaded authority, and refusing it would
+ * deadlock the rotation that replaces it (leaves never outlive it anyway).
+ */
+export function signerUsableUntil(mode: CaMode, signerNotAfter: Date, minRemainingMs: number): number {
+  return signerNotAfter.getTime() - (mode === 'PluggedIn' ? minRemainingMs : 1);
+}
+
 /**
  * Checks that the signer can really issue: it is a CA allowed to sign, its
  * key matches, it is valid for long enough, and a leaf it signs verifies
@@ -119,14 +135,11 @@ async function assemble(
   if (!keyMatchesCertificate(signerKey, signerDer)) {
     throw new CaLoadError('KeyMismatch', `${source}: ca-key.pem does not match ca-cert.pem`);
   }
-  const remaining = signer.notAfter.getTime() - opts.now.getTime();
-  // A self-signed root close to expiry must still load: its rotation runs on the loaded authority,
-  // and refusing it would deadlock the rotation that replaces it. Leaves never outlive it anyway.
-  const minRemaining = mode === 'PluggedIn' ? opts.minRemainingMs : 1;
-  if (remaining < minRemaining) {
+  if (opts.now.getTime() > signerUsableUntil(mode, signer.notAfter, opts.minRemainingMs)) {
+    const expired = signer.notAfter.getTime() <= opts.now.getTime();
     throw new CaLoadError(
       'SignerExpiring',
-      `${source}: the signing certificate ${remaining <= 0 ? 'has expired' : 'expires too soon'} ` +
+      `${source}: the signing certificate ${expired ? 'has expired' : 'expires too soon'} ` +
         `(notAfter ${signer.notAfter.toISOString()})`,
     );
   }

@@ -361,7 +361,10 @@ export async function startController(
 }
 
 function reportAuthority(metrics: Metrics, state: AuthorityState): void {
-  metrics.setCaReady(state.status === 'ready');
+  metrics.setCaReady(
+    state.status === 'ready',
+    state.status === 'ready' ? state.authority.signer.notAfter : undefined,
+  );
   if (state.status !== 'ready') return;
   const { roots, activeRootFingerprint } = state.authority;
   metrics.setRoots(

@@ -206,6 +206,17 @@ describe('metrics', () => {
     expect(sample(text, 'alcazar_ca_ready')).toBe(0);
   });
 
+  it('turns CA readiness to 0 when the loaded signer ends, read at scrape time', async () => {
+    let now = NOW;
+    const metrics = createMetrics({ defaultMetrics: false, now: () => now });
+    metrics.setCaReady(true, new Date(NOW + HOUR));
+    expect(sample(await metrics.scrape(), 'alcazar_ca_ready')).toBe(1);
+    now = NOW + HOUR;
+    expect(sample(await metrics.scrape(), 'alcazar_ca_ready')).toBe(0);
+    metrics.setCaReady(true, new Date(NOW + 2 * HOUR)); // a new signer
+    expect(sample(await metrics.scrape(), 'alcazar_ca_ready')).toBe(1);
+  });
+
   it('reads the queue and managed ServiceAccount probes at scrape time', async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     let queue = { depth: 3, scheduled: 40 };

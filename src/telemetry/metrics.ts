@@ -131,6 +131,8 @@ export class Metrics {
   private readonly dnsNamesRefused: Counter<'reason'>;
   private readonly leader: Gauge;
   private readonly caReady: Gauge;
+  /** When alcazar_ca_ready turns 0: 0 while no CA is loaded, the signer's notAfter while one is. */
+  private caReadyUntil = 0;
   private readonly rootExpiry: Gauge<'fingerprint' | 'active'>;
   private readonly crlRevoked: Gauge;
   private readonly crlNextUpdate: Gauge;
@@ -239,11 +241,13 @@ export class Metrics {
       help: '1 while this replica holds the leader lease and may write, 0 otherwise.',
       registers,
     });
-    this.caReady = new Gauge({
+    const caReady: Gauge = new Gauge({
       name: 'alcazar_ca_ready',
-      help: '1 while a validated signing CA is loaded, 0 otherwise.',
+      help: '1 while a validated signing CA is loaded and its signing certificate has not ended, 0 otherwise.',
       registers,
+      collect: () => caReady.set(this.now() < this.caReadyUntil ? 1 : 0),
     });
+    this.caReady = caReady;
     this.rootExpiry = new Gauge({
       name: 'alcazar_root_certificate_expiry_timestamp_seconds',
       help: 'notAfter of each root certificate in the trust bundle, in unix seconds; active="true" for the root the signer chains to.',
@@ -394,8 +398,10 @@ export class Metrics {
     this.leader.set(leading ? 1 : 0);
   }
 
-  setCaReady(ready: boolean): void {
-    this.caReady.set(ready ? 1 : 0);
+  /** Ready until `signerNotAfter` (read at scrape time: a signer that ends turns it to 0). */
+  setCaReady(ready: boolean, signerNotAfter?: Date): void {
+    this.caReadyUntil = ready ? (signerNotAfter?.getTime() ?? Number.POSITIVE_INFINITY) : 0;
+    this.caReady.set(this.now() < this.caReadyUntil ? 1 : 0);
   }
 
   /** The roots in the trust bundle now: the previous set's series are dropped, not merged. */

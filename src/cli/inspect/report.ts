@@ -4,6 +4,7 @@ import {
   type LoadOptions,
   loadPluggedIn,
   loadSelfSigned,
+  minSignerRemainingMs,
   PLUGGED_IN_SECRET,
   SELF_SIGNED_SECRET,
   type SigningAuthority,
@@ -291,7 +292,7 @@ async function loadAuthority(
     Object.entries(read.value!.data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64')]),
   );
   // The same margin the authority controller loads with, so "not ready" means the same here.
-  const options: LoadOptions = { now, minRemainingMs: Math.max(config.workload.minGracePeriodMs, 60_000) };
+  const options: LoadOptions = { now, minRemainingMs: minSignerRemainingMs(config) };
   try {
     const load = name === SELF_SIGNED_SECRET ? loadSelfSigned : loadPluggedIn;
     return { ok: true, authority: await load(data, source, options), asController };

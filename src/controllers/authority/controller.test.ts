@@ -2,12 +2,15 @@ import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultCaConfig } from '../../config/ca-spec.js';
 import type { HttpMethod } from '../../kube/raw.js';
-import { SELF_SIGNED_SECRET } from '../../model/names.js';
+import { PLUGGED_IN_SECRET, SELF_SIGNED_SECRET } from '../../model/names.js';
+import { privateKeyToPem } from '../../pki/index.js';
+import { createTestCa } from '../../pki/testing.js';
 import { authorityOn, CA_NAMESPACE, type ControllerTestBed, controllerTestBed } from '../testing.js';
 import { type AuthorityController, CREATED_SECRET_GRACE_MS } from './controller.js';
 import { MISSING_ROOT_RECHECK_MS, planAuthority } from './plan.js';
 
 const secretsPath = `/api/v1/namespaces/${CA_NAMESPACE}/secrets`;
+const HOUR = 3_600_000;
 let bed: ControllerTestBed;
 let controller: AuthorityController | undefined;
 
@@ -254,6 +257,40 @@ describe('AuthorityController', () => {
     expect(after.metadata?.uid).not.toBe(before.metadata?.uid);
     expect(after.data['ca-cert.pem']).toBe(before.data['ca-cert.pem']);
     expect(after.data['ca-key.pem']).toBe(before.data['ca-key.pem']);
+  });
+
+  it('goes not ready when a plugged-in signer has less than the grace period left, as a restart would', async () => {
+    bed = controllerTestBed();
+    await bed.start();
+    const start = bed.clock.now();
+    const ca = await createTestCa({
+      notBefore: new Date(start - HOUR),
+      notAfter: new Date(start + 2 * HOUR),
+    });
+    const pem = Buffer.from(ca.root.pem).toString('base64');
+    await bed.api.request('POST', secretsPath, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: PLUGGED_IN_SECRET, namespace: CA_NAMESPACE },
+      data: {
+        'ca-cert.pem': pem,
+        'ca-key.pem': Buffer.from(privateKeyToPem(ca.keys.privateKey)).toString('base64'),
+        'root-cert.pem': pem,
+        'cert-chain.pem': pem,
+      },
+    });
+    const config = defaultCaConfig();
+    bed.caches.state.config.set({ ...config, root: { ...config.root, mode: 'PluggedIn' } });
+    controller = authorityOn(bed);
+    await controller.start();
+    await bed.until('the CA', () => controller!.current.status === 'ready');
+    const grace = config.workload.minGracePeriodMs;
+    await bed.clock.advance(start + 2 * HOUR - grace - bed.clock.now() - 1_000);
+    expect(controller.current.status).toBe('ready');
+    await bed.clock.advance(2_000);
+    await bed.until('SignerExpiring', () => controller!.current.status === 'failed');
+    expect(controller.current).toMatchObject({ status: 'failed', reason: 'SignerExpiring' });
+    expect((controller.current as { message: string }).message).toContain('expires too soon');
   });
 
   it('fails plugged-in mode without cacerts, saying which Secret is missing', async () => {

@@ -18,9 +18,11 @@ import {
   CaLoadError,
   loadPluggedIn,
   loadSelfSigned,
+  minSignerRemainingMs,
   PLUGGED_IN_SECRET,
   SELF_SIGNED_SECRET,
   SELF_SIGNED_SECRET_TYPE,
+  signerUsableUntil,
 } from '../../ca/authority.js';
 import { generateRootData } from '../../ca/self-signed.js';
 import type { CaConfig } from '../../config/ca-spec.js';
@@ -117,6 +119,7 @@ export class AuthorityController extends OneKeyController {
   async reconcile(): Promise<void> {
     if (!this.opts.caches.caSideSynced) return; // until then every CA Secret looks missing
     const config = this.opts.caches.state.config.current;
+    this.recheckWhenSignerEnds(config);
     const name = config.root.mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
     const secret = this.caSecretOrCreated(name);
     const source = `${this.opts.namespace}/${name}`;
@@ -136,6 +139,25 @@ export class AuthorityController extends OneKeyController {
       missing,
     });
     await this.execute(decision, config, secret);
+    this.recheckWhenSignerEnds(config);
+  }
+
+  /**
+   * A loaded plugged-in signer is validated again once it would no longer load (SignerExpiring), so
+   * the CA goes not ready then, as a restart would find it, rather than staying ready with a signer
+   * that can only issue certificates shorter than the grace period, then already expired. Nothing
+   * else wakes this controller then. Called before a reconcile plans (to validate again) and after
+   * (to arm the timer). A self-signed root stays loaded to its end and past it: the rotation that
+   * replaces it runs on the loaded authority (the status shows it ended: SignerExpired).
+   */
+  private recheckWhenSignerEnds(config: CaConfig): void {
+    const current = this.current;
+    if (current.status !== 'ready' || current.authority.mode !== 'PluggedIn') return;
+    const { mode, signer } = current.authority;
+    const until = signerUsableUntil(mode, signer.notAfter, minSignerRemainingMs(config));
+    const now = this.clock.now();
+    if (now > until) this.evaluatedFrom = '';
+    else this.queue.addAfter(KEY, until - now + 1);
   }
 
   /** The cached CA Secret; until the cache has seen it, the one this process just created. */
@@ -181,7 +203,7 @@ export class AuthorityController extends OneKeyController {
     const mode = config.root.mode;
     const loadOptions = {
       now: new Date(this.clock.now()),
-      minRemainingMs: Math.max(config.workload.minGracePeriodMs, 60_000),
+      minRemainingMs: minSignerRemainingMs(config),
     };
     try {
       if (mode === 'SelfSigned' && secret.type !== SELF_SIGNED_SECRET_TYPE) {

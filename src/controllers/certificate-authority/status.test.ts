@@ -129,6 +129,30 @@ describe('rootExpiring', () => {
       reason: 'RootNearExpiry',
     });
   });
+
+  it('is not ready once the signer has ended, and does not call the signer valid when none is loaded', () => {
+    const ended: AuthorityState = {
+      status: 'failed',
+      reason: 'SignerExpiring',
+      message:
+        'istio-system/cacerts: the signing certificate has expired (notAfter 2026-11-22T00:00:00.000Z)',
+    };
+    const status = desiredStatus(input({ authority: ended }));
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'SignerExpiring' });
+    expect(condition(status, 'CAReady')).toMatchObject({ status: 'False', reason: 'SignerExpiring' });
+    expect(condition(status, 'RootExpiring')).toMatchObject({ status: 'Unknown', reason: 'NoSigner' });
+  });
+
+  it('is not ready once a self-signed root loaded for its rotation has ended', () => {
+    const lastDay = ready('SelfSigned', now - 10 * YEAR, now + 1_000);
+    expect(condition(desiredStatus(input({ authority: lastDay })), 'Ready')?.status).toBe('True');
+    const ended = desiredStatus(input({ authority: lastDay, now: now + 1_000 }));
+    expect(condition(ended, 'Ready')).toMatchObject({ status: 'False', reason: 'SignerExpired' });
+    expect(condition(ended, 'CAReady')).toMatchObject({ status: 'False', reason: 'SignerExpired' });
+    expect(condition(ended, 'CAReady')?.message).toContain('until the root rotation replaces it');
+    expect(condition(ended, 'RootExpiring')?.status).toBe('True');
+    expect(ended.roots, 'the roots in use are still shown').toHaveLength(1);
+  });
 });
 
 describe('planStatusWrite', () => {

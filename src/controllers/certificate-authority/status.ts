@@ -81,13 +81,16 @@ export function desiredStatus(input: StatusInput): CaStatus {
         'InvalidSpec',
         `${input.specError}; the last valid configuration stays in effect`,
       );
+  const ended = signerEnded(input);
   const caCondition =
     authority.status === 'ready'
-      ? condition('CAReady', true, 'Loaded', `signing with ${authority.authority.source}`)
+      ? ended
+        ? condition('CAReady', false, 'SignerExpired', ended)
+        : condition('CAReady', true, 'Loaded', `signing with ${authority.authority.source}`)
       : authority.status === 'failed'
         ? condition('CAReady', false, authority.reason, authority.message)
         : condition('CAReady', undefined, 'Pending', authority.message);
-  const ready = configValid && authority.status === 'ready';
+  const ready = configValid && authority.status === 'ready' && !ended;
   const readyCondition = ready
     ? condition('Ready', true, 'Ready', 'issuing workload certificates')
     : !configValid
@@ -122,6 +125,20 @@ export function desiredStatus(input: StatusInput): CaStatus {
     ...input.counts,
     rotation: input.rotation,
   };
+}
+
+/**
+ * Why the loaded signer cannot issue any more, once it has ended: a self-signed root stays loaded
+ * past its end so that its rotation can replace it (a plugged-in signer is refused before then).
+ */
+function signerEnded(input: Pick<StatusInput, 'authority' | 'now'>): string | undefined {
+  if (input.authority.status !== 'ready') return undefined;
+  const { signer, source, mode } = input.authority.authority;
+  if (signer.notAfter.getTime() > input.now) return undefined;
+  const ended = `the signing certificate in ${source} ended at ${iso(signer.notAfter)}: nothing is issued`;
+  return mode === 'SelfSigned'
+    ? `${ended} until the root rotation replaces it (see RootExpiring and status.rotation)`
+    : `${ended} until cacerts is replaced`;
 }
 
 /** The status fields that change with every certificate issued: progress, not state. */
@@ -210,6 +227,8 @@ function rootExpiringCondition(
   input: StatusInput,
   condition: (type: Condition['type'], ok: boolean | undefined, reason: string, message: string) => Condition,
 ): Condition {
+  if (input.authority.status !== 'ready')
+    return condition('RootExpiring', undefined, 'NoSigner', 'no signing certificate is loaded (see CAReady)');
   const verdict = rootExpiring(input);
   return verdict.expiring
     ? condition('RootExpiring', true, 'RootNearExpiry', verdict.message)
