@@ -55,7 +55,7 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-function setup(opts: { early: boolean; reservations?: SerialReservations }) {
+function setup(opts: { early: boolean; reservations?: SerialReservations; at?: number }) {
   const reviews: Array<ReturnType<typeof deferred<TokenReviewResult>>> = [];
   const records: Array<{ record: IssuedCertificateRecord; done: ReturnType<typeof deferred<void>> }> = [];
   const withdrawn: IssuedCertificateRecord[] = [];
@@ -75,7 +75,7 @@ function setup(opts: { early: boolean; reservations?: SerialReservations }) {
     }),
     metrics: new CsrServerMetrics(new Registry()),
     log: pino({ level: 'silent' }),
-    now: () => now,
+    now: () => opts.at ?? now,
     onIssued: (record) => {
       const done = deferred<void>();
       records.push({ record, done });
@@ -98,6 +98,18 @@ function setup(opts: { early: boolean; reservations?: SerialReservations }) {
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
+
+describe('a signer that has ended', () => {
+  it('is refused before the token is reviewed or anything recorded', async () => {
+    const { reviews, records, call } = setup({ early: true, at: authority.signer.notAfter.getTime() });
+    await expect(call(tokenClaiming('shop', 'cart'))).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      reason: 'SignerExpired',
+    });
+    expect(reviews).toHaveLength(0);
+    expect(records).toHaveLength(0);
+  });
+});
 
 describe('recording while the TokenReview is out', () => {
   it('starts the record before the review answers, and answers only once both are done', async () => {

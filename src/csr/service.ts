@@ -105,6 +105,14 @@ export class CertificateService {
       throw new Refusal('UNAVAILABLE', 'CaNotReady', `the CA cannot sign yet: ${state.message}`);
     }
     const { authority } = state;
+    if (authority.signer.notAfter.getTime() <= this.now()) {
+      // A self-signed root stays loaded past its end for its rotation; it can only issue expired leaves.
+      throw new Refusal(
+        'UNAVAILABLE',
+        'SignerExpired',
+        `the signing certificate ended at ${authority.signer.notAfter.toISOString()}; nothing is issued until it is replaced`,
+      );
+    }
     const config = this.opts.config();
 
     const authenticated = this.authenticate(call, authority, config.trustDomain);
