@@ -1,7 +1,8 @@
 // Which CAs must each publish a CRL: every CA whose leaves may still be in use. In self-signed mode
 // that is the active root, plus during a root rotation the other root whose key istio-ca-secret
 // holds (the next one while Publishing, the previous one while Reissuing). In plugged-in mode it
-// is the signing CA; CRLs the operator put in cacerts (ca-crl.pem) are published alongside.
+// is the signing CA; CRLs the operator put in cacerts (ca-crl.pem) are published alongside, but
+// the entries of one the signing CA issued go into its own CRL (CrlController: operatorCrls).
 import { type KeyObject, X509Certificate } from 'node:crypto';
 import { decodeCertificatesPem, parsePrivateKeyPem } from '../pki/index.js';
 import type { SigningAuthority } from './authority.js';

@@ -1,5 +1,6 @@
 // Revocation with a plugged-in CA (cacerts): alcazar signs the CRL with the operator's intermediate
-// and publishes the operator's own CRLs (cacerts' ca-crl.pem) next to it; an intermediate that may
+// and publishes the operator's own CRLs (cacerts' ca-crl.pem) next to it, except one the intermediate
+// issued itself, whose entries go into alcazar's; an intermediate that may
 // not sign CRLs is reported on the CertificateAuthority as CRLValid=False, and issuing goes on.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -112,7 +113,7 @@ function intermediateWithoutCrlSign(ca: TestCa): { certPem: string; keyPem: stri
 }
 
 describe('revocation with a plugged-in CA', () => {
-  it("signs the CRL with the cacerts intermediate and publishes the operator's ca-crl.pem beside it", async () => {
+  it("signs the CRL with the cacerts intermediate, publishes the root's CRL from ca-crl.pem beside it and merges the intermediate's own", async () => {
     const notBefore = new Date(Date.now() - 60_000);
     const ca = await createTestCa({ notBefore });
     const intermediate = await createTestIntermediate(ca.issuer, { notBefore });
@@ -125,9 +126,18 @@ describe('revocation with a plugged-in CA', () => {
       nextUpdate: new Date(Date.now() + 24 * HOUR_MS),
       entries: [{ serial: operatorSerial, revokedAt: notBefore, reason: 'cACompromise' }],
     });
+    // And one the intermediate itself issued (as istiod's, carried over with it): one CRL per issuer.
+    const carriedSerial = '0a0b0c';
+    const carriedCrl = buildCrl({
+      issuer: { certificate: intermediate.certificate.der, privateKey: intermediate.keys.privateKey },
+      crlNumber: 5n,
+      thisUpdate: notBefore,
+      nextUpdate: new Date(Date.now() + 24 * HOUR_MS),
+      entries: [{ serial: carriedSerial, revokedAt: notBefore, reason: 'superseded' }],
+    });
     const caNs = await pluggedInController(
       cacerts(ca, intermediate.certificate.pem, privateKeyToPem(intermediate.keys.privateKey), {
-        'ca-crl.pem': operatorCrl.pem,
+        'ca-crl.pem': operatorCrl.pem + carriedCrl.pem,
       }),
     );
 
@@ -147,9 +157,12 @@ describe('revocation with a plugged-in CA', () => {
     const text = crlText(published);
     const crls = decodeCrlsPem(text);
     const bySigner = (der: Buffer) => crls.filter((crl) => crlSignedBy(crl, der));
-    const [ours] = bySigner(intermediate.certificate.der);
+    const [ours, ...more] = bySigner(intermediate.certificate.der);
     expect(ours, 'a CRL signed by the cacerts intermediate').toBeDefined();
-    expect(parseCrl(ours!).entries.map((e) => e.serial)).toContain(serialOf(before));
+    expect(more, 'and only one').toEqual([]);
+    expect(parseCrl(ours!).entries.map((e) => e.serial)).toEqual(
+      expect.arrayContaining([serialOf(before), carriedSerial]),
+    );
     expect(bySigner(ca.root.der).map((der) => der.equals(operatorCrl.der))).toEqual([true]);
     expect(crls).toHaveLength(2);
     const caText = crlText(await waitForCrl(core, caNs, 'the same CRLs', (t) => t === text));

@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../ca/authority.js';
 import type { CrlSigner } from '../../ca/crl-signers.js';
-import { buildCrl, crlSignedBy, decodeCrlsPem } from '../../pki/crl.js';
+import { buildCrl, crlSignedBy, decodeCrlsPem, parseCrl } from '../../pki/crl.js';
 import { createTestCa, type TestCa } from '../../pki/testing.js';
 import {
   CA_NAMESPACE,
@@ -10,7 +10,7 @@ import {
   controllerTestBed,
   readyAuthority,
 } from '../testing.js';
-import { CrlController, type CrlSources, examinePublished } from './controller.js';
+import { CrlController, type CrlSources, examinePublished, operatorCrls } from './controller.js';
 import type { CrlConfigMapView } from './observe.js';
 import { CrlPublisher } from './publisher.js';
 
@@ -70,18 +70,35 @@ describe('examinePublished', () => {
     ).toBe(false);
   });
 
-  it('counts an operator CRL issued by one of our signers as the operator’s, not ours', () => {
+  it('expects an operator CRL issued by one of our signers merged into ours, not beside it', () => {
     const operatorPem = crlOf(roots[0]!, ['0b']);
     const ours = buildCrl({
       issuer: roots[0]!.issuer,
       crlNumber: 10n,
       thisUpdate: now,
       nextUpdate: new Date(now.getTime() + 86_400_000),
-      entries: [],
+      entries: [{ serial: '0b', revokedAt: now, reason: 'keyCompromise' }],
     }).pem;
-    const published = examinePublished(view(ours + operatorPem), { signers: [signers[0]!], operatorPem });
-    expect(published.wellFormed).toBe(true);
-    expect(published.crls.map((c) => c.crlNumber)).toEqual([10n]);
+    const sources = { signers: [signers[0]!], operatorPem };
+    expect(operatorCrls(sources)).toEqual({
+      foreign: [],
+      adopted: [
+        {
+          serial: '0b',
+          notAfter: Number.POSITIVE_INFINITY,
+          revokedAt: now.getTime(),
+          reason: 'keyCompromise',
+        },
+      ],
+    });
+    const merged = examinePublished(view(ours), sources);
+    expect(merged.wellFormed).toBe(true);
+    expect(merged.crls.map((c) => c.crlNumber)).toEqual([10n]);
+    // Both published (as before this was merged): two CRLs of one signer, which the plan signs again.
+    expect(examinePublished(view(ours + operatorPem), sources).crls.map((c) => c.crlNumber)).toEqual([
+      10n,
+      9n,
+    ]);
   });
 
   it('finds nothing usable in edited text or extra keys', () => {
@@ -130,7 +147,7 @@ describe('CrlController on the shared caches', () => {
     );
   });
 
-  it('signs once, not in a loop, when the operator’s CRL is issued by our own signer', async () => {
+  it('signs once, not in a loop, when the operator’s CRL is issued by our own signer, and lists its entries', async () => {
     bed = controllerTestBed();
     await bed.start();
     /** The CA's own signer, and an operator CRL it issued (as istiod's intermediate would have). */
@@ -152,7 +169,7 @@ describe('CrlController on the shared caches', () => {
           crlNumber: 3n,
           thisUpdate: new Date(bed.clock.now()),
           nextUpdate: new Date(bed.clock.now() + 86_400_000),
-          entries: [],
+          entries: [{ serial: '0c', revokedAt: new Date(bed.clock.now() - 60_000), reason: 'superseded' }],
         }).pem,
       };
       return sources;
@@ -169,5 +186,15 @@ describe('CrlController on the shared caches', () => {
         (w.body as { metadata?: { name?: string } } | undefined)?.metadata?.name === 'istio-ca-crl',
     );
     expect(writes).toHaveLength(1);
+    const text = bed.api.get(`/api/v1/namespaces/${CA_NAMESPACE}/configmaps/istio-ca-crl`)?.data?.[
+      'ca-crl.pem'
+    ];
+    const published = decodeCrlsPem(text ?? '');
+    expect(published, 'one CRL for the one issuer').toHaveLength(1);
+    expect(parseCrl(published[0]!)).toMatchObject({
+      crlNumber: expect.any(BigInt),
+      entries: [{ serial: '0c', reason: 'superseded' }],
+    });
+    expect(parseCrl(published[0]!).crlNumber).not.toBe(3n);
   });
 });

@@ -28,7 +28,7 @@ import { entriesKey, type PublishedCrlConfigMap, planCrl, type RevokedForCrl } f
 
 export interface CrlSources {
   signers: CrlSigner[];
-  /** The operator's CRLs (plugged-in cacerts ca-crl.pem), published after ours. */
+  /** The operator's CRLs (plugged-in cacerts ca-crl.pem): see OperatorCrls. */
   operatorPem: string;
 }
 
@@ -45,21 +45,63 @@ export type { CrlHealth } from './health.js';
 
 const KEY = 'crl';
 
-/** The operator's CRL blocks re-encoded, so that formatting does not count as an edit. */
-function canonicalCrls(pem: string): string {
+/** CRLs as PEM, re-encoded, so that the operator's formatting does not count as an edit. */
+function crlsPem(ders: readonly Buffer[]): string {
+  return ders
+    .map(
+      (der) =>
+        `-----BEGIN X509 CRL-----\n${der
+          .toString('base64')
+          .replace(/(.{64})/g, '$1\n')
+          .replace(/\n$/, '')}\n-----END X509 CRL-----\n`,
+    )
+    .join('');
+}
+
+/** The operator's CRLs (plugged-in cacerts ca-crl.pem), sorted by who issued them. */
+export interface OperatorCrls {
+  /** Issued by other CAs (e.g. the root's, listing revoked intermediates): published as given, after ours. */
+  foreign: Buffer[];
+  /**
+   * The entries of those one of our signers issued (e.g. istiod's, carried over with its
+   * intermediate): listed in our CRL, which replaces them. Published beside ours, a verifier would
+   * find two CRLs from one issuer and use either (OpenSSL takes the newer), so their revocations
+   * could be lost.
+   */
+  adopted: RevokedForCrl[];
+}
+
+export function operatorCrls(sources: CrlSources): OperatorCrls {
+  const result: OperatorCrls = { foreign: [], adopted: [] };
+  let ders: Buffer[];
   try {
-    return decodeCrlsPem(pem)
-      .map(
-        (der) =>
-          `-----BEGIN X509 CRL-----\n${der
-            .toString('base64')
-            .replace(/(.{64})/g, '$1\n')
-            .replace(/\n$/, '')}\n-----END X509 CRL-----\n`,
-      )
-      .join('');
+    ders = decodeCrlsPem(sources.operatorPem || '');
   } catch {
-    return '';
+    return result; // not PEM: nothing usable (cacerts loaded, so only this key is broken)
   }
+  for (const der of ders) {
+    const ours = sources.signers.some((s) => crlSignedBy(der, s.certificateDer));
+    let entries: ReturnType<typeof parseCrl>['entries'] | undefined;
+    try {
+      entries = ours ? parseCrl(der).entries : undefined;
+    } catch {
+      entries = undefined;
+    }
+    if (!entries) {
+      result.foreign.push(der);
+      continue;
+    }
+    for (const entry of entries) {
+      // When the certificate ends is not in a CRL: listed as long as the operator's CRL lists it.
+      result.adopted.push({
+        serial: entry.serial,
+        notAfter: Number.POSITIVE_INFINITY,
+        revokedAt: entry.revokedAt.getTime(),
+        reason: entry.reason,
+      });
+    }
+  }
+  return result;
 }
 
 /** What is in the CA namespace's istio-ca-crl, checked against the signers. */
@@ -72,17 +114,12 @@ export function examinePublished(view: CrlConfigMapView, sources: CrlSources): P
   } catch {
     return result;
   }
-  const operator = decodeCrlsPem(sources.operatorPem || '');
+  // An operator CRL that one of our signers issued counts as ours here: a second CRL of that signer,
+  // so the text is signed again without it (its entries are in ours).
+  const operator = operatorCrls(sources).foreign;
   const others: Buffer[] = [];
   for (const block of blocks) {
     if (block.type !== 'X509 CRL') return result;
-    // The operator's own CRLs are theirs even when one of our signers issued them (an
-    // intermediate's CRL carried over from istiod): counted as ours, they made the text look
-    // edited, and every pass signed again, at once, without end.
-    if (operator.some((der) => der.equals(block.der))) {
-      others.push(block.der);
-      continue;
-    }
     const signer = sources.signers.find((s) => crlSignedBy(block.der, s.certificateDer));
     if (!signer) {
       others.push(block.der);
@@ -234,7 +271,8 @@ export class CrlController {
     const view = this.opts.caches.crls.get(this.caKey);
     const now = this.now();
     const validityMs = this.opts.config().revocation.crlValidityMs;
-    const revoked = this.revoked();
+    const operator = sources ? operatorCrls(sources) : { foreign: [], adopted: [] };
+    const revoked = [...this.revoked(), ...operator.adopted];
     const decision = planCrl({
       signers: sources?.signers.map((s) => s.fingerprint),
       revoked,
@@ -282,7 +320,7 @@ export class CrlController {
               entries: decision.entries,
             }).pem,
         );
-        const text = crls.join('') + canonicalCrls(sources!.operatorPem);
+        const text = crls.join('') + crlsPem(operator.foreign);
         this.lastNumber = decision.crlNumber;
         await this.write(view, text, decision.crlNumber, decision.nextUpdate, log);
         this.setHealth(decision.nextUpdate, decision.entries.length);
@@ -292,6 +330,7 @@ export class CrlController {
             crlNumber: decision.crlNumber.toString(),
             revoked: decision.entries.length,
             issuers: crls.length,
+            ...(operator.adopted.length > 0 && { fromOperatorCrls: operator.adopted.length }),
             nextUpdate: new Date(decision.nextUpdate).toISOString(),
           },
           'signed CRL',
