@@ -29,16 +29,24 @@ export type ServingPlan =
   | { action: 'issue'; why: string }
   | { action: 'wait'; recheckInMs: number | undefined };
 
-/** Issue when there is none, when the authority changed, or once half the lifetime has passed. */
+/**
+ * Issue when there is none, when the authority changed, or once half the lifetime has passed. A
+ * certificate never outlives its signer, so one that ends with it is not renewed (a new one could
+ * end no later: in the signer's last minute that was a new certificate per pass, without end), and
+ * nothing is issued once the signer has ended. A new signer wakes it (enqueue).
+ */
 export function planServingCertificate(
   current: Pick<ServingCertificate, 'notBefore' | 'notAfter' | 'generation'> | undefined,
   authority: AuthorityView,
   now: number,
 ): ServingPlan {
   if (authority.status !== 'ready') return { action: 'wait', recheckInMs: undefined };
+  const signerEnd = authority.authority.signer.notAfter.getTime();
+  if (signerEnd <= now) return { action: 'wait', recheckInMs: undefined };
   if (current === undefined) return { action: 'issue', why: 'none yet' };
   if (current.generation !== authority.authority.generation)
     return { action: 'issue', why: 'the CA changed' };
+  if (current.notAfter >= signerEnd) return { action: 'wait', recheckInMs: undefined };
   const renewAt = current.notBefore + (current.notAfter - current.notBefore) / 2;
   if (now >= renewAt) return { action: 'issue', why: 'half its lifetime has passed' };
   return { action: 'wait', recheckInMs: renewAt - now };
