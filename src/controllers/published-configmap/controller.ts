@@ -128,8 +128,12 @@ export class PublishedConfigMapController<V extends PublishedConfigMapView> {
             data: { [key]: content!.text },
           });
         } catch (err) {
-          // 409: the cache is behind (the watch brings it); 403: the namespace is terminating.
-          if (apiStatus(err) === 409 || apiStatus(err) === 403) return;
+          // 409: the cache is behind (the watch brings it). 403: the namespace is terminating, if
+          // the cache does not show it active; otherwise a quota, RBAC or an admission policy
+          // refused it, and the backoff retries (nothing else would look at this namespace again).
+          if (apiStatus(err) === 409) return;
+          if (apiStatus(err) === 403 && this.opts.caches.namespaces.get(namespace)?.terminating !== false)
+            return;
           throw err;
         }
         log.info(`published ${name}`);

@@ -48,13 +48,17 @@ describe('TrustBundleController', () => {
     expect(controller!.queue.scheduled).toBe(0);
   });
 
-  it('takes a 403 on create as the namespace terminating: no error, no retry', async () => {
-    await start(['going'], (fresh) =>
-      fresh.api.failNext('POST', '/api/v1/namespaces/going/configmaps', 403, 'namespace is being terminated'),
-    );
-    expect(creates().length).toBeGreaterThanOrEqual(1);
-    expect(controller!.queue.retries('going')).toBe(0);
-    expect(controller!.queue.scheduled).toBe(0);
+  it('retries a 403 on create while the cache shows the namespace active (a quota, RBAC, admission)', async () => {
+    await start(['a']);
+    // Refused for as long as the namespace's own events make it look again, then allowed.
+    for (let i = 0; i < 3; i++)
+      bed.api.failNext('POST', '/api/v1/namespaces/shop/configmaps', 403, 'exceeded quota: configmaps');
+    await bed.api.request('POST', '/api/v1/namespaces', { metadata: { name: 'shop' } });
+    await bed.settle();
+    await bed.clock.advance(10_000);
+    await controller!.queue.whenIdle();
+    expect(bed.api.get(bundlePath('shop')), 'published once allowed').toBeDefined();
+    expect(creates().filter((w) => w.path.includes('/shop/')).length).toBeGreaterThanOrEqual(4);
   });
 
   it('refreshes every bundle when the CA bundle changes', async () => {
