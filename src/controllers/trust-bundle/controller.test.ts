@@ -61,6 +61,19 @@ describe('TrustBundleController', () => {
     expect(creates().filter((w) => w.path.includes('/shop/')).length).toBeGreaterThanOrEqual(4);
   });
 
+  it('counts only its own bundles toward a rotation: someone else’s cannot hold it up', async () => {
+    await start(['a', 'legacy'], (fresh) =>
+      fresh.api.seed(bundlePath('legacy'), {
+        metadata: { name: TRUST_BUNDLE_NAME, namespace: 'legacy' },
+        data: { [TRUST_BUNDLE_KEY]: 'istiod’s bundle' },
+      }),
+    );
+    const state = bed.caches.state.authority.current;
+    if (state.status !== 'ready') throw new Error('the CA is not ready');
+    expect(controller!.progress(state.authority.rootBundleHash)).toEqual({ current: 1, total: 1 });
+    expect(bed.api.get(bundlePath('legacy'))?.data?.[TRUST_BUNDLE_KEY]).toBe('istiod’s bundle');
+  });
+
   it('refreshes every bundle when the CA bundle changes', async () => {
     await start(['a', 'b']);
     const newRoot = await growCaBundle(bed);

@@ -3,7 +3,11 @@ import { TRUST_BUNDLE_NAME } from '../../model/names.js';
 import { isManagedNamespace } from '../../model/targeting.js';
 import type { SharedCaches } from '../caches.js';
 
-/** How many managed namespaces publish the bundle with this hash, out of how many. */
+/**
+ * How many managed namespaces publish the bundle with this hash, out of how many. A namespace whose
+ * istio-ca-root-cert is someone else's (istiod's) is left out: alcazar never updates it (it is
+ * reported as ForeignConfigMap instead), so counting it held a root rotation in Publishing for ever.
+ */
 export function trustBundleProgress(
   caches: SharedCaches,
   caNamespace: string,
@@ -14,8 +18,10 @@ export function trustBundleProgress(
   let total = 0;
   for (const [namespace, ns] of caches.namespaces.entries()) {
     if (ns.terminating || !isManagedNamespace(namespace, ns.labels, targeting, caNamespace)) continue;
+    const bundle = caches.trustBundles.get(`${namespace}/${TRUST_BUNDLE_NAME}`);
+    if (bundle && !bundle.owned) continue;
     total++;
-    if (caches.trustBundles.get(`${namespace}/${TRUST_BUNDLE_NAME}`)?.bundleHash === bundleHash) current++;
+    if (bundle?.bundleHash === bundleHash) current++;
   }
   return { current, total };
 }
