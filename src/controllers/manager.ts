@@ -31,6 +31,7 @@ import { CrlController } from './crl/controller.js';
 import { CrlPublisher } from './crl/publisher.js';
 import { HeapCompactor } from './heap-compactor.js';
 import { RevocationController } from './revocation/controller.js';
+import { RevokedSerials } from './revocation/revoked-serials.js';
 import { RootRotationController } from './root-rotation/controller.js';
 import { TrustBundleController } from './trust-bundle/controller.js';
 import { WorkloadSecretsController } from './workload-secrets/controller.js';
@@ -244,6 +245,7 @@ export async function startController(
     caNamespace: settings.caNamespace,
   });
   caches.revocations.subscribe({ added: (key) => reservations.revocationSeen(key.split('/')[0]!) });
+  const revokedSerials = new RevokedSerials(caches.revocations);
 
   const csr: CsrApi | undefined = settings.csr.enabled
     ? await startCsrApi({
@@ -272,6 +274,7 @@ export async function startController(
         onWithdrawn: (record) => issuanceRecord.withdraw(record),
         afterIssued: (record) => hooks.onCsrIssued?.(record),
         reservations,
+        isRevoked: (serial) => revokedSerials.has(serial),
       })
     : undefined;
 

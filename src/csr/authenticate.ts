@@ -183,7 +183,12 @@ export function callerOfCertificate(
   try {
     const id = parseWorkloadSpiffeId(info.uris[0]!);
     if (id.trustDomain !== trustDomain) return undefined;
-    return { namespace: id.namespace, serviceAccount: id.serviceAccount, via: 'certificate' };
+    return {
+      namespace: id.namespace,
+      serviceAccount: id.serviceAccount,
+      via: 'certificate',
+      certificateSerialHex: info.serialNumberHex,
+    };
   } catch {
     return undefined;
   }
@@ -206,13 +211,16 @@ export class Semaphore {
   }
 
   async run<T>(job: () => Promise<T>): Promise<T> {
+    // A waiter is handed the permit of the job that ends (active is not lowered in between): a
+    // caller arriving before the waiter resumes must not take it too.
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
+    else this.active++;
     try {
       return await job();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }

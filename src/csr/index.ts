@@ -43,6 +43,8 @@ export interface CsrApiOptions {
   afterIssued?: (record: IssuedCertificateRecord) => void;
   /** Serials recorded ahead for identities that ask often (./reservations.ts). */
   reservations?: SerialReservations;
+  /** Whether a certificate serial is revoked (see CertificateServiceOptions). */
+  isRevoked?: (serialHex: string) => boolean;
   /** Replaces the API server's TokenReview (tests). */
   review?: TokenReviewer;
 }
@@ -73,6 +75,7 @@ export async function startCsrApi(opts: CsrApiOptions): Promise<CsrApi> {
     onWithdrawn: opts.onWithdrawn,
     afterIssued: opts.afterIssued,
     reservations: opts.reservations,
+    isRevoked: opts.isRevoked,
   });
   const server = await startCsrServer({
     port: opts.settings.port,

@@ -37,6 +37,8 @@ export interface Caller {
   serviceAccount: string;
   /** How it proved it. */
   via: 'token' | 'certificate';
+  /** The serial of the client certificate it proved it with (lowercase hex, as inspected). */
+  certificateSerialHex?: string;
 }
 
 export const workloadSpiffeId = (trustDomain: string, caller: Pick<Caller, 'namespace' | 'serviceAccount'>) =>

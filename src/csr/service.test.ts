@@ -3,6 +3,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadSelfSigned, type SigningAuthority } from '../ca/authority.js';
+import { issueWorkload } from '../ca/issue.js';
 import { defaultCaConfig } from '../config/ca-spec.js';
 import { buildTestCsrPem } from '../pki/csr-testing.js';
 import { privateKeyToPem } from '../pki/index.js';
@@ -98,6 +99,53 @@ function setup(opts: { early: boolean; reservations?: SerialReservations; at?: n
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
+
+describe('a client certificate', () => {
+  it('proves its identity until it is revoked; then only a token does', async () => {
+    const material = await issueWorkload(authority, {
+      spiffeId: 'spiffe://cluster.local/ns/shop/sa/cart',
+      dnsNames: [],
+      keyAlgorithm: 'ECDSA_P256',
+      ttlMs: HOUR,
+      backdateMs: 0,
+      now: new Date(now),
+    });
+    const revoked = new Set<string>();
+    const reviews: string[] = [];
+    const service = new CertificateService({
+      authority: () => ({ status: 'ready', authority }),
+      config: () => defaultCaConfig(),
+      isManagedNamespace: () => true,
+      tokens: new TokenAuthenticator({
+        audiences: ['istio-ca'],
+        now: () => now,
+        review: async (token) => {
+          reviews.push(token);
+          return reviewedAs('shop', 'cart');
+        },
+      }),
+      metrics: new CsrServerMetrics(new Registry()),
+      log: pino({ level: 'silent' }),
+      now: () => now,
+      isRevoked: (serial) => revoked.has(serial),
+    });
+    const call = (bearerToken?: string) =>
+      service.createCertificate({
+        request: {
+          csr: buildTestCsrPem({ uris: ['spiffe://cluster.local/ns/shop/sa/cart'] }),
+          validityDurationSeconds: 3600,
+        },
+        bearerToken,
+        clientCertificateDer: material.leafDer,
+      } as Parameters<CertificateService['createCertificate']>[0]);
+    expect(await call()).toHaveLength(2);
+    revoked.add(material.serialHex);
+    await expect(call()).rejects.toMatchObject({ code: 'UNAUTHENTICATED', reason: 'CertificateRevoked' });
+    expect(reviews).toHaveLength(0);
+    expect(await call(tokenClaiming('shop', 'cart'))).toHaveLength(2);
+    expect(reviews).toHaveLength(1);
+  });
+});
 
 describe('a signer that has ended', () => {
   it('is refused before the token is reviewed or anything recorded', async () => {

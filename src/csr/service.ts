@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { SigningAuthority } from '../ca/authority.js';
 import { serialHex } from '../ca/issue.js';
 import type { CaConfig } from '../config/ca-spec.js';
+import { normalizeSerialHex } from '../pki/crl.js';
 import { CsrError, parseCsrPem } from '../pki/csr.js';
 import { encodePem, issueLeafCertificate, randomSerialNumber } from '../pki/index.js';
 import type { CsrServerMetrics } from '../telemetry/csr-metrics.js';
@@ -62,6 +63,11 @@ export interface CertificateServiceOptions {
    * waits for no record write. Without it, each certificate's record is written on its own path.
    */
   reservations?: SerialReservations;
+  /**
+   * Whether a certificate serial (canonical hex, normalizeSerialHex) is revoked: a revoked client
+   * certificate proves nothing (the caller may still use a token). Without it, none is.
+   */
+  isRevoked?: (serialHex: string) => boolean;
   now?: () => number;
 }
 
@@ -318,7 +324,16 @@ export class CertificateService {
         trustDomain,
         new Date(this.now()),
       );
-      if (caller) return caller;
+      const serial = caller?.certificateSerialHex && normalizeSerialHex(caller.certificateSerialHex);
+      if (caller && serial && this.opts.isRevoked?.(serial)) {
+        // A leaked key stays useless once revoked: it must not buy a fresh certificate.
+        if (call.bearerToken === undefined)
+          throw new Refusal(
+            'UNAUTHENTICATED',
+            'CertificateRevoked',
+            `the client certificate (serial ${serial}) has been revoked; present a token instead`,
+          );
+      } else if (caller) return caller;
     }
     if (call.bearerToken === undefined) {
       throw new Refusal(

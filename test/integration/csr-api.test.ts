@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { normalizeSerialHex } from '../../src/pki/crl.js';
 import { buildTestCsrPem, testKey } from '../../src/pki/csr-testing.js';
 import { inspectCertificate } from '../../src/pki/index.js';
 import { decodeCertificatesPem, encodePem } from '../../src/pki/pem.js';
@@ -15,6 +16,7 @@ import { type ControllerProcess, startController } from './support/controller.js
 import { CsrClient, csrPort, requestToken } from './support/csr-client.js';
 import { adminKubeConfig, createTestNamespace } from './support/kube.js';
 import { sample, scrape } from './support/metrics.js';
+import { conditionOf, createRevocation, waitForDecision } from './support/revocation.js';
 import { waitFor } from './support/wait.js';
 import { deleteCertificateAuthority, setCertificateAuthoritySpec } from './support/workload.js';
 
@@ -139,6 +141,47 @@ describe('CSR API', () => {
       // The certificate proves identity a, and nothing else.
       const other = await withCertificate.call({ csr: buildTestCsrPem({ uris: [idOf(ns, 'b')] }) });
       expect(other).toMatchObject({ ok: false, code: status.PERMISSION_DENIED });
+    } finally {
+      withCertificate.close();
+    }
+  });
+
+  it('refuses a revoked client certificate, and takes a token from the same caller instead', async () => {
+    const key = testKey('P-256');
+    const csr = () => buildTestCsrPem({ uris: [idOf(ns, 'b')] });
+    const first = await client.call(
+      { csr: buildTestCsrPem({ privateKey: key, uris: [idOf(ns, 'b')] }) },
+      await requestToken(core, ns, 'b'),
+    );
+    expect(first.ok).toBe(true);
+    if (!first.ok) return;
+    const [leaf] = decodeCertificatesPem(first.chain[0]!);
+    const serial = normalizeSerialHex(inspectCertificate(leaf!).serialNumberHex)!;
+    await createRevocation(customObjects, ns, 'b-leaked', {
+      serialNumbers: [serial],
+      reason: 'keyCompromise',
+    });
+    const decided = await waitForDecision(customObjects, ns, 'b-leaked');
+    expect(conditionOf(decided, 'Applied')).toMatchObject({ status: 'True' });
+    const withCertificate = new CsrClient({
+      port: await csrPort(controller),
+      roots,
+      serverName: SERVER_NAME,
+      clientCertificate: {
+        cert: first.chain.join(''),
+        key: key.export({ format: 'pem', type: 'pkcs8' }) as string,
+      },
+    });
+    try {
+      // The controller's cache hears of the decision a moment after the API server has it.
+      const refused = await waitFor('the revoked certificate refused', async () => {
+        const outcome = await withCertificate.call({ csr: csr() });
+        return outcome.ok ? undefined : outcome;
+      });
+      expect(refused).toMatchObject({ ok: false, code: status.UNAUTHENTICATED });
+      expect(refused.ok === false && refused.details).toMatch(/has been revoked/);
+      const withToken = await withCertificate.call({ csr: csr() }, await requestToken(core, ns, 'b'));
+      expect(withToken.ok).toBe(true);
     } finally {
       withCertificate.close();
     }
