@@ -55,6 +55,8 @@ export interface CsrServerOptions {
   service: CertificateService;
   metrics: CsrServerMetrics;
   log: Logger;
+  /** Replaces some of CSR_SERVER_LIMITS (tests). */
+  limits?: Partial<Record<keyof typeof CSR_SERVER_LIMITS, number>>;
 }
 
 /** Pushes serving certificates into grpc-js's TLS context; grpc-js rebuilds its secure context on each update. */
@@ -123,7 +125,7 @@ function routeGrpcLogs(log: Logger): void {
 
 export async function startCsrServer(opts: CsrServerOptions): Promise<RunningCsrServer> {
   routeGrpcLogs(opts.log);
-  const limits = CSR_SERVER_LIMITS;
+  const limits = { ...CSR_SERVER_LIMITS, ...opts.limits };
   const server = new Server({
     'grpc.max_receive_message_length': limits.maxReceiveMessageBytes,
     'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
@@ -140,12 +142,23 @@ export async function startCsrServer(opts: CsrServerOptions): Promise<RunningCsr
     const started = performance.now();
     inFlight++;
     const finish = (code: GrpcCodeName | 'OK', send: () => void) => {
-      inFlight--;
       opts.metrics.observe(code, performance.now() - started);
       send();
     };
     opts.metrics.requestReceived();
-    handle(call, inFlight)
+    // The slot is held until the work itself ends, not the answer: a call answered at its deadline
+    // goes on to a stop (its TokenReview, a signing slot), and the callers retrying meanwhile must
+    // meet maxCallsInFlight rather than pile up behind abandoned work.
+    const work = { done: Promise.resolve() as Promise<unknown> };
+    const answer = handle(call, inFlight, work);
+    const release = () => {
+      const settled = () => {
+        inFlight--;
+      };
+      work.done.then(settled, settled);
+    };
+    answer.then(release, release);
+    answer
       .then((chain) => finish('OK', () => callback(null, encodeCertificateResponse(chain))))
       .catch((err: unknown) => {
         const refusal = asRefusal(err, opts.log);
@@ -159,7 +172,11 @@ export async function startCsrServer(opts: CsrServerOptions): Promise<RunningCsr
       });
   };
 
-  const handle = async (call: ServerUnaryCall<Buffer, Buffer>, active: number): Promise<string[]> => {
+  const handle = async (
+    call: ServerUnaryCall<Buffer, Buffer>,
+    active: number,
+    started: { done: Promise<unknown> },
+  ): Promise<string[]> => {
     if (active > limits.maxCallsInFlight) {
       throw new Refusal('RESOURCE_EXHAUSTED', 'TooManyCalls', 'the CA is busy; retry with backoff');
     }
@@ -177,24 +194,26 @@ export async function startCsrServer(opts: CsrServerOptions): Promise<RunningCsr
       }
       throw err;
     }
+    const abandoned = new AbortController();
     const work = opts.service.createCertificate({
       request,
       bearerToken: bearerTokenOf(call.metadata),
       clientCertificateDer: peerCertificateOf(call),
+      signal: abandoned.signal,
     });
+    started.done = work;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new Refusal(
-              'DEADLINE_EXCEEDED',
-              'ServerDeadline',
-              `no answer within ${limits.callDeadlineMs} ms; retry`,
-            ),
+      timer = setTimeout(() => {
+        abandoned.abort(); // nothing more is signed or recorded for it
+        reject(
+          new Refusal(
+            'DEADLINE_EXCEEDED',
+            'ServerDeadline',
+            `no answer within ${limits.callDeadlineMs} ms; retry`,
           ),
-        limits.callDeadlineMs,
-      );
+        );
+      }, limits.callDeadlineMs);
     });
     try {
       return await Promise.race([work, deadline]);

@@ -147,6 +147,29 @@ describe('a client certificate', () => {
   });
 });
 
+describe('a call abandoned at the server deadline', () => {
+  it('signs nothing and takes its early record back', async () => {
+    const { service, reviews, records, withdrawn, handedOut } = setup({ early: true });
+    const abandoned = new AbortController();
+    const answer = service.createCertificate({
+      request: {
+        csr: buildTestCsrPem({ uris: ['spiffe://cluster.local/ns/shop/sa/cart'] }),
+        validityDurationSeconds: 3600,
+      },
+      bearerToken: tokenClaiming('shop', 'cart'),
+      clientCertificateDer: undefined,
+      signal: abandoned.signal,
+    } as Parameters<CertificateService['createCertificate']>[0]);
+    await settle();
+    abandoned.abort(); // the TokenReview outlived the deadline
+    reviews[0]!.resolve(reviewedAs('shop', 'cart'));
+    records[0]!.done.resolve();
+    await expect(answer).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED', reason: 'Abandoned' });
+    expect(withdrawn).toEqual([records[0]!.record]);
+    expect(handedOut).toEqual([]);
+  });
+});
+
 describe('a signer that has ended', () => {
   it('is refused before the token is reviewed or anything recorded', async () => {
     const { reviews, records, call } = setup({ early: true, at: authority.signer.notAfter.getTime() });

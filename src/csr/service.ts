@@ -92,6 +92,14 @@ export interface IncomingCall {
   request: CertificateRequest;
   bearerToken: string | undefined;
   clientCertificateDer: Buffer | undefined;
+  /** Aborted once the caller has been answered without us (the server's deadline): stop there. */
+  signal?: AbortSignal;
+}
+
+/** Nobody waits for the answer any more: nothing more is signed or recorded for the call. */
+function checkAbandoned(call: IncomingCall): void {
+  if (call.signal?.aborted)
+    throw new Refusal('DEADLINE_EXCEEDED', 'Abandoned', 'the call was answered at its deadline; not issued');
 }
 
 export class CertificateService {
@@ -235,25 +243,29 @@ export class CertificateService {
       metrics.identityMismatch();
       throw err;
     }
+    checkAbandoned(call);
     const lifetime = early?.lifetime ?? this.lifetime(authority, config, this.validityOf(call, config));
     const reserved = early ? undefined : this.takeReservation(caller, lifetime);
     const { notAfter, notBefore, serial } = lifetime;
     let leafPem: string;
     try {
       leafPem = (
-        await this.signing.run(() =>
-          issueLeafCertificate({
+        await this.signing.run(() => {
+          checkAbandoned(call); // it may have waited for a signing slot past its deadline
+          return issueLeafCertificate({
             publicKey: parsed.publicKey,
             spiffeId,
             notBefore,
             notAfter,
             issuer: { certificate: authority.signerCertificateDer, privateKey: authority.signerKey },
             serialNumber: serial,
-          }),
-        )
+          });
+        })
       ).pem;
+      checkAbandoned(call);
     } catch (err) {
       if (reserved) this.opts.reservations?.putBack(caller.namespace, caller.serviceAccount, reserved);
+      if (err instanceof Refusal) throw err;
       metrics.signFailed();
       this.opts.log.error(
         { err, namespace: caller.namespace, serviceAccount: caller.serviceAccount },
