@@ -203,6 +203,20 @@ describe('recording while the TokenReview is out', () => {
     expect(handedOut).toEqual([records[0]!.record]);
   });
 
+  it('starts no record for a token that says it has expired', async () => {
+    const { reviews, records, call } = setup({ early: true });
+    const expired = [
+      Buffer.from('{"alg":"none"}').toString('base64url'),
+      Buffer.from(JSON.stringify({ sub: 'system:serviceaccount:shop:cart', exp: now / 1000 - 60 })).toString(
+        'base64url',
+      ),
+      'sig',
+    ].join('.');
+    await expect(call(expired)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(records).toHaveLength(0);
+    expect(reviews).toHaveLength(0);
+  });
+
   it('withdraws the record when the review refuses the token', async () => {
     const { reviews, records, withdrawn, handedOut, call } = setup({ early: true });
     const answer = call(tokenClaiming('shop', 'cart'));

@@ -15,6 +15,7 @@ import {
   callerOfCertificate,
   chainDersOf,
   claimedServiceAccount,
+  jwtExpiry,
   Semaphore,
   type TokenAuthenticator,
 } from './authenticate.js';
@@ -163,6 +164,9 @@ export class CertificateService {
     if (!onIssued || !onWithdrawn || call.clientCertificateDer || call.bearerToken === undefined) return;
     const claimed = claimedServiceAccount(call.bearerToken);
     if (!claimed || this.opts.isManagedNamespace(claimed.namespace) !== true) return;
+    // A token that says it has expired is refused before any review: nothing to record for it.
+    const expiry = jwtExpiry(call.bearerToken);
+    if (expiry === undefined || expiry <= this.now()) return;
     let parsed: ReturnType<typeof parseCsrPem>;
     let validityMs: number;
     try {

@@ -173,6 +173,19 @@ describe('the issuance record', () => {
     expect(Object.keys(dataOf('alcazar-issued-a')!)).toEqual(['shop_cart_03']);
   });
 
+  it('withdrawn keys take no room, and leave a full shard in one last patch before its lane moves on', async () => {
+    const { api, record, shards } = setup({ maxWritesInFlight: 1, entriesPerShard: 2 });
+    await record.record(entry('01', start + HOUR));
+    record.withdraw(entry('01', start + HOUR));
+    await record.record(entry('02', start + HOUR)); // nulls 01: shard a holds one key
+    await record.record(entry('03', start + HOUR)); // still room in a
+    expect(shards()).toEqual({ a: ['shop_cart_02', 'shop_cart_03'] });
+    record.withdraw(entry('03', start + HOUR));
+    await record.record(entry('04', start + HOUR)); // a is full: a new shard
+    expect(shards()).toEqual({ a: ['shop_cart_02'], b: ['shop_cart_04'] });
+    expect(writesOf(api, 'PATCH').at(-1)?.body).toEqual({ data: { shop_cart_03: null } });
+  });
+
   it('opening a shard sweeps the ones holding nothing valid, at most once per interval', async () => {
     const { api, record, setNow, shards } = setup({ maxWritesInFlight: 1, entriesPerShard: 1 });
     seed(api, 'alcazar-issued-00', { shop_cart: `0a ${s(start - 1000)} ${s(start - HOUR)}` }); // legacy, expired

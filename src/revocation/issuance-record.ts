@@ -140,8 +140,8 @@ export class IssuanceRecord {
   /**
    * Takes back a record whose certificate was not handed out after all: dropped if it has not been
    * sent yet, else removed by the next patch to its shard (no write of its own: a caller that
-   * fails authentication costs at most a share of one write). If its shard is full by then, the
-   * key stays until the certificate would have expired: it names a serial nobody holds.
+   * fails authentication costs at most a share of one write; a full shard gets one last patch of
+   * removals before its lane moves on).
    */
   withdraw(entry: Pick<IssuanceEntry, 'namespace' | 'serviceAccount' | 'serial'>): void {
     if (!normalizeSerialHex(entry.serial)) return;
@@ -238,10 +238,12 @@ export class IssuanceRecord {
     const entries = batch.map((p) => p.entry);
     if (append && lane.shard) {
       const { name } = lane.shard;
-      const patch = planAppend(entries, this.withdrawn.get(name) ?? [], now);
+      const removed = this.withdrawn.get(name) ?? [];
+      const patch = planAppend(entries, removed, now);
       this.withdrawn.delete(name);
       if (Object.keys(patch).length === 0) return;
-      lane.shard.keys += entries.length;
+      // Withdrawn keys leave the shard with this patch: they do not take up room in it.
+      lane.shard.keys = Math.max(0, lane.shard.keys + entries.length - removed.length);
       this.remember(entries, name, now);
       try {
         await this.opts.raw.request(
@@ -256,12 +258,33 @@ export class IssuanceRecord {
         if (!isNotFound(err)) throw err;
       }
     }
-    if (lane.shard) this.withdrawn.delete(lane.shard.name);
+    if (lane.shard) {
+      // Leaving a full shard: what was withdrawn from it is removed now, in one last patch, or it
+      // would stay until the certificate would have expired, naming a serial nobody holds (callers
+      // refused after their record had started could leave one per shard, for up to 90 days).
+      const left = this.withdrawn.get(lane.shard.name) ?? [];
+      this.withdrawn.delete(lane.shard.name);
+      if (!append && left.length > 0) await this.removeKeys(lane.shard.name, left, now);
+    }
     lane.shard = undefined;
     const data = planAppend(entries, [], now) as Record<string, string>;
     if (Object.keys(data).length === 0) return;
     await this.create(lane, entries, data, now);
     this.maybeSweep(now);
+  }
+
+  /** Removes keys from a shard (gone already: nothing to remove). */
+  private async removeKeys(name: string, keys: readonly string[], now: number): Promise<void> {
+    try {
+      await this.opts.raw.request(
+        'PATCH',
+        configMapsPath(this.opts.namespace, name),
+        { data: planAppend([], keys, now) },
+        MERGE_PATCH_CONTENT,
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
 
   /**
