@@ -68,6 +68,18 @@ const bundleSize = () =>
   ).length;
 
 describe('RootRotationController', () => {
+  it('shows Idle once the CA is switched to plugged-in mode mid-rotation (Secret events then no longer wake it)', async () => {
+    const { rotation } = await startAll();
+    await bed.api.request('PATCH', CR_PATH, {
+      metadata: { annotations: { [ROTATE_REQUEST_ANNOTATION]: 'now' } },
+    });
+    await bed.until('Publishing', () => bed.caches.state.rotation.current?.phase === 'Publishing');
+    const config = bed.caches.state.config.current;
+    bed.caches.state.config.set({ ...config, root: { ...config.root, mode: 'PluggedIn' } });
+    await bed.until('Idle', () => bed.caches.state.rotation.current?.phase === 'Idle');
+    expect(rotation.status.message).toContain('plugged-in');
+  });
+
   it('starts a requested rotation as soon as the annotation arrives, without waiting for a check', async () => {
     const { rotation } = await startAll();
     expect(rotation.status.phase).toBe('Idle');

@@ -136,7 +136,12 @@ export class RootRotationController extends OneKeyController {
     const secret = caches.caSecret(SELF_SIGNED_SECRET);
     const now = this.clock.now();
     this.queue.addAfter(KEY, this.opts.checkIntervalMs * (0.9 + 0.2 * Math.random()));
-    if (config.root.mode !== 'SelfSigned' || state.status !== 'ready' || !secret) {
+    if (config.root.mode !== 'SelfSigned') {
+      // The last self-signed phase would stay shown, and every Secret event would wake this in 1 s.
+      caches.state.rotation.set({ phase: 'Idle', message: 'plugged-in CA: the operator rotates cacerts' });
+      return;
+    }
+    if (state.status !== 'ready' || !secret) {
       caches.state.rotation.set(this.status);
       return;
     }
