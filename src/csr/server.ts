@@ -296,12 +296,10 @@ function peerCertificateOf(call: ServerUnaryCall<Buffer, Buffer>): Buffer | unde
 function asRefusal(err: unknown, log: Logger): Refusal {
   if (err instanceof Refusal) return err;
   // A failed TokenReview (the API server unreachable) and anything unexpected: the agent retries.
+  // The reason goes to the log only: the caller is not yet authenticated, and the text can carry
+  // the API server's answer (an RBAC message, names).
   log.warn({ err }, 'CSR failed');
-  return new Refusal(
-    'UNAVAILABLE',
-    'Unavailable',
-    `the CA could not process the request: ${(err as Error).message}`,
-  );
+  return new Refusal('UNAVAILABLE', 'Unavailable', 'the CA could not process the request; retry');
 }
 
 function reply(callback: sendUnaryData<Buffer>, refusal: Refusal): void {
