@@ -104,12 +104,14 @@ export function minSignerRemainingMs(config: Pick<CaConfig, 'workload'>): number
 
 /**
  * The last instant (ms) at which a signer still loads. A plugged-in signer must leave
- * `minRemainingMs`, or it could only issue leaves too short to be useful. A self-signed root close
- * to expiry must still load: its rotation runs on the loaded authority, and refusing it would
- * deadlock the rotation that replaces it (leaves never outlive it anyway).
+ * `minRemainingMs`, or it could only issue leaves too short to be useful (only the operator can
+ * replace it). A self-signed root always loads, close to its end and past it: its rotation runs on
+ * the loaded authority, and refusing it deadlocked the rotation that replaces it, for good once it
+ * had ended (a cluster stopped past its root's end). Nothing is issued under an ended signer
+ * (SignerExpired in the status, the CSR API and the workload plan).
  */
 export function signerUsableUntil(mode: CaMode, signerNotAfter: Date, minRemainingMs: number): number {
-  return signerNotAfter.getTime() - (mode === 'PluggedIn' ? minRemainingMs : 1);
+  return mode === 'PluggedIn' ? signerNotAfter.getTime() - minRemainingMs : Number.POSITIVE_INFINITY;
 }
 
 /**
@@ -145,19 +147,22 @@ async function assemble(
   }
   const roots = rootDers.map((der, i) => inspect(der, `root certificate #${i + 1}`, source));
 
+  // The probe is signed and checked at a moment the signer is valid (a self-signed root past its
+  // end is checked in its last second): it proves the key and the chain, not the time.
+  const probeAt = new Date(Math.min(opts.now.getTime(), signer.notAfter.getTime() - 1_000));
   const probeKey = await generateKeyPair('ECDSA_P256');
   const probe = await issueLeafCertificate({
     publicKey: probeKey.publicKey,
     spiffeId: 'spiffe://alcazar.probe/ns/probe/sa/probe',
-    notBefore: opts.now,
-    notAfter: new Date(Math.min(opts.now.getTime() + 60_000, signer.notAfter.getTime())),
+    notBefore: probeAt,
+    notAfter: new Date(Math.min(probeAt.getTime() + 60_000, signer.notAfter.getTime())),
     issuer: { certificate: signerDer, privateKey: signerKey },
   });
   const verification = verifyChain({
     leaf: probe.der,
     intermediates: [signerDer, ...chainAfterLeaf],
     roots: rootDers,
-    at: opts.now,
+    at: probeAt,
   });
   if (!verification.ok) {
     throw new CaLoadError(
@@ -172,7 +177,7 @@ async function assemble(
         leaf: probe.der,
         intermediates: [signerDer, ...chainAfterLeaf],
         roots: [root],
-        at: opts.now,
+        at: probeAt,
       }).ok,
   );
   const chainPem = chainAfterLeaf.length > 0 ? encodeCertificatesPem(chainAfterLeaf) : '';

@@ -25,15 +25,20 @@ afterEach(async () => {
   await bed?.stop();
 });
 
-async function startAll() {
+async function startAll(spec: Record<string, unknown> = {}) {
   bed = controllerTestBed();
   bed.api.seed(CR_PATH, {
     apiVersion: 'alcazar.dev/v1alpha1',
     kind: 'CertificateAuthority',
     metadata: { name: 'default' },
-    spec: {},
+    spec,
   });
   await bed.start();
+  return startControllers();
+}
+
+/** The status, authority and rotation controllers on the bed (again, after a restart). */
+async function startControllers() {
   const workloads = new WorkloadQueries(bed.caches, CA_NAMESPACE);
   const common = { caches: bed.caches, raw: bed.api, log: bed.log, canWrite: () => true, clock: bed.clock };
   const status = new CertificateAuthorityController({
@@ -58,7 +63,7 @@ async function startAll() {
   await authority.reevaluate();
   await rotation.start();
   await bed.settle();
-  return { rotation, status };
+  return { rotation, status, authority };
 }
 
 const caSecret = () => bed.api.get(CA_SECRET_PATH)!;
@@ -68,6 +73,25 @@ const bundleSize = () =>
   ).length;
 
 describe('RootRotationController', () => {
+  it('replaces a root that ended while no controller ran: it still loads, and the rotation makes a new one', async () => {
+    const HOUR = 3_600_000;
+    await startAll({ rootCA: { selfSigned: { ttl: '10h' } }, workloadCertificates: { ttl: '1h' } });
+    // Everything stops, and the cluster stays off past the root's end.
+    for (const c of running.splice(0).reverse()) await c.stop();
+    await bed.clock.advance(11 * HOUR);
+    const { authority, rotation } = await startControllers();
+    expect(authority.current.status, 'the ended root loads (refused, it deadlocked the rotation)').toBe(
+      'ready',
+    );
+    await bed.until('Publishing', () => rotation.status.phase === 'Publishing');
+    await bed.clock.advance(DWELL_MS + 1_000);
+    await bed.until('Reissuing', () => rotation.status.phase === 'Reissuing');
+    await bed.until('a new root signs', () => {
+      const state = authority.current;
+      return state.status === 'ready' && state.authority.signer.notAfter.getTime() > bed.clock.now() + HOUR;
+    });
+  });
+
   it('shows Idle once the CA is switched to plugged-in mode mid-rotation (Secret events then no longer wake it)', async () => {
     const { rotation } = await startAll();
     await bed.api.request('PATCH', CR_PATH, {

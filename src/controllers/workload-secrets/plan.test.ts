@@ -101,6 +101,14 @@ describe('plan', () => {
       }),
     );
     expect(afterSigner).toEqual({ action: 'none' });
+    // But its bundle is still brought up to date: a root rotation waits for every Secret to carry it.
+    const staleBundle = plan(
+      input({
+        ca: { ...ca, signerNotAfter: now - 60_000, rootBundleHash: 'roots-2' },
+        secret: healthySecret({}, { notBefore: now - 10 * 60_000, notAfter: now - 60_000 }),
+      }),
+    );
+    expect(staleBundle).toEqual({ action: 'refreshBundle', reason: 'StaleRootBundle' });
     expect(
       renewalDueAt(
         { notBefore: now - 5 * 60_000, notAfter: signerNotAfter, serial: 'ab' },

@@ -234,8 +234,10 @@ export function plan(input: PlanInput): Decision {
     return { action: 'reissue', reason: 'NotSignedByCurrentCA' };
   }
   if (cert.notAfter <= now) {
-    // An expired signer issues only certificates already expired: nothing to do until a new one.
-    if (ca.signerNotAfter !== undefined && ca.signerNotAfter <= now) return { action: 'none' };
+    // An ended signer issues only certificates already expired: none until a new one. The bundle
+    // needs no signature, and a root rotation waits for every Secret to carry the new one.
+    if (ca.signerNotAfter !== undefined && ca.signerNotAfter <= now)
+      return bundleRefresh(secret, ca) ?? { action: 'none' };
     return { action: 'reissue', reason: 'Expired' };
   }
   if (cert.keyAlgorithm !== policy.keyAlgorithm) return { action: 'reissue', reason: 'KeyAlgorithmChanged' };
@@ -245,11 +247,19 @@ export function plan(input: PlanInput): Decision {
   if (cert.notAfter > now + policy.ttlMs + TTL_SLACK_MS) return { action: 'reissue', reason: 'TTLShortened' };
   const due = renewalDueAt(cert, policy, ca.signerNotAfter);
   if (due <= now) return { action: 'reissue', reason: 'RenewalDue' };
+  return bundleRefresh(secret, ca) ?? { action: 'none', recheckAt: due };
+}
+
+/** The trust bundle or chain is stale, or a foreign key sits beside ours: rewritten without a new certificate. */
+function bundleRefresh(
+  secret: { rootBundleHash?: string; chainHash?: string; dataKeys: readonly string[] },
+  ca: { rootBundleHash?: string; chainHash?: string },
+): Decision | undefined {
   if (secret.rootBundleHash !== ca.rootBundleHash)
     return { action: 'refreshBundle', reason: 'StaleRootBundle' };
   if (secret.chainHash !== ca.chainHash) return { action: 'refreshBundle', reason: 'StaleChain' };
   if (secret.dataKeys.length !== DATA_KEYS.length) return { action: 'refreshBundle', reason: 'InvalidData' };
-  return { action: 'none', recheckAt: due };
+  return undefined;
 }
 
 function foreignSecretReport(secretName: string): Decision {
