@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeCertificatesPem, privateKeyToPem } from '../pki/index.js';
 import { createTestCa, createTestIntermediate, type TestCa } from '../pki/testing.js';
@@ -117,6 +118,34 @@ describe('loadPluggedIn', () => {
       'root-cert.pem': buf(ca.root.pem),
     };
     expect(await loadError(loadPluggedIn(data, 'ns/cacerts', opts))).toBe('ChainInvalid');
+  });
+
+  it('refuses a key it cannot sign with as UnsupportedKey, before any key match', async () => {
+    const mid = await createTestIntermediate(other.issuer, { notBefore: new Date(now.getTime() - HOUR) });
+    for (const key of [
+      generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey,
+      generateKeyPairSync('ed25519').privateKey,
+    ]) {
+      const data = {
+        'ca-cert.pem': buf(mid.certificate.pem),
+        'ca-key.pem': buf(key.export({ type: 'pkcs8', format: 'pem' }) as string),
+        'root-cert.pem': buf(other.root.pem),
+      };
+      expect(await loadError(loadPluggedIn(data, 'ns/cacerts', opts))).toBe('UnsupportedKey');
+    }
+  });
+
+  it('refuses a signer not valid yet, saying when to look again', async () => {
+    const mid = await createTestIntermediate(other.issuer, { notBefore: new Date(now.getTime() + 30_000) });
+    const data = {
+      'ca-cert.pem': buf(mid.certificate.pem),
+      'ca-key.pem': buf(privateKeyToPem(mid.keys.privateKey)),
+      'root-cert.pem': buf(other.root.pem),
+    };
+    const refused = await loadPluggedIn(data, 'ns/cacerts', opts).catch((err: unknown) => err);
+    expect(refused).toMatchObject({ reason: 'SignerNotYetValid', retryAt: now.getTime() + 30_000 });
+    const later = { ...opts, now: new Date(now.getTime() + 31_000) };
+    await expect(loadPluggedIn(data, 'ns/cacerts', later)).resolves.toBeDefined();
   });
 
   it('refuses a plugged-in signer with less than the minimum lifetime left', async () => {

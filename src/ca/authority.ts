@@ -11,8 +11,10 @@ import {
   generateKeyPair,
   inspectCertificate,
   issueLeafCertificate,
+  KeyError,
   keyMatchesCertificate,
   parsePrivateKeyPem,
+  signatureAlgorithmFor,
   verifyChain,
 } from '../pki/index.js';
 
@@ -46,6 +48,8 @@ export class CaLoadError extends Error {
   constructor(
     readonly reason: string,
     message: string,
+    /** When the same Secret may load after all (a signer not valid yet): look again then. */
+    readonly retryAt?: number,
   ) {
     super(message);
   }
@@ -134,8 +138,24 @@ async function assemble(
   if (!signer.keyUsage.includes('keyCertSign')) {
     throw new CaLoadError('CannotSign', `${source}: ca-cert.pem lacks the keyCertSign key usage`);
   }
+  try {
+    signatureAlgorithmFor(signerKey);
+  } catch (err) {
+    // Checked before the key match: an Ed25519 key, say, is not "another CA's key".
+    if (err instanceof KeyError)
+      throw new CaLoadError('UnsupportedKey', `${source}: ca-key.pem: ${err.message}`);
+    throw err;
+  }
   if (!keyMatchesCertificate(signerKey, signerDer)) {
     throw new CaLoadError('KeyMismatch', `${source}: ca-key.pem does not match ca-cert.pem`);
+  }
+  if (signer.notBefore.getTime() > opts.now.getTime()) {
+    // Clock skew, or a CA minted a moment ago: it loads once its time comes.
+    throw new CaLoadError(
+      'SignerNotYetValid',
+      `${source}: the signing certificate is not valid before ${signer.notBefore.toISOString()}; looked at again then`,
+      signer.notBefore.getTime(),
+    );
   }
   if (opts.now.getTime() > signerUsableUntil(mode, signer.notAfter, opts.minRemainingMs)) {
     const expired = signer.notAfter.getTime() <= opts.now.getTime();

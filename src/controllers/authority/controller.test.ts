@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultCaConfig } from '../../config/ca-spec.js';
 import type { HttpMethod } from '../../kube/raw.js';
@@ -259,13 +259,13 @@ describe('AuthorityController', () => {
     expect(after.data['ca-key.pem']).toBe(before.data['ca-key.pem']);
   });
 
-  it('goes not ready when a plugged-in signer has less than the grace period left, as a restart would', async () => {
+  /** A started plugged-in authority whose cacerts holds a self-signed root of this validity. */
+  async function pluggedIn(validity: { notBefore: number; notAfter: number }) {
     bed = controllerTestBed();
     await bed.start();
-    const start = bed.clock.now();
     const ca = await createTestCa({
-      notBefore: new Date(start - HOUR),
-      notAfter: new Date(start + 2 * HOUR),
+      notBefore: new Date(validity.notBefore),
+      notAfter: new Date(validity.notAfter),
     });
     const pem = Buffer.from(ca.root.pem).toString('base64');
     await bed.api.request('POST', secretsPath, {
@@ -283,14 +283,42 @@ describe('AuthorityController', () => {
     bed.caches.state.config.set({ ...config, root: { ...config.root, mode: 'PluggedIn' } });
     controller = authorityOn(bed);
     await controller.start();
+    return { config, ca };
+  }
+
+  it('loads a plugged-in signer not valid yet once its time comes, by itself', async () => {
+    const start = Date.parse('2030-01-01T00:00:00Z'); // the bed's clock
+    await pluggedIn({ notBefore: start + 30_000, notAfter: start + 100 * HOUR });
+    expect(controller!.current).toMatchObject({ status: 'failed', reason: 'SignerNotYetValid' });
+    await bed.clock.advance(31_000);
+    await bed.until('the CA', () => controller!.current.status === 'ready');
+  });
+
+  it('shows a cacerts swap to a key it cannot sign with as failed, instead of signing on with the old one', async () => {
+    const start = Date.parse('2030-01-01T00:00:00Z');
+    await pluggedIn({ notBefore: start - HOUR, notAfter: start + 100 * HOUR });
+    await bed.until('the CA', () => controller!.current.status === 'ready');
+    const p521 = generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey;
+    await bed.api.request('PATCH', `${secretsPath}/${PLUGGED_IN_SECRET}`, {
+      data: {
+        'ca-key.pem': Buffer.from(p521.export({ type: 'pkcs8', format: 'pem' }) as string).toString('base64'),
+      },
+    });
+    await bed.until('UnsupportedKey', () => controller!.current.status === 'failed');
+    expect(controller!.current).toMatchObject({ status: 'failed', reason: 'UnsupportedKey' });
+  });
+
+  it('goes not ready when a plugged-in signer has less than the grace period left, as a restart would', async () => {
+    const start = Date.parse('2030-01-01T00:00:00Z');
+    const { config } = await pluggedIn({ notBefore: start - HOUR, notAfter: start + 2 * HOUR });
     await bed.until('the CA', () => controller!.current.status === 'ready');
     const grace = config.workload.minGracePeriodMs;
     await bed.clock.advance(start + 2 * HOUR - grace - bed.clock.now() - 1_000);
-    expect(controller.current.status).toBe('ready');
+    expect(controller!.current.status).toBe('ready');
     await bed.clock.advance(2_000);
     await bed.until('SignerExpiring', () => controller!.current.status === 'failed');
-    expect(controller.current).toMatchObject({ status: 'failed', reason: 'SignerExpiring' });
-    expect((controller.current as { message: string }).message).toContain('expires too soon');
+    expect(controller!.current).toMatchObject({ status: 'failed', reason: 'SignerExpiring' });
+    expect((controller!.current as { message: string }).message).toContain('expires too soon');
   });
 
   it('fails plugged-in mode without cacerts, saying which Secret is missing', async () => {

@@ -49,6 +49,9 @@ const KEY = 'authority';
  */
 export const CREATED_SECRET_GRACE_MS = 30_000;
 
+/** A CA Secret that failed to load is loaded again after this, unchanged or not. */
+export const FAILED_LOAD_RECHECK_MS = 60_000;
+
 export interface AuthorityControllerOptions {
   caches: SharedCaches;
   raw: ApiRequester;
@@ -76,6 +79,8 @@ export class AuthorityController extends OneKeyController {
   /** While our create of the CA Secret is under way: whether the cache heard of the Secret meanwhile. */
   private creating: { heard: boolean } | undefined;
   private readonly clock: Clock;
+  /** After a failed load: when to load the same Secret again. */
+  private reloadAt: number | undefined;
 
   constructor(private readonly opts: AuthorityControllerOptions) {
     const clock = opts.clock ?? systemClock;
@@ -119,6 +124,10 @@ export class AuthorityController extends OneKeyController {
   async reconcile(): Promise<void> {
     if (!this.opts.caches.caSideSynced) return; // until then every CA Secret looks missing
     const config = this.opts.caches.state.config.current;
+    if (this.reloadAt !== undefined && this.clock.now() >= this.reloadAt) {
+      this.reloadAt = undefined;
+      this.evaluatedFrom = ''; // a failed load is tried again
+    }
     this.recheckWhenSignerEnds(config);
     const name = config.root.mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
     const secret = this.caSecretOrCreated(name);
@@ -217,10 +226,20 @@ export class AuthorityController extends OneKeyController {
           ? await loadSelfSigned(secret.data, source, loadOptions)
           : await loadPluggedIn(secret.data, source, loadOptions);
       if (mode === 'SelfSigned') this.lastGoodSelfSigned = secret.data;
+      this.reloadAt = undefined;
       return { status: 'ready', authority };
     } catch (err) {
-      if (err instanceof CaLoadError) return { status: 'failed', reason: err.reason, message: err.message };
-      throw err;
+      // Looked at again later even if the Secret stays as it is: a signer not valid yet becomes
+      // valid. And an unexpected error is a failure to show, not a retry: the input is marked as
+      // evaluated, so the old signer would otherwise go on signing with nothing said.
+      const failed =
+        err instanceof CaLoadError
+          ? { reason: err.reason, message: err.message, retryAt: err.retryAt }
+          : { reason: 'LoadFailed', message: `${source} cannot be loaded: ${(err as Error).message}` };
+      const now = this.clock.now();
+      this.reloadAt = Math.max(failed.retryAt ?? now + FAILED_LOAD_RECHECK_MS, now + 1_000);
+      this.queue.addAfter(KEY, this.reloadAt - now);
+      return { status: 'failed', reason: failed.reason, message: failed.message };
     }
   }
 
