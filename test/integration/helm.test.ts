@@ -144,6 +144,18 @@ describe('the chart', () => {
     }
   });
 
+  it('renders no PodDisruptionBudget that would allow no eviction (one replica): drains would hang', async () => {
+    const kinds = async (...set: string[]) =>
+      loadObjects(await helm('template', RELEASE, CHART, ...set.flatMap((v) => ['--set', v]))).map(
+        (o) => o.kind,
+      );
+    expect(await kinds('replicaCount=1')).not.toContain('PodDisruptionBudget');
+    expect(await kinds('replicaCount=3', 'podDisruptionBudget.minAvailable=3')).not.toContain(
+      'PodDisruptionBudget',
+    );
+    expect(await kinds('replicaCount=2')).toContain('PodDisruptionBudget');
+  });
+
   it('helm template with the default values passes kubeconform (strict), the CRD included', async () => {
     const rendered = await helm('template', RELEASE, CHART, '--namespace', NAMESPACE, '--include-crds');
     const summary = await kubeconformOk(rendered);
@@ -222,7 +234,7 @@ describe('the chart', () => {
       'platform-ca-ca',
     );
     expect(csrService.spec.ports).toEqual([
-      { name: 'grpc-csr', port: 15012, targetPort: 'grpc-csr', protocol: 'TCP' },
+      { name: 'grpc-csr', port: 15012, targetPort: 'grpc-csr', protocol: 'TCP', appProtocol: 'grpc' },
     ]);
     const policy = find<{ spec: { ingress: Array<{ ports: Array<{ port: string }> }> } }>(
       objects,
@@ -234,9 +246,14 @@ describe('the chart', () => {
     expect(find<{ spec: { minAvailable: number } }>(objects, 'PodDisruptionBudget').spec.minAvailable).toBe(
       2,
     );
-    expect(find<{ spec: { trustDomain: string } }>(objects, 'CertificateAuthority').spec.trustDomain).toBe(
-      'example.org',
+    const ca = find<{ spec: { trustDomain: string; workloadCertificates: { dnsNames?: unknown } } }>(
+      objects,
+      'CertificateAuthority',
     );
+    expect(ca.spec.trustDomain).toBe('example.org');
+    expect(ca.spec.workloadCertificates.dnsNames, 'the documented allow rules pass the schema').toEqual({
+      allow: [{ namespaces: ['payments'], patterns: ['api.example.com', '*.internal.example.com'] }],
+    });
     const rule = find<{ metadata: { labels: Record<string, string> } }>(objects, 'PrometheusRule');
     expect(rule.metadata.labels.release).toBe('kube-prometheus-stack');
     expect(find<K8sObject>(objects, 'ServiceMonitor').metadata.namespace).toBe('alcazar-ca');
