@@ -187,6 +187,8 @@ describe('parseProcessSettings', () => {
     [['--lease-name=-leader'], '--lease-name=-leader: must be a DNS subdomain'],
     [['--resync-period=10'], '--resync-period=10: invalid duration "10": the number 10 has no unit'],
     [['--watch-stall-timeout=0s'], '--watch-stall-timeout=0s: must be longer than zero'],
+    [['--lease-duration=700h', '--renew-deadline=600h'], '--renew-deadline=600h: must be at most 596h'],
+    [['--root-rotation-propagation-delay=1000h'], '--root-rotation-propagation-delay=1000h: must be at most'],
     [['--secret-watch=partial'], "--secret-watch=partial: must be 'metadata' or 'full'"],
     [['--leader-elect=maybe'], "--leader-elect=maybe: must be 'true' or 'false'"],
     [['--identity='], '--identity=: must not be empty'],

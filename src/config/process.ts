@@ -35,6 +35,14 @@ function wholeNumber(min: number, max: number) {
     .pipe(z.number().min(min, { error: message }).max(max, { error: message }));
 }
 
+/**
+ * The longest wait a Node timer (setTimeout, AbortSignal.timeout) can hold, ~24.8 days: a longer one
+ * fires at once (--renew-deadline=600h aborted every Lease request after a few ms, and this
+ * replica never led).
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const TOO_LONG = `must be at most ${formatDuration(MAX_TIMER_MS - (MAX_TIMER_MS % 3_600_000))} (a longer wait overflows the timers)`;
+
 const positiveDurationMs = z.string().transform((text, ctx) => {
   const parsed = tryParseDuration(text);
   if (!parsed.ok) {
@@ -45,6 +53,10 @@ const positiveDurationMs = z.string().transform((text, ctx) => {
     ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
     return z.NEVER;
   }
+  if (parsed.ms > MAX_TIMER_MS) {
+    ctx.addIssue({ code: 'custom', message: TOO_LONG });
+    return z.NEVER;
+  }
   return parsed.ms;
 });
 
@@ -52,6 +64,10 @@ const nonNegativeDurationMs = z.string().transform((text, ctx) => {
   const parsed = tryParseDuration(text);
   if (!parsed.ok || parsed.ms < 0) {
     ctx.addIssue({ code: 'custom', message: parsed.ok ? 'must not be negative' : parsed.message });
+    return z.NEVER;
+  }
+  if (parsed.ms > MAX_TIMER_MS) {
+    ctx.addIssue({ code: 'custom', message: TOO_LONG });
     return z.NEVER;
   }
   return parsed.ms;
