@@ -56,7 +56,12 @@ function deferred<T>() {
   return { promise, resolve, reject };
 }
 
-function setup(opts: { early: boolean; reservations?: SerialReservations; at?: number }) {
+function setup(opts: {
+  early: boolean;
+  reservations?: SerialReservations;
+  at?: number;
+  isRevoked?: (serial: string) => boolean;
+}) {
   const reviews: Array<ReturnType<typeof deferred<TokenReviewResult>>> = [];
   const records: Array<{ record: IssuedCertificateRecord; done: ReturnType<typeof deferred<void>> }> = [];
   const withdrawn: IssuedCertificateRecord[] = [];
@@ -85,6 +90,7 @@ function setup(opts: { early: boolean; reservations?: SerialReservations; at?: n
     afterIssued: (record) => handedOut.push(record),
     ...(opts.early && { onWithdrawn: (record: IssuedCertificateRecord) => withdrawn.push(record) }),
     ...(opts.reservations && { reservations: opts.reservations }),
+    ...(opts.isRevoked && { isRevoked: opts.isRevoked }),
   });
   const call = (token: string, sa = 'cart') =>
     service.createCertificate({
@@ -111,26 +117,10 @@ describe('a client certificate', () => {
       now: new Date(now),
     });
     const revoked = new Set<string>();
-    const reviews: string[] = [];
-    const service = new CertificateService({
-      authority: () => ({ status: 'ready', authority }),
-      config: () => defaultCaConfig(),
-      isManagedNamespace: () => true,
-      tokens: new TokenAuthenticator({
-        audiences: ['istio-ca'],
-        now: () => now,
-        review: async (token) => {
-          reviews.push(token);
-          return reviewedAs('shop', 'cart');
-        },
-      }),
-      metrics: new CsrServerMetrics(new Registry()),
-      log: pino({ level: 'silent' }),
-      now: () => now,
-      isRevoked: (serial) => revoked.has(serial),
-    });
-    const call = (bearerToken?: string) =>
-      service.createCertificate({
+    const { service, reviews, records } = setup({ early: false, isRevoked: (serial) => revoked.has(serial) });
+    /** Answers every TokenReview (as cart) and record write the call waits for. */
+    const call = async (bearerToken?: string) => {
+      const answer = service.createCertificate({
         request: {
           csr: buildTestCsrPem({ uris: ['spiffe://cluster.local/ns/shop/sa/cart'] }),
           validityDurationSeconds: 3600,
@@ -138,6 +128,18 @@ describe('a client certificate', () => {
         bearerToken,
         clientCertificateDer: material.leafDer,
       } as Parameters<CertificateService['createCertificate']>[0]);
+      let settled = false;
+      answer.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      while (!settled) {
+        await settle();
+        for (const review of reviews) review.resolve(reviewedAs('shop', 'cart'));
+        for (const record of records) record.done.resolve();
+      }
+      return answer;
+    };
     expect(await call()).toHaveLength(2);
     revoked.add(material.serialHex);
     await expect(call()).rejects.toMatchObject({ code: 'UNAUTHENTICATED', reason: 'CertificateRevoked' });

@@ -34,6 +34,19 @@ const dir = mkdtempSync(join(tmpdir(), 'alcazar-csr-api-'));
 const idOf = (namespace: string, sa: string) => `spiffe://cluster.local/ns/${namespace}/sa/${sa}`;
 const issuedLines = () => controller.lines.filter((l) => l.msg === 'issued certificate for CSR');
 
+/** A client that presents the chain it was issued (and its key) as its TLS client certificate. */
+async function clientWithCertificate(chain: string[], key: ReturnType<typeof testKey>): Promise<CsrClient> {
+  return new CsrClient({
+    port: await csrPort(controller),
+    roots,
+    serverName: SERVER_NAME,
+    clientCertificate: {
+      cert: chain.join(''),
+      key: key.export({ format: 'pem', type: 'pkcs8' }) as string,
+    },
+  });
+}
+
 beforeAll(async () => {
   await setCertificateAuthoritySpec(customObjects, { csr: { maxValidity: '48h' } });
   const ca = await createTestNamespace(core, 'ca');
@@ -126,15 +139,7 @@ describe('CSR API', () => {
     );
     expect(first.ok).toBe(true);
     if (!first.ok) return;
-    const withCertificate = new CsrClient({
-      port: await csrPort(controller),
-      roots,
-      serverName: SERVER_NAME,
-      clientCertificate: {
-        cert: first.chain.join(''),
-        key: key.export({ format: 'pem', type: 'pkcs8' }) as string,
-      },
-    });
+    const withCertificate = await clientWithCertificate(first.chain, key);
     try {
       const renewed = await withCertificate.call({ csr: buildTestCsrPem({ uris: [idOf(ns, 'a')] }) });
       expect(renewed.ok).toBe(true);
@@ -163,15 +168,7 @@ describe('CSR API', () => {
     });
     const decided = await waitForDecision(customObjects, ns, 'b-leaked');
     expect(conditionOf(decided, 'Applied')).toMatchObject({ status: 'True' });
-    const withCertificate = new CsrClient({
-      port: await csrPort(controller),
-      roots,
-      serverName: SERVER_NAME,
-      clientCertificate: {
-        cert: first.chain.join(''),
-        key: key.export({ format: 'pem', type: 'pkcs8' }) as string,
-      },
-    });
+    const withCertificate = await clientWithCertificate(first.chain, key);
     try {
       // The controller's cache hears of the decision a moment after the API server has it.
       const refused = await waitFor('the revoked certificate refused', async () => {
