@@ -181,6 +181,10 @@ spec:
     ],
     [{ workloadCertificates: { ttl: '-1h' } }, 'spec.workloadCertificates.ttl: must be longer than zero'],
     [
+      { workloadCertificates: { ttl: '500ms', minGracePeriod: '0s' } },
+      'spec.workloadCertificates.ttl: must be at least 1s',
+    ],
+    [
       { workloadCertificates: { keyAlgorithm: 'ED25519' } },
       'spec.workloadCertificates.keyAlgorithm: Invalid option',
     ],
@@ -272,6 +276,7 @@ spec:
       'spec.workloadCertificates.dnsNames.allow[0].namespaceSelector.matchExpressions[0].values: must be empty for Exists',
     ],
     [{ csr: { maxValidity: '0s' } }, "spec.csr.maxValidity: must be longer than zero, got '0s'"],
+    [{ csr: { defaultValidity: '1ns' } }, 'spec.csr.defaultValidity: must be at least 1s'],
     [
       { csr: { defaultValidity: '48h', maxValidity: '24h' } },
       "spec.csr.defaultValidity: must not be longer than maxValidity (24h), got '48h'",

@@ -40,6 +40,12 @@ function durationString(lowerBound: 'positive' | 'nonNegative') {
     });
 }
 
+/**
+ * A certificate lifetime below a second cannot be issued: notBefore and notAfter are whole seconds
+ * in X.509, so '500ms' failed now and then ("notAfter must be after notBefore").
+ */
+const atLeastOneSecond = (text: string) => (durationMs(text) ?? 1_000) >= 1_000;
+
 /** A share of a lifetime: strictly between 0 and 1. */
 const lifetimeShare = z
   .number({ error: 'must be a number' })
@@ -145,7 +151,9 @@ const dnsNamesSchema = z.object({
 
 const workloadCertificatesSchema = z
   .object({
-    ttl: durationString('positive').default('2160h'),
+    ttl: durationString('positive')
+      .default('2160h')
+      .refine(atLeastOneSecond, { error: 'must be at least 1s' }),
     keyAlgorithm: keyAlgorithmSchema.default(DEFAULT_KEY_ALGORITHM),
     gracePeriodRatio: lifetimeShare.default(0.5),
     minGracePeriod: durationString('nonNegative').default('10m'),
@@ -192,8 +200,12 @@ const namespacesSchema = z.object({
 /** Istio's CSR API (src/csr/): lifetimes of certificates issued to agents. */
 const csrSchema = z
   .object({
-    defaultValidity: durationString('positive').default('24h'),
-    maxValidity: durationString('positive').default('2160h'),
+    defaultValidity: durationString('positive')
+      .default('24h')
+      .refine(atLeastOneSecond, { error: 'must be at least 1s' }),
+    maxValidity: durationString('positive')
+      .default('2160h')
+      .refine(atLeastOneSecond, { error: 'must be at least 1s' }),
   })
   .superRefine((csr, ctx) => {
     const defaultMs = durationMs(csr.defaultValidity);
