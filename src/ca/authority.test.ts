@@ -110,6 +110,22 @@ describe('loadPluggedIn', () => {
     expect(authority.rootBundlePem).toBe(encodeCertificatesPem([other.root.der]));
   });
 
+  it('puts the signer first, once, when cert-chain.pem lists it out of order', async () => {
+    const mid = await createTestIntermediate(other.issuer, { notBefore: new Date(now.getTime() - HOUR) });
+    const signer = await createTestIntermediate(mid.issuer, { notBefore: new Date(now.getTime() - HOUR) });
+    const authority = await loadPluggedIn(
+      {
+        'ca-cert.pem': buf(signer.certificate.pem),
+        'ca-key.pem': buf(privateKeyToPem(signer.keys.privateKey)),
+        'root-cert.pem': buf(other.root.pem),
+        'cert-chain.pem': buf(mid.certificate.pem + signer.certificate.pem + other.root.pem),
+      },
+      'ns/cacerts',
+      opts,
+    );
+    expect(authority.chainPem).toBe(encodeCertificatesPem([signer.certificate.der, mid.certificate.der]));
+  });
+
   it('refuses an intermediate that does not chain to root-cert.pem', async () => {
     const mid = await createTestIntermediate(other.issuer, { notBefore: new Date(now.getTime() - HOUR) });
     const data = {

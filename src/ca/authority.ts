@@ -256,7 +256,9 @@ export async function loadPluggedIn(
     ? certificatesFrom(data['cert-chain.pem'], 'cert-chain.pem', source)
     : [signer!];
   const isRoot = (der: Buffer) => roots.some((root) => root.equals(der));
-  const chain = given[0]!.equals(signer!) ? given : [signer!, ...given];
+  // The signer goes first, once: a cert-chain.pem that lists it further down (out of order) gave
+  // workloads leaf, signer, …, signer. The rest is shipped in the order given, as istiod does.
+  const chain = [signer!, ...given.filter((der) => !der.equals(signer!))];
   // Roots are trusted, not sent: a signer that is itself a root needs no chain after the leaf.
   const afterLeaf = chain.filter((der) => !isRoot(der));
   return assemble('PluggedIn', source, signer!, key, afterLeaf, roots, opts);
