@@ -60,18 +60,24 @@ export class RevocationController {
     for (const [key] of this.opts.caches.revocations.entries()) this.queue.add(key);
   }
 
-  /** What the Secrets hold now: the current certificate of every workload Secret. */
-  private secretCertificates(filter: (namespace: string, serviceAccount: string, serial: string) => boolean) {
+  /** What the Secrets hold now: the current certificate of every workload Secret (a walk of all). */
+  private secretCertificates(filter: (serial: string) => boolean) {
     const found: IssuedCertificate[] = [];
-    for (const [key, secret] of this.opts.caches.workloadSecrets.entries()) {
-      const cert = secret.certificate;
-      const [namespace, name] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
-      const serviceAccount = serviceAccountOfSecret(name);
-      const serial = cert && normalizeSerialHex(cert.serial);
-      if (!cert || !serviceAccount || !serial || !filter(namespace, serviceAccount, serial)) continue;
-      found.push({ serial, namespace, serviceAccount, notAfter: cert.notAfter, issuedAt: cert.notBefore });
+    for (const [key] of this.opts.caches.workloadSecrets.entries()) {
+      const cert = this.secretCertificate(key);
+      if (cert && filter(cert.serial)) found.push(cert);
     }
     return found;
+  }
+
+  /** The certificate one workload Secret (namespace/name) holds now, if it is one of ours. */
+  private secretCertificate(key: string): IssuedCertificate | undefined {
+    const cert = this.opts.caches.workloadSecrets.get(key)?.certificate;
+    const [namespace, name] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
+    const serviceAccount = serviceAccountOfSecret(name);
+    const serial = cert && normalizeSerialHex(cert.serial);
+    if (!cert || !serviceAccount || !serial) return undefined;
+    return { serial, namespace, serviceAccount, notAfter: cert.notAfter, issuedAt: cert.notBefore };
   }
 
   async reconcile(key: string): Promise<void> {
@@ -85,18 +91,16 @@ export class RevocationController {
 
     const issuedToServiceAccount: IssuedCertificate[] = [];
     if (sa !== undefined) {
-      const secret = this.opts.caches.workloadSecrets.get(`${namespace}/${workloadSecretName(sa)}`);
-      issuedToServiceAccount.push(
-        ...this.secretCertificates(
-          (ns, account) => ns === namespace && account === sa && secret !== undefined,
-        ),
-        ...(await this.opts.record.forIdentity(namespace, sa)),
-      );
+      // Its one Secret, read by key: walking every Secret for it made a burst of K revocations cost
+      // K times all of them.
+      const secret = this.secretCertificate(`${namespace}/${workloadSecretName(sa)}`);
+      if (secret) issuedToServiceAccount.push(secret);
+      issuedToServiceAccount.push(...(await this.opts.record.forIdentity(namespace, sa)));
     }
     const issuedBySerial = new Map<string, IssuedCertificate>();
     if (serials.length > 0) {
       const wanted = new Set(serials);
-      for (const cert of this.secretCertificates((_, __, serial) => wanted.has(serial)))
+      for (const cert of this.secretCertificates((serial) => wanted.has(serial)))
         issuedBySerial.set(cert.serial, cert);
       const missing = serials.filter((s) => !issuedBySerial.has(s));
       for (const [serial, cert] of await this.opts.record.findSerials(missing))
