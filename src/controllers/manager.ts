@@ -363,12 +363,16 @@ export async function startController(
   };
 }
 
-function reportAuthority(metrics: Metrics, state: AuthorityState): void {
+/** The CA's readiness and roots as metrics; no CA loaded: no roots (the Citadel gauge 0, as README says). */
+export function reportAuthority(metrics: Metrics, state: AuthorityState): void {
   metrics.setCaReady(
     state.status === 'ready',
     state.status === 'ready' ? state.authority.signer.notAfter : undefined,
   );
-  if (state.status !== 'ready') return;
+  if (state.status !== 'ready') {
+    metrics.setRoots([]);
+    return;
+  }
   const { roots, activeRootFingerprint } = state.authority;
   metrics.setRoots(
     roots.map((r) => ({

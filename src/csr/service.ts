@@ -291,7 +291,7 @@ export class CertificateService {
         serviceAccount: caller.serviceAccount,
         serial: record.serial,
         notAfter: notAfter.toISOString(),
-        key: parsed.keyDescription,
+        keyType: parsed.keyDescription,
         authenticatedBy: caller.via,
       },
       'issued certificate for CSR',
