@@ -20,9 +20,10 @@ flags:
   --kubeconfig PATH     kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
   -h, --help            show this help
 
-exit status: 0 created (with --wait: applied), 1 refused, 2 usage error, 4 the API refused the request`;
+exit status: 0 created (with --wait: applied), 1 refused, 2 usage error, 3 no outcome within 60 s
+(--wait; the object stays), 4 the API refused a request`;
 
-export const EXIT = { ok: 0, refused: 1, usage: 2, apiError: 4 } as const;
+export const EXIT = { ok: 0, refused: 1, usage: 2, noOutcome: 3, apiError: 4 } as const;
 
 export class RevokeUsageError extends Error {
   override name = 'RevokeUsageError';

@@ -61,7 +61,14 @@ export async function runRevokeCommand(argv: string[], io: RevokeIo = processIo)
   if (!args.wait) return EXIT.ok;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const current = (await api.getNamespacedCustomObject({ ...target, name })) as CertificateRevocationObject;
+    let current: CertificateRevocationObject;
+    try {
+      current = (await api.getNamespacedCustomObject({ ...target, name })) as CertificateRevocationObject;
+    } catch (err) {
+      // Created, but its outcome cannot be read (a 403 for get, the object deleted, the network).
+      io.err(`alcazar revoke: created, but cannot read its outcome: ${describeApiError(err)}`);
+      return EXIT.apiError;
+    }
     const decided = observeRevocation(current).decided;
     const condition = current.status?.conditions?.find(
       (c) => c.type === (decided?.applied ? 'Applied' : 'Refused'),
@@ -75,5 +82,5 @@ export async function runRevokeCommand(argv: string[], io: RevokeIo = processIo)
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   io.err('alcazar revoke: no outcome within 60 s: is the controller running?');
-  return EXIT.apiError;
+  return EXIT.noOutcome;
 }
