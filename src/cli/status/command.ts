@@ -4,7 +4,7 @@ import { loadKubeConfig } from '../../kube/client.js';
 import { parseStatusArgs, STATUS_EXIT, STATUS_USAGE, StatusUsageError } from './args.js';
 import { formatStatusText } from './format.js';
 import { gatherStatus } from './gather.js';
-import { buildStatusReport, isHealthy } from './report.js';
+import { buildStatusReport, statusExitCode } from './report.js';
 
 export interface StatusIo {
   out: (text: string) => void;
@@ -45,5 +45,5 @@ export async function runStatusCommand(argv: string[], io: StatusIo = processIo)
   }
   const report = buildStatusReport(observation, io.now(), args.maxFailing);
   io.out(args.output === 'json' ? JSON.stringify(report, null, 2) : formatStatusText(report));
-  return isHealthy(report) ? STATUS_EXIT.healthy : STATUS_EXIT.problems;
+  return statusExitCode(report);
 }

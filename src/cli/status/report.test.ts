@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { STATUS_EXIT } from './args.js';
 import type { CertificateAuthorityObject, StatusObservation, WorkloadSecretView } from './gather.js';
-import { buildStatusReport, isHealthy } from './report.js';
+import { buildStatusReport, isHealthy, statusExitCode } from './report.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const DAY = 86_400_000;
@@ -230,5 +231,7 @@ describe('buildStatusReport', () => {
     );
     expect(report.failing).toEqual({ error: 'forbidden (403)' });
     expect(report.problems).toContain('cannot check the workload Secrets: forbidden (403)');
+    expect(statusExitCode(report), 'could not look (4), not unhealthy (1)').toBe(STATUS_EXIT.unreadable);
+    expect(statusExitCode(buildStatusReport(observation(), NOW, 20))).toBe(STATUS_EXIT.healthy);
   });
 });

@@ -2,6 +2,7 @@
 import { type CaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
 import { workloadSecretName } from '../../controllers/workload-secrets/plan.js';
 import { isManagedNamespace } from '../../controllers/workload-secrets/targeting.js';
+import { STATUS_EXIT } from './args.js';
 import type { StatusObservation, WorkloadSecretView } from './gather.js';
 
 export type FailingReason =
@@ -207,3 +208,12 @@ function judgeSecret(
 }
 
 export const isHealthy = (report: StatusReport) => report.problems.length === 0;
+
+/**
+ * The exit status for a report: a read that failed (forbidden, unreachable) is "could not look"
+ * (4), whatever else it found, so a script can tell it from "the CA is unhealthy" (1).
+ */
+export function statusExitCode(report: StatusReport): number {
+  if ('error' in report.leader || 'error' in report.failing) return STATUS_EXIT.unreadable;
+  return isHealthy(report) ? STATUS_EXIT.healthy : STATUS_EXIT.problems;
+}
