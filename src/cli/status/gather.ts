@@ -82,19 +82,44 @@ export async function gatherStatus(
         terminating: Boolean(ns.metadata?.deletionTimestamp) || ns.status?.phase === 'Terminating',
       })),
     ),
-    read(async () =>
-      (await core.listServiceAccountForAllNamespaces({})).items.map((sa) => ({
-        namespace: sa.metadata?.namespace ?? '',
-        name: sa.metadata?.name ?? '',
-      })),
+    read(() =>
+      everyPage(
+        (page) => core.listServiceAccountForAllNamespaces(page),
+        (sa) => ({ namespace: sa.metadata?.namespace ?? '', name: sa.metadata?.name ?? '' }),
+      ),
     ),
-    read(async () =>
-      (await core.listSecretForAllNamespaces({ fieldSelector: `type=${WORKLOAD_SECRET_TYPE}` })).items.map(
+    read(() =>
+      everyPage(
+        (page) => core.listSecretForAllNamespaces({ fieldSelector: `type=${WORKLOAD_SECRET_TYPE}`, ...page }),
         workloadSecretView,
       ),
     ),
   ]);
   return { caNamespace, leaseName, certificateAuthority, lease, namespaces, serviceAccounts, secrets };
+}
+
+/** Items per list page: each page is reduced to what the report needs before the next is read. */
+const LIST_PAGE_SIZE = 500;
+
+/**
+ * Lists in pages: at 100,000 ServiceAccounts one list of every workload Secret (keys and all) was
+ * hundreds of MB in one string for the CLI to hold.
+ */
+export async function everyPage<T, V>(
+  list: (page: {
+    limit: number;
+    _continue?: string;
+  }) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
+  view: (item: T) => V,
+): Promise<V[]> {
+  const views: V[] = [];
+  let next: string | undefined;
+  do {
+    const page = await list({ limit: LIST_PAGE_SIZE, ...(next ? { _continue: next } : {}) });
+    for (const item of page.items) views.push(view(item));
+    next = page.metadata?._continue || undefined;
+  } while (next);
+  return views;
 }
 
 const dataOf = (secret: V1Secret, key: string) => Buffer.from(secret.data?.[key] ?? '', 'base64');
