@@ -186,7 +186,13 @@ function judgeSecret(
   config: CaConfig,
   now: number,
 ): { reason: FailingReason; message: string } | undefined {
-  if (!secret) return { reason: 'SecretMissing', message: `no Secret ${name} of type istio.io/key-and-cert` };
+  if (!secret) {
+    // Only Secrets of our type are listed: one of another type at this name is someone else's.
+    return {
+      reason: 'SecretMissing',
+      message: `no Secret ${name} of type istio.io/key-and-cert (one of another type there is not alcazar's: ForeignSecret)`,
+    };
+  }
   if (!secret.owned) {
     return { reason: 'ForeignSecret', message: `${name} was not created by alcazar, which leaves it alone` };
   }
