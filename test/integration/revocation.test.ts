@@ -207,6 +207,7 @@ describe('what may not be revoked', () => {
     const refused = await revoke('--serial', '0BADC0FFEE', '-n', ns, '--wait');
     expect(refused.code).toBe(1);
     expect(refused.out).toContain('refused (UnknownSerial)');
+    expect(refused.out).toContain(`kubectl -n ${ns} delete certificaterevocation`);
     const usage = await revoke('--serial', 'zz', '-n', ns);
     expect(usage.code).toBe(2);
     expect(usage.out).toContain('not a hexadecimal serial number');

@@ -77,6 +77,10 @@ export async function runRevokeCommand(argv: string[], io: RevokeIo = processIo)
       io.out(`${decided.applied ? 'applied' : `refused (${condition.reason})`}: ${condition.message}`);
       for (const r of current.status?.revoked ?? [])
         io.out(`  revoked serial ${r.serialNumber} (valid until ${r.notAfter})`);
+      if (!decided.applied)
+        io.out(
+          `(the refused object stays as a record: kubectl -n ${args.namespace} delete certificaterevocation ${name})`,
+        );
       return decided.applied ? EXIT.ok : EXIT.refused;
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
