@@ -266,7 +266,6 @@ export class CertificateService {
           });
         })
       ).pem;
-      checkAbandoned(call);
     } catch (err) {
       if (reserved) this.opts.reservations?.putBack(caller.namespace, caller.serviceAccount, reserved);
       if (err instanceof Refusal) throw err;
@@ -277,6 +276,9 @@ export class CertificateService {
       );
       throw new Refusal('INTERNAL', 'SignFailed', 'the CA failed to sign the certificate');
     }
+    // Abandoned while signing: not handed out. A reserved serial is not put back: it is in a
+    // certificate now, even one that never leaves this process.
+    checkAbandoned(call);
 
     const chain = responseChain(leafPem, authority);
     const record = early?.record ?? this.recordOf(caller, { notAfter, notBefore, serial });
