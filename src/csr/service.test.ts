@@ -150,6 +150,27 @@ describe('a client certificate', () => {
 });
 
 describe('a call abandoned at the server deadline', () => {
+  it('is not handed out when it was abandoned while its record was written', async () => {
+    const { service, reviews, records, handedOut } = setup({ early: false });
+    const abandoned = new AbortController();
+    const answer = service.createCertificate({
+      request: {
+        csr: buildTestCsrPem({ uris: ['spiffe://cluster.local/ns/shop/sa/cart'] }),
+        validityDurationSeconds: 3600,
+      },
+      bearerToken: tokenClaiming('shop', 'cart'),
+      clientCertificateDer: undefined,
+      signal: abandoned.signal,
+    } as Parameters<CertificateService['createCertificate']>[0]);
+    await settle();
+    reviews[0]!.resolve(reviewedAs('shop', 'cart'));
+    for (let i = 0; i < 50 && records.length === 0; i++) await settle();
+    abandoned.abort(); // the record write outlived the deadline
+    records[0]!.done.resolve();
+    await expect(answer).rejects.toMatchObject({ reason: 'Abandoned' });
+    expect(handedOut).toEqual([]);
+  });
+
   it('signs nothing and takes its early record back', async () => {
     const { service, reviews, records, withdrawn, handedOut } = setup({ early: true });
     const abandoned = new AbortController();

@@ -166,7 +166,7 @@ export class CertificateService {
     if (!claimed || this.opts.isManagedNamespace(claimed.namespace) !== true) return;
     // A token that says it has expired is refused before any review: nothing to record for it.
     const expiry = jwtExpiry(call.bearerToken);
-    if (expiry === undefined || expiry <= this.now()) return;
+    if (expiry !== undefined && expiry <= this.now()) return; // (legacy tokens carry no exp)
     let parsed: ReturnType<typeof parseCsrPem>;
     let validityMs: number;
     try {
@@ -284,6 +284,8 @@ export class CertificateService {
     const record = early?.record ?? this.recordOf(caller, { notAfter, notBefore, serial });
     if (early) await early.recorded;
     else if (!reserved) await this.opts.onIssued?.(record);
+    // Abandoned while its record was written (a slow API server): recorded, but not handed out.
+    checkAbandoned(call);
     metrics.certificateIssued();
     this.opts.reservations?.issued(caller.namespace, caller.serviceAccount);
     this.opts.afterIssued?.(record);

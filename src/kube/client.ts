@@ -1,7 +1,4 @@
-import { existsSync } from 'node:fs';
 import { type AgentOptions, Agent as HttpsAgent } from 'node:https';
-import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
 
 /** Loads a kubeconfig from a path, or the default chain ($KUBECONFIG, ~/.kube/config, in-cluster). */
@@ -9,21 +6,25 @@ export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
   if (path) kc.loadFromFile(path);
   else kc.loadFromDefault();
-  if (!kc.getCurrentCluster() || (!path && nothingToLoad()))
+  if (!kc.getCurrentCluster() || (!path && madeUp(kc)))
     throw new Error('no cluster in the kubeconfig (set --kubeconfig or KUBECONFIG)');
   reuseConnections(kc);
   return kc;
 }
 
 /**
- * loadFromDefault found no kubeconfig and is not in a cluster: client-node then makes up
- * http://localhost:8080, and the first request failed with "HTTP protocol is not allowed when
- * skipTLSVerify is not set or false", which tells a newcomer nothing.
+ * loadFromDefault found no kubeconfig and is not in a cluster: client-node then makes up cluster
+ * "cluster" at http://localhost:8080 for user "user", and the first request failed with "HTTP
+ * protocol is not allowed when skipTLSVerify is not set or false", which tells a newcomer nothing.
  */
-function nothingToLoad(): boolean {
-  const listed = (process.env.KUBECONFIG ?? '').split(delimiter).filter((p) => p !== '' && existsSync(p));
-  const inCluster = process.env.KUBERNETES_SERVICE_HOST !== undefined;
-  return listed.length === 0 && !existsSync(join(homedir(), '.kube', 'config')) && !inCluster;
+function madeUp(kc: KubeConfig): boolean {
+  const cluster = kc.getCurrentCluster();
+  return (
+    cluster?.name === 'cluster' &&
+    cluster.server === 'http://localhost:8080' &&
+    kc.getCurrentUser()?.name === 'user' &&
+    kc.getContexts().length === 1
+  );
 }
 
 type CreateAgent = (cluster: { server: string; proxyUrl?: string } | null, options: AgentOptions) => unknown;

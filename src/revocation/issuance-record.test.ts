@@ -186,6 +186,15 @@ describe('the issuance record', () => {
     expect(writesOf(api, 'PATCH').at(-1)?.body).toEqual({ data: { shop_cart_03: null } });
   });
 
+  it('a failed last removal from a full shard fails no record: the removal is best effort', async () => {
+    const { api, record, shards } = setup({ maxWritesInFlight: 1, entriesPerShard: 1 });
+    await record.record(entry('01', start + HOUR));
+    record.withdraw(entry('01', start + HOUR));
+    api.failNext('PATCH', path('alcazar-issued-a'), 500, 'etcd is slow');
+    await record.record(entry('02', start + HOUR)); // a is full: b is opened, a's removal fails
+    expect(shards()).toEqual({ a: ['shop_cart_01'], b: ['shop_cart_02'] });
+  });
+
   it('opening a shard sweeps the ones holding nothing valid, at most once per interval', async () => {
     const { api, record, setNow, shards } = setup({ maxWritesInFlight: 1, entriesPerShard: 1 });
     seed(api, 'alcazar-issued-00', { shop_cart: `0a ${s(start - 1000)} ${s(start - HOUR)}` }); // legacy, expired

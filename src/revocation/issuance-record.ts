@@ -258,22 +258,33 @@ export class IssuanceRecord {
         if (!isNotFound(err)) throw err;
       }
     }
-    if (lane.shard) {
-      // Leaving a full shard: what was withdrawn from it is removed now, in one last patch, or it
-      // would stay until the certificate would have expired, naming a serial nobody holds (callers
-      // refused after their record had started could leave one per shard, for up to 90 days).
-      const left = this.withdrawn.get(lane.shard.name) ?? [];
-      this.withdrawn.delete(lane.shard.name);
-      if (!append && left.length > 0) await this.removeKeys(lane.shard.name, left, now);
-    }
+    const left = lane.shard
+      ? { name: lane.shard.name, keys: this.withdrawn.get(lane.shard.name) ?? [] }
+      : undefined;
+    if (left) this.withdrawn.delete(left.name);
+    // The lane leaves the shard before anything is awaited: a withdrawal meanwhile is not queued
+    // for a shard no lane will write again.
     lane.shard = undefined;
+    // Leaving a full shard: what was withdrawn from it is removed in one last patch, or it would
+    // stay until the certificate would have expired, naming a serial nobody holds (callers refused
+    // after their record had started could leave one per shard, for up to 90 days). Best effort,
+    // after the new records are written: a failure leaves those keys as before, and fails no record.
+    const removal = () =>
+      left && !append && left.keys.length > 0 ? this.removeKeys(left.name, left.keys, now) : undefined;
     const data = planAppend(entries, [], now) as Record<string, string>;
-    if (Object.keys(data).length === 0) return;
-    await this.create(lane, entries, data, now);
+    if (Object.keys(data).length === 0) {
+      void removal();
+      return;
+    }
+    try {
+      await this.create(lane, entries, data, now);
+    } finally {
+      void removal();
+    }
     this.maybeSweep(now);
   }
 
-  /** Removes keys from a shard (gone already: nothing to remove). */
+  /** Removes keys from a shard; never fails (gone already, or an error: the keys stay until they expire). */
   private async removeKeys(name: string, keys: readonly string[], now: number): Promise<void> {
     try {
       await this.opts.raw.request(
@@ -282,8 +293,8 @@ export class IssuanceRecord {
         { data: planAppend([], keys, now) },
         MERGE_PATCH_CONTENT,
       );
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    } catch {
+      // Best effort: what it names can never be handed out.
     }
   }
 

@@ -153,6 +153,12 @@ describe('the chart', () => {
     expect(await kinds('replicaCount=3', 'podDisruptionBudget.minAvailable=3')).not.toContain(
       'PodDisruptionBudget',
     );
+    expect(await kinds('replicaCount=1', 'podDisruptionBudget.minAvailable=50%')).not.toContain(
+      'PodDisruptionBudget',
+    );
+    expect(await kinds('replicaCount=3', 'podDisruptionBudget.minAvailable=50%')).toContain(
+      'PodDisruptionBudget',
+    );
     expect(await kinds('replicaCount=2')).toContain('PodDisruptionBudget');
   });
 

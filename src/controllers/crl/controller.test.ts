@@ -82,6 +82,7 @@ describe('examinePublished', () => {
     const sources = { signers: [signers[0]!], operatorPem };
     expect(operatorCrls(sources)).toEqual({
       foreign: [],
+      unreadable: 0,
       adopted: [
         {
           serial: '0b',

@@ -69,10 +69,12 @@ export interface OperatorCrls {
    * could be lost.
    */
   adopted: RevokedForCrl[];
+  /** Ours, but unreadable (their entries cannot be merged): left out, and logged. */
+  unreadable: number;
 }
 
 export function operatorCrls(sources: CrlSources): OperatorCrls {
-  const result: OperatorCrls = { foreign: [], adopted: [] };
+  const result: OperatorCrls = { foreign: [], adopted: [], unreadable: 0 };
   let ders: Buffer[];
   try {
     ders = decodeCrlsPem(sources.operatorPem || '');
@@ -86,6 +88,10 @@ export function operatorCrls(sources: CrlSources): OperatorCrls {
       entries = ours ? parseCrl(der).entries : undefined;
     } catch {
       entries = undefined;
+    }
+    if (ours && !entries) {
+      result.unreadable++; // neither mergeable nor publishable as another CA's
+      continue;
     }
     if (!entries) {
       result.foreign.push(der);
@@ -125,7 +131,12 @@ export function examinePublished(view: CrlConfigMapView, sources: CrlSources): P
       others.push(block.der);
       continue;
     }
-    const parsed = parseCrl(block.der);
+    let parsed: ReturnType<typeof parseCrl>;
+    try {
+      parsed = parseCrl(block.der);
+    } catch {
+      return result; // not one we would sign: the text counts as edited, and is signed again
+    }
     result.crls.push({
       signerFingerprint: signer.fingerprint,
       crlNumber: parsed.crlNumber ?? 0n,
@@ -271,7 +282,7 @@ export class CrlController {
     const view = this.opts.caches.crls.get(this.caKey);
     const now = this.now();
     const validityMs = this.opts.config().revocation.crlValidityMs;
-    const operator = sources ? operatorCrls(sources) : { foreign: [], adopted: [] };
+    const operator = sources ? operatorCrls(sources) : { foreign: [], adopted: [], unreadable: 0 };
     const revoked = [...this.revoked(), ...operator.adopted];
     const decision = planCrl({
       signers: sources?.signers.map((s) => s.fingerprint),
@@ -282,6 +293,11 @@ export class CrlController {
       now,
     });
     const log = this.opts.log.child({ namespace: this.opts.caNamespace, configMap: CRL_CONFIGMAP_NAME });
+    if (operator.unreadable > 0 && decision.action === 'sign')
+      log.warn(
+        { unreadable: operator.unreadable },
+        'cacerts ca-crl.pem holds a CRL issued by the signing CA that cannot be read: its entries are not in the published CRL',
+      );
     switch (decision.action) {
       case 'wait':
         return;
