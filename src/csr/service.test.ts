@@ -92,7 +92,7 @@ function setup(opts: {
     ...(opts.reservations && { reservations: opts.reservations }),
     ...(opts.isRevoked && { isRevoked: opts.isRevoked }),
   });
-  const call = (token: string, sa = 'cart') =>
+  const call = (token: string, sa = 'cart', signal?: AbortSignal) =>
     service.createCertificate({
       request: {
         csr: buildTestCsrPem({ uris: [`spiffe://cluster.local/ns/shop/sa/${sa}`] }),
@@ -100,6 +100,7 @@ function setup(opts: {
       },
       bearerToken: token,
       clientCertificateDer: undefined,
+      ...(signal && { signal }),
     } as Parameters<CertificateService['createCertificate']>[0]);
   return { service, reviews, records, withdrawn, handedOut, call };
 }
@@ -151,17 +152,9 @@ describe('a client certificate', () => {
 
 describe('a call abandoned at the server deadline', () => {
   it('is not handed out when it was abandoned while its record was written', async () => {
-    const { service, reviews, records, handedOut } = setup({ early: false });
+    const { call, reviews, records, handedOut } = setup({ early: false });
     const abandoned = new AbortController();
-    const answer = service.createCertificate({
-      request: {
-        csr: buildTestCsrPem({ uris: ['spiffe://cluster.local/ns/shop/sa/cart'] }),
-        validityDurationSeconds: 3600,
-      },
-      bearerToken: tokenClaiming('shop', 'cart'),
-      clientCertificateDer: undefined,
-      signal: abandoned.signal,
-    } as Parameters<CertificateService['createCertificate']>[0]);
+    const answer = call(tokenClaiming('shop', 'cart'), 'cart', abandoned.signal);
     await settle();
     reviews[0]!.resolve(reviewedAs('shop', 'cart'));
     for (let i = 0; i < 50 && records.length === 0; i++) await settle();
@@ -172,17 +165,9 @@ describe('a call abandoned at the server deadline', () => {
   });
 
   it('signs nothing and takes its early record back', async () => {
-    const { service, reviews, records, withdrawn, handedOut } = setup({ early: true });
+    const { call, reviews, records, withdrawn, handedOut } = setup({ early: true });
     const abandoned = new AbortController();
-    const answer = service.createCertificate({
-      request: {
-        csr: buildTestCsrPem({ uris: ['spiffe://cluster.local/ns/shop/sa/cart'] }),
-        validityDurationSeconds: 3600,
-      },
-      bearerToken: tokenClaiming('shop', 'cart'),
-      clientCertificateDer: undefined,
-      signal: abandoned.signal,
-    } as Parameters<CertificateService['createCertificate']>[0]);
+    const answer = call(tokenClaiming('shop', 'cart'), 'cart', abandoned.signal);
     await settle();
     abandoned.abort(); // the TokenReview outlived the deadline
     reviews[0]!.resolve(reviewedAs('shop', 'cart'));
