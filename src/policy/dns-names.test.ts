@@ -143,7 +143,7 @@ describe('reserved names', () => {
     expect(allowedOf(['istiod.istio-system.svc'], caSubject, p)).toEqual(['istiod.istio-system.svc']);
   });
 
-  it('a rule naming the reserved name exactly grants it; a wildcard pattern does not', () => {
+  it('a rule naming the reserved name exactly grants it; a wildcard pattern does not, nor the wildcard itself', () => {
     const exact = policy([{ namespaces: [CA_NAMESPACE], patterns: ['istiod.istio-system.svc'] }]);
     expect(allowedOf(['istiod.istio-system.svc'], caSubject, exact)).toEqual(['istiod.istio-system.svc']);
     // Only that form: the others stay reserved.
@@ -154,8 +154,18 @@ describe('reserved names', () => {
     expect(refusedOf(['istiod.istio-system.svc'], caSubject, wildcard)).toEqual([
       ['istiod.istio-system.svc', 'Reserved'],
     ]);
-    // The wildcard itself, named exactly, is granted.
-    expect(allowedOf(['*.istio-system.svc'], caSubject, wildcard)).toEqual(['*.istio-system.svc']);
+    // Nor is the wildcard itself, though the rule lists it: it would pass for istiod. Only with
+    // every reserved name it covers listed too.
+    expect(refusedOf(['*.istio-system.svc'], caSubject, wildcard)).toEqual([
+      ['*.istio-system.svc', 'Reserved'],
+    ]);
+    const everyName = policy([
+      {
+        namespaces: [CA_NAMESPACE],
+        patterns: ['*.istio-system.svc', 'istiod.istio-system.svc', 'alcazar.istio-system.svc'],
+      },
+    ]);
+    expect(allowedOf(['*.istio-system.svc'], caSubject, everyName)).toEqual(['*.istio-system.svc']);
   });
 
   it('says whose name it is', () => {

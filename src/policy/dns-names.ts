@@ -149,11 +149,16 @@ export function authoriseDnsNames(
       refused.push({ name, reason: 'Invalid', why: 'is not a valid DNS name' });
       continue;
     }
-    const hit = [...reserved].find(([form]) => overlaps(form, name));
-    if (hit) {
-      const [form, owner] = hit;
-      if (rules.some((rule) => rule.patterns.includes(name))) allowed.add(name);
+    const hits = [...reserved].filter(([form]) => overlaps(form, name));
+    if (hits.length > 0) {
+      const listed = (n: string) => rules.some((rule) => rule.patterns.includes(n));
+      // The name itself, and every reserved name it covers, must be listed exactly: a wildcard
+      // pattern listed in a broad rule ("any service in istio-system") must not hand out a
+      // wildcard certificate that passes for istiod.
+      const unlisted = listed(name) ? hits.find(([form]) => !listed(form)) : hits[0];
+      if (!unlisted) allowed.add(name);
       else {
+        const [form, owner] = unlisted;
         const what = form === name ? `is reserved for ${owner}` : `covers ${form}, reserved for ${owner}`;
         refused.push({
           name,
