@@ -344,16 +344,16 @@ export class CertificateService {
         trustDomain,
         new Date(this.now()),
       );
+      // A leaked key stays useless once revoked: it must not buy a fresh certificate.
       const serial = caller?.certificateSerialHex && normalizeSerialHex(caller.certificateSerialHex);
-      if (caller && serial && this.opts.isRevoked?.(serial)) {
-        // A leaked key stays useless once revoked: it must not buy a fresh certificate.
-        if (call.bearerToken === undefined)
-          throw new Refusal(
-            'UNAUTHENTICATED',
-            'CertificateRevoked',
-            `the client certificate (serial ${serial}) has been revoked; present a token instead`,
-          );
-      } else if (caller) return caller;
+      const revoked = !!serial && this.opts.isRevoked?.(serial) === true;
+      if (caller && !revoked) return caller;
+      if (caller && call.bearerToken === undefined)
+        throw new Refusal(
+          'UNAUTHENTICATED',
+          'CertificateRevoked',
+          `the client certificate (serial ${serial}) has been revoked; present a token instead`,
+        );
     }
     if (call.bearerToken === undefined) {
       throw new Refusal(

@@ -269,19 +269,15 @@ export class IssuanceRecord {
     // stay until the certificate would have expired, naming a serial nobody holds (callers refused
     // after their record had started could leave one per shard, for up to 90 days). Best effort,
     // after the new records are written: a failure leaves those keys as before, and fails no record.
-    const removal = () =>
-      left && !append && left.keys.length > 0 ? this.removeKeys(left.name, left.keys, now) : undefined;
     const data = planAppend(entries, [], now) as Record<string, string>;
-    if (Object.keys(data).length === 0) {
-      void removal();
-      return;
-    }
     try {
-      await this.create(lane, entries, data, now);
+      if (Object.keys(data).length > 0) {
+        await this.create(lane, entries, data, now);
+        this.maybeSweep(now);
+      }
     } finally {
-      void removal();
+      if (left && !append && left.keys.length > 0) void this.removeKeys(left.name, left.keys, now);
     }
-    this.maybeSweep(now);
   }
 
   /** Removes keys from a shard; never fails (gone already, or an error: the keys stay until they expire). */

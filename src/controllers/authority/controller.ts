@@ -79,8 +79,8 @@ export class AuthorityController extends OneKeyController {
   /** While our create of the CA Secret is under way: whether the cache heard of the Secret meanwhile. */
   private creating: { heard: boolean } | undefined;
   private readonly clock: Clock;
-  /** After a failed load: when to load the same Secret again. */
-  private reloadAt: number | undefined;
+  /** After a failed load: when to load the same Secret again (see revalidateAt). */
+  private retryLoadAt: number | undefined;
 
   constructor(private readonly opts: AuthorityControllerOptions) {
     const clock = opts.clock ?? systemClock;
@@ -124,11 +124,11 @@ export class AuthorityController extends OneKeyController {
   async reconcile(): Promise<void> {
     if (!this.opts.caches.caSideSynced) return; // until then every CA Secret looks missing
     const config = this.opts.caches.state.config.current;
-    if (this.reloadAt !== undefined && this.clock.now() >= this.reloadAt) {
-      this.reloadAt = undefined;
-      this.evaluatedFrom = ''; // a failed load is tried again
+    const due = this.revalidateAt(config);
+    if (due !== undefined && this.clock.now() >= due) {
+      this.retryLoadAt = undefined;
+      this.evaluatedFrom = ''; // the same Secret is loaded again
     }
-    this.recheckWhenSignerEnds(config);
     const name = config.root.mode === 'SelfSigned' ? SELF_SIGNED_SECRET : PLUGGED_IN_SECRET;
     const secret = this.caSecretOrCreated(name);
     const source = `${this.opts.namespace}/${name}`;
@@ -148,25 +148,27 @@ export class AuthorityController extends OneKeyController {
       missing,
     });
     await this.execute(decision, config, secret);
-    this.recheckWhenSignerEnds(config);
+    const next = this.revalidateAt(config);
+    if (next !== undefined) this.queue.addAfter(KEY, next - this.clock.now());
   }
 
   /**
-   * A loaded plugged-in signer is validated again once it would no longer load (SignerExpiring), so
-   * the CA goes not ready then, as a restart would find it, rather than staying ready with a signer
-   * that can only issue certificates shorter than the grace period, then already expired. Nothing
-   * else wakes this controller then. Called before a reconcile plans (to validate again) and after
-   * (to arm the timer). A self-signed root stays loaded to its end and past it: the rotation that
-   * replaces it runs on the loaded authority (the status shows it ended: SignerExpired).
+   * When the Secret must be loaded again although it has not changed (nothing else wakes this
+   * controller then):
+   * - after a failed load: a signer not valid yet becomes valid, and any failure is tried again;
+   * - a loaded plugged-in signer, once it would no longer load (SignerExpiring): the CA goes not
+   *   ready then, as a restart would find it, rather than staying ready with a signer that can only
+   *   issue certificates shorter than the grace period, then already expired.
+   * A self-signed root stays loaded to its end and past it: the rotation that replaces it runs on
+   * the loaded authority (the status shows it ended: SignerExpired).
    */
-  private recheckWhenSignerEnds(config: CaConfig): void {
+  private revalidateAt(config: CaConfig): number | undefined {
     const current = this.current;
-    if (current.status !== 'ready' || current.authority.mode !== 'PluggedIn') return;
-    const { mode, signer } = current.authority;
-    const until = signerUsableUntil(mode, signer.notAfter, minSignerRemainingMs(config));
-    const now = this.clock.now();
-    if (now > until) this.evaluatedFrom = '';
-    else this.queue.addAfter(KEY, until - now + 1);
+    if (current.status === 'failed') return this.retryLoadAt;
+    if (current.status !== 'ready' || current.authority.mode !== 'PluggedIn') return undefined;
+    return (
+      signerUsableUntil('PluggedIn', current.authority.signer.notAfter, minSignerRemainingMs(config)) + 1
+    );
   }
 
   /** The cached CA Secret; until the cache has seen it, the one this process just created. */
@@ -226,7 +228,7 @@ export class AuthorityController extends OneKeyController {
           ? await loadSelfSigned(secret.data, source, loadOptions)
           : await loadPluggedIn(secret.data, source, loadOptions);
       if (mode === 'SelfSigned') this.lastGoodSelfSigned = secret.data;
-      this.reloadAt = undefined;
+      this.retryLoadAt = undefined;
       return { status: 'ready', authority };
     } catch (err) {
       // Looked at again later even if the Secret stays as it is: a signer not valid yet becomes
@@ -237,8 +239,7 @@ export class AuthorityController extends OneKeyController {
           ? { reason: err.reason, message: err.message, retryAt: err.retryAt }
           : { reason: 'LoadFailed', message: `${source} cannot be loaded: ${(err as Error).message}` };
       const now = this.clock.now();
-      this.reloadAt = Math.max(failed.retryAt ?? now + FAILED_LOAD_RECHECK_MS, now + 1_000);
-      this.queue.addAfter(KEY, this.reloadAt - now);
+      this.retryLoadAt = Math.max(failed.retryAt ?? now + FAILED_LOAD_RECHECK_MS, now + 1_000);
       return { status: 'failed', reason: failed.reason, message: failed.message };
     }
   }

@@ -82,19 +82,15 @@ export function operatorCrls(sources: CrlSources): OperatorCrls {
     return result; // not PEM: nothing usable (cacerts loaded, so only this key is broken)
   }
   for (const der of ders) {
-    const ours = sources.signers.some((s) => crlSignedBy(der, s.certificateDer));
-    let entries: ReturnType<typeof parseCrl>['entries'] | undefined;
-    try {
-      entries = ours ? parseCrl(der).entries : undefined;
-    } catch {
-      entries = undefined;
-    }
-    if (ours && !entries) {
-      result.unreadable++; // neither mergeable nor publishable as another CA's
+    if (!sources.signers.some((s) => crlSignedBy(der, s.certificateDer))) {
+      result.foreign.push(der);
       continue;
     }
-    if (!entries) {
-      result.foreign.push(der);
+    let entries: ReturnType<typeof parseCrl>['entries'];
+    try {
+      entries = parseCrl(der).entries;
+    } catch {
+      result.unreadable++; // neither mergeable nor publishable as another CA's
       continue;
     }
     for (const entry of entries) {
@@ -111,7 +107,11 @@ export function operatorCrls(sources: CrlSources): OperatorCrls {
 }
 
 /** What is in the CA namespace's istio-ca-crl, checked against the signers. */
-export function examinePublished(view: CrlConfigMapView, sources: CrlSources): PublishedCrlConfigMap {
+export function examinePublished(
+  view: CrlConfigMapView,
+  sources: CrlSources,
+  operator: Pick<OperatorCrls, 'foreign'> = operatorCrls(sources),
+): PublishedCrlConfigMap {
   const result: PublishedCrlConfigMap = { owned: view.owned, crls: [], wellFormed: false };
   if (view.text === undefined) return result;
   let blocks: ReturnType<typeof decodePem>;
@@ -122,7 +122,7 @@ export function examinePublished(view: CrlConfigMapView, sources: CrlSources): P
   }
   // An operator CRL that one of our signers issued counts as ours here: a second CRL of that signer,
   // so the text is signed again without it (its entries are in ours).
-  const operator = operatorCrls(sources).foreign;
+  const foreign = operator.foreign;
   const others: Buffer[] = [];
   for (const block of blocks) {
     if (block.type !== 'X509 CRL') return result;
@@ -145,7 +145,7 @@ export function examinePublished(view: CrlConfigMapView, sources: CrlSources): P
       entriesKey: entriesKey(parsed.entries),
     });
   }
-  const othersMatch = others.length === operator.length && others.every((der, i) => der.equals(operator[i]!));
+  const othersMatch = others.length === foreign.length && others.every((der, i) => der.equals(foreign[i]!));
   const onlyOurKey = view.dataKeys.length === 1 && view.dataKeys[0] === CRL_KEY;
   result.wellFormed = othersMatch && onlyOurKey;
   return result;
@@ -284,11 +284,12 @@ export class CrlController {
     const validityMs = this.opts.config().revocation.crlValidityMs;
     const operator = sources ? operatorCrls(sources) : { foreign: [], adopted: [], unreadable: 0 };
     const revoked = [...this.revoked(), ...operator.adopted];
+    const published = view && sources ? examinePublished(view, sources, operator) : undefined;
     const decision = planCrl({
       signers: sources?.signers.map((s) => s.fingerprint),
       revoked,
       validityMs,
-      ...(view && sources && { published: examinePublished(view, sources) }),
+      ...(published && { published }),
       highestCrlNumber: this.highestCrlNumber(),
       now,
     });
@@ -317,10 +318,11 @@ export class CrlController {
         );
         return;
       case 'none': {
-        const published = examinePublished(view!, sources!);
+        // 'none' is decided only on what was published.
+        const { crls } = published!;
         this.setHealth(
-          Math.min(...published.crls.map((c) => c.nextUpdate)),
-          published.crls[0] ? countEntries(published.crls[0].entriesKey) : 0,
+          Math.min(...crls.map((c) => c.nextUpdate)),
+          crls[0] ? countEntries(crls[0].entriesKey) : 0,
         );
         this.queue.addAfter(KEY, decision.recheckAt - now);
         return;
