@@ -177,8 +177,12 @@ describe('CSR API', () => {
       });
       expect(refused).toMatchObject({ ok: false, code: status.UNAUTHENTICATED });
       expect(refused.ok === false && refused.details).toMatch(/has been revoked/);
+      const logged = issuedLines().length;
       const withToken = await withCertificate.call({ csr: csr() }, await requestToken(core, ns, 'b'));
       expect(withToken.ok).toBe(true);
+      // Its log line comes through the controller's stdout a moment later: wait for it here, or it
+      // lands in the next test's count of certificates issued.
+      await waitFor('the issuance logged', async () => issuedLines().length > logged || undefined);
     } finally {
       withCertificate.close();
     }
