@@ -137,6 +137,7 @@ describe('the chart', () => {
       ['csr.port=70000', 'port'],
       ['monitoring.serviceMonitor.enabled=yes', 'enabled'],
       ['imageTag=0.2.0', 'imageTag'],
+      ['monitoring.prometheusRule.runbookUrl=docs/runbooks.md#x', 'runbookUrl'],
     ] as const) {
       const result = await run(helmBinary, ['template', RELEASE, CHART, '--set', set], { env: helmEnv });
       expect(result.code, set).not.toBe(0);
@@ -260,8 +261,18 @@ describe('the chart', () => {
     expect(ca.spec.workloadCertificates.dnsNames, 'the documented allow rules pass the schema').toEqual({
       allow: [{ namespaces: ['payments'], patterns: ['api.example.com', '*.internal.example.com'] }],
     });
-    const rule = find<{ metadata: { labels: Record<string, string> } }>(objects, 'PrometheusRule');
+    const rule = find<{
+      metadata: { labels: Record<string, string> };
+      spec: { groups: Array<{ rules: Array<{ alert?: string; annotations?: { runbook_url?: string } }> }> };
+    }>(objects, 'PrometheusRule');
     expect(rule.metadata.labels.release).toBe('kube-prometheus-stack');
+    const alerts = rule.spec.groups.flatMap((g) => g.rules).filter((r) => r.alert);
+    expect(alerts.length).toBeGreaterThan(5);
+    for (const alert of alerts) {
+      expect(alert.annotations?.runbook_url, 'runbookUrl makes each runbook link absolute').toBe(
+        `https://git.example.com/platform/alcazar/blob/v1/docs/runbooks.md#${alert.alert!.toLowerCase()}`,
+      );
+    }
     expect(find<K8sObject>(objects, 'ServiceMonitor').metadata.namespace).toBe('alcazar-ca');
     expect(find<K8sObject>(objects, 'ConfigMap', 'platform-ca-dashboard').metadata.namespace).toBe(
       'monitoring',
