@@ -143,6 +143,14 @@ describe('kubectl alcazar', { timeout: 400_000 }, () => {
     expect(report.roots).toHaveLength(1);
     expect(report.counts.managedServiceAccounts).toBeGreaterThanOrEqual(2);
     expect(report.counts.issuedCertificates).toBe(report.counts.managedServiceAccounts);
+    // The same controller seen as one run with --leader-elect=false: no Lease is looked for.
+    const noLease = await kubectlAlcazar('status', '--no-lease');
+    expect(noLease.code, noLease.stderr).toBe(0);
+    expect(noLease.stdout).toContain('leader:       not checked (--no-lease)');
+    // A Lease that does not exist is a problem that says what to pass.
+    const missing = await kubectlAlcazar('status', '--lease-name', 'no-such-lease');
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toContain('pass --no-lease');
   });
 
   it('status names a ServiceAccount whose Secret alcazar did not create (exit 1)', async () => {

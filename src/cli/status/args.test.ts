@@ -28,6 +28,15 @@ describe('parseStatusArgs', () => {
     ).toEqual({ output: 'json', kubeconfig: '/k', caNamespace: 'ca', leaseName: 'x-leader', maxFailing: 5 });
   });
 
+  it('--no-lease looks for no Lease, and contradicts --lease-name', () => {
+    expect(parseStatusArgs(['--no-lease'])).toEqual({
+      output: 'text',
+      caNamespace: 'istio-system',
+      maxFailing: 20,
+    });
+    expect(() => parseStatusArgs(['--no-lease', '--lease-name', 'x'])).toThrow(StatusUsageError);
+  });
+
   it('--help returns undefined', () => {
     expect(parseStatusArgs(['--help'])).toBeUndefined();
   });

@@ -13,6 +13,7 @@ flags:
   --kubeconfig PATH     kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
   --ca-namespace NAME   namespace of the CA Secrets and the Lease (default: istio-system)
   --lease-name NAME     the leader-election Lease (default: alcazar-leader)
+  --no-lease            the controller runs with --leader-elect=false: there is no Lease to check
   --max-failing N       ServiceAccounts listed by name at most (default: 20; all are counted)
   -h, --help            show this help
 
@@ -25,7 +26,8 @@ export interface StatusArgs {
   output: 'text' | 'json';
   kubeconfig?: string;
   caNamespace: string;
-  leaseName: string;
+  /** Undefined with --no-lease: no leader is looked for. */
+  leaseName?: string;
   maxFailing: number;
 }
 
@@ -55,6 +57,9 @@ export function parseStatusArgs(argv: string[]): StatusArgs | undefined {
   if (!DNS_LABEL.test(caNamespace)) {
     throw new StatusUsageError(`--ca-namespace must be a namespace name, got "${caNamespace}"`);
   }
+  if (values['no-lease'] && values['lease-name'] !== undefined) {
+    throw new StatusUsageError('--lease-name and --no-lease contradict each other');
+  }
   const leaseName = values['lease-name'] ?? 'alcazar-leader';
   if (!DNS_SUBDOMAIN.test(leaseName)) {
     throw new StatusUsageError(`--lease-name must be an object name, got "${leaseName}"`);
@@ -66,7 +71,7 @@ export function parseStatusArgs(argv: string[]): StatusArgs | undefined {
   return {
     output,
     caNamespace,
-    leaseName,
+    ...(values['no-lease'] ? {} : { leaseName }),
     maxFailing: Number(maxFailingText),
     ...(values.kubeconfig && { kubeconfig: values.kubeconfig }),
   };
@@ -82,6 +87,7 @@ function parseStatusFlags(argv: string[]) {
       kubeconfig: { type: 'string' },
       'ca-namespace': { type: 'string' },
       'lease-name': { type: 'string' },
+      'no-lease': { type: 'boolean' },
       'max-failing': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },

@@ -79,6 +79,9 @@ describe('formatStatusText', () => {
     );
     expect(text).toContain('CA:           NOT READY (MissingSecret): cacerts not found');
     expect(text).toContain('leader:       none');
+    expect(formatStatusText(report({ leader: { notChecked: true } }))).toContain(
+      'leader:       not checked (--no-lease)',
+    );
     expect(text).toContain('  shop/cart: SecretMissing: no Secret\n  … and 2 more (--max-failing)');
     expect(text).toMatch(/problems:\n {2}- CA not ready: MissingSecret: cacerts not found$/);
   });

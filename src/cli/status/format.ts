@@ -65,6 +65,7 @@ export function formatStatusText(report: StatusReport): string {
 
 function leaderText(leader: StatusReport['leader']): string {
   if ('error' in leader) return `unknown (${leader.error})`;
+  if ('notChecked' in leader) return 'not checked (--no-lease)';
   if (!leader.holder) return 'none';
   const renewed =
     leader.renewedAgoMs === undefined ? '' : `, renewed ${formatDurationShort(leader.renewedAgoMs)} ago`;

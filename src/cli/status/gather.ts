@@ -50,9 +50,11 @@ export interface WorkloadSecretView {
 
 export interface StatusObservation {
   caNamespace: string;
-  leaseName: string;
+  /** Undefined when no Lease was looked for (--no-lease). */
+  leaseName?: string;
   certificateAuthority: Read<CertificateAuthorityObject>;
-  lease: Read<LeaseView>;
+  /** Undefined when no Lease was looked for; a value of undefined: no such Lease. */
+  lease?: Read<LeaseView>;
   namespaces: Read<Array<{ name: string; labels: Record<string, string>; terminating: boolean }>>;
   serviceAccounts: Read<Array<{ namespace: string; name: string }>>;
   secrets: Read<WorkloadSecretView[]>;
@@ -61,20 +63,25 @@ export interface StatusObservation {
 export async function gatherStatus(
   kubeConfig: KubeConfig,
   caNamespace: string,
-  leaseName: string,
+  leaseName: string | undefined,
 ): Promise<StatusObservation> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const coordination = kubeConfig.makeApiClient(CoordinationV1Api);
   const [certificateAuthority, lease, namespaces, serviceAccounts, secrets] = await Promise.all([
     readCertificateAuthority<CertificateAuthorityObject>(kubeConfig),
-    read(async () => {
-      const { spec } = await coordination.readNamespacedLease({ namespace: caNamespace, name: leaseName });
-      return {
-        ...(spec?.holderIdentity ? { holder: spec.holderIdentity } : {}),
-        ...(spec?.renewTime ? { renewTime: new Date(spec.renewTime).getTime() } : {}),
-        ...(spec?.leaseDurationSeconds ? { durationMs: spec.leaseDurationSeconds * 1000 } : {}),
-      } satisfies LeaseView;
-    }),
+    leaseName === undefined
+      ? undefined
+      : read(async () => {
+          const { spec } = await coordination.readNamespacedLease({
+            namespace: caNamespace,
+            name: leaseName,
+          });
+          return {
+            ...(spec?.holderIdentity ? { holder: spec.holderIdentity } : {}),
+            ...(spec?.renewTime ? { renewTime: new Date(spec.renewTime).getTime() } : {}),
+            ...(spec?.leaseDurationSeconds ? { durationMs: spec.leaseDurationSeconds * 1000 } : {}),
+          } satisfies LeaseView;
+        }),
     read(async () =>
       (await core.listNamespace({})).items.map((ns) => ({
         name: ns.metadata?.name ?? '',
@@ -95,7 +102,15 @@ export async function gatherStatus(
       ),
     ),
   ]);
-  return { caNamespace, leaseName, certificateAuthority, lease, namespaces, serviceAccounts, secrets };
+  return {
+    caNamespace,
+    ...(leaseName === undefined ? {} : { leaseName }),
+    certificateAuthority,
+    ...(lease === undefined ? {} : { lease }),
+    namespaces,
+    serviceAccounts,
+    secrets,
+  };
 }
 
 /** Items per list page: each page is reduced to what the report needs before the next is read. */

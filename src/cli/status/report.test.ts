@@ -158,7 +158,7 @@ describe('buildStatusReport', () => {
   });
 
   it('no holder, or a Lease not renewed within its duration, means no current leader', () => {
-    const none = buildStatusReport(observation({ lease: { ok: true, value: undefined } }), NOW, 20);
+    const none = buildStatusReport(observation({ lease: { ok: true, value: {} } }), NOW, 20);
     expect(none.leader).toEqual({ current: false });
     expect(none.problems).toContain('no replica holds Lease istio-system/alcazar-leader');
     const stale = buildStatusReport(
@@ -169,6 +169,19 @@ describe('buildStatusReport', () => {
       20,
     );
     expect(stale.leader).toMatchObject({ holder: 'x', current: false });
+  });
+
+  it('no Lease at all is a problem that names --no-lease; with --no-lease no leader is looked for', () => {
+    const absent = buildStatusReport(observation({ lease: { ok: true, value: undefined } }), NOW, 20);
+    expect(absent.leader).toEqual({ current: false, absent: true });
+    expect(absent.problems).toEqual([
+      'no Lease istio-system/alcazar-leader: no replica has led (a controller run with --leader-elect=false writes none: pass --no-lease)',
+    ]);
+    const { lease: _, leaseName: __, ...withoutLease } = observation();
+    const unchecked = buildStatusReport(withoutLease, NOW, 20);
+    expect(unchecked.leader).toEqual({ notChecked: true });
+    expect(unchecked.problems).toEqual([]);
+    expect(statusExitCode(unchecked)).toBe(0);
   });
 
   it('lists each failing ServiceAccount of a managed namespace with its reason, and skips unmanaged ones', () => {

@@ -44,7 +44,11 @@ export interface StatusReport {
   roots: RootReport[];
   rotation: { phase: string; startedAt?: string; message: string };
   counts: { managedServiceAccounts: number; issuedCertificates: number; failingCertificates: number };
-  leader: { holder?: string; renewedAgoMs?: number; current: boolean } | { error: string };
+  /** `notChecked`: --no-lease; `absent`: no Lease object at all (no replica ever led, or leader election is off). */
+  leader:
+    | { holder?: string; renewedAgoMs?: number; current: boolean; absent?: true }
+    | { error: string }
+    | { notChecked: true };
   /** Checked from the ServiceAccounts and their Secrets, not from the status. */
   failing: { total: number; listed: FailingServiceAccount[] } | { error: string };
   problems: string[];
@@ -104,9 +108,13 @@ export function buildStatusReport(obs: StatusObservation, now: number, maxFailin
   };
 
   const leader = leaderOf(obs, now);
-  if ('error' in leader)
-    problems.push(`cannot read Lease ${obs.caNamespace}/${obs.leaseName}: ${leader.error}`);
-  else if (!leader.current) problems.push(`no replica holds Lease ${obs.caNamespace}/${obs.leaseName}`);
+  const lease = `Lease ${obs.caNamespace}/${obs.leaseName}`;
+  if ('error' in leader) problems.push(`cannot read ${lease}: ${leader.error}`);
+  else if ('absent' in leader)
+    problems.push(
+      `no ${lease}: no replica has led (a controller run with --leader-elect=false writes none: pass --no-lease)`,
+    );
+  else if ('current' in leader && !leader.current) problems.push(`no replica holds ${lease}`);
 
   const failing = failingServiceAccounts(obs, config, roots, now);
   if ('error' in failing) problems.push(`cannot check the workload Secrets: ${failing.error}`);
@@ -139,9 +147,11 @@ export function buildStatusReport(obs: StatusObservation, now: number, maxFailin
 }
 
 function leaderOf(obs: StatusObservation, now: number): StatusReport['leader'] {
+  if (!obs.lease) return { notChecked: true };
   if (!obs.lease.ok) return { error: obs.lease.error };
   const lease = obs.lease.value;
-  if (!lease?.holder) return { current: false };
+  if (!lease) return { current: false, absent: true };
+  if (!lease.holder) return { current: false };
   const renewedAgoMs = lease.renewTime === undefined ? undefined : now - lease.renewTime;
   const current =
     renewedAgoMs !== undefined && lease.durationMs !== undefined && renewedAgoMs <= lease.durationMs;
