@@ -114,6 +114,9 @@ export async function startController(
       })
     : undefined;
   const canWrite = elector ? () => elector.isLeader() : () => true;
+  // What acts on the configuration waits while none is in effect (SharedState.configHeld); the
+  // status still says why.
+  const canAct = () => canWrite() && !state.configHeld.current;
   state.leading.set(!elector);
   leading = canWrite;
   metrics.setLeader(!elector);
@@ -140,7 +143,7 @@ export async function startController(
     caNamespace: settings.caNamespace,
     config: () => state.config.current,
     authority: () => state.authority.current,
-    canWrite,
+    canWrite: canAct,
     workers: settings.workers,
     foreignRecheckMs: settings.resyncPeriodMs,
     metrics,
@@ -160,7 +163,7 @@ export async function startController(
     caNamespace: settings.caNamespace,
     config: () => state.config.current,
     authority: () => state.authority.current,
-    canWrite,
+    canWrite: canAct,
     workers: 2,
     clock,
   });
@@ -179,14 +182,14 @@ export async function startController(
     raw,
     namespace: settings.caNamespace,
     log: log.child({ controller: 'authority' }),
-    canWrite,
+    canWrite: canAct,
     clock,
     continuity: new RootContinuity({
       core,
       namespace: settings.caNamespace,
       log: log.child({ controller: 'authority' }),
       events,
-      canWrite,
+      canWrite: canAct,
       acceptRequest: () => caches.certificateAuthority?.annotations[ACCEPT_NEW_ROOT_ANNOTATION],
       statusFingerprints: () => {
         const status = caches.certificateAuthority?.status;
@@ -204,7 +207,7 @@ export async function startController(
     caNamespace: settings.caNamespace,
     config: () => state.config.current,
     authority: () => state.authority.current,
-    canWrite,
+    canWrite: canAct,
     clock,
   };
   const crl = new CrlController({
@@ -230,7 +233,7 @@ export async function startController(
     log: log.child({ controller: 'root-rotation' }),
     events,
     workloads: workloads.queries,
-    canWrite,
+    canWrite: canAct,
     checkIntervalMs: settings.rootRotation.checkIntervalMs,
     dwellMs: settings.rootRotation.propagationDelayMs,
     clock,

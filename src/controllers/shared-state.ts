@@ -43,6 +43,13 @@ export class SharedState {
   readonly config = new SharedValue<CaConfig>(defaultCaConfig(), sameJson);
   /** Why the stored spec is not in effect, when it is invalid. */
   readonly specError = new SharedValue<string | undefined>(undefined);
+  /**
+   * True while the CertificateAuthority's spec has been invalid ever since this process started:
+   * there is no last valid configuration, and the defaults in `config` may differ from what the
+   * operator meant (trust domain, root mode, namespaces). Nothing is loaded, issued, written or
+   * deleted then; the first valid spec ends it.
+   */
+  readonly configHeld = new SharedValue<boolean>(false);
   readonly authority = new SharedValue<AuthorityState>(
     { status: 'pending', message: 'loading the CA' },
     sameAuthorityState,

@@ -528,6 +528,43 @@ describe('the CertificateAuthority resource', () => {
     expect(after?.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
   });
 
+  it('a controller that starts under an invalid spec makes no root and issues nothing on the defaults, until the spec is valid', async () => {
+    // Admitted by the apiserver, refused by the controller (as above); example.org is what is meant.
+    await useCertificateAuthority({
+      trustDomain: 'example.org',
+      workloadCertificates: { ttl: '5000h', minGracePeriod: '4999h59m59.999999999s' },
+    });
+    const caNs = await namespace('ca');
+    const wns = await workloadNamespace();
+    const proc = await controllerFor(caNs);
+    // Its CA was looked at before 'controller started': on the defaults it would have made a root.
+    expect(await workloads.readSecret(core, caNs, CA_SECRET)).toBeUndefined();
+    const ca = await waitForCertificateAuthority(
+      'ConfigValid=False with nothing in effect',
+      (c) => current(c) && conditionOf(c, 'ConfigValid')?.status === 'False',
+    );
+    expect(conditionOf(ca, 'ConfigValid')?.message).toContain(
+      'no valid configuration has been in effect since the controller started',
+    );
+    expect(conditionOf(ca, 'CAReady')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(ca.status?.trustDomain).toBe('example.org');
+    const held = await proc.waitForLog('the InvalidSpec error', (l) => l.reason === 'InvalidSpec');
+    expect(held.msg).toContain('nothing is loaded, issued, written or deleted until it is fixed');
+    expect(await workloads.readSecret(core, wns.name, 'istio.default')).toBeUndefined();
+    expect(await workloads.readSecret(core, caNs, CA_SECRET)).toBeUndefined();
+
+    // Fixed: the root is made and the workload gets its example.org identity, never a cluster.local one.
+    await useCertificateAuthority({ trustDomain: 'example.org' });
+    const issued = await workloads.waitForWorkloadSecret(core, wns.name, 'default');
+    expect(workloads.leafOf(issued).uris).toEqual([spiffeId('example.org', wns.name, 'default')]);
+    expect(workloads.opensslVerify(issued)).toContain('OK');
+    const ready = await waitForCertificateAuthority(
+      'Ready=True',
+      (c) => current(c) && conditionOf(c, 'Ready')?.status === 'True',
+    );
+    expect(ready.status?.trustDomain).toBe('example.org');
+  });
+
   it('reissues workload Secrets with the new SPIFFE ID when the trust domain changes, and reports it in status and kubectl get', async () => {
     await useCertificateAuthority({});
     const caNs = await namespace('ca');

@@ -101,6 +101,7 @@ export class AuthorityController extends OneKeyController {
     }
     caches.state.config.subscribe(enqueue);
     caches.state.leading.subscribe((leading) => leading && enqueue());
+    caches.state.configHeld.subscribe(enqueue);
     // An operator's accept-new-root annotation is acted on at once, not at the next RootMissing recheck.
     caches.certificateAuthorities.subscribe({ added: enqueue, updated: enqueue });
   }
@@ -123,7 +124,17 @@ export class AuthorityController extends OneKeyController {
 
   async reconcile(): Promise<void> {
     if (!this.opts.caches.caSideSynced) return; // until then every CA Secret looks missing
-    const config = this.opts.caches.state.config.current;
+    const { state } = this.opts.caches;
+    if (state.configHeld.current) {
+      // Which Secret to load, and for which trust domain, is what the invalid spec would say.
+      this.publish({
+        status: 'failed',
+        reason: 'InvalidSpec',
+        message: `no CA is loaded while the CertificateAuthority's spec is invalid and no valid one has been in effect since start: ${state.specError.current ?? 'invalid spec'}`,
+      });
+      return;
+    }
+    const config = state.config.current;
     const due = this.revalidateAt(config);
     if (due !== undefined && this.clock.now() >= due) {
       this.retryLoadAt = undefined;

@@ -37,6 +37,8 @@ export interface CertificateAuthorityControllerOptions {
 
 export class CertificateAuthorityController extends OneKeyController {
   private lastSpecJson = specFingerprint(undefined);
+  /** Whether a valid configuration (or, with no CertificateAuthority, the defaults) has been in effect. */
+  private configApplied = false;
   private conditionTimes = new Map<string, { status: string; at: string }>();
   private readonly clock: Clock;
   /** When this process last wrote the status (counts alone are written at most once per interval). */
@@ -105,16 +107,30 @@ export class CertificateAuthorityController extends OneKeyController {
     const spec = this.opts.caches.certificateAuthority?.spec;
     const decision = planConfiguration(spec, this.lastSpecJson, state.config.current);
     this.lastSpecJson = specFingerprint(spec);
+    // No CertificateAuthority at all: the defaults are the configuration, as documented.
+    if (spec === undefined) this.configApplied = true;
     switch (decision.action) {
       case 'none':
         return;
       case 'apply':
         if (decision.changed) this.opts.log.info({ config: decision.config }, 'configuration changed');
+        this.configApplied = true;
         state.config.set(decision.config);
         state.specError.set(undefined);
+        state.configHeld.set(false);
         return;
       case 'reject':
         state.specError.set(decision.message);
+        if (!this.configApplied) {
+          // Nothing valid has been in effect since start: acting on the defaults could change every
+          // identity (another trust domain) or make a root where a plugged-in one was meant.
+          state.configHeld.set(true);
+          this.opts.log.error(
+            { reason: 'InvalidSpec' },
+            `CertificateAuthority ${CERTIFICATE_AUTHORITY_NAME} is invalid and no valid configuration has been in effect since start: nothing is loaded, issued, written or deleted until it is fixed: ${decision.message}`,
+          );
+          return;
+        }
         this.opts.log.error(
           { reason: 'InvalidSpec' },
           `CertificateAuthority ${CERTIFICATE_AUTHORITY_NAME} is invalid; keeping the last good configuration: ${decision.message}`,
@@ -143,6 +159,9 @@ export class CertificateAuthorityController extends OneKeyController {
       generation: view.generation,
       config: caches.state.config.current,
       specError: caches.state.specError.current,
+      ...(caches.state.configHeld.current
+        ? { configHeld: { trustDomain: requestedTrustDomain(view.spec) } }
+        : {}),
       authority: caches.state.authority.current,
       counts: this.opts.workloads.counts(),
       rotation: caches.state.rotation.current!,
@@ -184,4 +203,10 @@ export class CertificateAuthorityController extends OneKeyController {
       if (apiStatus(err) !== 404) throw err;
     }
   }
+}
+
+/** The trust domain a spec asks for, when it names one (the CRD has checked its form). */
+function requestedTrustDomain(spec: unknown): string | undefined {
+  const value = (spec as { trustDomain?: unknown } | undefined)?.trustDomain;
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }

@@ -83,6 +83,27 @@ describe('desiredStatus', () => {
     expect(condition(status, 'ConfigValid')?.message).toContain('spec.trustDomain: must be lowercase');
   });
 
+  it('held (no valid spec since start): says nothing acts, and shows what was asked or last shown, not the defaults', () => {
+    const previous = desiredStatus(input({ config: { ...defaultCaConfig(), trustDomain: 'corp.example' } }));
+    const held = desiredStatus(
+      input({
+        specError: 'spec.workloadCertificates.ttl: too short',
+        configHeld: {},
+        authority: { status: 'failed', reason: 'InvalidSpec', message: 'no CA is loaded' },
+        counts: { managedServiceAccounts: 0, issuedCertificates: 0, failingCertificates: 0 },
+        previous,
+      }),
+    );
+    expect(condition(held, 'ConfigValid')?.message).toContain(
+      'no valid configuration has been in effect since the controller started',
+    );
+    expect(held.trustDomain).toBe('corp.example');
+    expect(held).toMatchObject({ managedServiceAccounts: 5, issuedCertificates: 4, failingCertificates: 1 });
+    expect(
+      desiredStatus(input({ specError: 'x', configHeld: { trustDomain: 'asked.example' } })).trustDomain,
+    ).toBe('asked.example');
+  });
+
   it('is not Ready, with the CA reason, when the CA cannot sign', () => {
     const status = desiredStatus(
       input({ authority: { status: 'failed', reason: 'KeyMismatch', message: 'ca-key.pem does not match' } }),

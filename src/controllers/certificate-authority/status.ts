@@ -40,6 +40,11 @@ export interface StatusInput {
   generation: number;
   config: CaConfig;
   specError: string | undefined;
+  /**
+   * No valid configuration has been in effect since start (SharedState.configHeld): the trust
+   * domain the invalid spec asks for, if it names one, is shown rather than the defaults'.
+   */
+  configHeld?: { trustDomain?: string };
   authority: AuthorityState;
   counts: WorkloadCounts;
   rotation: RotationStatus;
@@ -79,7 +84,9 @@ export function desiredStatus(input: StatusInput): CaStatus {
         'ConfigValid',
         false,
         'InvalidSpec',
-        `${input.specError}; the last valid configuration stays in effect`,
+        input.configHeld
+          ? `${input.specError}; no valid configuration has been in effect since the controller started, so nothing is loaded, issued, written or deleted until the spec is fixed`
+          : `${input.specError}; the last valid configuration stays in effect`,
       );
   const ended = signerEnded(input);
   const caCondition =
@@ -112,7 +119,10 @@ export function desiredStatus(input: StatusInput): CaStatus {
   return {
     observedGeneration: generation,
     ...(input.caNamespace !== undefined ? { caNamespace: input.caNamespace } : {}),
-    trustDomain: input.config.trustDomain,
+    // Held: the defaults in input.config are nobody's choice; what the status said stays.
+    trustDomain:
+      (input.configHeld && (input.configHeld.trustDomain ?? input.previous?.trustDomain)) ||
+      input.config.trustDomain,
     ...(activeRoot ? { rootExpiry: activeRoot.notAfter } : {}),
     roots,
     conditions: [
@@ -122,8 +132,16 @@ export function desiredStatus(input: StatusInput): CaStatus {
       rootExpiringCondition(input, condition),
       ...(input.crl ? [crlCondition(input.crl, input.now, condition)] : []),
     ],
-    ...input.counts,
+    ...(input.configHeld && input.previous ? countsOf(input.previous) : input.counts),
     rotation: input.rotation,
+  };
+}
+
+function countsOf(status: CaStatus): WorkloadCounts {
+  return {
+    managedServiceAccounts: status.managedServiceAccounts ?? 0,
+    issuedCertificates: status.issuedCertificates ?? 0,
+    failingCertificates: status.failingCertificates ?? 0,
   };
 }
 

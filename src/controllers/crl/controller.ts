@@ -173,6 +173,7 @@ export class CrlController {
     state.authority.subscribe(enqueue);
     state.config.subscribe(enqueue);
     state.leading.subscribe((leading) => leading && enqueue());
+    state.configHeld.subscribe((held) => !held && enqueue());
     opts.caches.revocations.subscribe({ added: enqueue, updated: enqueue, deleted: enqueue });
     const onCrl = (key: string) => {
       if (key === this.caKey) this.queue.add(KEY);

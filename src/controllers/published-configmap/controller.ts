@@ -54,6 +54,7 @@ export class PublishedConfigMapController<V extends PublishedConfigMapView> {
     const { state } = opts.caches;
     state.config.subscribe(() => this.enqueueAll());
     state.leading.subscribe((leading) => leading && this.enqueueAll());
+    state.configHeld.subscribe((held) => !held && this.enqueueAll());
   }
 
   start(): void {

@@ -39,6 +39,7 @@ export class RevocationController {
     opts.caches.revocations.subscribe({ added: enqueue, updated: enqueue });
     // Followers decide nothing: a new leader looks at every revocation.
     opts.caches.state.leading.subscribe((leading) => leading && this.enqueueAll());
+    opts.caches.state.configHeld.subscribe((held) => !held && this.enqueueAll());
   }
 
   start(): void {

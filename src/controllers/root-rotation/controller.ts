@@ -99,6 +99,7 @@ export class RootRotationController extends OneKeyController {
     caches.state.config.subscribe(now);
     caches.state.authority.subscribe(now);
     caches.state.leading.subscribe((leading) => leading && now());
+    caches.state.configHeld.subscribe((held) => !held && now());
     for (const informer of [caches.workloadSecrets, caches.trustBundles, caches.namespaces])
       informer.subscribe({ added: soon, updated: soon, deleted: soon });
   }

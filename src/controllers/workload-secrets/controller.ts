@@ -91,6 +91,7 @@ export class WorkloadSecretsController {
     state.config.subscribe(() => this.enqueueAll());
     state.authority.subscribe(() => this.enqueueAll());
     state.leading.subscribe((leading) => leading && this.enqueueAll());
+    state.configHeld.subscribe((held) => !held && this.enqueueAll());
     // An applied revocation: the ServiceAccounts it lists are reissued.
     const onRevocation = (
       _: string,
