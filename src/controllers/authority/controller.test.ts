@@ -259,6 +259,28 @@ describe('AuthorityController', () => {
     expect(after.data['ca-key.pem']).toBe(before.data['ca-key.pem']);
   });
 
+  it('re-creates it with the rotation state it had (phase, start, handled request), not as Idle', async () => {
+    const authority = await startAuthority();
+    await authority.reevaluate();
+    const path = `${secretsPath}/${SELF_SIGNED_SECRET}`;
+    const rotating = {
+      'alcazar.dev/rotation-phase': 'Reissuing',
+      'alcazar.dev/rotation-phase-since': '2030-01-01T00:00:00Z',
+      'alcazar.dev/rotation-started-at': '2029-12-31T00:00:00Z',
+      'alcazar.dev/rotation-request': 'r1',
+    };
+    await bed.api.request('PATCH', path, {
+      metadata: { annotations: { ...rotating, 'example.com/other': 'x' } },
+    });
+    await bed.settle();
+    await authority.reevaluate();
+    await bed.api.request('DELETE', path);
+    await bed.settle();
+    await authority.reevaluate();
+    const after = bed.api.get(path)!;
+    expect(after.metadata?.annotations).toEqual(rotating);
+  });
+
   /** A started plugged-in authority whose cacerts holds a self-signed root of this validity. */
   async function pluggedIn(validity: { notBefore: number; notAfter: number }) {
     bed = controllerTestBed();

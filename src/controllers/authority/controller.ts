@@ -64,11 +64,20 @@ export interface AuthorityControllerOptions {
   continuity?: Pick<RootContinuity, 'whenMissing' | 'recordLoaded'>;
 }
 
+/** The annotations of istio-ca-secret that are alcazar's (the root rotation's state). */
+const ALCAZAR_ANNOTATION_PREFIX = 'alcazar.dev/';
+
 export class AuthorityController extends OneKeyController {
   /** What the published state was derived from, so unchanged input is not re-validated. */
   private evaluatedFrom = '';
-  /** The self-signed Secret data last loaded successfully, to re-create it if it is deleted. */
-  private lastGoodSelfSigned: Record<string, Buffer> | undefined;
+  /**
+   * The self-signed Secret last loaded successfully, to re-create it if it is deleted: its data,
+   * and alcazar's annotations on it (a rotation's phase, start and handled request: without them a
+   * rotation under way would restart from Idle on half-rotated contents).
+   */
+  private lastGoodSelfSigned:
+    | { data: Record<string, Buffer>; annotations: Record<string, string> }
+    | undefined;
   /**
    * The CA Secret as this process created it (the API's answer), until the cache has an event
    * about it. Without it, a reconcile between the create and its watch event saw no Secret,
@@ -238,7 +247,14 @@ export class AuthorityController extends OneKeyController {
         mode === 'SelfSigned'
           ? await loadSelfSigned(secret.data, source, loadOptions)
           : await loadPluggedIn(secret.data, source, loadOptions);
-      if (mode === 'SelfSigned') this.lastGoodSelfSigned = secret.data;
+      if (mode === 'SelfSigned') {
+        this.lastGoodSelfSigned = {
+          data: secret.data,
+          annotations: Object.fromEntries(
+            Object.entries(secret.annotations).filter(([name]) => name.startsWith(ALCAZAR_ANNOTATION_PREFIX)),
+          ),
+        };
+      }
       this.retryLoadAt = undefined;
       return { status: 'ready', authority };
     } catch (err) {
@@ -299,7 +315,7 @@ export class AuthorityController extends OneKeyController {
       ? { stringData: fromAccepted?.stringData ?? generated }
       : {
           data: Object.fromEntries(
-            Object.entries(this.lastGoodSelfSigned!).map(([k, v]) => [k, v.toString('base64')]),
+            Object.entries(this.lastGoodSelfSigned!.data).map(([k, v]) => [k, v.toString('base64')]),
           ),
         };
     const creating = { heard: false };
@@ -312,7 +328,11 @@ export class AuthorityController extends OneKeyController {
           name: SELF_SIGNED_SECRET,
           namespace,
           labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-          ...(fromAccepted ? { annotations: fromAccepted.annotations } : {}),
+          ...(fromAccepted
+            ? { annotations: fromAccepted.annotations }
+            : restore && Object.keys(this.lastGoodSelfSigned!.annotations).length > 0
+              ? { annotations: this.lastGoodSelfSigned!.annotations }
+              : {}),
         },
         type: SELF_SIGNED_SECRET_TYPE,
         ...contents,
