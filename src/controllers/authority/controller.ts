@@ -256,7 +256,7 @@ export class AuthorityController extends OneKeyController {
         };
       }
       this.retryLoadAt = undefined;
-      return { status: 'ready', authority };
+      return { status: 'ready', authority, loadedFrom: secret.resourceVersion };
     } catch (err) {
       // Looked at again later even if the Secret stays as it is: a signer not valid yet becomes
       // valid. And an unexpected error is a failure to show, not a retry: the input is marked as

@@ -3,7 +3,12 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { SigningAuthority } from '../../ca/authority.js';
 
 export type AuthorityState =
-  | { status: 'ready'; authority: SigningAuthority }
+  | {
+      status: 'ready';
+      authority: SigningAuthority;
+      /** The resourceVersion of the CA Secret it was loaded from. */
+      loadedFrom?: string;
+    }
   | { status: 'failed'; reason: string; message: string }
   | { status: 'pending'; message: string };
 

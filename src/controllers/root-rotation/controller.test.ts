@@ -67,6 +67,11 @@ async function startControllers() {
 }
 
 const caSecret = () => bed.api.get(CA_SECRET_PATH)!;
+/** The authority in use was loaded from the Secret as stored (a step's reload is not under way). */
+const caLoadedFromStoredSecret = () => {
+  const state = bed.caches.state.authority.current;
+  return state.status === 'ready' && state.loadedFrom === caSecret().metadata?.resourceVersion;
+};
 const bundleSize = () =>
   decodeCertificatesPem(
     Buffer.from(caSecret().data['root-cert.pem'] ?? caSecret().data['ca-cert.pem'], 'base64'),
@@ -142,6 +147,27 @@ describe('RootRotationController', () => {
     expect(looks).toHaveBeenCalled();
   });
 
+  it('takes no step while the CA in use was loaded from an older version of its Secret', async () => {
+    const { rotation } = await startAll();
+    await bed.api.request('PATCH', CR_PATH, {
+      metadata: { annotations: { [ROTATE_REQUEST_ANNOTATION]: '1' } },
+    });
+    await bed.until(
+      'Publishing, loaded',
+      () => rotation.status.phase === 'Publishing' && caLoadedFromStoredSecret(),
+    );
+    const loaded = bed.caches.state.authority.current;
+    if (loaded.status !== 'ready') throw new Error('not ready');
+    // As while the authority controller is still loading the newest version.
+    bed.caches.state.authority.set({ ...loaded, loadedFrom: 'an older one' });
+    await bed.clock.advance(DWELL_MS + 2_000);
+    await rotation.check();
+    expect(caSecret().metadata?.annotations?.[PHASE_ANNOTATION]).toBe('Publishing');
+    bed.caches.state.authority.set(loaded);
+    await rotation.check();
+    expect(caSecret().metadata?.annotations?.[PHASE_ANNOTATION]).toBe('Reissuing');
+  });
+
   it('moves through every phase on the clock, and the status follows each one', async () => {
     const { rotation } = await startAll();
     const statusWrites = () =>
@@ -153,6 +179,7 @@ describe('RootRotationController', () => {
       (statusWrites().at(-1)?.body as { status?: { rotation?: { phase: string } } } | undefined)?.status
         ?.rotation?.phase;
     await bed.until('the Publishing status', () => phaseOfLastWrite() === 'Publishing');
+    await bed.until('the CA loaded from the Publishing Secret', caLoadedFromStoredSecret);
 
     // Nothing to publish to (no managed workloads): the hand-over waits only for the dwell time.
     await bed.clock.advance(DWELL_MS - 1_000);
@@ -162,6 +189,7 @@ describe('RootRotationController', () => {
     expect(phaseOfLastWrite()).toBe('Reissuing');
     const reissuingSince = bed.caches.state.rotation.current?.phaseSince;
     expect(reissuingSince).toBeDefined();
+    await bed.until('the CA loaded from the Reissuing Secret', caLoadedFromStoredSecret);
 
     await bed.clock.advance(DWELL_MS + 1_000);
     expect(caSecret().metadata?.annotations?.[PHASE_ANNOTATION]).toBeUndefined();

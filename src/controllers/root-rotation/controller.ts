@@ -182,6 +182,12 @@ export class RootRotationController extends OneKeyController {
       return;
     }
     if (!this.opts.canWrite()) return;
+    if (state.loadedFrom !== undefined && state.loadedFrom !== secret.resourceVersion) {
+      // The CA in use was loaded from an older version of the Secret (its load of this one is under
+      // way): progress measured against that CA's bundle can pass a phase no workload has reached.
+      this.queue.addAfter(KEY, PROGRESS_DELAY_MS);
+      return;
+    }
     await this.apply(decision, config, request, now, secret.resourceVersion);
   }
 
