@@ -61,6 +61,8 @@ export class CertificateAuthorityController extends OneKeyController {
       state.leading,
     ])
       (value as { subscribe(fn: () => void): void }).subscribe(enqueue);
+    // Another replica may have led meanwhile: its transition times, as stored, count from now on.
+    state.leading.subscribe((leading) => leading && this.conditionTimes.clear());
   }
 
   get current(): CaConfig {
