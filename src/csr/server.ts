@@ -249,7 +249,8 @@ export async function startCsrServer(opts: CsrServerOptions): Promise<RunningCsr
     // and the ways out.
     throw new Error(
       `cannot serve the CSR API on ${address}: ${err instanceof Error ? err.message : String(err)} ` +
-        '(is another process on that port? --csr-port=0 picks a free one, --csr-enabled=false turns the CSR API off)',
+        '(is another process on that port? --csr-port=0 or ALCAZAR_CSR_PORT=0 picks a free one, ' +
+          '--csr-enabled=false or ALCAZAR_CSR_ENABLED=false turns the CSR API off)',
       { cause: err },
     );
   });

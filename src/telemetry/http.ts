@@ -90,7 +90,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<Telemetr
     ownHeartbeat?.stop();
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(
-      `cannot serve telemetry on ${opts.host ?? '*'}:${opts.port}: ${reason} (is another process on that port? --http-port=0 picks a free one)`,
+      `cannot serve telemetry on ${opts.host ?? '*'}:${opts.port}: ${reason} (is another process on that port? --http-port=0 or ALCAZAR_HTTP_PORT=0 picks a free one)`,
       { cause: err },
     );
   });

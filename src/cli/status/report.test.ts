@@ -185,7 +185,8 @@ describe('buildStatusReport', () => {
   });
 
   it('lists each failing ServiceAccount of a managed namespace with its reason, and skips unmanaged ones', () => {
-    const sas = ['missing', 'foreign', 'garbled', 'expired', 'overdue', 'oldroot', 'fine'];
+    const long = 'l'.repeat(250); // istio.<250 characters>: longer than any object name may be
+    const sas = ['missing', 'foreign', 'garbled', 'expired', 'overdue', 'oldroot', 'fine', long];
     const report = buildStatusReport(
       observation({
         serviceAccounts: {
@@ -216,11 +217,12 @@ describe('buildStatusReport', () => {
       ['expired', 'CertificateExpired'],
       ['foreign', 'ForeignSecret'],
       ['garbled', 'CertificateUnreadable'],
+      [long, 'NameTooLong'],
       ['missing', 'SecretMissing'],
       ['oldroot', 'ActiveRootNotTrusted'],
       ['overdue', 'RenewalOverdue'],
     ]);
-    expect(report.problems).toContain('6 ServiceAccount(s) without a valid certificate');
+    expect(report.problems).toContain('7 ServiceAccount(s) without a valid certificate');
   });
 
   it('counts every failing ServiceAccount but lists at most --max-failing', () => {

@@ -1,12 +1,13 @@
 // Judging what `kubectl alcazar status` read: pure, so every verdict is unit-tested without a cluster.
 import { type CaConfig, parseCertificateAuthoritySpec } from '../../config/ca-spec.js';
-import { workloadSecretName } from '../../controllers/workload-secrets/plan.js';
+import { MAX_NAME_LENGTH, workloadSecretName } from '../../controllers/workload-secrets/plan.js';
 import { isManagedNamespace } from '../../controllers/workload-secrets/targeting.js';
 import { STATUS_EXIT } from './args.js';
 import type { StatusObservation, WorkloadSecretView } from './gather.js';
 
 export type FailingReason =
   | 'SecretMissing'
+  | 'NameTooLong'
   | 'ForeignSecret'
   | 'CertificateUnreadable'
   | 'CertificateExpired'
@@ -196,11 +197,17 @@ function judgeSecret(
   config: CaConfig,
   now: number,
 ): { reason: FailingReason; message: string } | undefined {
+  if (!secret && name.length > MAX_NAME_LENGTH) {
+    return {
+      reason: 'NameTooLong',
+      message: `its Secret's name would be ${name.length} characters; Kubernetes allows ${MAX_NAME_LENGTH}, so it cannot have one`,
+    };
+  }
   if (!secret) {
     // Only Secrets of our type are listed: one of another type at this name is someone else's.
     return {
       reason: 'SecretMissing',
-      message: `no Secret ${name} of type istio.io/key-and-cert (one of another type there is not alcazar's: ForeignSecret)`,
+      message: `no Secret ${name} of type istio.io/key-and-cert (if a Secret of another type has that name, it is not alcazar's and is left alone)`,
     };
   }
   if (!secret.owned) {

@@ -23,7 +23,8 @@ export {
   workloadSecretName,
 } from '../../model/names.js';
 
-const MAX_NAME_LENGTH = 253;
+/** The longest object name Kubernetes takes (a DNS subdomain). */
+export const MAX_NAME_LENGTH = 253;
 
 export interface ServiceAccountView {
   uid: string;
