@@ -34,8 +34,11 @@ export interface ControllerTestBed {
   track<T extends { stop(): Promise<void> }>(running: T): T;
   /** Lets watch events and reconciles run to their next wait. */
   settle(): Promise<void>;
-  /** Settles until `condition` holds (work off the clock, e.g. key generation); fails after `rounds`. */
-  until(what: string, condition: () => boolean, rounds?: number): Promise<void>;
+  /**
+   * Settles until `condition` holds (work off the clock, e.g. key generation); fails once `timeoutMs`
+   * of real time has passed (not a count of turns: a loaded machine needs more of them).
+   */
+  until(what: string, condition: () => boolean, timeoutMs?: number): Promise<void>;
   namespace(name: string, opts?: { labels?: Record<string, string>; terminating?: boolean }): void;
 }
 
@@ -73,13 +76,15 @@ export function controllerTestBed(): ControllerTestBed {
       return running;
     },
     settle: () => settle(),
-    async until(what, condition, rounds = 500) {
-      for (let i = 0; i < rounds; i++) {
+    async until(what, condition, timeoutMs = 10_000) {
+      const deadline = performance.now() + timeoutMs;
+      for (let i = 0; performance.now() < deadline; i++) {
         if (condition()) return;
         await settle(1);
         if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
       }
-      throw new Error(`still waiting for ${what}`);
+      if (condition()) return;
+      throw new Error(`still waiting for ${what} after ${timeoutMs} ms`);
     },
     namespace(name, opts = {}) {
       api.seed(`/api/v1/namespaces/${name}`, {

@@ -248,8 +248,10 @@ describe('the issuance record', () => {
   });
 });
 
+/** Waits (10 s of real time at most, not a count of turns) until `condition` holds. */
 async function waitFor(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setImmediate(r));
+  const deadline = performance.now() + 10_000;
+  while (!condition() && performance.now() < deadline) await new Promise((r) => setImmediate(r));
   expect(condition()).toBe(true);
 }
 
