@@ -86,6 +86,20 @@ describe('workload Secrets', () => {
     await waitForSecretGone(core, ns, 'istio.gone');
   });
 
+  it('deletes it itself: with the ServiceAccount deleted as an orphaner, the garbage collector would keep it', async () => {
+    const ns = await namespace();
+    await serviceAccount(ns, 'orphaned');
+    await waitForWorkloadSecret(core, ns, 'orphaned');
+    // Orphan propagation: kube-controller-manager strips the Secret's ownerReference instead of
+    // deleting it, so only alcazar's own delete path can remove it.
+    await core.deleteNamespacedServiceAccount({
+      namespace: ns,
+      name: 'orphaned',
+      propagationPolicy: 'Orphan',
+    });
+    await waitForSecretGone(core, ns, 'istio.orphaned');
+  });
+
   it('deleting istio.<sa> while <sa> exists re-creates it with a new certificate', async () => {
     const ns = await namespace();
     await serviceAccount(ns, 'heal');
