@@ -23,8 +23,10 @@ import {
 } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { RawApi } from '../../src/kube/raw.js';
 import { decodeCrlsPem, normalizeSerialHex, parseCrl } from '../../src/pki/crl.js';
 import { buildTestCsrPem } from '../../src/pki/csr-testing.js';
+import { IssuanceRecord } from '../../src/revocation/issuance-record.js';
 import { repoRoot } from '../cluster/paths.js';
 import { type ControllerProcess, type LogLine, startController } from './support/controller.js';
 import { CsrClient, csrPort, requestToken } from './support/csr-client.js';
@@ -33,6 +35,7 @@ import {
   createTestNamespace,
   expectApiError,
   serviceAccountKubeConfig,
+  statusCodeOf,
 } from './support/kube.js';
 import { waitFor } from './support/wait.js';
 import {
@@ -426,6 +429,7 @@ describe('the controller running as istio-system/alcazar', () => {
       const named = await coreAsSa.listConfigMapForAllNamespaces({
         fieldSelector: 'metadata.name=istio-ca-root-cert',
       });
+      expect(named.items.length, 'the controller has published trust bundles by now').toBeGreaterThan(0);
       expect(named.items.every((cm) => cm.metadata?.name === 'istio-ca-root-cert')).toBe(true);
       // In istio-system it lists the ConfigMaps (the issuance record's shards have random names),
       // but gets only the earlier versions' shards by name.
@@ -436,6 +440,74 @@ describe('the controller running as istio-system/alcazar', () => {
       ).toBe(403);
       expect(await expectApiError(coreAsSa.listNamespacedConfigMap({ namespace: ns }))).toBe(403);
       await coreAsSa.listNamespacedConfigMap({ namespace: CA_NAMESPACE });
+    });
+
+    it('the issuance record under this identity sweeps a shard with nothing valid, and keeps one written after it was listed', async () => {
+      const s = (ms: number) => Math.floor(ms / 1000);
+      const now = Date.now();
+      const shard = (name: string) =>
+        core.createNamespacedConfigMap({
+          namespace: CA_NAMESPACE,
+          body: {
+            metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'alcazar' } },
+            data: { shop_cart_0c: `${s(now - 60_000)} ${s(now - 3_600_000)}` }, // expired
+          },
+        });
+      const suffix = now.toString(16);
+      const stale = `alcazar-issued-stale${suffix}`;
+      const raced = `alcazar-issued-raced${suffix}`;
+      await shard(stale);
+      await shard(raced);
+      // Just before the sweep's DELETE of `raced`, another replica appends a valid certificate to it:
+      // the DELETE's resourceVersion precondition must make the real API server refuse it (409).
+      const asSa = new RawApi(token);
+      const answers = new Map<string, number | 'ok'>();
+      const raw = {
+        request: async <T>(...args: Parameters<RawApi['request']>): Promise<T> => {
+          const name = args[0] === 'DELETE' ? args[1].split('/').pop()! : undefined;
+          if (name === raced)
+            await core.patchNamespacedConfigMap(
+              {
+                namespace: CA_NAMESPACE,
+                name: raced,
+                body: { data: { shop_web_0d: `${s(now + 3_600_000)} ${s(now)}` } },
+              },
+              mergePatch,
+            );
+          try {
+            const answer = await asSa.request<T>(...args);
+            if (name) answers.set(name, 'ok');
+            return answer;
+          } catch (err) {
+            if (name) answers.set(name, statusCodeOf(err) ?? -1);
+            throw err;
+          }
+        },
+      };
+      const errors: unknown[] = [];
+      const record = new IssuanceRecord({
+        raw,
+        namespace: CA_NAMESPACE,
+        onSweepError: (e) => errors.push(e),
+      });
+      // Its first write opens a shard and starts a sweep.
+      await record.record({
+        namespace: 'shop',
+        serviceAccount: 'web',
+        serial: `0e${suffix}`,
+        notAfter: new Date(now + 3_600_000),
+        issuedAt: new Date(now),
+      });
+      await waitFor('the sweep to try both shards', () => answers.has(stale) && answers.has(raced));
+      expect(answers.get(stale), 'deleted under the installed Role').toBe('ok');
+      expect(answers.get(raced), 'refused: written since it was listed').toBe(409);
+      expect(
+        await expectApiError(core.readNamespacedConfigMap({ namespace: CA_NAMESPACE, name: stale })),
+      ).toBe(404);
+      const kept = await core.readNamespacedConfigMap({ namespace: CA_NAMESPACE, name: raced });
+      expect(kept.data).toHaveProperty('shop_web_0d');
+      expect(errors).toEqual([]);
+      await core.deleteNamespacedConfigMap({ namespace: CA_NAMESPACE, name: raced });
     });
 
     it('Leases: only alcazar-leader in istio-system, and never deleting it', async () => {
