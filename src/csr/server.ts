@@ -250,7 +250,7 @@ export async function startCsrServer(opts: CsrServerOptions): Promise<RunningCsr
     throw new Error(
       `cannot serve the CSR API on ${address}: ${err instanceof Error ? err.message : String(err)} ` +
         '(is another process on that port? --csr-port=0 or ALCAZAR_CSR_PORT=0 picks a free one, ' +
-          '--csr-enabled=false or ALCAZAR_CSR_ENABLED=false turns the CSR API off)',
+        '--csr-enabled=false or ALCAZAR_CSR_ENABLED=false turns the CSR API off)',
       { cause: err },
     );
   });
