@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the path of a pinned Go tool, building it with `go install` the first time (cached under
-# ~/.cache/alcazar/tools/<name>-<version>/, or $ALCAZAR_CACHE_DIR). The tests call this, so a fresh
+# ~/.cache/alcazar/tools/<name>-<version>/; $ALCAZAR_CACHE_DIR replaces ~/.cache). The tests call this, so a fresh
 # machine needs only go and the Go module proxy. Same scheme as hack/lint-manifests.sh.
 #
 #   helm      helm.sh/helm/v3           the chart in charts/alcazar: lint, template, install, upgrade

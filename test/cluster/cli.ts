@@ -114,7 +114,7 @@ const CLUSTER_USAGE = `usage: npm run <script>
                            from manifests/ applied, the controller in the foreground (Ctrl-C stops it)
 
 ALCAZAR_CLUSTER_DIR moves the state directory (default .local/cluster);
-ALCAZAR_CACHE_DIR moves the binary cache (default ~/.cache/alcazar).`;
+ALCAZAR_CACHE_DIR replaces ~/.cache for the binary cache (default ~/.cache/alcazar).`;
 
 async function main(command: string | undefined, rest: string[]): Promise<number> {
   if (rest.includes('--help') || rest.includes('-h')) {
