@@ -11,6 +11,9 @@ export default defineConfig({
           name: 'unit',
           include: ['src/**/*.test.ts', 'bench/**/*.test.ts', 'test/fuzz/**/*.test.ts'],
           environment: 'node',
+          // Above the waits for a condition in the tests (10 s of real time: ControllerTestBed.until),
+          // so a slow machine gets their message, not a bare timeout; a passing test is not slower.
+          testTimeout: 30_000,
         },
       },
       {

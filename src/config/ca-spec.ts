@@ -52,6 +52,10 @@ const lifetimeShare = z
   .gt(0, { error: 'must be greater than 0 and less than 1' })
   .lt(1, { error: 'must be greater than 0 and less than 1' });
 
+/** Whether a value would pass as spec.trustDomain (what the status may show of a spec otherwise invalid). */
+export const isValidTrustDomain = (value: unknown): value is string =>
+  trustDomainSchema.safeParse(value).success;
+
 const trustDomainSchema = z
   .string()
   .min(1, { error: 'must not be empty' })

@@ -6,7 +6,7 @@
 // leadership changes, and every status interval for the counts.
 import type { Logger } from 'pino';
 import { certificateAuthorityResource as resource } from '../../config/ca-resource.js';
-import { type CaConfig, specFingerprint } from '../../config/ca-spec.js';
+import { type CaConfig, isValidTrustDomain, specFingerprint } from '../../config/ca-spec.js';
 import { apiStatus } from '../../kube/client.js';
 import { type Clock, systemClock } from '../../kube/clock.js';
 import type { EventSink } from '../../kube/events.js';
@@ -207,8 +207,8 @@ export class CertificateAuthorityController extends OneKeyController {
   }
 }
 
-/** The trust domain a spec asks for, when it names one (the CRD has checked its form). */
+/** The trust domain a spec asks for, when it names a valid one (an older CRD may have let anything in). */
 function requestedTrustDomain(spec: unknown): string | undefined {
   const value = (spec as { trustDomain?: unknown } | undefined)?.trustDomain;
-  return typeof value === 'string' && value !== '' ? value : undefined;
+  return isValidTrustDomain(value) ? value : undefined;
 }

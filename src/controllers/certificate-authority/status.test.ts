@@ -84,7 +84,13 @@ describe('desiredStatus', () => {
   });
 
   it('held (no valid spec since start): says nothing acts, and shows what was asked or last shown, not the defaults', () => {
-    const previous = desiredStatus(input({ config: { ...defaultCaConfig(), trustDomain: 'corp.example' } }));
+    const previous = desiredStatus(
+      input({
+        config: { ...defaultCaConfig(), trustDomain: 'corp.example' },
+        rotation: { phase: 'Reissuing', message: 'reissuing', startedAt: '2026-11-22T00:00:00Z' },
+      }),
+    );
+    expect(previous.rootExpiry).toBeDefined();
     const held = desiredStatus(
       input({
         specError: 'spec.workloadCertificates.ttl: too short',
@@ -99,6 +105,9 @@ describe('desiredStatus', () => {
     );
     expect(held.trustDomain).toBe('corp.example');
     expect(held).toMatchObject({ managedServiceAccounts: 5, issuedCertificates: 4, failingCertificates: 1 });
+    // Not the rotation controller's Idle of a CA it never looked at, and the root's end as it was.
+    expect(held.rotation).toEqual(previous.rotation);
+    expect(held.rootExpiry).toBe(previous.rootExpiry);
     expect(
       desiredStatus(input({ specError: 'x', configHeld: { trustDomain: 'asked.example' } })).trustDomain,
     ).toBe('asked.example');

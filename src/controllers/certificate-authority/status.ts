@@ -116,14 +116,15 @@ export function desiredStatus(input: StatusInput): CaStatus {
         ? (input.previous.roots ?? [])
         : [];
   const activeRoot = authority.status === 'ready' ? roots.find((r) => r.active) : undefined;
+  // Held: nothing is in effect, nothing was loaded, nothing rotates. The defaults in input.config are
+  // nobody's choice and the rotation controller has not looked: what the status said stays.
+  const held = input.configHeld ? input.previous : undefined;
+  const rootExpiry = activeRoot?.notAfter ?? held?.rootExpiry;
   return {
     observedGeneration: generation,
     ...(input.caNamespace !== undefined ? { caNamespace: input.caNamespace } : {}),
-    // Held: the defaults in input.config are nobody's choice; what the status said stays.
-    trustDomain:
-      (input.configHeld && (input.configHeld.trustDomain ?? input.previous?.trustDomain)) ||
-      input.config.trustDomain,
-    ...(activeRoot ? { rootExpiry: activeRoot.notAfter } : {}),
+    trustDomain: held?.trustDomain ?? input.configHeld?.trustDomain ?? input.config.trustDomain,
+    ...(rootExpiry ? { rootExpiry } : {}),
     roots,
     conditions: [
       readyCondition,
@@ -132,8 +133,8 @@ export function desiredStatus(input: StatusInput): CaStatus {
       rootExpiringCondition(input, condition),
       ...(input.crl ? [crlCondition(input.crl, input.now, condition)] : []),
     ],
-    ...(input.configHeld && input.previous ? countsOf(input.previous) : input.counts),
-    rotation: input.rotation,
+    ...(held ? countsOf(held) : input.counts),
+    rotation: held?.rotation ?? input.rotation,
   };
 }
 
