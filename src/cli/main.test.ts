@@ -26,6 +26,21 @@ function writeKubeconfig(dir: string): string {
 }
 
 describe('alcazar controller start-up', () => {
+  it('a mistyped flag exits 2, names it, and says where the flags are listed', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'controller', '--log-levle', 'debug'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.stdout.resume();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toContain('unknown flag --log-levle');
+    expect(stderr).toContain('alcazar controller --help lists every flag');
+  });
+
   let occupant: Server | undefined;
   let dir: string | undefined;
   afterEach(async () => {

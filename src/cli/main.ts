@@ -24,7 +24,9 @@ async function runControllerCommand(argv: string[]): Promise<number> {
     settings = parseProcessSettings(argv, process.env, { hostname: hostname(), pid: process.pid });
   } catch (err) {
     if (err instanceof ProcessSettingsError) {
-      console.error(err.message);
+      console.error(
+        `${err.message.trimEnd()}\n\nalcazar controller --help lists every flag and its environment variable.`,
+      );
       return 2;
     }
     throw err;
