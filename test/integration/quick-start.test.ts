@@ -3,7 +3,17 @@
 // them, then Ctrl-C (SIGINT to the whole foreground process group). A green suite once hid a quick
 // start that issued nothing; this test is the guard.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
@@ -82,6 +92,9 @@ describe('the README quick start, from a fresh copy', () => {
     if (local?.pid && alive(local.pid)) process.kill(-local.pid, 'SIGKILL');
     if (controllerPid && alive(controllerPid)) process.kill(controllerPid, 'SIGKILL');
     spawnSync('npm', ['run', 'cluster:down'], { cwd: dir, env, stdio: 'ignore', timeout: 120_000 });
+    // A failure before the Lease named the controller leaves it running in a process group of its
+    // own (holding ports 15012 and 9402): end whatever still runs in the copy.
+    for (const pid of processesIn(dir)) process.kill(pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }, 180_000);
 
@@ -171,3 +184,19 @@ describe('the README quick start, from a fresh copy', () => {
     expect(output).not.toContain('exiting at once');
   }, 900_000);
 });
+
+/** Processes whose working directory is in `dir` (Linux /proc). */
+function processesIn(dir: string): number[] {
+  const real = realpathSync(dir);
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const cwd = readlinkSync(`/proc/${pid}/cwd`);
+        return pid !== process.pid && (cwd === real || cwd.startsWith(`${real}/`));
+      } catch {
+        return false; // gone, or not ours to read
+      }
+    });
+}
