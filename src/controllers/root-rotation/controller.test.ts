@@ -11,7 +11,7 @@ import { AuthorityController } from '../authority/controller.js';
 import { CertificateAuthorityController } from '../certificate-authority/controller.js';
 import { CA_NAMESPACE, type ControllerTestBed, controllerTestBed } from '../testing.js';
 import { WorkloadQueries } from '../workload-secrets/queries.js';
-import { RootRotationController } from './controller.js';
+import { progressDelayMs, RootRotationController } from './controller.js';
 
 const CR_PATH = '/apis/alcazar.dev/v1alpha1/certificateauthorities/default';
 const CA_SECRET_PATH = `/api/v1/namespaces/${CA_NAMESPACE}/secrets/${SELF_SIGNED_SECRET}`;
@@ -145,6 +145,43 @@ describe('RootRotationController', () => {
     });
     await bed.settle();
     expect(looks).toHaveBeenCalled();
+  });
+
+  it('waits longer between looks at progress the more Secrets each look walks', () => {
+    expect(progressDelayMs(0)).toBe(1_000);
+    expect(progressDelayMs(10_000)).toBe(1_000);
+    expect(progressDelayMs(100_000)).toBe(10_000);
+    expect(progressDelayMs(5_000_000)).toBe(30_000);
+  });
+
+  it('as a follower, does not walk the workload Secrets for progress during a rotation', async () => {
+    const { rotation } = await startAll();
+    await bed.api.request('PATCH', CR_PATH, {
+      metadata: { annotations: { [ROTATE_REQUEST_ANNOTATION]: '1' } },
+    });
+    await bed.until('Publishing', () => rotation.status.phase === 'Publishing');
+    const queries = new WorkloadQueries(bed.caches, CA_NAMESPACE);
+    const walks = vi.spyOn(queries, 'rotationProgress');
+    const follower = new RootRotationController({
+      caches: bed.caches,
+      raw: bed.api,
+      log: bed.log,
+      canWrite: () => false,
+      clock: bed.clock,
+      namespace: CA_NAMESPACE,
+      events: bed.events,
+      workloads: queries,
+      checkIntervalMs: 3_600_000,
+      dwellMs: DWELL_MS,
+    });
+    running.push(follower);
+    await follower.start();
+    await follower.check();
+    expect(walks).not.toHaveBeenCalled();
+    expect(bed.caches.state.rotation.current).toMatchObject({
+      phase: 'Publishing',
+      message: 'the leader carries the rotation on',
+    });
   });
 
   it('takes no step while the CA in use was loaded from an older version of its Secret', async () => {

@@ -49,8 +49,18 @@ export {
 export type { RotationStatus } from './status.js';
 
 const KEY = 'root';
-/** While a rotation is under way, progress is looked at this long after a cache event (coalesced). */
+/** How soon a step is tried again while the CA in use is being loaded from the newest Secret. */
 const PROGRESS_DELAY_MS = 1_000;
+
+/**
+ * While a rotation is under way, progress is looked at this long after a cache event (coalesced).
+ * Each look walks every workload Secret (~0.2 s at 100,000), and events keep coming for the whole
+ * rotation: a second, and longer with more Secrets, so the looks cost at most ~2% of a core at any
+ * size (10 s at 100,000; a phase then ends at most that much later).
+ */
+export function progressDelayMs(workloadSecrets: number): number {
+  return Math.min(30_000, Math.max(1_000, Math.round(workloadSecrets / 10)));
+}
 
 export { PREVIOUS_CERT } from './step.js';
 
@@ -82,7 +92,8 @@ export class RootRotationController extends OneKeyController {
     const { caches } = opts;
     const now = () => this.queue.add(KEY);
     const soon = () => {
-      if (this.status.phase !== 'Idle') this.queue.addAfter(KEY, PROGRESS_DELAY_MS);
+      if (this.status.phase !== 'Idle')
+        this.queue.addAfter(KEY, progressDelayMs(caches.workloadSecrets.size));
     };
     caches.certificateAuthorities.subscribe({
       added: now,
@@ -149,6 +160,21 @@ export class RootRotationController extends OneKeyController {
     const phase = phaseOf(secret.annotations[PHASE_ANNOTATION]);
     const phaseSince = Date.parse(secret.annotations[PHASE_SINCE_ANNOTATION] ?? '') || 0;
     const request = caches.certificateAuthority?.annotations[ROTATE_REQUEST_ANNOTATION];
+    const shown = (message: string): RotationStatus => ({
+      phase,
+      ...(secret.annotations[STARTED_ANNOTATION]
+        ? { startedAt: secret.annotations[STARTED_ANNOTATION] }
+        : {}),
+      ...(phase !== 'Idle' ? { phaseSince: secret.annotations[PHASE_SINCE_ANNOTATION] } : {}),
+      message,
+    });
+    if (phase !== 'Idle' && !this.opts.canWrite()) {
+      // A follower takes no step, so it does not walk every workload Secret for progress; and once
+      // it leads, the dwell counts from its own first look, not from a view it never acted on.
+      this.progressHeld = undefined;
+      caches.state.rotation.set(shown('the leader carries the rotation on'));
+      return;
+    }
     // Progress matters only once a rotation is under way: counting it walks every workload Secret,
     // and this runs on every change of the CA, its Secret or the configuration.
     const progress = phase === 'Idle' ? NO_PROGRESS : this.progress()!;
@@ -169,14 +195,7 @@ export class RootRotationController extends OneKeyController {
       progress,
       now,
     });
-    caches.state.rotation.set({
-      phase,
-      ...(secret.annotations[STARTED_ANNOTATION]
-        ? { startedAt: secret.annotations[STARTED_ANNOTATION] }
-        : {}),
-      ...(phase !== 'Idle' ? { phaseSince: secret.annotations[PHASE_SINCE_ANNOTATION] } : {}),
-      message: decision.action === 'wait' ? decision.reason : decision.action,
-    });
+    caches.state.rotation.set(shown(decision.action === 'wait' ? decision.reason : decision.action));
     if (decision.action === 'wait') {
       if (decision.recheckAt !== undefined) this.queue.addAfter(KEY, decision.recheckAt - now);
       return;
