@@ -328,11 +328,8 @@ export class AuthorityController extends OneKeyController {
           name: SELF_SIGNED_SECRET,
           namespace,
           labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-          ...(fromAccepted
-            ? { annotations: fromAccepted.annotations }
-            : restore && Object.keys(this.lastGoodSelfSigned!.annotations).length > 0
-              ? { annotations: this.lastGoodSelfSigned!.annotations }
-              : {}),
+          // A restored root keeps its rotation state; an accepted one starts its own.
+          annotations: fromAccepted?.annotations ?? (restore ? this.lastGoodSelfSigned!.annotations : {}),
         },
         type: SELF_SIGNED_SECRET_TYPE,
         ...contents,
